@@ -1,0 +1,41 @@
+# maptrace: build, demo, test, generate, bench.
+# Tracing needs root (or CAP_BPF+CAP_PERFMON+CAP_SYS_PTRACE): run as root or with sudo.
+
+GO       ?= go
+BIN      := bin/maptrace
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Toolchains of the test matrix (Go 1.19 comes from Debian, the rest from the module proxy).
+TOOLCHAINS := go1.20.14 go1.21.13 go1.22.12 go1.23.12 go1.24.13 go1.25.5
+
+.PHONY: all build demo test generate bench deps clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/maptrace
+
+# The built-in demo: a workload with contention, a hot key and a racy map, traced for 10s.
+demo: build
+	./$(BIN) demo -d 10s
+
+# Everything the tests need that a fresh Debian machine lacks.
+deps:
+	@command -v clang >/dev/null && test -f /usr/include/bpf/bpf_helpers.h && test -x /usr/lib/go-1.19/bin/go || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm libbpf-dev golang-1.19-go >/dev/null)
+	@for tc in $(TOOLCHAINS); do GOTOOLCHAIN=$$tc $(GO) version >/dev/null || exit 1; done
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Rebuild the committed BPF objects and their Go bindings from bpf/*.c.
+generate:
+	@command -v clang >/dev/null && test -f /usr/include/bpf/bpf_helpers.h || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm libbpf-dev >/dev/null)
+	$(GO) generate ./bpf/
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
+clean:
+	rm -rf bin

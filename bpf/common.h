@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+// Shared by maptrace's BPF programs: the Go amd64 register ABI, goroutine
+// identity and the stack map.
+#pragma once
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+typedef __u8 u8;
+typedef __u32 u32;
+typedef __s32 s32;
+typedef __u64 u64;
+typedef __s64 s64;
+
+// The uprobe context on x86_64: the kernel's struct pt_regs. Written out here
+// so the programs need neither kernel headers nor vmlinux.h.
+struct pt_regs {
+	u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+	u64 ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+
+// Go's internal ABI on amd64: the current g lives in R14 and integer
+// arguments go in AX, BX, CX, DI, SI, R8, R9, R10, R11.
+#define GO_G(ctx) ((ctx)->r14)
+#define GO_ARG1(ctx) ((ctx)->ax)
+#define GO_ARG2(ctx) ((ctx)->bx)
+#define GO_ARG3(ctx) ((ctx)->cx)
+#define GO_ARG4(ctx) ((ctx)->di)
+
+#define MAX_STACK_DEPTH 64
+
+// Set at load time: offset of goid in runtime.g for the target's Go version.
+volatile const u64 goid_offset;
+
+static __always_inline s64 goid_of(u64 g)
+{
+	s64 id = 0;
+	bpf_probe_read_user(&id, sizeof(id), (void *)(g + goid_offset));
+	return id;
+}
+
+// Entry probes sit before the function touches SP, so the word at SP is the
+// return address into the direct caller, which the kernel's frame-pointer
+// walk skips (the caller has not pushed a frame for this call yet).
+static __always_inline u64 return_address(struct pt_regs *ctx)
+{
+	u64 ra = 0;
+	bpf_probe_read_user(&ra, sizeof(ra), (void *)ctx->sp);
+	return ra;
+}
+
+// Probe cookies carry the probe's index (for hit counting) in bits 8..15 and a
+// program-specific value in bits 0..7.
+#define COOKIE_VALUE(c) ((u32)((c) & 0xff))
+#define COOKIE_PROBE(c) ((u32)(((c) >> 8) & 0xff))
+#define MAX_PROBES 256
+
+// Error counters, indexed by the STAT_* constants.
+enum {
+	STAT_STACK_LOST = 0,
+	STAT_INFLIGHT_FULL = 1,
+	STAT_AGG_FULL = 2,
+	STAT_MAX = 8,
+};
+
+static __always_inline void count(void *map, u32 idx)
+{
+	u64 *v = bpf_map_lookup_elem(map, &idx);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline u32 log2_u64(u64 v)
+{
+	u32 r = 0;
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) { r += 1; }
+	return r;
+}

@@ -1,0 +1,8 @@
+// Package bpf holds maptrace's eBPF programs, compiled from the C sources in
+// this directory by bpf2go. The generated *_bpfel.go and *_bpfel.o files are
+// committed so that building maptrace needs no clang; `make generate`
+// rebuilds them.
+package bpf
+
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package bpf Mutex mutex.bpf.c -- -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package bpf Maps maps.bpf.c -- -I/usr/include/x86_64-linux-gnu

@@ -1,0 +1,472 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+// Map operations: counts per map, call site, goroutine and key, and races.
+// Only entry probes: a RET probe is single-stepped, ~30× the cost of the
+// emulated instruction an entry probe sits on. A race is found the way the
+// runtime finds it: the map's writing flag is set when another goroutine
+// enters.
+#include "common.h"
+
+// Operations (low 3 bits of a cookie's value).
+enum {
+	OP_READ = 1,
+	OP_WRITE = 2,
+	OP_DELETE = 3,
+	OP_ITERATE = 4,  // mapiterinit / mapIterStart: one per range loop
+	OP_ITERNEXT = 5, // mapiternext / mapIterNext: checked for races only
+};
+
+// How the key is passed (bits 3..5 of a cookie's value).
+enum {
+	KEY_NONE = 0,
+	KEY_U32 = 1,     // _fast32: the value in CX
+	KEY_U64 = 2,     // _fast64: the value in CX
+	KEY_STR = 3,     // _faststr: pointer CX, length DI
+	KEY_PTR = 4,     // generic: CX points at the key; its type says what it is
+	KEY_U64PTR = 5,  // _fast64ptr: a pointer value in CX
+};
+
+// Key kinds reported to user space.
+enum {
+	KIND_OTHER = 0,
+	KIND_INT = 1,
+	KIND_UINT = 2,
+	KIND_STRING = 3,
+	KIND_POINTER = 4,
+};
+
+#define KEY_BYTES 32
+
+// Go's layout facts for the target's version, set at load time.
+volatile const u64 map_flags_offset;  // hmap.flags (8) or maps.Map.writing (34)
+volatile const u8 map_writing_mask;   // hashWriting (4) or 1
+volatile const u64 iter_map_offset;   // hiter.h / maps.Iter.m
+volatile const u8 collect_keys;       // --keys none turns key reading off
+
+struct map_key {
+	u64 map;
+	u8 data[KEY_BYTES];
+	u32 len; // the key's length (strings) or size
+	u8 kind;
+	u8 _pad[3];
+};
+
+struct map_stat {
+	u64 ops[6]; // by OP_*
+	u64 other_keys;
+	u32 key_kind;
+	u32 key_size;
+};
+
+struct site_key {
+	u64 map;
+	u64 caller;
+	s64 stackid;
+	u32 op;
+	u32 _pad;
+};
+
+struct goroutine_key {
+	s64 goid;
+	u64 map;
+};
+
+struct goroutine_stat {
+	u64 ops;
+	u64 writes;
+};
+
+struct gkey_key {
+	s64 goid;
+	struct map_key key;
+};
+
+struct writer {
+	u64 ns;
+	u64 caller;
+	s64 goid;
+	s64 stackid;
+	u32 op;
+	u32 _pad;
+};
+
+struct race_key {
+	u64 map;
+	u64 caller;      // this side's direct caller
+	u64 other_caller;
+	s64 stackid;
+	s64 other_stackid;
+	u32 op;          // this side's op
+	u32 other_op;    // always a write
+};
+
+struct race_val {
+	u64 count;
+	s64 goid;
+	s64 other_goid;
+};
+
+struct fatal_info {
+	s64 goid;
+	s64 stackid;
+	u64 caller;
+	u64 map;     // the map this goroutine last touched, when it was this one
+	u32 map_op;
+	u32 len;
+	char msg[64];
+};
+
+struct last_op {
+	s64 goid;
+	u64 map;
+	u32 op;
+	u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(key_size, sizeof(u32));
+	__uint(value_size, MAX_STACK_DEPTH * sizeof(u64));
+	__uint(max_entries, 16384);
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, u64);
+	__type(value, struct map_stat);
+	__uint(max_entries, 4096);
+} map_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct site_key);
+	__type(value, u64);
+	__uint(max_entries, 16384);
+} sites SEC(".maps");
+
+// Bounded key counts: once full, new keys are counted as the map's other_keys.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct map_key);
+	__type(value, u64);
+	__uint(max_entries, 16384);
+} keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct goroutine_key);
+	__type(value, struct goroutine_stat);
+	__uint(max_entries, 16384);
+} goroutines SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct gkey_key);
+	__type(value, u64);
+	__uint(max_entries, 16384);
+} goroutine_keys SEC(".maps");
+
+// The last goroutine to enter a write on each map.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, u64);
+	__type(value, struct writer);
+	__uint(max_entries, 8192);
+} writers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct race_key);
+	__type(value, struct race_val);
+	__uint(max_entries, 1024);
+} races SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, u32);
+	__type(value, struct fatal_info);
+	__uint(max_entries, 1);
+} fatal SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct last_op);
+	__uint(max_entries, 1);
+} last_ops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, u64);
+	__uint(max_entries, MAX_PROBES);
+} hits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, u64);
+	__uint(max_entries, STAT_MAX);
+} stats SEC(".maps");
+
+// Scratch for building a key: too large for the BPF stack beside the rest.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct gkey_key);
+	__uint(max_entries, 1);
+} scratch SEC(".maps");
+
+// Go's _type: size at 0, kind at 23 (low 5 bits); a map type's key type at 48.
+#define TYPE_SIZE_OFF 0
+#define TYPE_KIND_OFF 23
+#define MAPTYPE_KEY_OFF 48
+#define GO_KIND_MASK 0x1f
+#define GO_KIND_STRING 24
+
+static __always_inline u8 go_kind_class(u8 k)
+{
+	if (k >= 2 && k <= 6) // Int, Int8 … Int64
+		return KIND_INT;
+	if (k >= 7 && k <= 12) // Uint … Uintptr
+		return KIND_UINT;
+	if (k == GO_KIND_STRING)
+		return KIND_STRING;
+	if (k == 22 || k == 26) // Pointer, UnsafePointer
+		return KIND_POINTER;
+	return KIND_OTHER;
+}
+
+static __always_inline void read_string(struct map_key *k, u64 ptr, u64 len)
+{
+	k->kind = KIND_STRING;
+	k->len = len;
+	u64 n = len < KEY_BYTES ? len : KEY_BYTES;
+	if (n)
+		bpf_probe_read_user(k->data, n & (KEY_BYTES * 2 - 1), (void *)ptr);
+}
+
+static __always_inline void read_key(struct pt_regs *ctx, u32 mode, struct map_key *k)
+{
+	u64 v = GO_ARG3(ctx);
+	switch (mode) {
+	case KEY_U32:
+		k->kind = KIND_INT;
+		k->len = 4;
+		__builtin_memcpy(k->data, &v, 4);
+		return;
+	case KEY_U64:
+		k->kind = KIND_INT;
+		k->len = 8;
+		__builtin_memcpy(k->data, &v, 8);
+		return;
+	case KEY_U64PTR:
+		k->kind = KIND_POINTER;
+		k->len = 8;
+		__builtin_memcpy(k->data, &v, 8);
+		return;
+	case KEY_STR:
+		read_string(k, v, GO_ARG4(ctx));
+		return;
+	case KEY_PTR: {
+		u64 ktype = 0, size = 0;
+		u8 kind = 0;
+		bpf_probe_read_user(&ktype, sizeof(ktype), (void *)(GO_ARG1(ctx) + MAPTYPE_KEY_OFF));
+		bpf_probe_read_user(&size, sizeof(size), (void *)(ktype + TYPE_SIZE_OFF));
+		bpf_probe_read_user(&kind, sizeof(kind), (void *)(ktype + TYPE_KIND_OFF));
+		kind = go_kind_class(kind & GO_KIND_MASK);
+		if (kind == KIND_STRING) {
+			u64 hdr[2] = {};
+			bpf_probe_read_user(hdr, sizeof(hdr), (void *)v);
+			read_string(k, hdr[0], hdr[1]);
+			return;
+		}
+		k->kind = kind;
+		k->len = size;
+		u64 n = size < KEY_BYTES ? size : KEY_BYTES;
+		if (n)
+			bpf_probe_read_user(k->data, n & (KEY_BYTES * 2 - 1), (void *)v);
+		return;
+	}
+	}
+}
+
+static __always_inline void add(u64 *p, u64 n)
+{
+	__sync_fetch_and_add(p, n);
+}
+
+// count adds one to a u64 counter in a hash map; false when the map is full.
+static __always_inline int bump(void *map, void *key)
+{
+	u64 *n = bpf_map_lookup_elem(map, key);
+	if (n) {
+		add(n, 1);
+		return 1;
+	}
+	u64 one = 1;
+	if (bpf_map_update_elem(map, key, &one, BPF_NOEXIST) == 0)
+		return 1;
+	n = bpf_map_lookup_elem(map, key); // another CPU inserted it first
+	if (n) {
+		add(n, 1);
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline s64 user_stack(struct pt_regs *ctx)
+{
+	s64 id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	if (id < 0)
+		count(&stats, STAT_STACK_LOST);
+	return id;
+}
+
+// A write in progress that started more than this long ago cannot be the
+// last recorded writer's: that entry is stale (its probes were off).
+#define WRITER_FRESH_NS (50 * 1000 * 1000ULL)
+
+static __always_inline void check_race(struct pt_regs *ctx, u64 m, u32 op, s64 goid, s64 *stackid, u64 caller)
+{
+	u8 flags = 0;
+	bpf_probe_read_user(&flags, sizeof(flags), (void *)(m + map_flags_offset));
+	if (!(flags & map_writing_mask))
+		return;
+	struct race_key rk = {.map = m, .caller = caller, .op = op, .other_op = OP_WRITE, .other_stackid = -1};
+	s64 other = 0;
+	struct writer *w = bpf_map_lookup_elem(&writers, &m);
+	if (w) {
+		if (w->goid == goid)
+			return; // our own write, e.g. one that panicked midway
+		if (bpf_ktime_get_ns() - w->ns < WRITER_FRESH_NS) {
+			other = w->goid;
+			rk.other_caller = w->caller;
+			rk.other_stackid = w->stackid;
+			rk.other_op = w->op;
+		}
+	}
+	if (*stackid == -2)
+		*stackid = user_stack(ctx);
+	rk.stackid = *stackid;
+	struct race_val *rv = bpf_map_lookup_elem(&races, &rk);
+	if (rv) {
+		add(&rv->count, 1);
+		rv->goid = goid;
+		rv->other_goid = other;
+		return;
+	}
+	struct race_val nv = {.count = 1, .goid = goid, .other_goid = other};
+	bpf_map_update_elem(&races, &rk, &nv, BPF_NOEXIST);
+}
+
+SEC("uprobe")
+int map_op(struct pt_regs *ctx)
+{
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	count(&hits, COOKIE_PROBE(cookie));
+	u32 op = COOKIE_VALUE(cookie) & 7;
+	u32 mode = (COOKIE_VALUE(cookie) >> 3) & 7;
+
+	u64 m = op == OP_ITERNEXT ? 0 : GO_ARG2(ctx);
+	if (op == OP_ITERNEXT)
+		bpf_probe_read_user(&m, sizeof(m), (void *)(GO_ARG1(ctx) + iter_map_offset));
+	if (!m)
+		return 0; // a nil map: reads of it are not map work
+
+	s64 goid = goid_of(GO_G(ctx));
+	u64 caller = return_address(ctx);
+	s64 stackid = -2; // taken lazily
+	check_race(ctx, m, op, goid, &stackid, caller);
+	if (op == OP_ITERNEXT)
+		return 0;
+
+	u32 zero = 0;
+	struct last_op *lo = bpf_map_lookup_elem(&last_ops, &zero);
+	if (lo) {
+		lo->goid = goid;
+		lo->map = m;
+		lo->op = op;
+	}
+
+	if (stackid == -2)
+		stackid = user_stack(ctx);
+	if (op == OP_WRITE || op == OP_DELETE) {
+		struct writer w = {.ns = bpf_ktime_get_ns(), .caller = caller, .goid = goid, .stackid = stackid, .op = op};
+		bpf_map_update_elem(&writers, &m, &w, BPF_ANY);
+	}
+
+	struct map_stat *st = bpf_map_lookup_elem(&map_stats, &m);
+	if (!st) {
+		struct map_stat ns = {};
+		bpf_map_update_elem(&map_stats, &m, &ns, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&map_stats, &m);
+		if (!st) {
+			count(&stats, STAT_AGG_FULL);
+			return 0;
+		}
+	}
+	add(&st->ops[op], 1);
+
+	struct site_key sk = {.map = m, .caller = caller, .stackid = stackid, .op = op};
+	if (!bump(&sites, &sk))
+		count(&stats, STAT_AGG_FULL);
+
+	struct goroutine_key gk = {.goid = goid, .map = m};
+	struct goroutine_stat *gs = bpf_map_lookup_elem(&goroutines, &gk);
+	if (gs) {
+		add(&gs->ops, 1);
+		if (op == OP_WRITE || op == OP_DELETE)
+			add(&gs->writes, 1);
+	} else {
+		struct goroutine_stat ngs = {.ops = 1, .writes = op == OP_WRITE || op == OP_DELETE};
+		bpf_map_update_elem(&goroutines, &gk, &ngs, BPF_NOEXIST);
+	}
+
+	if (!collect_keys || mode == KEY_NONE)
+		return 0;
+	struct gkey_key *gkk = bpf_map_lookup_elem(&scratch, &zero);
+	if (!gkk)
+		return 0;
+	__builtin_memset(gkk, 0, sizeof(*gkk));
+	gkk->goid = goid;
+	gkk->key.map = m;
+	read_key(ctx, mode, &gkk->key);
+	st->key_kind = gkk->key.kind;
+	st->key_size = gkk->key.len;
+	if (!bump(&keys, &gkk->key))
+		add(&st->other_keys, 1);
+	bump(&goroutine_keys, gkk);
+	return 0;
+}
+
+// runtime.fatal / runtime.throw entry: the target is about to die. They never
+// return, so there is nothing to probe but their entry.
+SEC("uprobe")
+int fatal_enter(struct pt_regs *ctx)
+{
+	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
+	u32 zero = 0;
+	struct fatal_info *fi = bpf_map_lookup_elem(&fatal, &zero);
+	if (!fi || fi->len)
+		return 0; // keep the first
+	s64 goid = goid_of(GO_G(ctx));
+	fi->goid = goid;
+	fi->caller = return_address(ctx);
+	fi->stackid = user_stack(ctx);
+	u64 len = GO_ARG2(ctx);
+	fi->len = len ? len : 1;
+	u64 n = len < sizeof(fi->msg) ? len : sizeof(fi->msg);
+	if (n)
+		bpf_probe_read_user(fi->msg, n & 127, (void *)GO_ARG1(ctx));
+	// The map this goroutine was in, if it was the last op on this CPU.
+	struct last_op *lo = bpf_map_lookup_elem(&last_ops, &zero);
+	if (lo && lo->goid == goid) {
+		fi->map = lo->map;
+		fi->map_op = lo->op;
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,269 @@
+package collector
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/maptrace/maptrace/bpf"
+	"github.com/maptrace/maptrace/internal/probes"
+	"github.com/maptrace/maptrace/internal/report"
+)
+
+// topStacks bounds the waiter and holder stacks kept per mutex.
+const topStacks = 5
+
+// Mutexes reads the mutex programs' maps.
+type Mutexes struct {
+	Maps *bpf.MutexMaps
+	Plan *probes.Plan
+	Sym  *Symbolizer
+}
+
+// mutexID is one side of one mutex: where it is and how it was waited for.
+type mutexID struct {
+	addr uint64
+	kind string
+}
+
+type mutexAgg struct {
+	m       report.Mutex
+	hist    [len(bpf.MutexWaitVal{}.Hist)]uint64
+	semas   map[uint64]bool
+	waiters map[string]*report.Waiter
+}
+
+// Collect returns the contended mutexes, most waited-on first, and the
+// goroutines that waited, most waiting first.
+func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
+	aggs := map[mutexID]*mutexAgg{}
+	var (
+		key  bpf.MutexWaitKey
+		vals []bpf.MutexWaitVal
+	)
+	it := c.Maps.Waits.Iterate()
+	for it.Next(&key, &vals) {
+		walk := stackTrace(c.Maps.Stacks, key.Stackid)
+		stack := c.Sym.Stack(key.Caller, walk)
+		id := c.classify(key, walk)
+		a := aggs[id]
+		if a == nil {
+			a = &mutexAgg{
+				m: report.Mutex{
+					Address: fmt.Sprintf("%#x", id.addr),
+					Name:    c.Sym.Global(id.addr),
+					Kind:    id.kind,
+				},
+				semas:   map[uint64]bool{},
+				waiters: map[string]*report.Waiter{},
+			}
+			aggs[id] = a
+		}
+		a.semas[key.Sema] = true
+		sk := strings.Join(stack, "\n")
+		w := a.waiters[sk]
+		if w == nil {
+			w = &report.Waiter{Stack: stack}
+			a.waiters[sk] = w
+		}
+		for _, v := range vals {
+			a.m.Contentions += v.Count
+			a.m.WaitNS += v.TotalNs
+			a.m.SchedDelayNS += v.SchedNs
+			a.m.MaxWaitNS = max(a.m.MaxWaitNS, v.MaxNs)
+			w.Contentions += v.Count
+			w.WaitNS += v.TotalNs
+			for i, n := range v.Hist {
+				a.hist[i] += n
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read mutex waits: %w", err)
+	}
+
+	holders, err := c.holders()
+	if err != nil {
+		return nil, nil, err
+	}
+
+	out := make([]report.Mutex, 0, len(aggs))
+	for _, a := range aggs {
+		m := a.m
+		m.P50NS = percentile(a.hist[:], 0.50, m.MaxWaitNS)
+		m.P99NS = percentile(a.hist[:], 0.99, m.MaxWaitNS)
+		m.Histogram = append([]uint64(nil), a.hist[:]...)
+		for _, w := range a.waiters {
+			m.Waiters = append(m.Waiters, *w)
+		}
+		sort.Slice(m.Waiters, func(i, j int) bool { return m.Waiters[i].WaitNS > m.Waiters[j].WaitNS })
+		m.Waiters = m.Waiters[:min(len(m.Waiters), topStacks)]
+		m.Holders = topHolders(holders, a.semas)
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].WaitNS > out[j].WaitNS })
+
+	gs, err := c.goroutines()
+	return out, gs, err
+}
+
+// classify finds which mutex a park was for and how, from the probed
+// function (the key's kind) and the frames that called it. sync.Mutex is
+// {state int32; sema uint32}, and sync.RWMutex is {w Mutex; writerSem,
+// readerSem uint32; …}: the mutex's address follows from its semaphore's.
+// Before Go 1.20 every park went through runtime_SemacquireMutex, so the
+// caller tells the RWMutex cases apart.
+func (c *Mutexes) classify(key bpf.MutexWaitKey, walk []uint64) mutexID {
+	switch key.Kind {
+	case probes.KindRWRead:
+		return mutexID{key.Sema - 12, report.KindRWMutexRead}
+	case probes.KindRWWrite:
+		return mutexID{key.Sema - 8, report.KindRWMutexWrite}
+	}
+	// Above the park: lockSlow and the inlined Lock for a mutex, or, before
+	// Go 1.20, RWMutex.RLock/Lock parking directly.
+	viaMutex := false
+	for _, f := range c.callerFrames(key.Caller, walk) {
+		fn := report.FrameFunc(f)
+		if strings.HasSuffix(fn, "(*Mutex).lockSlow") || strings.HasSuffix(fn, "(*Mutex).Lock") {
+			viaMutex = true
+			continue
+		}
+		switch {
+		case fn == "sync.(*RWMutex).Lock" && viaMutex:
+			return mutexID{key.Sema - 4, report.KindRWMutexWrite}
+		case fn == "sync.(*RWMutex).Lock":
+			return mutexID{key.Sema - 8, report.KindRWMutexWrite}
+		case fn == "sync.(*RWMutex).RLock" && !viaMutex:
+			return mutexID{key.Sema - 12, report.KindRWMutexRead}
+		}
+		break
+	}
+	return mutexID{key.Sema - 4, report.KindMutex}
+}
+
+// callerFrames is the stack above the probed function.
+func (c *Mutexes) callerFrames(caller uint64, walk []uint64) []string {
+	var out []string
+	for _, pc := range entryStack(caller, walk)[min(1, len(walk)):] {
+		out = append(out, c.Sym.frames(pc, true)...)
+	}
+	return out
+}
+
+type holderStack struct {
+	sema  uint64
+	stack []string
+	count uint64
+}
+
+func (c *Mutexes) holders() ([]holderStack, error) {
+	var (
+		key  bpf.MutexReleaseKey
+		vals []uint64
+		out  []holderStack
+	)
+	it := c.Maps.Releases.Iterate()
+	for it.Next(&key, &vals) {
+		h := holderStack{sema: key.Sema, stack: c.Sym.Stack(key.Caller, stackTrace(c.Maps.Stacks, key.Stackid))}
+		for _, v := range vals {
+			h.count += v
+		}
+		out = append(out, h)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read mutex releases: %w", err)
+	}
+	return out, nil
+}
+
+// topHolders merges the release stacks of a mutex's semaphores.
+func topHolders(all []holderStack, semas map[uint64]bool) []report.Holder {
+	byStack := map[string]*report.Holder{}
+	var out []report.Holder
+	for _, h := range all {
+		if !semas[h.sema] {
+			continue
+		}
+		k := strings.Join(h.stack, "\n")
+		if x := byStack[k]; x != nil {
+			x.Count += h.count
+			continue
+		}
+		byStack[k] = &report.Holder{Stack: h.stack, Count: h.count}
+	}
+	for _, h := range byStack {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Count > out[j].Count })
+	return out[:min(len(out), topStacks)]
+}
+
+// topGoroutines bounds the goroutines listed.
+const topGoroutines = 10
+
+func (c *Mutexes) goroutines() ([]report.Goroutine, error) {
+	var (
+		goid int64
+		vals []bpf.MutexGoroutineVal
+		out  []report.Goroutine
+	)
+	it := c.Maps.Goroutines.Iterate()
+	for it.Next(&goid, &vals) {
+		g := report.Goroutine{Goid: goid}
+		for _, v := range vals {
+			g.Contentions += v.Count
+			g.WaitNS += v.TotalNs
+		}
+		out = append(out, g)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read goroutine waits: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].WaitNS > out[j].WaitNS })
+	return out[:min(len(out), topGoroutines)], nil
+}
+
+// percentile estimates the q-quantile of a log2 histogram (bucket i holds
+// values in [2^i, 2^(i+1))), interpolating inside the bucket; never above max.
+func percentile(hist []uint64, q float64, maxNS uint64) uint64 {
+	var total uint64
+	for _, n := range hist {
+		total += n
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := q * float64(total)
+	var cum float64
+	for i, n := range hist {
+		if n == 0 {
+			continue
+		}
+		if cum+float64(n) >= rank {
+			lo := math.Ldexp(1, i)
+			v := uint64(lo + lo*(rank-cum)/float64(n))
+			return min(v, maxNS)
+		}
+		cum += float64(n)
+	}
+	return maxNS
+}
+
+// Hits sums the hit counters of a plan's probes, by probed function.
+func Hits(m interface {
+	Lookup(key, value any) error
+}, plan *probes.Plan) map[string]uint64 {
+	out := map[string]uint64{}
+	for i, name := range plan.Names {
+		var per []uint64
+		if err := m.Lookup(uint32(i), &per); err != nil {
+			continue
+		}
+		for _, v := range per {
+			out[name] += v
+		}
+	}
+	return out
+}

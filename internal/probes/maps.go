@@ -1,0 +1,139 @@
+package probes
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/maptrace/maptrace/bpf"
+	"github.com/maptrace/maptrace/internal/symbols"
+)
+
+// Map operations, as the map programs record them (bpf/maps.bpf.c OP_*).
+const (
+	OpRead     = 1
+	OpWrite    = 2
+	OpDelete   = 3
+	OpIterate  = 4
+	OpIterNext = 5
+)
+
+// How a map function receives its key (bpf/maps.bpf.c KEY_*).
+const (
+	keyNone   = 0
+	keyU32    = 1
+	keyU64    = 2
+	keyStr    = 3
+	keyPtr    = 4
+	keyU64Ptr = 5
+)
+
+// mapFuncs are the runtime's map entry points, classic and swiss alike (the
+// swiss implementation keeps the runtime.* names through linkname).
+var mapFuncs = []struct {
+	name    string
+	op, key uint8
+}{
+	{"runtime.mapaccess1", OpRead, keyPtr},
+	{"runtime.mapaccess2", OpRead, keyPtr},
+	{"runtime.mapaccess1_fat", OpRead, keyPtr},
+	{"runtime.mapaccess2_fat", OpRead, keyPtr},
+	{"runtime.mapaccess1_fast32", OpRead, keyU32},
+	{"runtime.mapaccess2_fast32", OpRead, keyU32},
+	{"runtime.mapaccess1_fast64", OpRead, keyU64},
+	{"runtime.mapaccess2_fast64", OpRead, keyU64},
+	{"runtime.mapaccess1_faststr", OpRead, keyStr},
+	{"runtime.mapaccess2_faststr", OpRead, keyStr},
+	{"runtime.mapassign", OpWrite, keyPtr},
+	{"runtime.mapassign_fast32", OpWrite, keyU32},
+	{"runtime.mapassign_fast64", OpWrite, keyU64},
+	{"runtime.mapassign_fast64ptr", OpWrite, keyU64Ptr},
+	{"runtime.mapassign_faststr", OpWrite, keyStr},
+	{"runtime.mapdelete", OpDelete, keyPtr},
+	{"runtime.mapdelete_fast32", OpDelete, keyU32},
+	{"runtime.mapdelete_fast64", OpDelete, keyU64},
+	{"runtime.mapdelete_faststr", OpDelete, keyStr},
+	{"runtime.mapclear", OpWrite, keyNone},
+	{"runtime.mapiterinit", OpIterate, keyNone},  // before Go 1.24
+	{"runtime.mapIterStart", OpIterate, keyNone}, // Go 1.24 on
+	{"runtime.mapiternext", OpIterNext, keyNone},
+	{"runtime.mapIterNext", OpIterNext, keyNone},
+}
+
+// fatalFuncs never return; their entry says the target is dying and why.
+var fatalFuncs = []string{"runtime.fatal", "runtime.throw"}
+
+// MapLayout is where the map programs find Go's map internals.
+type MapLayout struct {
+	FlagsOffset uint64 // hmap.flags, or maps.Map.writing for swiss maps
+	WritingMask uint8  // hashWriting, or the toggled writing byte
+	IterMap     uint64 // hiter.h / maps.Iter.m
+}
+
+// LayoutFor returns the map layout of a Go version: swiss maps from 1.24.
+func LayoutFor(goVersion string) MapLayout {
+	if GoMinor(goVersion) >= 24 {
+		return MapLayout{FlagsOffset: 34, WritingMask: 1, IterMap: 24}
+	}
+	return MapLayout{FlagsOffset: 8, WritingMask: 4, IterMap: 24}
+}
+
+// LoadMaps loads the map programs for a target.
+func LoadMaps(goidOffset uint64, l MapLayout, keys bool, multi bool) (*bpf.MapsObjects, error) {
+	spec, err := bpf.LoadMaps()
+	if err != nil {
+		return nil, err
+	}
+	collect := uint8(0)
+	if keys {
+		collect = 1
+	}
+	for name, v := range map[string]any{
+		"goid_offset":      goidOffset,
+		"map_flags_offset": l.FlagsOffset,
+		"map_writing_mask": l.WritingMask,
+		"iter_map_offset":  l.IterMap,
+		"collect_keys":     collect,
+	} {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	PrepareSpec(spec, multi)
+	var objs bpf.MapsObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, fmt.Errorf("load map programs: %w", err)
+	}
+	return &objs, nil
+}
+
+// PlanMaps places an entry probe on every map function in bin, and on the
+// fatal-error functions. Map functions a program does not use are not linked
+// into it; they are listed in Missing as not probed.
+func PlanMaps(bin *symbols.Binary, objs *bpf.MapsObjects) (maps, fatal *Plan, err error) {
+	maps, fatal = &Plan{}, &Plan{}
+	var absent []string
+	for _, f := range mapFuncs {
+		entry, _, err := FuncSites(bin, f.name)
+		if err != nil {
+			if errors.Is(err, ErrNoSymbol) {
+				absent = append(absent, strings.TrimPrefix(f.name, "runtime."))
+				continue
+			}
+			return nil, nil, err
+		}
+		maps.add(f.name, entry, objs.MapOp, f.op|f.key<<3)
+	}
+	if len(absent) > 0 {
+		maps.Missing = append(maps.Missing, "map functions not linked into this binary (unused by it): "+strings.Join(absent, ", "))
+	}
+	for _, name := range fatalFuncs {
+		entry, _, err := FuncSites(bin, name)
+		if err != nil {
+			fatal.Missing = append(fatal.Missing, fmt.Sprintf("%v: the target's fatal errors are not caught", err))
+			continue
+		}
+		fatal.add(name, entry, objs.FatalEnter, 0)
+	}
+	return maps, fatal, nil
+}

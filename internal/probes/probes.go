@@ -1,0 +1,156 @@
+// Package probes finds where in a Go binary maptrace's uprobes go and
+// attaches them to one process.
+package probes
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/maptrace/maptrace/internal/symbols"
+)
+
+// Probe is one uprobe: a program at an instruction of the executable.
+type Probe struct {
+	Func   string // the probed function, for messages
+	Offset uint64 // file offset of the instruction
+	Prog   *ebpf.Program
+	Cookie uint64
+}
+
+// Cookie packs a probe's index (its hit counter) and a program-specific value,
+// as bpf/common.h unpacks them.
+func Cookie(index int, value uint8) uint64 {
+	return uint64(index&0xff)<<8 | uint64(value)
+}
+
+// MultiSupported reports whether the kernel attaches many uprobes through one
+// uprobe_multi link, which attaches and detaches in one system call.
+func MultiSupported() bool {
+	return features.HaveBPFLinkUprobeMulti() == nil
+}
+
+// PrepareSpec sets the attach type the programs of spec need for the way
+// they will be attached.
+func PrepareSpec(spec *ebpf.CollectionSpec, multi bool) {
+	if !multi {
+		return
+	}
+	for _, p := range spec.Programs {
+		if p.Type == ebpf.Kprobe {
+			p.AttachType = ebpf.AttachTraceUprobeMulti
+		}
+	}
+}
+
+// Links are attached probes. They are owned by file descriptors, so even a
+// killed maptrace leaves none behind.
+type Links struct {
+	links []link.Link
+}
+
+// Attach places probes in process pid, whose executable is exe (a
+// /proc/PID/exe path works for processes in other mount namespaces). With
+// multi, the programs must come from a spec prepared with PrepareSpec.
+// On error nothing stays attached.
+func Attach(exe string, pid int, multi bool, ps []Probe) (*Links, error) {
+	ex, err := link.OpenExecutable(exe)
+	if err != nil {
+		return nil, err
+	}
+	ls := &Links{}
+	if multi {
+		err = ls.attachMulti(ex, pid, ps)
+	} else {
+		err = ls.attachEach(ex, pid, ps)
+	}
+	if err != nil {
+		ls.Close()
+		return nil, err
+	}
+	return ls, nil
+}
+
+func (ls *Links) attachEach(ex *link.Executable, pid int, ps []Probe) error {
+	for _, p := range ps {
+		l, err := ex.Uprobe("", p.Prog, &link.UprobeOptions{Address: p.Offset, PID: pid, Cookie: p.Cookie})
+		if err != nil {
+			return fmt.Errorf("uprobe %s at %#x: %w", p.Func, p.Offset, err)
+		}
+		ls.links = append(ls.links, l)
+	}
+	return nil
+}
+
+func (ls *Links) attachMulti(ex *link.Executable, pid int, ps []Probe) error {
+	type group struct {
+		addrs, cookies []uint64
+	}
+	groups := map[*ebpf.Program]*group{}
+	var order []*ebpf.Program
+	for _, p := range ps {
+		g := groups[p.Prog]
+		if g == nil {
+			g = &group{}
+			groups[p.Prog] = g
+			order = append(order, p.Prog)
+		}
+		g.addrs = append(g.addrs, p.Offset)
+		g.cookies = append(g.cookies, p.Cookie)
+	}
+	for _, prog := range order {
+		g := groups[prog]
+		l, err := ex.UprobeMulti(nil, prog, &link.UprobeMultiOptions{Addresses: g.addrs, Cookies: g.cookies, PID: uint32(pid)})
+		if err != nil {
+			return fmt.Errorf("uprobe_multi %s (%d sites): %w", prog, len(g.addrs), err)
+		}
+		ls.links = append(ls.links, l)
+	}
+	return nil
+}
+
+// Close detaches every probe.
+func (ls *Links) Close() error {
+	var errs []error
+	for _, l := range ls.links {
+		errs = append(errs, l.Close())
+	}
+	ls.links = nil
+	return errors.Join(errs...)
+}
+
+// Count is the number of links held.
+func (ls *Links) Count() int { return len(ls.links) }
+
+// FuncSites resolves a function's probe sites to file offsets.
+func FuncSites(bin *symbols.Binary, name string) (entry uint64, rets []uint64, err error) {
+	fn, ok := bin.Func(name)
+	if !ok {
+		return 0, nil, fmt.Errorf("%s: %w", name, ErrNoSymbol)
+	}
+	code, err := bin.Code(fn)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	s, err := FindSites(code)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if entry, err = bin.FileOffset(fn.Entry + s.Entry); err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for _, r := range s.Rets {
+		off, err := bin.FileOffset(fn.Entry + r)
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		rets = append(rets, off)
+	}
+	return entry, rets, nil
+}
+
+// ErrNoSymbol means the binary lacks a function maptrace probes.
+var ErrNoSymbol = errors.New("symbol not in binary")

@@ -1,0 +1,89 @@
+package probes
+
+import (
+	"fmt"
+
+	"golang.org/x/arch/x86/x86asm"
+)
+
+// Sites are the instruction offsets, relative to a function's entry, where a
+// function's probes go. Uretprobes are never used on Go code (the runtime
+// moves goroutine stacks and crashes on the rewritten return address,
+// golang/go#22008), so returns are probed on each RET instruction.
+type Sites struct {
+	// Entry is the offset of the entry probe. It is always before the
+	// function moves SP, so the word at SP is the return address into the
+	// direct caller and the arguments are still in their registers.
+	Entry uint64
+	// Rets are the offsets of every RET instruction; none for a function
+	// that never returns.
+	Rets []uint64
+}
+
+// FindSites decodes an amd64 function and picks its probe sites.
+//
+// The entry probe goes on the PUSHQ BP that follows the stack-bound check
+// (CMPQ SP, 16(R14); JBE morestack): the kernel emulates a push instead of
+// single-stepping it, about 30× cheaper, and it runs once per call even when
+// morestack re-runs the prologue. Toolchains before Go 1.21 open the frame
+// with SUBQ, which the kernel single-steps, so there the probe goes on the
+// emulated JBE itself. A function without a stack check is probed at its
+// first instruction.
+func FindSites(code []byte) (Sites, error) {
+	var s Sites
+	var insts []x86asm.Inst
+	var offs []uint64
+	for off := 0; off < len(code); {
+		inst, err := x86asm.Decode(code[off:], 64)
+		if err != nil {
+			// Without instruction boundaries no offset is safe to probe.
+			return Sites{}, fmt.Errorf("decode at +%#x: %w", off, err)
+		}
+		insts = append(insts, inst)
+		offs = append(offs, uint64(off))
+		if inst.Op == x86asm.RET {
+			s.Rets = append(s.Rets, uint64(off))
+		}
+		off += inst.Len
+	}
+	s.Entry = entrySite(insts, offs)
+	return s, nil
+}
+
+// entrySite returns the offset of the entry probe (see FindSites).
+func entrySite(insts []x86asm.Inst, offs []uint64) uint64 {
+	// The stack check is CMPQ SP, 0x10(R14) or, for large frames,
+	// LEAQ -n(SP), R12; CMPQ R12, 0x10(R14); then a conditional jump.
+	for i := 0; i < len(insts) && i < 3; i++ {
+		if insts[i].Op != x86asm.CMP || !isStackGuard(insts[i].Args[1]) {
+			continue
+		}
+		j := i + 1
+		if j >= len(insts) || !isCondJump(insts[j].Op) {
+			break
+		}
+		if j+1 < len(insts) && isPushBP(insts[j+1]) {
+			return offs[j+1]
+		}
+		return offs[j]
+	}
+	return 0
+}
+
+// isStackGuard reports whether a is g.stackguard0, 0x10(R14).
+func isStackGuard(a x86asm.Arg) bool {
+	m, ok := a.(x86asm.Mem)
+	return ok && m.Base == x86asm.R14 && m.Disp == 0x10 && m.Index == 0
+}
+
+func isCondJump(op x86asm.Op) bool {
+	switch op {
+	case x86asm.JBE, x86asm.JB, x86asm.JA, x86asm.JAE, x86asm.JE, x86asm.JNE:
+		return true
+	}
+	return false
+}
+
+func isPushBP(inst x86asm.Inst) bool {
+	return inst.Op == x86asm.PUSH && inst.Args[0] == x86asm.RBP
+}

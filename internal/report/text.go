@@ -1,0 +1,154 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// textWidth is the terminal width the text report fits.
+const textWidth = 100
+
+// WriteText writes the report for a person at a terminal.
+func WriteText(w io.Writer, r *Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "maptrace: pid %d %s (%s %s): %.1fs, ended by %s\n",
+		r.Target.PID, r.Target.Exe, r.Target.GoVersion, r.Target.Arch, r.Window.Seconds, r.EndedBy)
+	if r.TargetError != "" {
+		fmt.Fprintf(&b, "TARGET DIED: fatal error: %s\n", r.TargetError)
+	}
+	fmt.Fprintf(&b, "probes: %d hits, est. cost %s (%.2f%% of the window)", r.Overhead.ProbeHits,
+		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio)
+	if r.Overhead.MapSamplingFraction < 1 {
+		fmt.Fprintf(&b, "; map counts scaled from %.1f%% sampled", 100*r.Overhead.MapSamplingFraction)
+	}
+	b.WriteString("\n")
+
+	writeMutexes(&b, r.Mutexes)
+	writeGoroutines(&b, r.Goroutines)
+	for _, m := range r.Missing {
+		fmt.Fprintf(&b, "\nnot traced: %s", m)
+	}
+	if len(r.Missing) > 0 {
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+const topText = 10
+
+func writeMutexes(b *strings.Builder, ms []Mutex) {
+	if len(ms) == 0 {
+		b.WriteString("\nMUTEX CONTENTION: none seen\n")
+		return
+	}
+	fmt.Fprintf(b, "\nMUTEX CONTENTION (%d contended; top by total wait)\n", len(ms))
+	fmt.Fprintf(b, "  %-36s %-13s %8s %9s %9s %9s %9s\n", "MUTEX", "KIND", "WAITS", "TOTAL", "P50", "P99", "MAX")
+	for i, m := range ms {
+		if i == topText {
+			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-topText)
+			break
+		}
+		fmt.Fprintf(b, "  %-36s %-13s %8d %9s %9s %9s %9s\n", clip(mutexLabel(m), 36), m.Kind, m.Contentions,
+			Duration(m.WaitNS), Duration(m.P50NS), Duration(m.P99NS), Duration(m.MaxWaitNS))
+		for j, wt := range m.Waiters {
+			if j == 3 {
+				break
+			}
+			fmt.Fprintf(b, "      waited %s in %d waits at:\n", Duration(wt.WaitNS), wt.Contentions)
+			writeStack(b, wt.Stack, "        ")
+		}
+		for j, h := range m.Holders {
+			if j == 2 {
+				break
+			}
+			fmt.Fprintf(b, "      released to waiters %d times by:\n", h.Count)
+			writeStack(b, h.Stack, "        ")
+		}
+	}
+}
+
+// mutexLabel names a mutex: its variable, else its address and where it was
+// waited for.
+func mutexLabel(m Mutex) string {
+	if m.Name != "" {
+		return m.Name
+	}
+	if len(m.Waiters) > 0 {
+		if f := UserFrames(m.Waiters[0].Stack); len(f) > 0 {
+			return m.Address + " " + FrameFunc(f[0])
+		}
+	}
+	return m.Address
+}
+
+func writeGoroutines(b *strings.Builder, gs []Goroutine) {
+	if len(gs) == 0 {
+		return
+	}
+	b.WriteString("\nGOROUTINES (top by mutex wait)\n")
+	for i, g := range gs {
+		if i == 5 {
+			break
+		}
+		fmt.Fprintf(b, "  goroutine %-8d waited %9s in %d waits\n", g.Goid, Duration(g.WaitNS), g.Contentions)
+	}
+}
+
+// writeStack prints the first frames of a stack above the runtime and sync
+// internals where the wait happened.
+func writeStack(b *strings.Builder, stack []string, indent string) {
+	frames := UserFrames(stack)
+	for i, f := range frames {
+		if i == 4 {
+			fmt.Fprintf(b, "%s…\n", indent)
+			break
+		}
+		fmt.Fprintf(b, "%s%s\n", indent, clip(f, textWidth-len(indent)))
+	}
+}
+
+// UserFrames drops the leaf frames inside the runtime and package sync, which
+// are the same for every wait, to start at the code that locked.
+func UserFrames(stack []string) []string {
+	for i, f := range stack {
+		fn := FrameFunc(f)
+		if !strings.HasPrefix(fn, "runtime.") && !strings.HasPrefix(fn, "sync.") &&
+			!strings.HasPrefix(fn, "internal/sync.") && !strings.HasPrefix(fn, "sync/") {
+			return stack[i:]
+		}
+	}
+	return stack
+}
+
+// FrameFunc is the function of a "function (file:line)" frame.
+func FrameFunc(frame string) string {
+	if i := strings.LastIndex(frame, " ("); i >= 0 {
+		return frame[:i]
+	}
+	return frame
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n+1:]
+}
+
+// Duration formats nanoseconds compactly: 950ns, 12.3µs, 4.56ms, 1.23s.
+func Duration(ns uint64) string {
+	d := time.Duration(ns)
+	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", ns)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.1fµs", float64(ns)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(ns)/1e6)
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}

@@ -1,0 +1,161 @@
+// Package target is the traced process: its executable, where that is
+// mapped, and when it exits.
+package target
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoProcess means there is no process with the PID.
+var ErrNoProcess = errors.New("no such process")
+
+// Process is a running process.
+type Process struct {
+	PID int
+	// Exe is the executable's path as the process sees it (informational:
+	// inside a container it names a file of another mount namespace).
+	Exe string
+	// ExeLink is /proc/PID/exe, which opens the very file the process runs,
+	// in any mount namespace; symbols and uprobes use it.
+	ExeLink string
+	pidfd   int
+}
+
+// Find opens process pid. It holds a pidfd so that its exit is seen even if
+// the PID is reused.
+func Find(pid int) (*Process, error) {
+	if pid <= 0 {
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pid %d: pidfd_open: %w", pid, err)
+	}
+	p := &Process{PID: pid, ExeLink: fmt.Sprintf("/proc/%d/exe", pid), pidfd: fd}
+	p.Exe, err = os.Readlink(p.ExeLink)
+	if err != nil {
+		p.Close()
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("pid %d: cannot read its executable: %w (run as root)", pid, err)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			// A kernel thread or a zombie has no executable.
+			return nil, fmt.Errorf("pid %d: has no executable (kernel thread or exited)", pid)
+		}
+		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	return p, nil
+}
+
+// Close releases the pidfd.
+func (p *Process) Close() error {
+	if p.pidfd < 0 {
+		return nil
+	}
+	err := unix.Close(p.pidfd)
+	p.pidfd = -1
+	return err
+}
+
+// Exited returns a channel closed when the process exits.
+func (p *Process) Exited() <-chan struct{} {
+	ch := make(chan struct{})
+	fd := p.pidfd
+	go func() {
+		defer close(ch)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(fds, -1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n > 0 {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// Alive reports whether the process still runs.
+func (p *Process) Alive() bool {
+	return unix.PidfdSendSignal(p.pidfd, 0, nil, 0) == nil
+}
+
+// LoadBias returns how far the executable was loaded from its link-time
+// addresses: zero unless it is position-independent. firstVaddr is the
+// virtual address of the executable's first PT_LOAD segment (file offset 0).
+func (p *Process) LoadBias(firstVaddr uint64) (uint64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", p.PID))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var exeStat unix.Stat_t
+	if err := unix.Stat(p.ExeLink, &exeStat); err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// start-end perms offset dev inode path
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 {
+			continue
+		}
+		inode, _ := strconv.ParseUint(fields[4], 10, 64)
+		off, _ := strconv.ParseUint(fields[2], 16, 64)
+		if inode != exeStat.Ino || off != 0 {
+			continue
+		}
+		start, _ := strconv.ParseUint(strings.SplitN(fields[0], "-", 2)[0], 16, 64)
+		return start - firstVaddr&^0xfff, nil
+	}
+	return 0, fmt.Errorf("pid %d: executable not found in /proc/%d/maps", p.PID, p.PID)
+}
+
+// ReadMemory reads the target's memory at addr.
+func (p *Process) ReadMemory(addr uint64, buf []byte) error {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", p.PID))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadAt(buf, int64(addr))
+	return err
+}
+
+// CPUTime is the CPU time all the process's threads have run, from each
+// thread's schedstat (nanoseconds, unlike the tick-grained /proc/PID/stat).
+// Time in uprobe handlers counts: they run in the target's threads.
+func (p *Process) CPUTime() (time.Duration, error) {
+	dir := fmt.Sprintf("/proc/%d/task", p.PID)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, _ := strconv.ParseInt(f[0], 10, 64)
+		total += time.Duration(ns)
+	}
+	return total, nil
+}

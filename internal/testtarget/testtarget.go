@@ -1,0 +1,141 @@
+// Package testtarget builds and runs the Go programs maptrace's tests trace,
+// with the Go toolchains of the supported-version matrix.
+package testtarget
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Toolchains is the matrix: one release of every supported Go version.
+// "local" is the Go that runs the tests; go1.19 is Debian's golang-1.19-go
+// (the module proxy serves toolchains from 1.21 on, and 1.20.14).
+var Toolchains = []string{"go1.19", "go1.20.14", "go1.21.13", "go1.22.12", "go1.23.12", "go1.24.13", "go1.25.5", "local"}
+
+// go119 is where Debian installs Go 1.19.
+const go119 = "/usr/lib/go-1.19/bin/go"
+
+var (
+	mu    sync.Mutex
+	built = map[string]string{}
+	dir   string
+)
+
+// Build builds the program in src (a directory with its own go.mod) with a
+// toolchain from Toolchains and extra `go build` flags, once per test binary.
+func Build(t testing.TB, src, toolchain string, flags ...string) string {
+	t.Helper()
+	src, err := filepath.Abs(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.Join(append([]string{src, toolchain}, flags...), " ")
+	mu.Lock()
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "maptrace-targets-"); err != nil {
+			mu.Unlock()
+			t.Fatal(err)
+		}
+	}
+	out, ok := built[key]
+	if !ok {
+		out = filepath.Join(dir, fmt.Sprintf("%s-%s-%d", filepath.Base(src), toolchain, len(built)))
+		built[key] = out
+	}
+	mu.Unlock()
+	if ok {
+		return out
+	}
+	goCmd, env := "go", []string{"GOTOOLCHAIN=" + toolchain}
+	if toolchain == "go1.19" {
+		goCmd, env = go119, []string{"GOTOOLCHAIN=local"}
+	}
+	args := append([]string{"build", "-o", out}, flags...)
+	cmd := exec.Command(goCmd, append(args, ".")...)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), append(env, "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		mu.Lock()
+		delete(built, key)
+		mu.Unlock()
+		t.Fatalf("build %s with %s: %v\n%s", src, toolchain, err, b)
+	}
+	return out
+}
+
+// Proc is a running target that takes commands on stdin and answers on stdout.
+type Proc struct {
+	Cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan string
+}
+
+// Start runs bin and waits for its first line ("ready"). It is killed when the
+// test ends.
+func Start(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{Cmd: cmd, in: in, lines: make(chan string, 100)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+	}()
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	if l := p.Line(t, 30*time.Second); l != "ready" {
+		t.Fatalf("%s: first line %q, want ready", bin, l)
+	}
+	return p
+}
+
+// Send writes one command line.
+func (p *Proc) Send(t testing.TB, line string) {
+	t.Helper()
+	if _, err := fmt.Fprintln(p.in, line); err != nil {
+		t.Fatalf("send %q: %v", line, err)
+	}
+}
+
+// Line waits for the next output line.
+func (p *Proc) Line(t testing.TB, timeout time.Duration) string {
+	t.Helper()
+	select {
+	case l, ok := <-p.lines:
+		if !ok {
+			t.Fatalf("target exited: %v", p.Cmd.Wait())
+		}
+		return l
+	case <-time.After(timeout):
+		t.Fatalf("no output from target in %v", timeout)
+	}
+	return ""
+}
+
+// PID is the target's process id.
+func (p *Proc) PID() int { return p.Cmd.Process.Pid }

@@ -1,0 +1,364 @@
+// Package trace runs one trace of a Go process: check, attach, wait for the
+// end, collect, detach. Every ending after a successful attach yields a
+// report.
+package trace
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/maptrace/maptrace/bpf"
+	"github.com/maptrace/maptrace/internal/calibrate"
+	"github.com/maptrace/maptrace/internal/collector"
+	"github.com/maptrace/maptrace/internal/governor"
+	"github.com/maptrace/maptrace/internal/preflight"
+	"github.com/maptrace/maptrace/internal/probes"
+	"github.com/maptrace/maptrace/internal/report"
+	"github.com/maptrace/maptrace/internal/symbols"
+	"github.com/maptrace/maptrace/internal/target"
+)
+
+// Options configure a trace.
+type Options struct {
+	PID      int
+	Duration time.Duration // 0: until ctx is done or the target exits
+	Mutex    bool
+	Maps     bool
+	// Overhead is the budget, in percent of the target's CPU time, for the
+	// map probes; 100 or more probes every map operation.
+	Overhead float64
+	// Keys is how map keys are shown: collector.KeysRaw, KeysHash or KeysNone.
+	Keys string
+	// Log receives warnings (missing symbols, lost events), one line each.
+	Log io.Writer
+	// Attached, if set, is called once the probes are in place.
+	Attached func()
+}
+
+// session is one trace in progress.
+type session struct {
+	opts  Options
+	proc  *target.Process
+	bin   *symbols.Binary
+	sym   *collector.Symbolizer
+	multi bool
+	costs calibrate.Costs
+	r     *report.Report
+
+	mutexObjs  *bpf.MutexObjects
+	mutexPlan  *probes.Plan
+	mapObjs    *bpf.MapsObjects
+	mapPlan    *probes.Plan
+	fatalPlan  *probes.Plan
+	gov        *governor.Governor
+	links      []*probes.Links
+	mapLinksMu sync.Mutex
+	mapLinks   *probes.Links
+}
+
+// Run traces opts.PID. Errors before the probes are attached mean nothing
+// was traced; after that Run always returns a report, along with any error
+// that cut the trace short.
+func Run(ctx context.Context, opts Options) (*report.Report, error) {
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if opts.Keys == "" {
+		opts.Keys = collector.KeysRaw
+	}
+	s := &session{opts: opts}
+	defer s.close()
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	if err := s.attach(); err != nil {
+		return nil, err
+	}
+	return s.run(ctx)
+}
+
+// open finds the process and reads its executable.
+func (s *session) open() error {
+	pid := s.opts.PID
+	proc, err := target.Find(pid)
+	if err != nil {
+		return err
+	}
+	s.proc = proc
+	bin, err := symbols.Open(proc.ExeLink)
+	if err != nil {
+		return fmt.Errorf("pid %d (%s): %w", pid, proc.Exe, err)
+	}
+	s.bin = bin
+	if err := bin.CheckSupported(); err != nil {
+		return fmt.Errorf("pid %d (%s): %w", pid, proc.Exe, err)
+	}
+	if err := preflight.First(preflight.System()); err != nil {
+		return err
+	}
+	bias, err := loadBias(proc)
+	if err != nil {
+		return err
+	}
+	s.sym = collector.NewSymbolizer(bin, bias)
+	s.multi = probes.MultiSupported()
+	s.r = &report.Report{
+		Version:  report.Version,
+		Target:   report.Target{PID: pid, Exe: proc.Exe, GoVersion: bin.GoVersion, Arch: bin.Arch},
+		Overhead: report.Overhead{MapSamplingFraction: 1},
+	}
+	return nil
+}
+
+// attach loads the programs, calibrates and places the always-on probes.
+func (s *session) attach() error {
+	pid := s.opts.PID
+	goidOff, _, err := s.bin.GoidOffset()
+	if err != nil {
+		return fmt.Errorf("pid %d (%s): %w", pid, s.proc.Exe, err)
+	}
+	if s.costs, err = calibrate.Measure(goidOff, probes.LayoutFor(s.bin.GoVersion), s.multi); err != nil {
+		return err
+	}
+	if s.opts.Mutex {
+		if s.mutexObjs, err = probes.LoadMutex(goidOff, s.multi); err != nil {
+			return err
+		}
+		if s.mutexPlan, err = probes.PlanMutex(s.bin, s.mutexObjs); err != nil {
+			return err
+		}
+		s.r.Missing = append(s.r.Missing, s.mutexPlan.Missing...)
+		if err := s.attachAlways("mutex", s.mutexPlan); err != nil {
+			return err
+		}
+	}
+	if s.opts.Maps {
+		keys := s.opts.Keys != collector.KeysNone
+		if s.mapObjs, err = probes.LoadMaps(goidOff, probes.LayoutFor(s.bin.GoVersion), keys, s.multi); err != nil {
+			return err
+		}
+		if s.mapPlan, s.fatalPlan, err = probes.PlanMaps(s.bin, s.mapObjs); err != nil {
+			return err
+		}
+		s.r.Missing = append(s.r.Missing, s.mapPlan.Missing...)
+		s.r.Missing = append(s.r.Missing, s.fatalPlan.Missing...)
+		if err := s.attachAlways("fatal-error", s.fatalPlan); err != nil {
+			return err
+		}
+		s.gov = governor.New(governor.Config{
+			Budget:  s.opts.Overhead / 100,
+			HitCost: s.costs.Entry,
+			Attach:  s.attachMaps,
+			Detach:  s.detachMaps,
+			Hits:    func() uint64 { return sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) },
+			CPU:     s.proc.CPUTime,
+		})
+	}
+	for _, m := range s.r.Missing {
+		fmt.Fprintf(s.opts.Log, "maptrace: note: %s\n", m)
+	}
+	return nil
+}
+
+func (s *session) attachAlways(what string, p *probes.Plan) error {
+	if len(p.Probes) == 0 {
+		return nil
+	}
+	l, err := probes.Attach(s.proc.ExeLink, s.opts.PID, s.multi, p.Probes)
+	if err != nil {
+		return fmt.Errorf("pid %d: attach %s probes: %w", s.opts.PID, what, err)
+	}
+	s.links = append(s.links, l)
+	return nil
+}
+
+func (s *session) attachMaps() error {
+	l, err := probes.Attach(s.proc.ExeLink, s.opts.PID, s.multi, s.mapPlan.Probes)
+	if err != nil {
+		return fmt.Errorf("pid %d: attach map probes: %w", s.opts.PID, err)
+	}
+	s.mapLinksMu.Lock()
+	s.mapLinks = l
+	s.mapLinksMu.Unlock()
+	return nil
+}
+
+func (s *session) detachMaps() {
+	s.mapLinksMu.Lock()
+	defer s.mapLinksMu.Unlock()
+	if s.mapLinks != nil {
+		s.mapLinks.Close()
+		s.mapLinks = nil
+	}
+}
+
+// run traces until the end, then detaches and collects.
+func (s *session) run(ctx context.Context) (*report.Report, error) {
+	r := s.r
+	cpu0, _ := s.proc.CPUTime()
+	r.Window.Start = time.Now()
+
+	govCtx, stopGov := context.WithCancel(ctx)
+	govDone := make(chan error, 1)
+	if s.gov != nil {
+		go func() { govDone <- s.gov.Run(govCtx) }()
+	} else {
+		govDone <- nil
+	}
+	if s.opts.Attached != nil {
+		s.opts.Attached()
+	}
+	var err error
+	r.EndedBy, err = wait(ctx, s.proc, s.opts.Duration)
+	stopGov()
+	err = errors.Join(err, <-govDone)
+	s.detach()
+	r.Window.End = time.Now()
+	r.Window.Seconds = r.Window.End.Sub(r.Window.Start).Seconds()
+	cpu1, cpuErr := s.proc.CPUTime()
+
+	err = errors.Join(err, s.collect())
+	if cpuErr == nil && cpu1 > cpu0 {
+		r.Overhead.Ratio = r.Overhead.EstCostSeconds / (cpu1 - cpu0).Seconds()
+	}
+	return r, err
+}
+
+// collect reads everything the programs aggregated into the report.
+func (s *session) collect() error {
+	r := s.r
+	var errs []error
+	var cost time.Duration
+	if s.mutexObjs != nil {
+		c := &collector.Mutexes{Maps: &s.mutexObjs.MutexMaps, Plan: s.mutexPlan, Sym: s.sym}
+		ms, gs, err := c.Collect()
+		errs = append(errs, err)
+		r.Mutexes, r.Goroutines = ms, gs
+		for name, n := range collector.Hits(s.mutexObjs.Hits, s.mutexPlan) {
+			r.Overhead.ProbeHits += n
+			if strings.HasSuffix(name, "(return)") {
+				cost += time.Duration(n) * s.costs.Ret
+			} else {
+				cost += time.Duration(n) * s.costs.Entry
+			}
+		}
+	}
+	if s.mapObjs != nil {
+		frac := s.gov.Fraction()
+		r.Overhead.MapSamplingFraction = frac
+		mapHits := sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) + sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
+		r.Overhead.ProbeHits += mapHits
+		cost += time.Duration(mapHits) * s.costs.Entry
+		c := &collector.Maps{Maps: &s.mapObjs.MapsMaps, Sym: s.sym, Keys: s.opts.Keys, Name: s.mapName, Scale: 1 / max(frac, 1e-6)}
+		res, err := c.Collect()
+		errs = append(errs, err)
+		if res != nil {
+			r.Maps, r.Races, r.TargetError = res.Maps, res.Races, res.Fatal
+			r.Goroutines = mergeGoroutines(r.Goroutines, res.Goroutines)
+		}
+	}
+	r.Overhead.HitCostNS = float64(s.costs.Entry.Nanoseconds())
+	r.Overhead.EstCostSeconds = cost.Seconds()
+	return errors.Join(errs...)
+}
+
+// mapName names a map by the global variable that points to it.
+func (s *session) mapName(addr uint64) string {
+	return ""
+}
+
+func (s *session) detach() {
+	s.detachMaps()
+	for _, l := range s.links {
+		l.Close()
+	}
+	s.links = nil
+}
+
+func (s *session) close() {
+	s.detach()
+	if s.mutexObjs != nil {
+		s.mutexObjs.Close()
+	}
+	if s.mapObjs != nil {
+		s.mapObjs.Close()
+	}
+	if s.bin != nil {
+		s.bin.Close()
+	}
+	if s.proc != nil {
+		s.proc.Close()
+	}
+}
+
+func sum(m map[string]uint64) uint64 {
+	var n uint64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// mergeGoroutines joins the mutex and map views of each goroutine.
+func mergeGoroutines(a, b []report.Goroutine) []report.Goroutine {
+	by := map[int64]*report.Goroutine{}
+	var out []report.Goroutine
+	for _, g := range append(append([]report.Goroutine(nil), a...), b...) {
+		if x := by[g.Goid]; x != nil {
+			x.Contentions += g.Contentions
+			x.WaitNS += g.WaitNS
+			x.MapOps += g.MapOps
+			x.HotKeys = append(x.HotKeys, g.HotKeys...)
+			continue
+		}
+		out = append(out, g)
+		by[g.Goid] = &out[len(out)-1]
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].WaitNS != out[j].WaitNS {
+			return out[i].WaitNS > out[j].WaitNS
+		}
+		return out[i].MapOps > out[j].MapOps
+	})
+	return out
+}
+
+// wait blocks until the trace should end and says why.
+func wait(ctx context.Context, proc *target.Process, d time.Duration) (string, error) {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+		return report.EndedByDuration, nil
+	case <-ctx.Done():
+		return report.EndedBySignal, nil
+	case <-proc.Exited():
+		return report.EndedByTargetExit, nil
+	}
+}
+
+// loadBias finds where the executable's first segment was mapped.
+func loadBias(proc *target.Process) (uint64, error) {
+	f, err := elf.Open(proc.ExeLink)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Off == 0 {
+			return proc.LoadBias(p.Vaddr)
+		}
+	}
+	return 0, fmt.Errorf("pid %d: executable has no segment at file offset 0", proc.PID)
+}

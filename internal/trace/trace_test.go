@@ -1,0 +1,132 @@
+package trace_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maptrace/maptrace/internal/report"
+	"github.com/maptrace/maptrace/internal/testtarget"
+	"github.com/maptrace/maptrace/internal/trace"
+)
+
+// traceRun attaches to p, has it contend for ms milliseconds, detaches, and
+// returns the report and the runtime's own mutex wait over the run (-1
+// before Go 1.20, which lacks the metric).
+func traceRun(t *testing.T, p *testtarget.Proc, ms int) (*report.Report, float64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	attached := make(chan struct{})
+	type result struct {
+		r   *report.Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := trace.Run(ctx, trace.Options{PID: p.PID(), Mutex: true, Log: os.Stderr, Attached: func() { close(attached) }})
+		done <- result{r, err}
+	}()
+	select {
+	case <-attached:
+	case res := <-done:
+		t.Fatalf("trace ended before attaching: %v", res.err)
+	}
+	p.Send(t, "run "+strconv.Itoa(ms))
+	line := p.Line(t, time.Duration(ms)*time.Millisecond+30*time.Second)
+	cancel()
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("trace: %v", res.err)
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 || f[0] != "mutex_wait_seconds" {
+		t.Fatalf("target said %q", line)
+	}
+	if f[1] == "none" {
+		return res.r, -1
+	}
+	truth, err := strconv.ParseFloat(f[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.r, truth
+}
+
+func findMutex(r *report.Report, name, kind string) *report.Mutex {
+	for i, m := range r.Mutexes {
+		if m.Name == name && m.Kind == kind {
+			return &r.Mutexes[i]
+		}
+	}
+	return nil
+}
+
+func stackHas(ws []report.Waiter, fn string) bool {
+	for _, w := range ws {
+		for _, f := range w.Stack {
+			if report.FrameFunc(f) == fn {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestMutexContention traces the contention target built with every Go
+// version of the matrix, and checks attribution and the total wait against
+// the runtime's /sync/mutex/wait/total:seconds.
+func TestMutexContention(t *testing.T) {
+	for _, tc := range testtarget.Toolchains {
+		t.Run(tc, func(t *testing.T) {
+			bin := testtarget.Build(t, "../../testdata/contention", tc)
+			p := testtarget.Start(t, bin)
+			r, truth := traceRun(t, p, 2000)
+
+			if r.Target.GoVersion == "" || r.EndedBy != report.EndedBySignal {
+				t.Errorf("target %+v ended by %q", r.Target, r.EndedBy)
+			}
+			for _, want := range []struct{ name, kind, fn string }{
+				{"main.mu", report.KindMutex, "main.lockMutex"},
+				{"main.rw", report.KindRWMutexRead, "main.readShared"},
+				{"main.rw", report.KindRWMutexWrite, "main.writeShared"},
+			} {
+				m := findMutex(r, want.name, want.kind)
+				if m == nil {
+					t.Errorf("no %s %s in report: %+v", want.kind, want.name, r.Mutexes)
+					continue
+				}
+				if m.Contentions == 0 || m.WaitNS == 0 || !stackHas(m.Waiters, want.fn) {
+					t.Errorf("%s %s: %d waits, %dns, waiters %v; want waits from %s", want.kind, want.name, m.Contentions, m.WaitNS, m.Waiters, want.fn)
+				}
+				if m.P50NS == 0 || m.P99NS < m.P50NS || m.MaxWaitNS < m.P99NS {
+					t.Errorf("%s %s: p50 %d p99 %d max %d", want.kind, want.name, m.P50NS, m.P99NS, m.MaxWaitNS)
+				}
+			}
+			if m := findMutex(r, "main.mu", report.KindMutex); m != nil && len(m.Holders) == 0 {
+				t.Errorf("main.mu: no holder stacks")
+			}
+			var total uint64
+			for _, m := range r.Mutexes {
+				total += m.WaitNS
+			}
+			got := float64(total) / 1e9
+			if truth >= 0 {
+				ratio := got / truth
+				t.Logf("%s: maptrace %.4fs, runtime/metrics %.4fs, ratio %.3f", tc, got, truth, ratio)
+				if math.Abs(ratio-1) > 0.15 {
+					t.Errorf("total wait %.4fs vs runtime's %.4fs: ratio %.3f, want within 15%%", got, truth, ratio)
+				}
+			}
+			// Detached, the target runs on.
+			p.Send(t, "run 100")
+			if l := p.Line(t, 30*time.Second); !strings.HasPrefix(l, "mutex_wait_seconds") {
+				t.Errorf("after detach target said %q", l)
+			}
+		})
+	}
+}

@@ -1,0 +1,129 @@
+// Command contention is a test target: on "run MS" from stdin it contends
+// a sync.Mutex and both sides of a sync.RWMutex for MS milliseconds, then
+// prints the runtime's own count of mutex wait over that run, the ground
+// truth maptrace is checked against.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+var (
+	mu      sync.Mutex
+	rw      sync.RWMutex
+	counter int
+	shared  = map[int]int{}
+)
+
+//go:noinline
+func spin(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
+
+// lockMutex holds mu briefly, over and over, with other goroutines doing the same.
+//
+//go:noinline
+func lockMutex(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		mu.Lock()
+		counter++
+		spin(50 * time.Microsecond)
+		mu.Unlock()
+		spin(10 * time.Microsecond)
+	}
+}
+
+//go:noinline
+func readShared(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		rw.RLock()
+		_ = shared[1]
+		time.Sleep(200 * time.Microsecond)
+		rw.RUnlock()
+	}
+}
+
+//go:noinline
+func writeShared(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		rw.Lock()
+		shared[1]++
+		time.Sleep(300 * time.Microsecond)
+		rw.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// mutexWait is the runtime's own total of time goroutines spent blocked on
+// mutexes (Go 1.20 on).
+func mutexWait() (float64, bool) {
+	s := []metrics.Sample{{Name: "/sync/mutex/wait/total:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0, false
+	}
+	return s[0].Value.Float64(), true
+}
+
+func run(d time.Duration) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	start := func(f func(<-chan struct{})) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(stop) }()
+	}
+	before, ok := mutexWait()
+	for i := 0; i < 3; i++ {
+		start(lockMutex)
+	}
+	for i := 0; i < 3; i++ {
+		start(readShared)
+	}
+	for i := 0; i < 2; i++ {
+		start(writeShared)
+	}
+	time.Sleep(d)
+	close(stop)
+	wg.Wait()
+	after, _ := mutexWait()
+	if !ok {
+		fmt.Println("mutex_wait_seconds none") // Go 1.19 lacks the metric
+		return
+	}
+	fmt.Printf("mutex_wait_seconds %.9f\n", after-before)
+}
+
+func main() {
+	fmt.Println("ready")
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == "run" {
+			ms, _ := strconv.Atoi(f[1])
+			run(time.Duration(ms) * time.Millisecond)
+		}
+	}
+}
