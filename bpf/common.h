@@ -55,6 +55,19 @@ static __always_inline u64 return_address(struct pt_regs *ctx)
 #define COOKIE_VALUE(c) ((u32)((c) & 0xff))
 #define COOKIE_PROBE(c) ((u32)(((c) >> 8) & 0xff))
 #define MAX_PROBES 256
+#define COOKIE_AT_BRANCH (1ULL << 16)
+
+// An entry probe on the stack check's JBE (Go before 1.21 opens frames with a
+// single-stepped SUBQ, so the probe sits on the emulated jump instead) sees
+// the CMPQ's flags: when the jump will be taken (CF or ZF set), morestack
+// grows the stack and re-runs the function from its start, where the probe
+// fires again. Only that second hit counts.
+#define X86_CF (1 << 0)
+#define X86_ZF (1 << 6)
+static __always_inline int will_grow_stack(struct pt_regs *ctx, u64 cookie)
+{
+	return (cookie & COOKIE_AT_BRANCH) && (ctx->flags & (X86_CF | X86_ZF));
+}
 
 // Error counters, indexed by the STAT_* constants.
 enum {

@@ -366,6 +366,8 @@ int map_op(struct pt_regs *ctx)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
 	count(&hits, COOKIE_PROBE(cookie));
+	if (will_grow_stack(ctx, cookie))
+		return 0;
 	u32 op = COOKIE_VALUE(cookie) & 7;
 	u32 mode = (COOKIE_VALUE(cookie) >> 3) & 7;
 
@@ -446,7 +448,10 @@ int map_op(struct pt_regs *ctx)
 SEC("uprobe")
 int fatal_enter(struct pt_regs *ctx)
 {
-	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	count(&hits, COOKIE_PROBE(cookie));
+	if (will_grow_stack(ctx, cookie))
+		return 0;
 	u32 zero = 0;
 	struct fatal_info *fi = bpf_map_lookup_elem(&fatal, &zero);
 	if (!fi || fi->len)

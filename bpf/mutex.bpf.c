@@ -120,6 +120,8 @@ int sema_acquire(struct pt_regs *ctx)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
 	count(&hits, COOKIE_PROBE(cookie));
+	if (will_grow_stack(ctx, cookie))
+		return 0;
 
 	u64 g = GO_G(ctx);
 	struct wait_start ws = {
@@ -202,7 +204,10 @@ int sema_acquired(struct pt_regs *ctx)
 SEC("uprobe")
 int sema_ready(struct pt_regs *ctx)
 {
-	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	count(&hits, COOKIE_PROBE(cookie));
+	if (will_grow_stack(ctx, cookie))
+		return 0;
 
 	u64 g = 0;
 	bpf_probe_read_user(&g, sizeof(g), (void *)GO_ARG1(ctx));
@@ -216,7 +221,10 @@ int sema_ready(struct pt_regs *ctx)
 SEC("uprobe")
 int sema_release(struct pt_regs *ctx)
 {
-	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	count(&hits, COOKIE_PROBE(cookie));
+	if (will_grow_stack(ctx, cookie))
+		return 0;
 
 	struct release_key key = {
 		.sema = GO_ARG1(ctx),

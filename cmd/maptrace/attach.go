@@ -88,7 +88,7 @@ func runTrace(cmd *cobra.Command, pid int, f *traceFlags, attached func()) error
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	stderr := cmd.ErrOrStderr()
-	r, err := trace.Run(ctx, trace.Options{
+	sess, err := trace.Start(trace.Options{
 		PID:      pid,
 		Duration: f.duration,
 		Mutex:    f.mutex && !f.noMutex,
@@ -103,9 +103,10 @@ func runTrace(cmd *cobra.Command, pid int, f *traceFlags, attached func()) error
 			}
 		},
 	})
-	if r == nil {
+	if err != nil {
 		return err
 	}
+	r, err := sess.Wait(ctx)
 	if werr := writeReport(cmd.OutOrStdout(), f, r); werr != nil {
 		return errors.Join(err, werr)
 	}

@@ -59,7 +59,7 @@ func measure(entry, ret *ebpf.Program, entryCookie uint64, multi bool) (Costs, e
 	}
 	defer bin.Close()
 	name := "github.com/maptrace/maptrace/internal/calibrate.probed"
-	entryOff, rets, err := probes.FuncSites(bin, name)
+	sites, err := probes.FuncSites(bin, name)
 	if err != nil {
 		return Costs{}, err
 	}
@@ -86,11 +86,11 @@ func measure(entry, ret *ebpf.Program, entryCookie uint64, multi bool) (Costs, e
 		return max(0, probedTime-base) / calls, nil
 	}
 	var c Costs
-	if c.Entry, err = measure([]probes.Probe{{Func: name, Offset: entryOff, Prog: entry, Cookie: entryCookie}}); err != nil {
+	if c.Entry, err = measure([]probes.Probe{{Func: name, Offset: sites.Entry, Prog: entry, Cookie: entryCookie}}); err != nil {
 		return Costs{}, fmt.Errorf("calibrate entry probe: %w", err)
 	}
 	var ps []probes.Probe
-	for _, r := range rets {
+	for _, r := range sites.Rets {
 		ps = append(ps, probes.Probe{Func: name, Offset: r, Prog: ret})
 	}
 	if c.Ret, err = measure(ps); err != nil {

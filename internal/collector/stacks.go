@@ -32,24 +32,16 @@ func (s *Symbolizer) frames(pc uint64, isReturn bool) []string {
 	if f, ok := s.cache[pc]; ok {
 		return f
 	}
-	var out []string
-	for _, fr := range s.bin.Frames(pc - s.bias) {
+	frames := s.bin.Frames(pc - s.bias)
+	out := make([]string, 0, len(frames))
+	for _, fr := range frames {
 		out = append(out, fmt.Sprintf("%s (%s:%d)", fr.Func, fr.File, fr.Line))
 	}
-	if out == nil {
+	if frames == nil { // in no Go function; an empty list is a wrapper, elided
 		out = []string{fmt.Sprintf("%#x", pc)}
 	}
 	s.cache[pc] = out
 	return out
-}
-
-// funcName is the outermost function at a runtime address, or "".
-func (s *Symbolizer) funcName(pc uint64) string {
-	fs := s.bin.Frames(pc - s.bias)
-	if len(fs) == 0 {
-		return ""
-	}
-	return fs[0].Func
 }
 
 // Stack symbolizes a stack taken at a function's entry probe: caller is the
@@ -104,3 +96,6 @@ func stackTrace(m *ebpf.Map, id int64) []uint64 {
 	}
 	return pcs[:n]
 }
+
+// Bias is the target's load bias.
+func (s *Symbolizer) Bias() uint64 { return s.bias }

@@ -33,10 +33,17 @@ type Governor struct {
 	cfg Config
 
 	mu       sync.Mutex
-	onWork   time.Duration // target work (minus probe time) while attached
-	offWork  time.Duration // target work while detached
+	onCPU    time.Duration // target CPU time while attached, probes included
+	onProbe  time.Duration // of which estimated probe time
+	offCPU   time.Duration // target CPU time while detached
 	onTime   time.Duration
 	wallTime time.Duration
+
+	// first is the first window, attached by Begin.
+	first struct {
+		start time.Time
+		cpu   time.Duration
+	}
 }
 
 // pollEvery is how often a window checks its spending.
@@ -50,46 +57,64 @@ func New(cfg Config) *Governor {
 	return &Governor{cfg: cfg}
 }
 
-// Run cycles the probes until ctx is done, and leaves them detached.
+// Begin attaches the probes for the first window, so that tracing covers the
+// target from the moment the caller returns.
+func (g *Governor) Begin() error {
+	g.first.start = time.Now()
+	g.first.cpu = g.cpuNow()
+	return g.cfg.Attach()
+}
+
+// Run cycles the probes, after Begin, until ctx is done, and leaves them
+// detached.
 func (g *Governor) Run(ctx context.Context) error {
 	if g.cfg.Budget >= 1 {
-		if err := g.cfg.Attach(); err != nil {
-			return err
-		}
 		<-ctx.Done()
 		g.cfg.Detach()
 		return nil
 	}
 	rate := 1.0 // target CPUs busy, until measured
-	for ctx.Err() == nil {
-		start := time.Now()
-		cpu0, _ := g.cfg.CPU()
-		h0 := g.cfg.Hits()
-		if err := g.cfg.Attach(); err != nil {
-			return err
+	for attached := true; ctx.Err() == nil; attached = false {
+		start, cpuStart := g.first.start, g.first.cpu
+		if !attached {
+			start = time.Now()
+			cpuStart, _ = g.cfg.CPU()
+			if err := g.cfg.Attach(); err != nil {
+				return err
+			}
 		}
+		// The attached interval is measured from after the attach to
+		// before the detach: while they run, the probes are only partly
+		// in place and the target works mostly unobserved.
+		cpu0, h0 := g.cpuNow(), g.cfg.Hits()
 		allowed := time.Duration(g.cfg.Budget * rate * float64(g.cfg.Period))
 		g.window(ctx, start, h0, allowed)
+		cpu1, h1 := g.cpuNow(), g.cfg.Hits()
 		g.cfg.Detach()
 		onTime := time.Since(start)
-		cpu1, _ := g.cfg.CPU()
-		probe := time.Duration(g.cfg.Hits()-h0) * g.cfg.HitCost
+		probe := time.Duration(h1-h0) * g.cfg.HitCost
 
 		sleep(ctx, g.cfg.Period-onTime)
-		cpu2, _ := g.cfg.CPU()
+		cpuEnd := g.cpuNow()
 		wall := time.Since(start)
 
 		g.mu.Lock()
-		g.onWork += max(0, cpu1-cpu0-probe)
-		g.offWork += cpu2 - cpu1
+		g.onCPU += cpu1 - cpu0
+		g.onProbe += probe
+		g.offCPU += cpuEnd - cpuStart - (cpu1 - cpu0)
 		g.onTime += onTime
 		g.wallTime += wall
 		g.mu.Unlock()
 		if wall > 0 {
-			rate = max(0.05, float64(cpu2-cpu0-probe)/float64(wall))
+			rate = max(0.05, float64(cpuEnd-cpuStart-probe)/float64(wall))
 		}
 	}
 	return nil
+}
+
+func (g *Governor) cpuNow() time.Duration {
+	d, _ := g.cfg.CPU()
+	return d
 }
 
 // window waits while attached, until the period ends or the window has
@@ -122,21 +147,42 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// Fraction is the share of the target's work done while the probes were
-// attached: observed counts divided by it estimate the true counts. It is 1
-// when always attached, and the attached share of wall time when the target
-// did no measurable work.
+// Fraction estimates the share of the target's map operations that happened
+// while the probes were attached; observed counts divided by it estimate the
+// true counts. It is 1 when always attached.
+//
+// The share is that of the target's work (CPU time less the probes' own)
+// done while attached. Where the probes took most of the attached CPU time —
+// a loop doing little but map operations — that difference is too small to
+// trust, and the share of time attached is used instead: the probes then
+// slowed the target, so the estimate is a lower bound (LowerBound says so).
 func (g *Governor) Fraction() float64 {
+	f, _ := g.estimate()
+	return f
+}
+
+// LowerBound reports whether the scaled counts are lower bounds.
+func (g *Governor) LowerBound() bool {
+	_, lb := g.estimate()
+	return lb
+}
+
+// probeDominated is the share of attached CPU time spent in probes above
+// which the work left over is not trusted.
+const probeDominated = 0.5
+
+func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.cfg.Budget >= 1 {
-		return 1
+		return 1, false
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if work := g.onWork + g.offWork; work > time.Millisecond {
-		return float64(g.onWork) / float64(work)
+	onWork := g.onCPU - g.onProbe
+	if g.onCPU > 0 && float64(g.onProbe) < probeDominated*float64(g.onCPU) && onWork+g.offCPU > time.Millisecond {
+		return float64(onWork) / float64(onWork+g.offCPU), false
 	}
 	if g.wallTime > 0 {
-		return float64(g.onTime) / float64(g.wallTime)
+		return float64(g.onTime) / float64(g.wallTime), g.onProbe > 0
 	}
-	return 1
+	return 1, false
 }

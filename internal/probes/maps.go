@@ -114,7 +114,7 @@ func PlanMaps(bin *symbols.Binary, objs *bpf.MapsObjects) (maps, fatal *Plan, er
 	maps, fatal = &Plan{}, &Plan{}
 	var absent []string
 	for _, f := range mapFuncs {
-		entry, _, err := FuncSites(bin, f.name)
+		s, err := FuncSites(bin, f.name)
 		if err != nil {
 			if errors.Is(err, ErrNoSymbol) {
 				absent = append(absent, strings.TrimPrefix(f.name, "runtime."))
@@ -122,18 +122,18 @@ func PlanMaps(bin *symbols.Binary, objs *bpf.MapsObjects) (maps, fatal *Plan, er
 			}
 			return nil, nil, err
 		}
-		maps.add(f.name, entry, objs.MapOp, f.op|f.key<<3)
+		maps.add(f.name, s, objs.MapOp, f.op|f.key<<3)
 	}
 	if len(absent) > 0 {
 		maps.Missing = append(maps.Missing, "map functions not linked into this binary (unused by it): "+strings.Join(absent, ", "))
 	}
 	for _, name := range fatalFuncs {
-		entry, _, err := FuncSites(bin, name)
+		s, err := FuncSites(bin, name)
 		if err != nil {
 			fatal.Missing = append(fatal.Missing, fmt.Sprintf("%v: the target's fatal errors are not caught", err))
 			continue
 		}
-		fatal.add(name, entry, objs.FatalEnter, 0)
+		fatal.add(name, s, objs.FatalEnter, 0)
 	}
 	return maps, fatal, nil
 }

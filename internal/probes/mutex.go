@@ -52,8 +52,9 @@ type Plan struct {
 	Missing []string
 }
 
-func (p *Plan) add(fn string, entry uint64, prog *ebpf.Program, value uint8) {
-	p.Probes = append(p.Probes, Probe{Func: fn, Offset: entry, Prog: prog, Cookie: Cookie(len(p.Names), value)})
+// add places prog at fn's entry, with its own hit counter.
+func (p *Plan) add(fn string, s Sites, prog *ebpf.Program, value uint8) {
+	p.Probes = append(p.Probes, entryProbe(fn, s, prog, len(p.Names), value))
 	p.Names = append(p.Names, fn)
 }
 
@@ -81,13 +82,13 @@ func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 	p := &Plan{}
 	minor := GoMinor(bin.GoVersion)
 	for _, g := range semacquires {
-		err := eachName(bin, g, minor, p, func(name string, entry uint64, rets []uint64) error {
-			if len(rets) == 0 {
+		err := eachName(bin, g, minor, p, func(name string, s Sites) error {
+			if len(s.Rets) == 0 {
 				return fmt.Errorf("%s: no RET instruction to probe", name)
 			}
-			p.add(name, entry, objs.SemaAcquire, g.kind)
+			p.add(name, s, objs.SemaAcquire, g.kind)
 			idx := len(p.Names)
-			for _, r := range rets {
+			for _, r := range s.Rets {
 				p.Probes = append(p.Probes, Probe{Func: name, Offset: r, Prog: objs.SemaAcquired, Cookie: Cookie(idx, 0)})
 			}
 			p.Names = append(p.Names, name+" (return)")
@@ -97,14 +98,14 @@ func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 			return nil, err
 		}
 	}
-	if err := eachName(bin, semrelease, minor, p, func(name string, entry uint64, _ []uint64) error {
-		p.add(name, entry, objs.SemaRelease, 0)
+	if err := eachName(bin, semrelease, minor, p, func(name string, s Sites) error {
+		p.add(name, s, objs.SemaRelease, 0)
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	if err := eachName(bin, readyWithTime, minor, p, func(name string, entry uint64, _ []uint64) error {
-		p.add(name, entry, objs.SemaReady, 0)
+	if err := eachName(bin, readyWithTime, minor, p, func(name string, s Sites) error {
+		p.add(name, s, objs.SemaReady, 0)
 		return nil
 	}); err != nil {
 		return nil, err
@@ -114,17 +115,17 @@ func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 
 // eachName calls f for every name of g present in bin, and records g as
 // missing when the binary's Go version should have had one.
-func eachName(bin *symbols.Binary, g probeGroup, minor int, p *Plan, f func(name string, entry uint64, rets []uint64) error) error {
+func eachName(bin *symbols.Binary, g probeGroup, minor int, p *Plan, f func(name string, s Sites) error) error {
 	found := false
 	for _, name := range g.names {
-		entry, rets, err := FuncSites(bin, name)
+		s, err := FuncSites(bin, name)
 		if errors.Is(err, ErrNoSymbol) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if err := f(name, entry, rets); err != nil {
+		if err := f(name, s); err != nil {
 			return err
 		}
 		found = true

@@ -27,6 +27,19 @@ func Cookie(index int, value uint8) uint64 {
 	return uint64(index&0xff)<<8 | uint64(value)
 }
 
+// cookieAtBranch marks an entry probe on the stack check's JBE
+// (COOKIE_AT_BRANCH in bpf/common.h).
+const cookieAtBranch = 1 << 16
+
+// entryProbe is the probe at a function's entry site.
+func entryProbe(fn string, s Sites, prog *ebpf.Program, index int, value uint8) Probe {
+	c := Cookie(index, value)
+	if s.Branch {
+		c |= cookieAtBranch
+	}
+	return Probe{Func: fn, Offset: s.Entry, Prog: prog, Cookie: c}
+}
+
 // MultiSupported reports whether the kernel attaches many uprobes through one
 // uprobe_multi link, which attaches and detaches in one system call.
 func MultiSupported() bool {
@@ -125,31 +138,29 @@ func (ls *Links) Close() error {
 // Count is the number of links held.
 func (ls *Links) Count() int { return len(ls.links) }
 
-// FuncSites resolves a function's probe sites to file offsets.
-func FuncSites(bin *symbols.Binary, name string) (entry uint64, rets []uint64, err error) {
+// FuncSites finds a function's probe sites, as file offsets.
+func FuncSites(bin *symbols.Binary, name string) (Sites, error) {
 	fn, ok := bin.Func(name)
 	if !ok {
-		return 0, nil, fmt.Errorf("%s: %w", name, ErrNoSymbol)
+		return Sites{}, fmt.Errorf("%s: %w", name, ErrNoSymbol)
 	}
 	code, err := bin.Code(fn)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", name, err)
+		return Sites{}, fmt.Errorf("%s: %w", name, err)
 	}
 	s, err := FindSites(code)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", name, err)
+		return Sites{}, fmt.Errorf("%s: %w", name, err)
 	}
-	if entry, err = bin.FileOffset(fn.Entry + s.Entry); err != nil {
-		return 0, nil, fmt.Errorf("%s: %w", name, err)
+	if s.Entry, err = bin.FileOffset(fn.Entry + s.Entry); err != nil {
+		return Sites{}, fmt.Errorf("%s: %w", name, err)
 	}
-	for _, r := range s.Rets {
-		off, err := bin.FileOffset(fn.Entry + r)
-		if err != nil {
-			return 0, nil, fmt.Errorf("%s: %w", name, err)
+	for i, r := range s.Rets {
+		if s.Rets[i], err = bin.FileOffset(fn.Entry + r); err != nil {
+			return Sites{}, fmt.Errorf("%s: %w", name, err)
 		}
-		rets = append(rets, off)
 	}
-	return entry, rets, nil
+	return s, nil
 }
 
 // ErrNoSymbol means the binary lacks a function maptrace probes.

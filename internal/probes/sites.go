@@ -15,6 +15,11 @@ type Sites struct {
 	// function moves SP, so the word at SP is the return address into the
 	// direct caller and the arguments are still in their registers.
 	Entry uint64
+	// Branch says the entry probe sits on the stack check's JBE, which jumps
+	// to morestack when the stack must grow; morestack then re-runs the
+	// function from its start, so a hit whose jump will be taken must not
+	// count (bpf/common.h: will_grow_stack).
+	Branch bool
 	// Rets are the offsets of every RET instruction; none for a function
 	// that never returns.
 	Rets []uint64
@@ -35,6 +40,11 @@ func FindSites(code []byte) (Sites, error) {
 	var offs []uint64
 	for off := 0; off < len(code); {
 		inst, err := x86asm.Decode(code[off:], 64)
+		if err == nil && inst.Op == 0 {
+			// x86asm reports some invalid bytes as a prefix-only
+			// instruction rather than an error.
+			err = fmt.Errorf("invalid instruction % x", code[off:off+inst.Len])
+		}
 		if err != nil {
 			// Without instruction boundaries no offset is safe to probe.
 			return Sites{}, fmt.Errorf("decode at +%#x: %w", off, err)
@@ -46,12 +56,13 @@ func FindSites(code []byte) (Sites, error) {
 		}
 		off += inst.Len
 	}
-	s.Entry = entrySite(insts, offs)
+	s.Entry, s.Branch = entrySite(insts, offs)
 	return s, nil
 }
 
-// entrySite returns the offset of the entry probe (see FindSites).
-func entrySite(insts []x86asm.Inst, offs []uint64) uint64 {
+// entrySite returns the offset of the entry probe (see FindSites) and
+// whether it is the stack check's JBE.
+func entrySite(insts []x86asm.Inst, offs []uint64) (uint64, bool) {
 	// The stack check is CMPQ SP, 0x10(R14) or, for large frames,
 	// LEAQ -n(SP), R12; CMPQ R12, 0x10(R14); then a conditional jump.
 	for i := 0; i < len(insts) && i < 3; i++ {
@@ -59,29 +70,21 @@ func entrySite(insts []x86asm.Inst, offs []uint64) uint64 {
 			continue
 		}
 		j := i + 1
-		if j >= len(insts) || !isCondJump(insts[j].Op) {
+		if j >= len(insts) || insts[j].Op != x86asm.JBE {
 			break
 		}
 		if j+1 < len(insts) && isPushBP(insts[j+1]) {
-			return offs[j+1]
+			return offs[j+1], false
 		}
-		return offs[j]
+		return offs[j], true
 	}
-	return 0
+	return 0, false
 }
 
 // isStackGuard reports whether a is g.stackguard0, 0x10(R14).
 func isStackGuard(a x86asm.Arg) bool {
 	m, ok := a.(x86asm.Mem)
 	return ok && m.Base == x86asm.R14 && m.Disp == 0x10 && m.Index == 0
-}
-
-func isCondJump(op x86asm.Op) bool {
-	switch op {
-	case x86asm.JBE, x86asm.JB, x86asm.JA, x86asm.JAE, x86asm.JE, x86asm.JNE:
-		return true
-	}
-	return false
 }
 
 func isPushBP(inst x86asm.Inst) bool {

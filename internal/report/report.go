@@ -78,6 +78,10 @@ type Overhead struct {
 	ProbeHits           uint64  `json:"probe_hits"`
 	EstCostSeconds      float64 `json:"est_cost_seconds"`
 	MapSamplingFraction float64 `json:"map_sampling_fraction"`
+	// MapCountsLowerBound says the scaled map counts are lower bounds: the
+	// probes took most of the sampled windows (a loop doing little but map
+	// operations), so the target's work in them could not be measured.
+	MapCountsLowerBound bool `json:"map_counts_lower_bound"`
 	// HitCostNS is the calibrated cost of one probe hit.
 	HitCostNS float64 `json:"hit_cost_ns"`
 	// Ratio is the estimated share of the target's time spent in probes.

@@ -22,11 +22,17 @@ func WriteText(w io.Writer, r *Report) error {
 		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio)
 	if r.Overhead.MapSamplingFraction < 1 {
 		fmt.Fprintf(&b, "; map counts scaled from %.1f%% sampled", 100*r.Overhead.MapSamplingFraction)
+		if r.Overhead.MapCountsLowerBound {
+			b.WriteString(" (lower bounds: the probes dominated the target's map loop)")
+		}
 	}
 	b.WriteString("\n")
 
+	writeRaces(&b, r.Races)
 	writeMutexes(&b, r.Mutexes)
+	writeMaps(&b, r.Maps, r.Overhead.MapSamplingFraction)
 	writeGoroutines(&b, r.Goroutines)
+	writeFindings(&b, r.Findings)
 	for _, m := range r.Missing {
 		fmt.Fprintf(&b, "\nnot traced: %s", m)
 	}
@@ -88,12 +94,115 @@ func writeGoroutines(b *strings.Builder, gs []Goroutine) {
 	if len(gs) == 0 {
 		return
 	}
-	b.WriteString("\nGOROUTINES (top by mutex wait)\n")
+	b.WriteString("\nGOROUTINES (top by mutex wait, then map operations)\n")
 	for i, g := range gs {
 		if i == 5 {
 			break
 		}
-		fmt.Fprintf(b, "  goroutine %-8d waited %9s in %d waits\n", g.Goid, Duration(g.WaitNS), g.Contentions)
+		fmt.Fprintf(b, "  goroutine %-8d waited %9s in %6d waits; %9d map ops", g.Goid, Duration(g.WaitNS), g.Contentions, g.MapOps)
+		if len(g.HotKeys) > 0 {
+			keys := make([]string, 0, len(g.HotKeys))
+			for _, k := range g.HotKeys {
+				keys = append(keys, fmt.Sprintf("%s×%d", k.Key, k.Count))
+			}
+			fmt.Fprintf(b, "; keys %s", clip(strings.Join(keys, " "), 40))
+		}
+		b.WriteString("\n")
+	}
+}
+
+func writeRaces(b *strings.Builder, rs []Race) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nCONCURRENT MAP ACCESS (%d): goroutines touched a map at once, one of them writing\n", len(rs))
+	for _, r := range rs {
+		fmt.Fprintf(b, "  %s on %s, seen %d times\n", r.Kind, mapLabel(r.Name, r.Map), r.Count)
+		for _, s := range r.Sides {
+			if s.Goid == 0 && len(s.Stack) == 0 {
+				fmt.Fprintf(b, "    the other side: a %s not seen (the map probes were off)\n", s.Op)
+				continue
+			}
+			fmt.Fprintf(b, "    goroutine %d %s at:\n", s.Goid, s.Op)
+			writeStack(b, s.Stack, "      ")
+		}
+	}
+}
+
+func mapLabel(name, addr string) string {
+	if name != "" {
+		return name
+	}
+	return "map " + addr
+}
+
+func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
+	if len(ms) == 0 {
+		return
+	}
+	scaled := ""
+	if fraction < 1 {
+		scaled = fmt.Sprintf("; counts estimated from %.1f%% sampled", 100*fraction)
+	}
+	fmt.Fprintf(b, "\nHOT MAPS (%d seen; top by operations%s)\n", len(ms), scaled)
+	fmt.Fprintf(b, "  %-36s %-7s %10s %10s %8s %8s %5s\n", "MAP", "KEY", "READS", "WRITES", "DELETES", "RANGES", "GOROS")
+	for i, m := range ms {
+		if i == topText {
+			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-topText)
+			break
+		}
+		label := m.Name
+		if label == "" {
+			label = m.Address
+			if len(m.Sites) > 0 {
+				if f := UserFrames(m.Sites[0].Stack); len(f) > 0 {
+					label += " " + FrameFunc(f[0])
+				}
+			}
+		}
+		fmt.Fprintf(b, "  %-36s %-7s %10d %10d %8d %8d %5d\n", clip(label, 36), m.KeyType, m.Reads, m.Writes, m.Deletes, m.Iterations, m.Goroutines)
+		if len(m.HotKeys) > 0 && i < 5 {
+			total := m.Reads + m.Writes + m.Deletes
+			keys := make([]string, 0, 5)
+			for j, k := range m.HotKeys {
+				if j == 5 {
+					break
+				}
+				keys = append(keys, fmt.Sprintf("%s %s", clip(k.Key, 24), share(k.Count, total)))
+			}
+			fmt.Fprintf(b, "      hot keys: %s\n", strings.Join(keys, ", "))
+		}
+		for j, s := range m.Sites {
+			if j == 2 || i >= 5 {
+				break
+			}
+			if f := UserFrames(s.Stack); len(f) > 0 {
+				fmt.Fprintf(b, "      %-6s %9d at %s\n", s.Op, s.Count, clip(f[0], textWidth-30))
+			}
+		}
+	}
+}
+
+func share(n, total uint64) string {
+	if total == 0 {
+		return fmt.Sprintf("(%d)", n)
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(n)/float64(total))
+}
+
+func writeFindings(b *strings.Builder, fs []Finding) {
+	if len(fs) == 0 {
+		return
+	}
+	b.WriteString("\nFINDINGS\n")
+	for _, f := range fs {
+		fmt.Fprintf(b, "  [%s] %s\n", strings.ToUpper(f.Severity), f.Title)
+		if f.Detail != "" {
+			fmt.Fprintf(b, "      %s\n", f.Detail)
+		}
+		if f.Advice != "" {
+			fmt.Fprintf(b, "      fix: %s\n", f.Advice)
+		}
 	}
 }
 
@@ -111,12 +220,13 @@ func writeStack(b *strings.Builder, stack []string, indent string) {
 }
 
 // UserFrames drops the leaf frames inside the runtime and package sync, which
-// are the same for every wait, to start at the code that locked.
+// are the same for every wait or map operation, to start at the code that
+// locked or used the map.
 func UserFrames(stack []string) []string {
 	for i, f := range stack {
 		fn := FrameFunc(f)
 		if !strings.HasPrefix(fn, "runtime.") && !strings.HasPrefix(fn, "sync.") &&
-			!strings.HasPrefix(fn, "internal/sync.") && !strings.HasPrefix(fn, "sync/") {
+			!strings.HasPrefix(fn, "internal/") && !strings.HasPrefix(fn, "sync/") {
 			return stack[i:]
 		}
 	}

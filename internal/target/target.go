@@ -88,9 +88,12 @@ func (p *Process) Exited() <-chan struct{} {
 	return ch
 }
 
-// Alive reports whether the process still runs.
+// Alive reports whether the process still runs: its pidfd turns readable
+// when it exits, before its parent reaps it.
 func (p *Process) Alive() bool {
-	return unix.PidfdSendSignal(p.pidfd, 0, nil, 0) == nil
+	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 0
 }
 
 // LoadBias returns how far the executable was loaded from its link-time
@@ -135,27 +138,16 @@ func (p *Process) ReadMemory(addr uint64, buf []byte) error {
 	return err
 }
 
-// CPUTime is the CPU time all the process's threads have run, from each
-// thread's schedstat (nanoseconds, unlike the tick-grained /proc/PID/stat).
-// Time in uprobe handlers counts: they run in the target's threads.
+// CPUTime is the CPU time all the process's threads have run, read from the
+// process's CPU clock, which unlike /proc counters includes the current slice
+// of threads running now. Time in uprobe handlers counts: they run in the
+// target's threads.
 func (p *Process) CPUTime() (time.Duration, error) {
-	dir := fmt.Sprintf("/proc/%d/task", p.PID)
-	tasks, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, err
+	// clock_getcpuclockid(3): a process's CPUCLOCK_SCHED clock.
+	clock := int32(^p.PID<<3 | 2)
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clock, &ts); err != nil {
+		return 0, fmt.Errorf("pid %d: cpu clock: %w", p.PID, err)
 	}
-	var total time.Duration
-	for _, t := range tasks {
-		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
-		if err != nil {
-			continue // the thread exited
-		}
-		f := strings.Fields(string(b))
-		if len(f) == 0 {
-			continue
-		}
-		ns, _ := strconv.ParseInt(f[0], 10, 64)
-		total += time.Duration(ns)
-	}
-	return total, nil
+	return time.Duration(ts.Nano()), nil
 }

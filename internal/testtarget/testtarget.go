@@ -139,3 +139,14 @@ func (p *Proc) Line(t testing.TB, timeout time.Duration) string {
 
 // PID is the target's process id.
 func (p *Proc) PID() int { return p.Cmd.Process.Pid }
+
+// TryLine waits for the next output line; ok is false if the target exited
+// or stayed silent.
+func (p *Proc) TryLine(timeout time.Duration) (line string, ok bool) {
+	select {
+	case l, ok := <-p.lines:
+		return l, ok
+	case <-time.After(timeout):
+		return "", false
+	}
+}

@@ -6,6 +6,7 @@ package trace
 import (
 	"context"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -61,12 +62,40 @@ type session struct {
 	links      []*probes.Links
 	mapLinksMu sync.Mutex
 	mapLinks   *probes.Links
+
+	start0    time.Time
+	stopGov   context.CancelFunc
+	govDone   chan error
+	cpu       *cpuClock
+	collectMu sync.Mutex     // one collect at a time
+	final     *report.Report // the report once the trace has ended
+
+	mapNamesMu sync.Mutex
+	mapNames   map[uint64]string // map header address → variable
+	quitNamer  chan struct{}
+	namerDone  sync.WaitGroup
 }
 
-// Run traces opts.PID. Errors before the probes are attached mean nothing
-// was traced; after that Run always returns a report, along with any error
-// that cut the trace short.
+// Run traces opts.PID until ctx is done, opts.Duration passes or the target
+// exits. Errors before the probes are attached mean nothing was traced; after
+// that Run always returns a report, along with any error that cut the trace
+// short.
 func Run(ctx context.Context, opts Options) (*report.Report, error) {
+	s, err := Start(opts)
+	if err != nil {
+		return nil, err
+	}
+	return s.Wait(ctx)
+}
+
+// Session is a trace in progress.
+type Session struct {
+	s *session
+}
+
+// Start checks the target, loads and attaches the probes. The caller must
+// call Wait, which detaches them.
+func Start(opts Options) (*Session, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
@@ -74,15 +103,43 @@ func Run(ctx context.Context, opts Options) (*report.Report, error) {
 		opts.Keys = collector.KeysRaw
 	}
 	s := &session{opts: opts}
-	defer s.close()
 	if err := s.open(); err != nil {
+		s.close()
 		return nil, err
 	}
 	if err := s.attach(); err != nil {
+		s.close()
 		return nil, err
 	}
+	if err := s.start(); err != nil {
+		s.close()
+		return nil, err
+	}
+	return &Session{s}, nil
+}
+
+// Snapshot collects what the probes have seen so far, as a report whose
+// window ends now. Safe to call while the trace runs.
+func (t *Session) Snapshot() (*report.Report, error) {
+	s := t.s
+	s.collectMu.Lock()
+	defer s.collectMu.Unlock()
+	if s.final != nil {
+		return s.final, nil
+	}
+	return s.collect(time.Now())
+}
+
+// Wait traces until ctx is done, the duration passes or the target exits,
+// then detaches every probe and returns the final report.
+func (t *Session) Wait(ctx context.Context) (*report.Report, error) {
+	s := t.s
+	defer s.close()
 	return s.run(ctx)
 }
+
+// Target is the traced process's identity.
+func (t *Session) Target() report.Target { return t.s.r.Target }
 
 // open finds the process and reads its executable.
 func (s *session) open() error {
@@ -108,6 +165,7 @@ func (s *session) open() error {
 		return err
 	}
 	s.sym = collector.NewSymbolizer(bin, bias)
+	s.mapNames = map[uint64]string{}
 	s.multi = probes.MultiSupported()
 	s.r = &report.Report{
 		Version:  report.Version,
@@ -199,41 +257,57 @@ func (s *session) detachMaps() {
 	}
 }
 
-// run traces until the end, then detaches and collects.
-func (s *session) run(ctx context.Context) (*report.Report, error) {
-	r := s.r
-	cpu0, _ := s.proc.CPUTime()
-	r.Window.Start = time.Now()
-
-	govCtx, stopGov := context.WithCancel(ctx)
-	govDone := make(chan error, 1)
+// start begins the window and the governor's duty cycle, with the map probes
+// attached for the first window.
+func (s *session) start() error {
+	s.cpu = newCPUClock(s.proc)
+	s.start0 = time.Now()
+	var ctx context.Context
+	ctx, s.stopGov = context.WithCancel(context.Background())
+	s.govDone = make(chan error, 1)
+	if s.mapObjs != nil {
+		s.quitNamer = make(chan struct{})
+		s.namerDone.Add(1)
+		go func() { defer s.namerDone.Done(); s.nameMaps(s.quitNamer) }()
+	}
 	if s.gov != nil {
-		go func() { govDone <- s.gov.Run(govCtx) }()
+		if err := s.gov.Begin(); err != nil {
+			s.stopGov()
+			return err
+		}
+		go func() { s.govDone <- s.gov.Run(ctx) }()
 	} else {
-		govDone <- nil
+		s.govDone <- nil
 	}
 	if s.opts.Attached != nil {
 		s.opts.Attached()
 	}
-	var err error
-	r.EndedBy, err = wait(ctx, s.proc, s.opts.Duration)
-	stopGov()
-	err = errors.Join(err, <-govDone)
-	s.detach()
-	r.Window.End = time.Now()
-	r.Window.Seconds = r.Window.End.Sub(r.Window.Start).Seconds()
-	cpu1, cpuErr := s.proc.CPUTime()
-
-	err = errors.Join(err, s.collect())
-	if cpuErr == nil && cpu1 > cpu0 {
-		r.Overhead.Ratio = r.Overhead.EstCostSeconds / (cpu1 - cpu0).Seconds()
-	}
-	return r, err
+	return nil
 }
 
-// collect reads everything the programs aggregated into the report.
-func (s *session) collect() error {
-	r := s.r
+// run waits for the end, then detaches and collects the final report.
+func (s *session) run(ctx context.Context) (*report.Report, error) {
+	endedBy, err := wait(ctx, s.proc, s.opts.Duration)
+	s.stopGov()
+	err = errors.Join(err, <-s.govDone)
+	s.detach()
+	s.stopNamer()
+	end := time.Now()
+	s.cpu.stop()
+
+	s.collectMu.Lock()
+	defer s.collectMu.Unlock()
+	r, cerr := s.collect(end)
+	r.EndedBy = endedBy
+	s.final = r
+	return r, errors.Join(err, cerr)
+}
+
+// collect reads everything the programs aggregated into a report whose
+// window ends at end. Counts are cumulative since attach.
+func (s *session) collect(end time.Time) (*report.Report, error) {
+	r := *s.r // the fixed parts: target, missing symbols
+	r.Window = report.Window{Start: s.start0, End: end, Seconds: end.Sub(s.start0).Seconds()}
 	var errs []error
 	var cost time.Duration
 	if s.mutexObjs != nil {
@@ -253,6 +327,7 @@ func (s *session) collect() error {
 	if s.mapObjs != nil {
 		frac := s.gov.Fraction()
 		r.Overhead.MapSamplingFraction = frac
+		r.Overhead.MapCountsLowerBound = s.gov.LowerBound()
 		mapHits := sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) + sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
 		r.Overhead.ProbeHits += mapHits
 		cost += time.Duration(mapHits) * s.costs.Entry
@@ -264,14 +339,83 @@ func (s *session) collect() error {
 			r.Goroutines = mergeGoroutines(r.Goroutines, res.Goroutines)
 		}
 	}
+	r.Goroutines = r.Goroutines[:min(len(r.Goroutines), 10)]
 	r.Overhead.HitCostNS = float64(s.costs.Entry.Nanoseconds())
 	r.Overhead.EstCostSeconds = cost.Seconds()
-	return errors.Join(errs...)
+	if used := s.cpu.used(); used > 0 {
+		r.Overhead.Ratio = cost.Seconds() / used.Seconds()
+	}
+	return &r, errors.Join(errs...)
 }
 
-// mapName names a map by the global variable that points to it.
+// mapName names a map by the global variable that points to it: a map
+// variable holds the address of the map's header, which is what the probes
+// see.
 func (s *session) mapName(addr uint64) string {
-	return ""
+	s.mapNamesMu.Lock()
+	defer s.mapNamesMu.Unlock()
+	return s.mapNames[addr]
+}
+
+// nameMaps reads the map variables at attach, then again whenever the probes
+// have seen a map it cannot name (a global may be assigned a new map), while
+// the target lives: a target that crashes cannot be read afterwards.
+func (s *session) nameMaps(quit <-chan struct{}) {
+	s.readMapVars()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+		}
+		var (
+			addr uint64
+			st   bpf.MapsMapStat
+		)
+		it := s.mapObjs.MapStats.Iterate()
+		for it.Next(&addr, &st) {
+			if s.mapName(addr) == "" {
+				s.readMapVars()
+				break
+			}
+		}
+	}
+}
+
+// readMapVars reads every pointer-sized global of the target at once.
+func (s *session) readMapVars() {
+	vars := s.bin.PointerVars()
+	if len(vars) == 0 {
+		return
+	}
+	bias := s.sym.Bias()
+	lo, hi := vars[0].Addr, vars[len(vars)-1].Addr+8
+	buf := make([]byte, hi-lo)
+	if err := s.proc.ReadMemory(lo+bias, buf); err != nil {
+		return // the target has exited: keep the names found so far
+	}
+	s.mapNamesMu.Lock()
+	defer s.mapNamesMu.Unlock()
+	for _, v := range vars {
+		p := binary.LittleEndian.Uint64(buf[v.Addr-lo:])
+		if p == 0 {
+			continue
+		}
+		// Several variables may share a map; keep the shortest name.
+		if old, ok := s.mapNames[p]; !ok || old == "" || len(v.Name) < len(old) {
+			s.mapNames[p] = v.Name
+		}
+	}
+}
+
+func (s *session) stopNamer() {
+	if s.quitNamer != nil {
+		close(s.quitNamer)
+		s.namerDone.Wait()
+		s.quitNamer = nil
+	}
 }
 
 func (s *session) detach() {
@@ -283,6 +427,10 @@ func (s *session) detach() {
 }
 
 func (s *session) close() {
+	if s.stopGov != nil {
+		s.stopGov()
+	}
+	s.stopNamer()
 	s.detach()
 	if s.mutexObjs != nil {
 		s.mutexObjs.Close()
@@ -342,6 +490,9 @@ func wait(ctx context.Context, proc *target.Process, d time.Duration) (string, e
 	case <-timeout:
 		return report.EndedByDuration, nil
 	case <-ctx.Done():
+		if !proc.Alive() { // both at once: the exit explains more
+			return report.EndedByTargetExit, nil
+		}
 		return report.EndedBySignal, nil
 	case <-proc.Exited():
 		return report.EndedByTargetExit, nil

@@ -1,0 +1,162 @@
+package probes
+
+import (
+	"os/exec"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/maptrace/maptrace/internal/symbols"
+	"github.com/maptrace/maptrace/internal/testtarget"
+)
+
+func TestFindSitesPrologues(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		code  []byte
+		entry uint64
+		rets  []uint64
+	}{
+		{
+			// Go 1.21+: CMPQ SP, 0x10(R14); JBE; PUSHQ BP; MOVQ SP, BP; ...; POPQ BP; RET
+			name: "push prologue",
+			code: []byte{
+				0x49, 0x3b, 0x66, 0x10, // CMPQ SP, 0x10(R14)
+				0x76, 0x0a, // JBE +10
+				0x55,             // PUSHQ BP
+				0x48, 0x89, 0xe5, // MOVQ SP, BP
+				0x31, 0xc0, // XORL AX, AX
+				0x5d,       // POPQ BP
+				0xc3,       // RET
+				0x31, 0xc0, // XORL AX, AX (morestack path stand-in)
+				0xc3, // RET
+			},
+			entry: 6, rets: []uint64{13, 16},
+		},
+		{
+			// Go 1.20: CMPQ SP, 0x10(R14); JBE; SUBQ $0x30, SP; ...: the emulated JBE.
+			name: "sub prologue",
+			code: []byte{
+				0x49, 0x3b, 0x66, 0x10, // CMPQ SP, 0x10(R14)
+				0x76, 0x2a, // JBE
+				0x48, 0x83, 0xec, 0x30, // SUBQ $0x30, SP
+				0x48, 0x83, 0xc4, 0x30, // ADDQ $0x30, SP
+				0xc3, // RET
+			},
+			entry: 4, rets: []uint64{14},
+		},
+		{
+			// A large frame: LEAQ -0x40(SP), R12; CMPQ R12, 0x10(R14); JBE; PUSHQ BP.
+			name: "large frame",
+			code: []byte{
+				0x4c, 0x8d, 0x64, 0x24, 0xc0, // LEAQ -0x40(SP), R12
+				0x4d, 0x3b, 0x66, 0x10, // CMPQ R12, 0x10(R14)
+				0x0f, 0x86, 0x3f, 0x05, 0x00, 0x00, // JBE rel32
+				0x55, // PUSHQ BP
+				0x5d, // POPQ BP
+				0xc3, // RET
+			},
+			entry: 15, rets: []uint64{17},
+		},
+		{
+			// No stack check (a NOSPLIT leaf): the first instruction.
+			name:  "nosplit leaf",
+			code:  []byte{0x48, 0x89, 0xd8, 0xc3}, // MOVQ BX, AX; RET
+			entry: 0, rets: []uint64{3},
+		},
+		{
+			name:  "never returns",
+			code:  []byte{0x55, 0x48, 0x89, 0xe5, 0xe8, 0, 0, 0, 0, 0xcc}, // PUSHQ BP; MOVQ SP, BP; CALL; INT3
+			entry: 0, rets: nil,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := FindSites(tc.code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Entry != tc.entry || s.Branch != (tc.name == "sub prologue") || !reflect.DeepEqual(s.Rets, tc.rets) {
+				t.Errorf("FindSites = entry %d rets %v, want entry %d rets %v", s.Entry, s.Rets, tc.entry, tc.rets)
+			}
+		})
+	}
+}
+
+func TestFindSitesUndecodable(t *testing.T) {
+	if _, err := FindSites([]byte{0x48, 0x8b}); err == nil {
+		t.Error("FindSites decoded garbage")
+	}
+}
+
+// TestFindSitesAgainstObjdump checks the sites of real functions, built with
+// an old and a new toolchain, against `go tool objdump`.
+func TestFindSitesAgainstObjdump(t *testing.T) {
+	for _, tc := range []string{"go1.20.14", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			exe := testtarget.Build(t, "../../testdata/contention", tc)
+			bin, err := symbols.Open(exe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bin.Close()
+			for _, name := range []string{"main.lockMutex", "runtime.mapaccess1_fast64", "sync.runtime_SemacquireRWMutexR"} {
+				checkObjdump(t, bin, exe, name)
+			}
+		})
+	}
+}
+
+func checkObjdump(t *testing.T, bin *symbols.Binary, exe, name string) {
+	fn, ok := bin.Func(name)
+	if !ok {
+		t.Fatalf("%s not found", name)
+	}
+	code, err := bin.Code(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := FindSites(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "tool", "objdump", "-s", "^"+regexp.QuoteMeta(name)+"$", exe).CombinedOutput()
+	if err != nil {
+		t.Fatalf("objdump: %v\n%s", err, out)
+	}
+	var rets []uint64
+	var insts []string
+	var offs []uint64
+	line := regexp.MustCompile(`^\s+\S+\s+0x([0-9a-f]+)\s+[0-9a-f]+\s+(.*)$`)
+	for _, l := range strings.Split(string(out), "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		addr, _ := strconv.ParseUint(m[1], 16, 64)
+		inst := strings.TrimSpace(m[2])
+		insts = append(insts, inst)
+		offs = append(offs, addr-fn.Entry)
+		if inst == "RET" {
+			rets = append(rets, addr-fn.Entry)
+		}
+	}
+	if len(rets) == 0 || !reflect.DeepEqual(s.Rets, rets) {
+		t.Errorf("%s: RETs %v, objdump says %v", name, s.Rets, rets)
+	}
+	// The entry site: PUSHQ BP after the stack check, else the check's JBE.
+	want := uint64(0)
+	for i, inst := range insts {
+		if strings.HasPrefix(inst, "JBE") && i+1 < len(insts) {
+			want = offs[i]
+			if insts[i+1] == "PUSHQ BP" {
+				want = offs[i+1]
+			}
+			break
+		}
+	}
+	if s.Entry != want {
+		t.Errorf("%s: entry +%d, want +%d (%v)", name, s.Entry, want, insts[:4])
+	}
+}

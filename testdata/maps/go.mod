@@ -1,0 +1,3 @@
+module maptarget
+
+go 1.19

@@ -1,0 +1,205 @@
+// Command maps is a test target for map tracing. It reads commands on stdin:
+//
+//	hot            reads and writes two maps with known key counts
+//	race KIND MS   two goroutines race on one map (KIND: write, read, iterate)
+//	locked MS      maps used from many goroutines, but always under a lock, and a busy sync.Map
+//	loop MS        a tight map-read loop; prints the lookups done
+//	work MS        map reads among other work (~5µs apart); prints the lookups done
+//
+// and answers each with one line. A race may kill it with the runtime's
+// "fatal error: concurrent map …", as it would in production.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+var (
+	hotStrings = map[string]int{}
+	hotInts    = map[int64]int{}
+	racy       = map[int]int{}
+	guarded    = map[int]int{}
+	readMostly = map[string]int{"a": 1}
+	loopMap    = map[int64]int64{1: 1, 2: 2, 3: 3}
+	guardMu    sync.Mutex
+	readMu     sync.RWMutex
+	syncMap    sync.Map
+	sink       int
+)
+
+// hot does, for i in 0..9, (i+1)*10 reads of key "user:i" and of key
+// int64(1000+i), and one write of each beforehand.
+func hot() {
+	for i := 0; i < 10; i++ {
+		hotStrings["user:"+strconv.Itoa(i)] = i
+		hotInts[int64(1000+i)] = i
+	}
+	for i := 0; i < 10; i++ {
+		ks, ki := "user:"+strconv.Itoa(i), int64(1000+i)
+		for n := 0; n < (i+1)*10; n++ {
+			sink += hotStrings[ks]
+			sink += hotInts[ki]
+		}
+	}
+	fmt.Println("hot done")
+}
+
+//go:noinline
+func racyWrite(stop <-chan struct{}) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		racy[i%64] = i
+		if i%16 == 0 {
+			time.Sleep(50 * time.Microsecond) // throttled: the race must last to be seen
+		}
+	}
+}
+
+//go:noinline
+func racyRead(stop <-chan struct{}) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		sink += racy[i%64]
+		if i%16 == 0 {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
+//go:noinline
+func racyIterate(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		for k, v := range racy {
+			sink += k + v
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+func race(kind string, d time.Duration) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	other := map[string]func(<-chan struct{}){"write": racyWrite, "read": racyRead, "iterate": racyIterate}[kind]
+	for _, f := range []func(<-chan struct{}){racyWrite, other} {
+		wg.Add(1)
+		go func(f func(<-chan struct{})) { defer wg.Done(); f(stop) }(f)
+	}
+	time.Sleep(d)
+	close(stop)
+	wg.Wait()
+	fmt.Println("race done")
+}
+
+//go:noinline
+func lockedWork(stop <-chan struct{}, id int) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		guardMu.Lock()
+		guarded[i%32] = id
+		guardMu.Unlock()
+		readMu.RLock()
+		sink += readMostly["a"]
+		readMu.RUnlock()
+		if i%8 == 0 {
+			readMu.Lock()
+			readMostly["a"] = i
+			readMu.Unlock()
+		}
+		syncMap.Store(i%16, id)
+		syncMap.Load((i + 1) % 16)
+		if i%16 == 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+func locked(d time.Duration) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for id := 0; id < 4; id++ {
+		wg.Add(1)
+		go func(id int) { defer wg.Done(); lockedWork(stop, id) }(id)
+	}
+	time.Sleep(d)
+	close(stop)
+	wg.Wait()
+	fmt.Println("locked done")
+}
+
+//go:noinline
+func loop(d time.Duration) {
+	var ops int
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		for i := 0; i < 1000; i++ {
+			sink += int(loopMap[int64(i&3)])
+		}
+		ops += 1000
+	}
+	fmt.Printf("loop %d\n", ops)
+}
+
+// work reads loopMap between stretches of other work, as most programs do.
+//
+//go:noinline
+func work(d time.Duration) {
+	var ops int
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		for i := 0; i < 100; i++ {
+			sink += int(loopMap[int64(i&3)])
+			for j := 0; j < 5000; j++ {
+				sink += j ^ i
+			}
+		}
+		ops += 100
+	}
+	fmt.Printf("work %d\n", ops)
+}
+
+func main() {
+	fmt.Println("ready")
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		ms := func(i int) time.Duration {
+			n, _ := strconv.Atoi(f[i])
+			return time.Duration(n) * time.Millisecond
+		}
+		switch {
+		case len(f) == 1 && f[0] == "hot":
+			hot()
+		case len(f) == 3 && f[0] == "race":
+			race(f[1], ms(2))
+		case len(f) == 2 && f[0] == "locked":
+			locked(ms(1))
+		case len(f) == 2 && f[0] == "loop":
+			loop(ms(1))
+		case len(f) == 2 && f[0] == "work":
+			work(ms(1))
+		}
+	}
+}
