@@ -5,4 +5,4 @@
 package bpf
 
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package bpf Mutex mutex.bpf.c -- -I/usr/include/x86_64-linux-gnu
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package bpf Maps maps.bpf.c -- -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package bpf -type writer Maps maps.bpf.c -- -I/usr/include/x86_64-linux-gnu

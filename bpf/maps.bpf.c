@@ -167,13 +167,32 @@ struct {
 	__uint(max_entries, 16384);
 } goroutine_keys SEC(".maps");
 
-// The last goroutine to enter a write on each map.
+// The last two goroutines to enter a write on each map: when the last one
+// is the goroutine that finds the race, the other is the one before.
+struct writers {
+	struct writer last;
+	struct writer prev;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, u64);
-	__type(value, struct writer);
+	__type(value, struct writers);
 	__uint(max_entries, 8192);
 } writers SEC(".maps");
+
+// other_writer is the most recent writer of m that is not goroutine goid.
+static __always_inline struct writer *other_writer(u64 m, s64 goid)
+{
+	struct writers *ws = bpf_map_lookup_elem(&writers, &m);
+	if (!ws)
+		return 0;
+	if (ws->last.goid != goid)
+		return &ws->last;
+	if (ws->prev.goid != goid && ws->prev.ns)
+		return &ws->prev;
+	return 0;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -336,10 +355,8 @@ static __always_inline void check_race(struct pt_regs *ctx, u64 m, u32 op, s64 g
 		return;
 	struct race_key rk = {.map = m, .caller = caller, .op = op, .other_op = OP_WRITE, .other_stackid = -1};
 	s64 other = 0;
-	struct writer *w = bpf_map_lookup_elem(&writers, &m);
+	struct writer *w = other_writer(m, goid);
 	if (w) {
-		if (w->goid == goid)
-			return; // our own write, e.g. one that panicked midway
 		if (bpf_ktime_get_ns() - w->ns < WRITER_FRESH_NS) {
 			other = w->goid;
 			rk.other_caller = w->caller;
@@ -396,7 +413,15 @@ int map_op(struct pt_regs *ctx)
 		stackid = user_stack(ctx);
 	if (op == OP_WRITE || op == OP_DELETE) {
 		struct writer w = {.ns = bpf_ktime_get_ns(), .caller = caller, .goid = goid, .stackid = stackid, .op = op};
-		bpf_map_update_elem(&writers, &m, &w, BPF_ANY);
+		struct writers *ws = bpf_map_lookup_elem(&writers, &m);
+		if (ws) {
+			if (ws->last.goid != goid)
+				ws->prev = ws->last;
+			ws->last = w;
+		} else {
+			struct writers nw = {.last = w};
+			bpf_map_update_elem(&writers, &m, &nw, BPF_ANY);
+		}
 	}
 
 	struct map_stat *st = bpf_map_lookup_elem(&map_stats, &m);

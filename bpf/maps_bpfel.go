@@ -104,6 +104,12 @@ type MapsWriter struct {
 	Pad     uint32
 }
 
+type MapsWriters struct {
+	_    structs.HostLayout
+	Last MapsWriter
+	Prev MapsWriter
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.

@@ -410,9 +410,14 @@ func (c *Maps) fatal(byAddr map[uint64]*report.Map, races *[]report.Race) string
 	}
 	r := report.Race{Map: addr, Kind: kind, Count: 1, Name: c.Name(fi.Map)}
 	r.Sides = append(r.Sides, report.RaceSide{Goid: fi.Goid, Op: sideOp(fi.MapOp), Stack: c.Sym.Stack(fi.Caller, stackTrace(c.Maps.Stacks, fi.Stackid))})
-	var w bpf.MapsWriter
-	if err := c.Maps.Writers.Lookup(fi.Map, &w); err == nil && w.Goid != fi.Goid {
-		r.Sides = append(r.Sides, report.RaceSide{Goid: w.Goid, Op: sideOp(w.Op), Stack: c.Sym.Stack(w.Caller, stackTrace(c.Maps.Stacks, w.Stackid))})
+	var ws bpf.MapsWriters
+	if err := c.Maps.Writers.Lookup(fi.Map, &ws); err == nil {
+		for _, w := range []bpf.MapsWriter{ws.Last, ws.Prev} {
+			if w.Ns != 0 && w.Goid != fi.Goid {
+				r.Sides = append(r.Sides, report.RaceSide{Goid: w.Goid, Op: sideOp(w.Op), Stack: c.Sym.Stack(w.Caller, stackTrace(c.Maps.Stacks, w.Stackid))})
+				break
+			}
+		}
 	}
 	*races = append(*races, r)
 	return msg

@@ -4,6 +4,7 @@ package testtarget
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -91,7 +92,10 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	// The target's stderr (a crash's goroutine dump) is shown only when the
+	// test fails.
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +111,9 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 		in.Close()
 		cmd.Process.Kill()
 		cmd.Wait()
+		if t.Failed() && stderr.Len() > 0 {
+			t.Logf("%s stderr:\n%s", bin, stderr.Bytes())
+		}
 	})
 	if l := p.Line(t, 30*time.Second); l != "ready" {
 		t.Fatalf("%s: first line %q, want ready", bin, l)

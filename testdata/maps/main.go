@@ -4,7 +4,7 @@
 //	race KIND MS   two goroutines race on one map (KIND: write, read, iterate)
 //	locked MS      maps used from many goroutines, but always under a lock, and a busy sync.Map
 //	loop MS        a tight map-read loop; prints the lookups done
-//	work MS        map reads among other work (~5µs apart); prints the lookups done
+//	work MS        map reads among other work (~10µs apart); prints the lookups done
 //
 // and answers each with one line. A race may kill it with the runtime's
 // "fatal error: concurrent map …", as it would in production.
@@ -171,7 +171,7 @@ func work(d time.Duration) {
 	for time.Now().Before(deadline) {
 		for i := 0; i < 100; i++ {
 			sink += int(loopMap[int64(i&3)])
-			for j := 0; j < 5000; j++ {
+			for j := 0; j < 12000; j++ {
 				sink += j ^ i
 			}
 		}
