@@ -118,7 +118,6 @@ struct fatal_info {
 };
 
 struct last_op {
-	s64 goid;
 	u64 map;
 	u32 op;
 	u32 _pad;
@@ -208,11 +207,13 @@ struct {
 	__uint(max_entries, 1);
 } fatal SEC(".maps");
 
+// The map each goroutine last entered, for fatal_enter to name the map a
+// goroutine died in.
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, u32);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, s64);
 	__type(value, struct last_op);
-	__uint(max_entries, 1);
+	__uint(max_entries, 16384);
 } last_ops SEC(".maps");
 
 struct {
@@ -402,12 +403,8 @@ int map_op(struct pt_regs *ctx)
 		return 0;
 
 	u32 zero = 0;
-	struct last_op *lo = bpf_map_lookup_elem(&last_ops, &zero);
-	if (lo) {
-		lo->goid = goid;
-		lo->map = m;
-		lo->op = op;
-	}
+	struct last_op lo = {.map = m, .op = op};
+	bpf_map_update_elem(&last_ops, &goid, &lo, BPF_ANY);
 
 	if (stackid == -2)
 		stackid = user_stack(ctx);
@@ -490,9 +487,9 @@ int fatal_enter(struct pt_regs *ctx)
 	u64 n = len < sizeof(fi->msg) ? len : sizeof(fi->msg);
 	if (n)
 		bpf_probe_read_user(fi->msg, n & 127, (void *)GO_ARG1(ctx));
-	// The map this goroutine was in, if it was the last op on this CPU.
-	struct last_op *lo = bpf_map_lookup_elem(&last_ops, &zero);
-	if (lo && lo->goid == goid) {
+	// The map this goroutine was in.
+	struct last_op *lo = bpf_map_lookup_elem(&last_ops, &goid);
+	if (lo) {
 		fi->map = lo->map;
 		fi->map_op = lo->op;
 	}

@@ -43,11 +43,10 @@ type MapsGoroutineStat struct {
 }
 
 type MapsLastOp struct {
-	_    structs.HostLayout
-	Goid int64
-	Map  uint64
-	Op   uint32
-	Pad  uint32
+	_   structs.HostLayout
+	Map uint64
+	Op  uint32
+	Pad uint32
 }
 
 type MapsMapKey struct {

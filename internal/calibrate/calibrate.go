@@ -7,6 +7,7 @@ package calibrate
 import (
 	"fmt"
 	"os"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -25,6 +26,9 @@ type Costs struct {
 // calls is how many probed calls a measurement makes: enough to average out
 // timer noise, few enough to take milliseconds even at 20µs a hit.
 const calls = 2000
+
+// rounds is how many times the probed calls are timed.
+const rounds = 5
 
 //go:noinline
 func probed(t, m unsafe.Pointer, k uint64) uint64 {
@@ -74,16 +78,22 @@ func measure(entry, ret *ebpf.Program, entryCookie uint64, multi bool) (Costs, e
 		}
 		return time.Since(start)
 	}
+	// The median of a few rounds: one round is a few milliseconds, and a
+	// VM's steal time or a migration can distort any one of them.
 	measure := func(ps []probes.Probe) (time.Duration, error) {
 		base := run()
 		l, err := probes.Attach("/proc/self/exe", os.Getpid(), multi, ps)
 		if err != nil {
 			return 0, err
 		}
-		probedTime := run()
-		l.Close()
-		// Each call hits the entry probe, or exactly one RET.
-		return max(0, probedTime-base) / calls, nil
+		defer l.Close()
+		var costs []time.Duration
+		for i := 0; i < rounds; i++ {
+			// Each call hits the entry probe, or exactly one RET.
+			costs = append(costs, max(0, run()-base)/calls)
+		}
+		slices.Sort(costs)
+		return costs[rounds/2], nil
 	}
 	var c Costs
 	if c.Entry, err = measure([]probes.Probe{{Func: name, Offset: sites.Entry, Prog: entry, Cookie: entryCookie}}); err != nil {
