@@ -83,50 +83,87 @@ func stackHas(ws []report.Waiter, fn string) bool {
 func TestMutexContention(t *testing.T) {
 	for _, tc := range testtarget.Toolchains {
 		t.Run(tc, func(t *testing.T) {
-			bin := testtarget.Build(t, "../../testdata/contention", tc)
-			p := testtarget.Start(t, bin)
-			r, truth := traceRun(t, p, 2000)
-
-			if r.Target.GoVersion == "" || r.EndedBy != report.EndedBySignal {
-				t.Errorf("target %+v ended by %q", r.Target, r.EndedBy)
-			}
-			for _, want := range []struct{ name, kind, fn string }{
-				{"main.mu", report.KindMutex, "main.lockMutex"},
-				{"main.rw", report.KindRWMutexRead, "main.readShared"},
-				{"main.rw", report.KindRWMutexWrite, "main.writeShared"},
-			} {
-				m := findMutex(r, want.name, want.kind)
-				if m == nil {
-					t.Errorf("no %s %s in report: %+v", want.kind, want.name, r.Mutexes)
-					continue
-				}
-				if m.Contentions == 0 || m.WaitNS == 0 || !stackHas(m.Waiters, want.fn) {
-					t.Errorf("%s %s: %d waits, %dns, waiters %v; want waits from %s", want.kind, want.name, m.Contentions, m.WaitNS, m.Waiters, want.fn)
-				}
-				if m.P50NS == 0 || m.P99NS < m.P50NS || m.MaxWaitNS < m.P99NS {
-					t.Errorf("%s %s: p50 %d p99 %d max %d", want.kind, want.name, m.P50NS, m.P99NS, m.MaxWaitNS)
-				}
-			}
-			if m := findMutex(r, "main.mu", report.KindMutex); m != nil && len(m.Holders) == 0 {
-				t.Errorf("main.mu: no holder stacks")
-			}
-			var total uint64
-			for _, m := range r.Mutexes {
-				total += m.WaitNS
-			}
-			got := float64(total) / 1e9
-			if truth >= 0 {
-				ratio := got / truth
-				t.Logf("%s: maptrace %.4fs, runtime/metrics %.4fs, ratio %.3f", tc, got, truth, ratio)
-				if math.Abs(ratio-1) > 0.15 {
-					t.Errorf("total wait %.4fs vs runtime's %.4fs: ratio %.3f, want within 15%%", got, truth, ratio)
-				}
-			}
-			// Detached, the target runs on.
-			p.Send(t, "run 100")
-			if l := p.Line(t, 30*time.Second); !strings.HasPrefix(l, "mutex_wait_seconds") {
-				t.Errorf("after detach target said %q", l)
-			}
+			checkContention(t, testtarget.Build(t, "../../testdata/contention", tc), true)
 		})
 	}
+}
+
+// TestStrippedAndPIE traces stripped and position-independent builds, with a
+// toolchain of each prologue style.
+func TestStrippedAndPIE(t *testing.T) {
+	for _, tc := range []string{"go1.20.14", "local"} {
+		for _, v := range []struct {
+			name  string
+			flags []string
+		}{{"stripped", []string{"-ldflags=-s -w"}}, {"pie", []string{"-buildmode=pie"}}, {"stripped-pie", []string{"-buildmode=pie", "-ldflags=-s -w"}}} {
+			t.Run(tc+"/"+v.name, func(t *testing.T) {
+				checkContention(t, testtarget.Build(t, "../../testdata/contention", tc, v.flags...), !strings.Contains(v.name, "stripped"))
+			})
+		}
+	}
+}
+
+// checkContention runs the contention target's workload under a trace.
+// Stripped binaries have no variable names: their mutexes are found by their
+// waiters.
+func checkContention(t *testing.T, bin string, named bool) {
+	p := testtarget.Start(t, bin)
+	r, truth := traceRun(t, p, 3000)
+
+	if r.Target.GoVersion == "" || r.EndedBy != report.EndedBySignal {
+		t.Errorf("target %+v ended by %q", r.Target, r.EndedBy)
+	}
+	for _, want := range []struct{ name, kind, fn string }{
+		{"main.mu", report.KindMutex, "main.lockMutex"},
+		{"main.rw", report.KindRWMutexRead, "main.readShared"},
+		{"main.rw", report.KindRWMutexWrite, "main.writeShared"},
+	} {
+		m := findMutex(r, want.name, want.kind)
+		if !named {
+			m = findMutexByWaiter(r, want.kind, want.fn)
+			if m != nil && m.Name != "" {
+				t.Errorf("stripped binary, but mutex named %q", m.Name)
+			}
+		}
+		if m == nil {
+			t.Errorf("no %s %s in report: %+v", want.kind, want.name, r.Mutexes)
+			continue
+		}
+		if m.Contentions == 0 || m.WaitNS == 0 || !stackHas(m.Waiters, want.fn) {
+			t.Errorf("%s %s: %d waits, %dns, waiters %v; want waits from %s", want.kind, want.name, m.Contentions, m.WaitNS, m.Waiters, want.fn)
+		}
+		if m.P50NS == 0 || m.P99NS < m.P50NS || m.MaxWaitNS < m.P99NS {
+			t.Errorf("%s %s: p50 %d p99 %d max %d", want.kind, want.name, m.P50NS, m.P99NS, m.MaxWaitNS)
+		}
+		if want.kind == report.KindMutex && len(m.Holders) == 0 {
+			t.Errorf("%s: no holder stacks", want.name)
+		}
+	}
+	var total uint64
+	for _, m := range r.Mutexes {
+		total += m.WaitNS
+	}
+	got := float64(total) / 1e9
+	if truth >= 0 {
+		ratio := got / truth
+		t.Logf("%s: maptrace %.4fs, runtime/metrics %.4fs, ratio %.3f", r.Target.GoVersion, got, truth, ratio)
+		if math.Abs(ratio-1) > 0.15 {
+			t.Errorf("total wait %.4fs vs runtime's %.4fs: ratio %.3f, want within 15%%", got, truth, ratio)
+		}
+	}
+	// Detached, the target runs on.
+	p.Send(t, "run 100")
+	if l := p.Line(t, 30*time.Second); !strings.HasPrefix(l, "mutex_wait_seconds") {
+		t.Errorf("after detach target said %q", l)
+	}
+}
+
+// findMutexByWaiter finds the mutex of a kind whose waiters include fn.
+func findMutexByWaiter(r *report.Report, kind, fn string) *report.Mutex {
+	for i, m := range r.Mutexes {
+		if m.Kind == kind && stackHas(m.Waiters, fn) {
+			return &r.Mutexes[i]
+		}
+	}
+	return nil
 }
