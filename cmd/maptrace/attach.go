@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/maptrace/maptrace/internal/metrics"
 	"github.com/maptrace/maptrace/internal/report"
 	"github.com/maptrace/maptrace/internal/trace"
 )
@@ -27,6 +30,7 @@ type traceFlags struct {
 	keys     string
 	format   string
 	output   string
+	listen   string
 }
 
 func (f *traceFlags) register(cmd *cobra.Command) {
@@ -40,6 +44,7 @@ func (f *traceFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.keys, "keys", "raw", "how map keys appear: raw, hash (a stable short hash, for keys that are user data) or none")
 	fs.StringVarP(&f.format, "format", "f", "text", "report format: text or json")
 	fs.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
+	fs.StringVar(&f.listen, "listen", "", "serve Prometheus metrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9435)")
 }
 
 func (f *traceFlags) check() error {
@@ -106,11 +111,44 @@ func runTrace(cmd *cobra.Command, pid int, f *traceFlags, attached func()) error
 	if err != nil {
 		return err
 	}
+	if f.listen != "" {
+		stopServing, err := serveMetrics(f.listen, sess, f.keys)
+		if err != nil {
+			sess.Wait(canceled())
+			return err
+		}
+		defer stopServing()
+		fmt.Fprintf(stderr, "maptrace: serving metrics at http://%s/metrics\n", f.listen)
+	}
 	r, err := sess.Wait(ctx)
 	if werr := writeReport(cmd.OutOrStdout(), f, r); werr != nil {
 		return errors.Join(err, werr)
 	}
 	return err
+}
+
+// serveMetrics serves the trace's Prometheus metrics until stop is called.
+func serveMetrics(addr string, src metrics.Source, keys string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.NewHandler(src, keys))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+// canceled is a done context: Wait with it detaches at once.
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 func untilText(d time.Duration) string {

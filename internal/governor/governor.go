@@ -35,8 +35,9 @@ type Governor struct {
 	mu       sync.Mutex
 	onCPU    time.Duration // target CPU time while attached, probes included
 	onProbe  time.Duration // of which estimated probe time
-	offCPU   time.Duration // target CPU time while detached
-	onTime   time.Duration
+	onSpan   time.Duration // wall time fully attached (after attach, before detach)
+	offCPU   time.Duration // target CPU time while not fully attached
+	onTime   time.Duration // wall time attached, attach and detach included
 	wallTime time.Duration
 
 	// first is the first window, attached by Begin.
@@ -86,10 +87,10 @@ func (g *Governor) Run(ctx context.Context) error {
 		// The attached interval is measured from after the attach to
 		// before the detach: while they run, the probes are only partly
 		// in place and the target works mostly unobserved.
-		cpu0, h0 := g.cpuNow(), g.cfg.Hits()
+		cpu0, h0, t0 := g.cpuNow(), g.cfg.Hits(), time.Now()
 		allowed := time.Duration(g.cfg.Budget * rate * float64(g.cfg.Period))
 		g.window(ctx, start, h0, allowed)
-		cpu1, h1 := g.cpuNow(), g.cfg.Hits()
+		cpu1, h1, span := g.cpuNow(), g.cfg.Hits(), time.Since(t0)
 		g.cfg.Detach()
 		onTime := time.Since(start)
 		probe := time.Duration(h1-h0) * g.cfg.HitCost
@@ -101,6 +102,7 @@ func (g *Governor) Run(ctx context.Context) error {
 		g.mu.Lock()
 		g.onCPU += cpu1 - cpu0
 		g.onProbe += probe
+		g.onSpan += span
 		g.offCPU += cpuEnd - cpuStart - (cpu1 - cpu0)
 		g.onTime += onTime
 		g.wallTime += wall
@@ -152,10 +154,13 @@ func sleep(ctx context.Context, d time.Duration) {
 // true counts. It is 1 when always attached.
 //
 // The share is that of the target's work (CPU time less the probes' own)
-// done while attached. Where the probes took most of the attached CPU time —
-// a loop doing little but map operations — that difference is too small to
-// trust, and the share of time attached is used instead: the probes then
-// slowed the target, so the estimate is a lower bound (LowerBound says so).
+// done while attached. Where the probes took most of the attached CPU time,
+// that difference is too small to trust, and the share of time attached is
+// used instead. That is right for a target whose map operations are paced by
+// something else (I/O, timers, locks): the probes then add CPU time without
+// slowing it. A target that was busy anyway — a loop doing little but map
+// operations — was slowed by them, and the estimate is a lower bound
+// (LowerBound says so).
 func (g *Governor) Fraction() float64 {
 	f, _ := g.estimate()
 	return f
@@ -167,9 +172,14 @@ func (g *Governor) LowerBound() bool {
 	return lb
 }
 
-// probeDominated is the share of attached CPU time spent in probes above
-// which the work left over is not trusted.
-const probeDominated = 0.5
+const (
+	// probeDominated is the share of attached CPU time spent in probes
+	// above which the work left over is not trusted.
+	probeDominated = 0.5
+	// pacedRise is how much more CPU the target used while attached than
+	// while not for the probes to count as added, not displacing, work.
+	pacedRise = 1.3
+)
 
 func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.cfg.Budget >= 1 {
@@ -181,8 +191,15 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.onCPU > 0 && float64(g.onProbe) < probeDominated*float64(g.onCPU) && onWork+g.offCPU > time.Millisecond {
 		return float64(onWork) / float64(onWork+g.offCPU), false
 	}
-	if g.wallTime > 0 {
-		return float64(g.onTime) / float64(g.wallTime), g.onProbe > 0
+	if g.wallTime == 0 {
+		return 1, false
 	}
-	return 1, false
+	fraction = float64(g.onTime) / float64(g.wallTime)
+	offSpan := g.wallTime - g.onSpan
+	if g.onProbe == 0 || g.onSpan == 0 || offSpan <= 0 {
+		return fraction, false
+	}
+	rateOn := float64(g.onCPU) / float64(g.onSpan)
+	rateOff := float64(g.offCPU) / float64(offSpan)
+	return fraction, rateOn < pacedRise*rateOff
 }

@@ -18,12 +18,12 @@ func WriteText(w io.Writer, r *Report) error {
 	if r.TargetError != "" {
 		fmt.Fprintf(&b, "TARGET DIED: fatal error: %s\n", r.TargetError)
 	}
-	fmt.Fprintf(&b, "probes: %d hits, est. cost %s (%.2f%% of the window)", r.Overhead.ProbeHits,
+	fmt.Fprintf(&b, "probes: %d hits, est. cost %s (%.2f%% of the target's CPU time)", r.Overhead.ProbeHits,
 		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio)
 	if r.Overhead.MapSamplingFraction < 1 {
 		fmt.Fprintf(&b, "; map counts scaled from %.1f%% sampled", 100*r.Overhead.MapSamplingFraction)
 		if r.Overhead.MapCountsLowerBound {
-			b.WriteString(" (lower bounds: the probes dominated the target's map loop)")
+			b.WriteString(" (may be undercounted: the probes took most of the sampled CPU time)")
 		}
 	}
 	b.WriteString("\n")
@@ -80,11 +80,11 @@ func writeMutexes(b *strings.Builder, ms []Mutex) {
 // waited for.
 func mutexLabel(m Mutex) string {
 	if m.Name != "" {
-		return m.Name
+		return Short(m.Name)
 	}
 	if len(m.Waiters) > 0 {
 		if f := UserFrames(m.Waiters[0].Stack); len(f) > 0 {
-			return m.Address + " " + FrameFunc(f[0])
+			return m.Address + " " + Short(FrameFunc(f[0]))
 		}
 	}
 	return m.Address
@@ -131,7 +131,7 @@ func writeRaces(b *strings.Builder, rs []Race) {
 
 func mapLabel(name, addr string) string {
 	if name != "" {
-		return name
+		return Short(name)
 	}
 	return "map " + addr
 }
@@ -151,12 +151,12 @@ func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
 			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-topText)
 			break
 		}
-		label := m.Name
+		label := Short(m.Name)
 		if label == "" {
 			label = m.Address
 			if len(m.Sites) > 0 {
 				if f := UserFrames(m.Sites[0].Stack); len(f) > 0 {
-					label += " " + FrameFunc(f[0])
+					label += " " + Short(FrameFunc(f[0]))
 				}
 			}
 		}
@@ -177,7 +177,7 @@ func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
 				break
 			}
 			if f := UserFrames(s.Stack); len(f) > 0 {
-				fmt.Fprintf(b, "      %-6s %9d at %s\n", s.Op, s.Count, clip(f[0], textWidth-30))
+				fmt.Fprintf(b, "      %-6s %9d at %s\n", s.Op, s.Count, clip(shortFrame(f[0]), textWidth-30))
 			}
 		}
 	}
@@ -215,7 +215,7 @@ func writeStack(b *strings.Builder, stack []string, indent string) {
 			fmt.Fprintf(b, "%s…\n", indent)
 			break
 		}
-		fmt.Fprintf(b, "%s%s\n", indent, clip(f, textWidth-len(indent)))
+		fmt.Fprintf(b, "%s%s\n", indent, clip(shortFrame(f), textWidth-len(indent)))
 	}
 }
 
@@ -239,6 +239,31 @@ func FrameFunc(frame string) string {
 		return frame[:i]
 	}
 	return frame
+}
+
+// Short drops a name's import path, keeping its package: "demo.configMu"
+// for "github.com/x/y/internal/demo.configMu", as on-call eyes want it. The
+// JSON report keeps the full names.
+func Short(name string) string {
+	if i := strings.LastIndex(name, "/"); i >= 0 && !strings.Contains(name[:i], "(") {
+		return name[i+1:]
+	}
+	return name
+}
+
+// shortFrame is a frame as Short function and file base name.
+func shortFrame(frame string) string {
+	fn, loc := frame, ""
+	if i := strings.LastIndex(frame, " ("); i >= 0 {
+		fn, loc = frame[:i], frame[i+2:len(frame)-1]
+	}
+	if j := strings.LastIndex(loc, "/"); j >= 0 {
+		loc = loc[j+1:]
+	}
+	if loc == "" {
+		return Short(fn)
+	}
+	return Short(fn) + " (" + loc + ")"
 }
 
 func clip(s string, n int) string {

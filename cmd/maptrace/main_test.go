@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/maptrace/maptrace/internal/probes"
+	"github.com/maptrace/maptrace/internal/report"
+	"github.com/maptrace/maptrace/internal/symbols"
+	"github.com/maptrace/maptrace/internal/testtarget"
+)
+
+// maptrace is the command under test, built once.
+var maptrace string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "maptrace-cli-")
+	if err != nil {
+		panic(err)
+	}
+	os.Chmod(dir, 0o755) // TestNotRoot runs it as nobody
+	maptrace = filepath.Join(dir, "maptrace")
+	if out, err := exec.Command("go", "build", "-o", maptrace, ".").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs maptrace and returns stdout, stderr and the exit code.
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(maptrace, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+// oneLine checks that stderr is one line containing want.
+func oneLine(t *testing.T, stderr, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "maptrace: ") || !strings.Contains(lines[0], want) {
+		t.Errorf("stderr %q: want one line with %q", stderr, want)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleep.Process.Kill()
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no pid", []string{"attach"}, 2, "attach needs -p PID"},
+		{"bad flag", []string{"attach", "-p", "1", "--format", "xml"}, 2, "--format"},
+		{"unknown flag", []string{"attach", "--bogus"}, 2, "unknown flag"},
+		{"no such pid", []string{"attach", "-p", "99999999"}, 1, "no such process"},
+		{"not go", []string{"attach", "-p", strconv.Itoa(sleep.Process.Pid)}, 1, "not a Go binary"},
+		{"kernel thread", []string{"attach", "-p", "2"}, 1, "no executable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, code := run(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tc.code, stderr)
+			}
+			oneLine(t, stderr, tc.want)
+			if stdout != "" {
+				t.Errorf("stdout %q on an error", stdout)
+			}
+		})
+	}
+}
+
+// TestNotRoot runs maptrace as nobody.
+func TestNotRoot(t *testing.T) {
+	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/contention", "local"))
+	cmd := exec.Command(maptrace, "attach", "-p", strconv.Itoa(p.PID()), "-d", "1s")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if cmd.ProcessState.ExitCode() != 1 {
+		t.Errorf("exit %v, want 1", err)
+	}
+	oneLine(t, stderr.String(), "root")
+}
+
+// TestUnsupportedVersion attaches to a Go binary whose build info claims Go 1.17.
+func TestUnsupportedVersion(t *testing.T) {
+	bin := testtarget.Build(t, "../../testdata/contention", "local")
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi, err := symbols.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := bi.GoVersion
+	bi.Close()
+	old := strings.Replace(v, "go1."+strconv.Itoa(probes.GoMinor(v)), "go1.17", 1)
+	if len(old) != len(v) {
+		old = "go1.17" + strings.Repeat(".", len(v)-len("go1.17"))
+	}
+	n := bytes.Count(b, []byte(v))
+	if n == 0 {
+		t.Fatalf("no %q in %s", v, bin)
+	}
+	b = bytes.ReplaceAll(b, []byte(v), []byte(old))
+	fake := filepath.Join(t.TempDir(), "old")
+	if err := os.WriteFile(fake, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := testtarget.Start(t, fake)
+	_, stderr, code := run(t, "attach", "-p", strconv.Itoa(p.PID()), "-d", "1s")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	oneLine(t, stderr, "unsupported Go version")
+}
+
+// attached starts maptrace on pid and waits for its "attached" line.
+func attached(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(maptrace, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ok := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(errPipe)
+		seen := false
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "attached to pid") && !seen {
+				seen = true
+				ok <- true
+			}
+		}
+		if !seen {
+			ok <- false
+		}
+	}()
+	select {
+	case good := <-ok:
+		if !good {
+			t.Fatal("maptrace ended without attaching")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("maptrace did not attach in 30s")
+	}
+	return cmd, &stdout
+}
+
+func parseReport(t *testing.T, b []byte) *report.Report {
+	t.Helper()
+	var r report.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("report: %v\n%s", err, b)
+	}
+	return &r
+}
+
+// TestEndings: a report is written on SIGINT, SIGTERM and the target's exit.
+func TestEndings(t *testing.T) {
+	bin := testtarget.Build(t, "../../testdata/contention", "local")
+	for _, tc := range []struct {
+		name string
+		end  func(maptrace *exec.Cmd, target *testtarget.Proc)
+		want string
+	}{
+		{"sigint", func(m *exec.Cmd, _ *testtarget.Proc) { m.Process.Signal(os.Interrupt) }, report.EndedBySignal},
+		{"sigterm", func(m *exec.Cmd, _ *testtarget.Proc) { m.Process.Signal(syscall.SIGTERM) }, report.EndedBySignal},
+		{"target exit", func(_ *exec.Cmd, p *testtarget.Proc) { p.Cmd.Process.Kill() }, report.EndedByTargetExit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testtarget.Start(t, bin)
+			m, stdout := attached(t, "attach", "-p", strconv.Itoa(p.PID()), "-f", "json")
+			p.Send(t, "run 300")
+			p.Line(t, 30*time.Second)
+			tc.end(m, p)
+			if err := m.Wait(); err != nil {
+				t.Fatalf("maptrace: %v", err)
+			}
+			r := parseReport(t, stdout.Bytes())
+			if r.EndedBy != tc.want || len(r.Mutexes) == 0 {
+				t.Errorf("ended by %q with %d mutexes, want %q with contention", r.EndedBy, len(r.Mutexes), tc.want)
+			}
+		})
+	}
+}
+
+// TestKilledLeavesNoProbe kills maptrace with SIGKILL and checks that the
+// breakpoints it placed in the target's code are gone: the links are owned
+// by its file descriptors.
+func TestKilledLeavesNoProbe(t *testing.T) {
+	bin := testtarget.Build(t, "../../testdata/contention", "local")
+	p := testtarget.Start(t, bin)
+	sb, err := symbols.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	fn, ok := sb.Func("internal/sync.runtime_SemacquireMutex")
+	if !ok {
+		t.Fatal("no internal/sync.runtime_SemacquireMutex")
+	}
+	code, _ := sb.Code(fn)
+	s, err := probes.FindSites(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := fn.Entry + s.Entry // not PIE: no load bias
+	readSite := func() byte {
+		mem, err := os.Open("/proc/" + strconv.Itoa(p.PID()) + "/mem")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mem.Close()
+		b := make([]byte, 1)
+		if _, err := mem.ReadAt(b, int64(site)); err != nil {
+			t.Fatal(err)
+		}
+		return b[0]
+	}
+	orig := readSite()
+	m, _ := attached(t, "attach", "-p", strconv.Itoa(p.PID()))
+	if got := readSite(); got != 0xcc {
+		t.Fatalf("while attached the site holds %#x, want the int3 breakpoint 0xcc", got)
+	}
+	m.Process.Kill()
+	m.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for readSite() != orig && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := readSite(); got != orig {
+		t.Errorf("after SIGKILL the site holds %#x, want the original %#x", got, orig)
+	}
+	p.Send(t, "run 100")
+	if l := p.Line(t, 30*time.Second); !strings.HasPrefix(l, "mutex_wait_seconds") {
+		t.Errorf("target after maptrace was killed: %q", l)
+	}
+}
