@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -269,5 +272,56 @@ func TestKilledLeavesNoProbe(t *testing.T) {
 	p.Send(t, "run 100")
 	if l := p.Line(t, 30*time.Second); !strings.HasPrefix(l, "mutex_wait_seconds") {
 		t.Errorf("target after maptrace was killed: %q", l)
+	}
+}
+
+// TestMissingSymbols traces a program without sync.RWMutex: maptrace says
+// which probes it could not place and traces the rest.
+func TestMissingSymbols(t *testing.T) {
+	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/plain", "local"))
+	stdout, stderr, code := run(t, "attach", "-p", strconv.Itoa(p.PID()), "-d", "1s", "-f", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"sync.runtime_SemacquireRWMutexR (RWMutex read waits)", "sync.runtime_SemacquireRWMutex (RWMutex write waits)"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not name %q:\n%s", want, stderr)
+		}
+	}
+	r := parseReport(t, []byte(stdout))
+	if len(r.Mutexes) == 0 || r.Mutexes[0].Name != "main.mu" {
+		t.Errorf("mutexes %+v: want main.mu traced anyway", r.Mutexes)
+	}
+	if len(r.Missing) < 2 {
+		t.Errorf("missing_symbols %v", r.Missing)
+	}
+}
+
+// TestListen serves metrics while tracing and scrapes them.
+func TestListen(t *testing.T) {
+	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/contention", "local"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	m, _ := attached(t, "attach", "-p", strconv.Itoa(p.PID()), "--listen", addr)
+	p.Send(t, "run 300")
+	p.Line(t, 30*time.Second)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"maptrace_target_info{", `maptrace_mutex_contentions_total{kind="mutex",mutex="main.mu"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s:\n%.2000s", want, body)
+		}
+	}
+	m.Process.Signal(os.Interrupt)
+	if err := m.Wait(); err != nil {
+		t.Errorf("maptrace: %v", err)
 	}
 }

@@ -97,6 +97,10 @@ func TestHotKeysExact(t *testing.T) {
 			if len(r.Races) != 0 {
 				t.Errorf("races in a single goroutine: %+v", r.Races)
 			}
+			// The main goroutine (goid 1) did all of it: the goid offset is right.
+			if len(r.Goroutines) == 0 || r.Goroutines[0].Goid != 1 || r.Goroutines[0].MapOps < 1120 {
+				t.Errorf("goroutines %+v: want goroutine 1 with the 1120 map operations", r.Goroutines)
+			}
 		})
 	}
 }

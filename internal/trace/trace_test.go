@@ -115,6 +115,7 @@ func checkContention(t *testing.T, bin string, named bool) {
 	}
 	for _, want := range []struct{ name, kind, fn string }{
 		{"main.mu", report.KindMutex, "main.lockMutex"},
+		{"main.cache.mu", report.KindMutex, "main.touchCache"},
 		{"main.rw", report.KindRWMutexRead, "main.readShared"},
 		{"main.rw", report.KindRWMutexWrite, "main.writeShared"},
 	} {
@@ -137,6 +138,16 @@ func checkContention(t *testing.T, bin string, named bool) {
 		}
 		if want.kind == report.KindMutex && len(m.Holders) == 0 {
 			t.Errorf("%s: no holder stacks", want.name)
+		}
+	}
+	// The goroutines are workers (goid > 1, the main goroutine's) read at
+	// the goid offset of this Go version.
+	if len(r.Goroutines) < 4 {
+		t.Errorf("%d goroutines waited, want the workers", len(r.Goroutines))
+	}
+	for _, g := range r.Goroutines {
+		if g.Goid <= 1 || g.Goid > 1000 || g.Contentions == 0 {
+			t.Errorf("goroutine %d with %d waits: not a worker", g.Goid, g.Contentions)
 		}
 	}
 	var total uint64

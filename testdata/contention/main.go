@@ -16,8 +16,13 @@ import (
 )
 
 var (
-	mu      sync.Mutex
-	rw      sync.RWMutex
+	mu sync.Mutex
+	rw sync.RWMutex
+	// cache's mutex is a field: maptrace names it main.cache.mu from DWARF.
+	cache struct {
+		hits int
+		mu   sync.Mutex
+	}
 	counter int
 	shared  = map[int]int{}
 )
@@ -79,6 +84,24 @@ func writeShared(stop <-chan struct{}) {
 
 // mutexWait is the runtime's own total of time goroutines spent blocked on
 // mutexes (Go 1.20 on).
+// touchCache holds cache.mu for a while, against another goroutine doing the same.
+//
+//go:noinline
+func touchCache(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		cache.mu.Lock()
+		cache.hits++
+		time.Sleep(500 * time.Microsecond)
+		cache.mu.Unlock()
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
 func mutexWait() (float64, bool) {
 	s := []metrics.Sample{{Name: "/sync/mutex/wait/total:seconds"}}
 	metrics.Read(s)
@@ -104,6 +127,7 @@ func run(d time.Duration) {
 	}
 	for i := 0; i < 2; i++ {
 		start(writeShared)
+		start(touchCache)
 	}
 	time.Sleep(d)
 	close(stop)

@@ -1,0 +1,71 @@
+package probes
+
+import (
+	"testing"
+	"time"
+
+	"github.com/maptrace/maptrace/internal/symbols"
+	"github.com/maptrace/maptrace/internal/target"
+	"github.com/maptrace/maptrace/internal/testtarget"
+)
+
+// TestAttachModes attaches the mutex probes to a real target both ways —
+// one uprobe_multi link per program, and one perf-event link per site, the
+// fallback for kernels before 6.6 — and checks that every probe fires.
+func TestAttachModes(t *testing.T) {
+	if !MultiSupported() {
+		t.Fatal("this kernel has no uprobe_multi links: the multi path cannot be tested here")
+	}
+	exe := testtarget.Build(t, "../../testdata/contention", "local")
+	bin, err := symbols.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	off, _, err := bin.GoidOffset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, multi := range []bool{true, false} {
+		name := map[bool]string{true: "multi", false: "perf-event"}[multi]
+		t.Run(name, func(t *testing.T) {
+			p := testtarget.Start(t, exe)
+			proc, err := target.Find(p.PID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer proc.Close()
+			objs, err := LoadMutex(off, multi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer objs.Close()
+			plan, err := PlanMutex(bin, objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			links, err := Attach(proc.ExeLink, p.PID(), multi, plan.Probes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Send(t, "run 500")
+			p.Line(t, 30*time.Second)
+			if err := links.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for i, fn := range plan.Names {
+				var per []uint64
+				if err := objs.Hits.Lookup(uint32(i), &per); err != nil {
+					t.Fatal(err)
+				}
+				var n uint64
+				for _, v := range per {
+					n += v
+				}
+				if n == 0 {
+					t.Errorf("%s: no hits", fn)
+				}
+			}
+		})
+	}
+}

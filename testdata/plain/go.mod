@@ -1,0 +1,2 @@
+module plain
+go 1.19
