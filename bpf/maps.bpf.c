@@ -62,9 +62,15 @@ struct map_stat {
 struct site_key {
 	u64 map;
 	u64 caller;
-	s64 stackid;
 	u32 op;
 	u32 _pad;
+};
+
+// A call site's count and the stack of its first call: walking the stack
+// is most of a hit's cost, so it is done once per site, not per call.
+struct site_val {
+	u64 count;
+	s64 stackid;
 };
 
 struct goroutine_key {
@@ -140,7 +146,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct site_key);
-	__type(value, u64);
+	__type(value, struct site_val);
 	__uint(max_entries, 16384);
 } sites SEC(".maps");
 
@@ -344,11 +350,35 @@ static __always_inline s64 user_stack(struct pt_regs *ctx)
 	return id;
 }
 
+// site counts a call at its site and returns the site's stack id (-1 if the
+// stack could not be taken or the site table is full).
+static __always_inline s64 site(struct pt_regs *ctx, u64 m, u64 caller, u32 op)
+{
+	struct site_key sk = {.map = m, .caller = caller, .op = op};
+	struct site_val *sv = bpf_map_lookup_elem(&sites, &sk);
+	if (sv) {
+		add(&sv->count, 1);
+		return sv->stackid;
+	}
+	struct site_val nv = {.count = 1, .stackid = user_stack(ctx)};
+	if (bpf_map_update_elem(&sites, &sk, &nv, BPF_NOEXIST)) {
+		sv = bpf_map_lookup_elem(&sites, &sk); // another CPU inserted it first
+		if (!sv) {
+			count(&stats, STAT_AGG_FULL);
+			return nv.stackid;
+		}
+		add(&sv->count, 1);
+	}
+	return nv.stackid;
+}
+
 // A write in progress that started more than this long ago cannot be the
 // last recorded writer's: that entry is stale (its probes were off).
 #define WRITER_FRESH_NS (50 * 1000 * 1000ULL)
 
-static __always_inline void check_race(struct pt_regs *ctx, u64 m, u32 op, s64 goid, s64 *stackid, u64 caller)
+// check_race records a race if another goroutine is writing m. stackid is
+// this call's stack, or -2 to take it only if there is a race.
+static __always_inline void check_race(struct pt_regs *ctx, u64 m, u32 op, s64 goid, s64 stackid, u64 caller)
 {
 	u8 flags = 0;
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)(m + map_flags_offset));
@@ -365,9 +395,7 @@ static __always_inline void check_race(struct pt_regs *ctx, u64 m, u32 op, s64 g
 			rk.other_op = w->op;
 		}
 	}
-	if (*stackid == -2)
-		*stackid = user_stack(ctx);
-	rk.stackid = *stackid;
+	rk.stackid = stackid == -2 ? user_stack(ctx) : stackid;
 	struct race_val *rv = bpf_map_lookup_elem(&races, &rk);
 	if (rv) {
 		add(&rv->count, 1);
@@ -397,17 +425,24 @@ int map_op(struct pt_regs *ctx)
 
 	s64 goid = goid_of(GO_G(ctx));
 	u64 caller = return_address(ctx);
-	s64 stackid = -2; // taken lazily
-	check_race(ctx, m, op, goid, &stackid, caller);
-	if (op == OP_ITERNEXT)
+	if (op == OP_ITERNEXT) {
+		// Once per element of a range loop: checked for races only.
+		check_race(ctx, m, op, goid, -2, caller);
 		return 0;
+	}
+	s64 stackid = site(ctx, m, caller, op);
+	check_race(ctx, m, op, goid, stackid, caller);
 
 	u32 zero = 0;
-	struct last_op lo = {.map = m, .op = op};
-	bpf_map_update_elem(&last_ops, &goid, &lo, BPF_ANY);
+	struct last_op *lo = bpf_map_lookup_elem(&last_ops, &goid);
+	if (lo) { // in place: an LRU update allocates
+		lo->map = m;
+		lo->op = op;
+	} else {
+		struct last_op nlo = {.map = m, .op = op};
+		bpf_map_update_elem(&last_ops, &goid, &nlo, BPF_ANY);
+	}
 
-	if (stackid == -2)
-		stackid = user_stack(ctx);
 	if (op == OP_WRITE || op == OP_DELETE) {
 		struct writer w = {.ns = bpf_ktime_get_ns(), .caller = caller, .goid = goid, .stackid = stackid, .op = op};
 		struct writers *ws = bpf_map_lookup_elem(&writers, &m);
@@ -432,10 +467,6 @@ int map_op(struct pt_regs *ctx)
 		}
 	}
 	add(&st->ops[op], 1);
-
-	struct site_key sk = {.map = m, .caller = caller, .stackid = stackid, .op = op};
-	if (!bump(&sites, &sk))
-		count(&stats, STAT_AGG_FULL);
 
 	struct goroutine_key gk = {.goid = goid, .map = m};
 	struct goroutine_stat *gs = bpf_map_lookup_elem(&goroutines, &gk);

@@ -85,12 +85,17 @@ type MapsRaceVal struct {
 }
 
 type MapsSiteKey struct {
+	_      structs.HostLayout
+	Map    uint64
+	Caller uint64
+	Op     uint32
+	Pad    uint32
+}
+
+type MapsSiteVal struct {
 	_       structs.HostLayout
-	Map     uint64
-	Caller  uint64
+	Count   uint64
 	Stackid int64
-	Op      uint32
-	Pad     uint32
 }
 
 type MapsWriter struct {

@@ -141,23 +141,23 @@ func keyType(kind, size uint32) string {
 func (c *Maps) sites(byAddr map[uint64]*report.Map) error {
 	var (
 		k bpf.MapsSiteKey
-		n uint64
+		v bpf.MapsSiteVal
 	)
 	it := c.Maps.Sites.Iterate()
-	for it.Next(&k, &n) {
+	for it.Next(&k, &v) {
 		m := byAddr[k.Map]
 		if m == nil {
 			continue
 		}
-		stack := c.Sym.Stack(k.Caller, stackTrace(c.Maps.Stacks, k.Stackid))
-		m.Sites = append(m.Sites, report.Site{Stack: stack, Op: opNames[k.Op], Count: c.scale(n)})
+		stack := c.Sym.Stack(k.Caller, stackTrace(c.Maps.Stacks, v.Stackid))
+		m.Sites = append(m.Sites, report.Site{Stack: stack, Op: opNames[k.Op], Count: c.scale(v.Count)})
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read map sites: %w", err)
 	}
 	for _, m := range byAddr {
-		// The same stack can come with different stack ids only if the
-		// stack map was full; merge by what the user sees.
+		// Sites are counted by their direct caller, with the stack of the
+		// first call; merge those that look the same to the user.
 		merged := map[string]*report.Site{}
 		var out []report.Site
 		for _, s := range m.Sites {
