@@ -13,24 +13,32 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/maptrace/maptrace/internal/live"
 	"github.com/maptrace/maptrace/internal/metrics"
+	"github.com/maptrace/maptrace/internal/profiles"
 	"github.com/maptrace/maptrace/internal/report"
 	"github.com/maptrace/maptrace/internal/trace"
 )
 
 // traceFlags are the flags attach and demo share.
 type traceFlags struct {
-	duration time.Duration
-	mutex    bool
-	noMutex  bool
-	maps     bool
-	noMaps   bool
-	overhead float64
-	keys     string
-	format   string
-	output   string
-	listen   string
+	duration   time.Duration
+	mutex      bool
+	noMutex    bool
+	maps       bool
+	noMaps     bool
+	overhead   float64
+	keys       string
+	format     string
+	output     string
+	listen     string
+	pprof      string
+	pprofMaps  string
+	folded     string
+	flamegraph string
+	interval   time.Duration
 }
 
 func (f *traceFlags) register(cmd *cobra.Command) {
@@ -45,6 +53,11 @@ func (f *traceFlags) register(cmd *cobra.Command) {
 	fs.StringVarP(&f.format, "format", "f", "text", "report format: text or json")
 	fs.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
 	fs.StringVar(&f.listen, "listen", "", "serve Prometheus metrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9435)")
+	fs.StringVar(&f.pprof, "pprof", "", "write the contention profile (gzip profile.proto, for go tool pprof) to FILE")
+	fs.StringVar(&f.pprofMaps, "pprof-maps", "", "write the map-operations profile (gzip profile.proto) to FILE")
+	fs.StringVar(&f.folded, "folded", "", "write folded stacks (flamegraph.pl, speedscope) to FILE")
+	fs.StringVar(&f.flamegraph, "flamegraph", "", "write a self-contained HTML flame graph to FILE")
+	fs.DurationVarP(&f.interval, "interval", "i", 0, "also print a short live summary every D")
 }
 
 func (f *traceFlags) check() error {
@@ -60,6 +73,9 @@ func (f *traceFlags) check() error {
 	if f.duration < 0 {
 		return usageError{fmt.Errorf("--duration %v: must not be negative", f.duration)}
 	}
+	if f.interval < 0 {
+		return usageError{fmt.Errorf("--interval %v: must not be negative", f.interval)}
+	}
 	return nil
 }
 
@@ -71,7 +87,7 @@ func attachCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attach -p PID",
 		Short: "Trace one running Go process until --duration, Ctrl-C, SIGTERM or its exit",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("pid") {
 				return usageError{errors.New("attach needs -p PID")}
@@ -120,11 +136,73 @@ func runTrace(cmd *cobra.Command, pid int, f *traceFlags, attached func()) error
 		defer stopServing()
 		fmt.Fprintf(stderr, "maptrace: serving metrics at http://%s/metrics\n", f.listen)
 	}
-	r, err := sess.Wait(ctx)
-	if werr := writeReport(cmd.OutOrStdout(), f, r); werr != nil {
-		return errors.Join(err, werr)
+	if f.interval > 0 {
+		stopLive := liveView(stderr, sess, f.interval)
+		defer stopLive()
 	}
-	return err
+	r, err := sess.Wait(ctx)
+	return errors.Join(err, writeReport(cmd.OutOrStdout(), f, r), writeProfiles(f, r))
+}
+
+// liveView prints a summary of each interval until stopped.
+func liveView(w io.Writer, sess *trace.Session, every time.Duration) (stop func()) {
+	color := false
+	if f, ok := w.(*os.File); ok {
+		color = term.IsTerminal(int(f.Fd()))
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		var prev *report.Report
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			cur, err := sess.Snapshot()
+			if err != nil {
+				continue
+			}
+			live.Summary(w, prev, cur, color)
+			prev = cur
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// writeProfiles writes the profile files the flags ask for.
+func writeProfiles(f *traceFlags, r *report.Report) error {
+	var errs []error
+	for _, out := range []struct {
+		path  string
+		write func(io.Writer, *report.Report) error
+	}{
+		{f.pprof, profiles.WritePprof},
+		{f.pprofMaps, profiles.WritePprofMaps},
+		{f.folded, profiles.WriteFolded},
+		{f.flamegraph, profiles.WriteFlamegraph},
+	} {
+		if out.path != "" {
+			errs = append(errs, writeFile(out.path, func(w io.Writer) error { return out.write(w, r) }))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeFile writes a file through write, reporting a failed close too.
+func writeFile(path string, write func(io.Writer) error) error {
+	file, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(file); err != nil {
+		file.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return file.Close()
 }
 
 // serveMetrics serves the trace's Prometheus metrics until stop is called.
@@ -160,17 +238,12 @@ func untilText(d time.Duration) string {
 
 // writeReport writes the report where the flags say.
 func writeReport(stdout io.Writer, f *traceFlags, r *report.Report) error {
-	w := stdout
-	if f.output != "" {
-		file, err := os.Create(f.output)
-		if err != nil {
-			return err
-		}
-		defer file.Close()
-		w = file
-	}
+	write := report.WriteText
 	if f.format == "json" {
-		return report.WriteJSON(w, r)
+		write = report.WriteJSON
 	}
-	return report.WriteText(w, r)
+	if f.output == "" {
+		return write(stdout, r)
+	}
+	return writeFile(f.output, func(w io.Writer) error { return write(w, r) })
 }

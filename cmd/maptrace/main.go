@@ -25,7 +25,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(attachCmd(), versionCmd())
+	root.AddCommand(attachCmd(), versionCmd(), demoCmd(), workloadCmd(), doctorCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "maptrace: %v\n", err)
 		var ue usageError

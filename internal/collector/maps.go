@@ -51,8 +51,6 @@ type MapsResult struct {
 	Races []report.Race
 	// Goroutines are the goroutines by map operations, with their hot keys.
 	Goroutines []report.Goroutine
-	// Writers counts, per map address, the goroutines that wrote it.
-	Writers map[string]int
 	// Fatal is what the target died of, if it called runtime.fatal/throw.
 	Fatal string
 }
@@ -71,7 +69,7 @@ func (c *Maps) scale(n uint64) uint64 {
 
 // Collect returns the maps by operations, most first, and the races.
 func (c *Maps) Collect() (*MapsResult, error) {
-	res := &MapsResult{Writers: map[string]int{}}
+	res := &MapsResult{}
 	byAddr := map[uint64]*report.Map{}
 	var (
 		addr uint64
@@ -104,7 +102,7 @@ func (c *Maps) Collect() (*MapsResult, error) {
 			return nil, err
 		}
 	}
-	gs, err := c.goroutines(byAddr, res.Writers)
+	gs, err := c.goroutines(byAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +258,7 @@ func FormatKey(k bpf.MapsMapKey, mode string) string {
 	return s
 }
 
-func (c *Maps) goroutines(byAddr map[uint64]*report.Map, writers map[string]int) ([]report.Goroutine, error) {
+func (c *Maps) goroutines(byAddr map[uint64]*report.Map) ([]report.Goroutine, error) {
 	var (
 		k  bpf.MapsGoroutineKey
 		st bpf.MapsGoroutineStat
@@ -274,7 +272,7 @@ func (c *Maps) goroutines(byAddr map[uint64]*report.Map, writers map[string]int)
 		}
 		m.Goroutines++
 		if st.Writes > 0 {
-			writers[m.Address]++
+			m.Writers++
 		}
 		g := perGoid[k.Goid]
 		if g == nil {

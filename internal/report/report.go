@@ -122,16 +122,18 @@ type Holder struct {
 
 // Map is one Go map seen by the map probes.
 type Map struct {
-	Address    string   `json:"address"`
-	Name       string   `json:"name"`
-	KeyType    string   `json:"key_type"`
-	Reads      uint64   `json:"reads"`
-	Writes     uint64   `json:"writes"`
-	Deletes    uint64   `json:"deletes"`
-	Iterations uint64   `json:"iterations"`
-	Goroutines int      `json:"goroutines"`
-	HotKeys    []HotKey `json:"hot_keys"`
-	Sites      []Site   `json:"sites"`
+	Address    string `json:"address"`
+	Name       string `json:"name"`
+	KeyType    string `json:"key_type"`
+	Reads      uint64 `json:"reads"`
+	Writes     uint64 `json:"writes"`
+	Deletes    uint64 `json:"deletes"`
+	Iterations uint64 `json:"iterations"`
+	Goroutines int    `json:"goroutines"`
+	// Writers is how many of those goroutines wrote or deleted.
+	Writers int      `json:"writers"`
+	HotKeys []HotKey `json:"hot_keys"`
+	Sites   []Site   `json:"sites"`
 }
 
 // HotKey is a frequently used map key.

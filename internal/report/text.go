@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // textWidth is the terminal width the text report fits.
@@ -177,7 +178,7 @@ func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
 				break
 			}
 			if f := UserFrames(s.Stack); len(f) > 0 {
-				fmt.Fprintf(b, "      %-6s %9d at %s\n", s.Op, s.Count, clip(shortFrame(f[0]), textWidth-30))
+				fmt.Fprintf(b, "      %-6s %9d at %s\n", s.Op, s.Count, clip(ShortFrame(f[0]), textWidth-30))
 			}
 		}
 	}
@@ -196,12 +197,12 @@ func writeFindings(b *strings.Builder, fs []Finding) {
 	}
 	b.WriteString("\nFINDINGS\n")
 	for _, f := range fs {
-		fmt.Fprintf(b, "  [%s] %s\n", strings.ToUpper(f.Severity), f.Title)
+		wrap(b, "  ["+strings.ToUpper(f.Severity)+"] "+f.Title, "      ")
 		if f.Detail != "" {
-			fmt.Fprintf(b, "      %s\n", f.Detail)
+			wrap(b, "      "+f.Detail, "      ")
 		}
 		if f.Advice != "" {
-			fmt.Fprintf(b, "      fix: %s\n", f.Advice)
+			wrap(b, "      fix: "+f.Advice, "           ")
 		}
 	}
 }
@@ -215,7 +216,7 @@ func writeStack(b *strings.Builder, stack []string, indent string) {
 			fmt.Fprintf(b, "%s…\n", indent)
 			break
 		}
-		fmt.Fprintf(b, "%s%s\n", indent, clip(shortFrame(f), textWidth-len(indent)))
+		fmt.Fprintf(b, "%s%s\n", indent, clip(ShortFrame(f), textWidth-len(indent)))
 	}
 }
 
@@ -252,7 +253,7 @@ func Short(name string) string {
 }
 
 // shortFrame is a frame as Short function and file base name.
-func shortFrame(frame string) string {
+func ShortFrame(frame string) string {
 	fn, loc := frame, ""
 	if i := strings.LastIndex(frame, " ("); i >= 0 {
 		fn, loc = frame[:i], frame[i+2:len(frame)-1]
@@ -264,6 +265,29 @@ func shortFrame(frame string) string {
 		return Short(fn)
 	}
 	return Short(fn) + " (" + loc + ")"
+}
+
+// wrap writes text in lines of at most textWidth columns, continuing with indent.
+func wrap(b *strings.Builder, text, indent string) {
+	line := 0
+	for i, word := range strings.Fields(text) {
+		n := utf8.RuneCountInString(word)
+		switch {
+		case i == 0:
+			lead := len(text) - len(strings.TrimLeft(text, " "))
+			b.WriteString(strings.Repeat(" ", lead))
+			line = lead
+		case line+1+n > textWidth:
+			b.WriteString("\n" + indent)
+			line = len(indent)
+		default:
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(word)
+		line += n
+	}
+	b.WriteByte('\n')
 }
 
 func clip(s string, n int) string {

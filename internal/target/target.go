@@ -92,8 +92,13 @@ func (p *Process) Exited() <-chan struct{} {
 // when it exits, before its parent reaps it.
 func (p *Process) Alive() bool {
 	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, 0)
-	return err == nil && n == 0
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR { // the signal that is ending the trace
+			continue
+		}
+		return err == nil && n == 0
+	}
 }
 
 // LoadBias returns how far the executable was loaded from its link-time

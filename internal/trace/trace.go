@@ -18,6 +18,7 @@ import (
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/calibrate"
 	"github.com/maptrace/maptrace/internal/collector"
+	"github.com/maptrace/maptrace/internal/findings"
 	"github.com/maptrace/maptrace/internal/governor"
 	"github.com/maptrace/maptrace/internal/preflight"
 	"github.com/maptrace/maptrace/internal/probes"
@@ -299,6 +300,7 @@ func (s *session) run(ctx context.Context) (*report.Report, error) {
 	defer s.collectMu.Unlock()
 	r, cerr := s.collect(end)
 	r.EndedBy = endedBy
+	r.Findings = findings.Analyze(r) // again: the ending is evidence too
 	s.final = r
 	return r, errors.Join(err, cerr)
 }
@@ -340,6 +342,7 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		}
 	}
 	r.Goroutines = r.Goroutines[:min(len(r.Goroutines), 10)]
+	r.Findings = findings.Analyze(&r)
 	r.Overhead.HitCostNS = float64(s.costs.Entry.Nanoseconds())
 	r.Overhead.EstCostSeconds = cost.Seconds()
 	if used := s.cpu.used(); used > 0 {

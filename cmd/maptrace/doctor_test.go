@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/maptrace/maptrace/internal/testtarget"
+)
+
+// These tests use main_test.go's TestMain (the built maptrace), run and
+// oneLine.
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("doctor's checks pass only as root")
+	}
+}
+
+var systemChecks = []string{"kernel", "privileges", "uprobes", "bpf", "btf", "memlock"}
+
+func TestDoctorSystem(t *testing.T) {
+	needRoot(t)
+	stdout, stderr, code := run(t, "doctor")
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d, stderr %q; stdout:\n%s", code, stderr, stdout)
+	}
+	for _, c := range systemChecks {
+		if !strings.Contains(stdout, "  ✓ "+c+" ") {
+			t.Errorf("no passing %s check in:\n%s", c, stdout)
+		}
+	}
+	if strings.Contains(stdout, "✗") || !strings.Contains(stdout, "ready:") {
+		t.Errorf("want every check passing and ready:\n%s", stdout)
+	}
+	if n := strings.Count(stdout, "\n"); n > 24 {
+		t.Errorf("%d lines: more than a screen", n)
+	}
+}
+
+func TestDoctorNotGo(t *testing.T) {
+	needRoot(t)
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleep.Process.Kill(); sleep.Wait() }()
+	pid := strconv.Itoa(sleep.Process.Pid)
+	stdout, stderr, code := run(t, "doctor", "-p", pid)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if want := "maptrace: pid " + pid + ": not a Go binary (no .gopclntab)\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+	for _, want := range []string{"  ✓ kernel ", "pid " + pid + ": ", "  ✗ go binary             not a Go binary (no .gopclntab)", "fix: maptrace traces Go programs only"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %q in:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "ready:") {
+		t.Errorf("ready despite the failure:\n%s", stdout)
+	}
+}
+
+func TestDoctorMissingPID(t *testing.T) {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(gone.Process.Pid) // reaped: no such process (unless reused at once)
+	stdout, stderr, code := run(t, "doctor", "-p", pid)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	oneLine(t, stderr, "pid "+pid+": no such process")
+	if stdout != "" {
+		t.Errorf("stdout %q on an error", stdout)
+	}
+}
+
+func TestDoctorGoTargets(t *testing.T) {
+	needRoot(t)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  []string
+	}{
+		{"stripped", []string{"-ldflags=-s -w"}, []string{
+			"  ✓ symbols               stripped (no .symtab)",
+			"  ✓ pie                   no (position-dependent)",
+			"  ✓ goid offset           152 (from maptrace's goid table for go1.26",
+		}},
+		{"pie with dwarf", []string{"-buildmode=pie"}, []string{
+			"  ✓ symbols               not stripped",
+			"  ✓ pie                   yes",
+			"  ✓ goid offset           152 (from the binary's DWARF)",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/contention", "local", tc.flags...))
+			pid := strconv.Itoa(p.PID())
+			stdout, stderr, code := run(t, "doctor", "-p", pid)
+			if code != 0 || stderr != "" {
+				t.Fatalf("exit %d, stderr %q; stdout:\n%s", code, stderr, stdout)
+			}
+			want := append([]string{
+				"  ✓ go binary             go1.26",
+				"  ✓ supported             yes",
+				"  ✓ mutex waits           internal/sync.runtime_SemacquireMutex",
+				"  ✓ RWMutex read waits    sync.runtime_SemacquireRWMutexR",
+				"  ✓ RWMutex write waits   sync.runtime_SemacquireRWMutex",
+				"  ✓ fatal errors          fatal, throw",
+				"ready: `maptrace attach -p " + pid + "` can trace it",
+			}, tc.want...)
+			for _, w := range want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("no %q in:\n%s", w, stdout)
+				}
+			}
+			for _, l := range strings.Split(stdout, "\n") {
+				if n := len([]rune(l)); n > 100 {
+					t.Errorf("line of %d columns: %q", n, l)
+				}
+			}
+			if n := strings.Count(stdout, "\n"); n > 30 {
+				t.Errorf("%d lines: more than a screen", n)
+			}
+		})
+	}
+}
+
+// TestDoctorNotRoot: as nobody, the privilege checks fail with their fixes.
+func TestDoctorNotRoot(t *testing.T) {
+	needRoot(t) // to switch to nobody
+	cmd := exec.Command(maptrace, "doctor")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	oneLine(t, stderr.String(), "privileges: uid 65534 lacks CAP_SYS_ADMIN")
+	for _, want := range []string{"  ✓ kernel ", "  ✗ privileges ", "      fix: run as root"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("no %q in:\n%s", want, stdout.String())
+		}
+	}
+}

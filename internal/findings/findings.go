@@ -1,0 +1,730 @@
+// Package findings turns a report's measurements into ranked conclusions:
+// what is wrong or worth knowing, the numbers that show it, and a concrete
+// fix chosen from what was measured.
+package findings
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/maptrace/maptrace/internal/report"
+)
+
+// Thresholds. They are deliberately simple, so that a finding can say in
+// one line why it was raised.
+const (
+	// A mutex has long waits when its waits add up to more than
+	// longWaitShare of the window, or when its p99 wait exceeds longWaitP99
+	// over at least minWaitsForP99 waits.
+	longWaitShare  = 0.10
+	longWaitP99    = 10_000_000 // 10ms
+	minWaitsForP99 = 3
+
+	// A map is read-mostly when reads (and iterations) are at least
+	// readMostlyRatio times its writes (and deletes).
+	readMostlyRatio = 10
+	// A map is write-hot when writes and deletes are at least this share of
+	// its operations.
+	writeHotShare = 0.25
+
+	// A key is hot when it takes hotKeyShare of the map's keyed operations,
+	// out of at least hotKeyMinOps.
+	hotKeyShare  = 0.30
+	hotKeyMinOps = 100
+
+	// RWMutex writers starve when their p99 wait is starveFactor times the
+	// readers' and long in itself (longWaitP99), or their waits add up to
+	// longWaitShare of the window.
+	starveFactor = 4
+
+	// manyWaiters goroutines waiting for locks is worth a note.
+	manyWaiters = 8
+)
+
+// Analyze returns r's findings, most severe first: critical (the target
+// died, a map was raced), then warnings (long lock waits, starved RWMutex
+// writers, maps written from several goroutines, hot keys behind a
+// contended lock), then information (other hot keys, many waiting
+// goroutines, sampled counts). Within a severity the order is that of the
+// report: races and mutexes most seen first.
+func Analyze(r *report.Report) []report.Finding {
+	if r == nil {
+		return nil
+	}
+	a := &analysis{r: r, raced: map[string]bool{}}
+	for _, rc := range r.Races {
+		a.raced[rc.Map] = true
+	}
+	a.targetDied()
+	a.races()
+	a.mutexes()
+	a.sharedWriters()
+	a.hotKeys()
+	a.manyWaiting()
+	a.sampling()
+	sort.SliceStable(a.out, func(i, j int) bool { return rank(a.out[i].Severity) < rank(a.out[j].Severity) })
+	return a.out
+}
+
+func rank(severity string) int {
+	switch severity {
+	case report.SeverityCritical:
+		return 0
+	case report.SeverityWarning:
+		return 1
+	}
+	return 2
+}
+
+type analysis struct {
+	r     *report.Report
+	out   []report.Finding
+	raced map[string]bool // map addresses with a race
+	// contended maps a map address to the long-waited mutex whose waiters
+	// are the functions that use the map.
+	contended map[string]*report.Mutex
+}
+
+func (a *analysis) add(severity, title, detail, advice string) {
+	a.out = append(a.out, report.Finding{Severity: severity, Title: title, Detail: detail, Advice: advice})
+}
+
+func (a *analysis) targetDied() {
+	msg := a.r.TargetError
+	if msg == "" {
+		return
+	}
+	detail := fmt.Sprintf("the process exited with \"fatal error: %s\" %.1fs into the trace; the report covers the time until then.",
+		msg, a.r.Window.Seconds)
+	advice := "read the goroutine dump the runtime printed on the target's stderr: it shows every goroutine at the crash."
+	if strings.HasPrefix(msg, "concurrent map") {
+		detail += " Go maps are not safe for concurrent use: a write at the same time as any other access is fatal."
+		advice = "make every access to the map hold the same lock (see the race finding for the map and its two call sites); " +
+			"`go test -race` finds the other unguarded accesses."
+	}
+	a.add(report.SeverityCritical, "target died: fatal error: "+msg, detail, advice)
+}
+
+// races: one critical finding per raced map and kind.
+func (a *analysis) races() {
+	for _, rc := range a.r.Races {
+		m := a.mapByAddr(rc.Map)
+		label := raceMapLabel(rc, m)
+		var sides []string
+		for _, s := range rc.Sides {
+			sides = append(sides, sideText(s))
+		}
+		if len(sides) == 0 {
+			sides = []string{"two goroutines"}
+		}
+		detail := fmt.Sprintf("%s used it at the same time (%s, seen %d %s)", strings.Join(sides, " and "), rc.Kind, rc.Count, plural(rc.Count, "time", "times"))
+		if fatalKind(a.r.TargetError) == rc.Kind {
+			detail += "; the runtime killed the process for it"
+		} else {
+			detail += "; the runtime kills the process when it catches this (\"fatal error: concurrent map ...\")"
+		}
+		if m != nil {
+			detail += fmt.Sprintf(". The map had %d reads, %d writes, %d deletes, %d iterations from %d goroutines",
+				m.Reads, m.Writes, m.Deletes, m.Iterations, m.Goroutines)
+		}
+		a.add(report.SeverityCritical, fmt.Sprintf("concurrent map access (%s) on %s", rc.Kind, label), detail+".", raceAdvice(m))
+	}
+}
+
+// fatalKind is the race kind of a runtime's concurrent map fatal error.
+func fatalKind(msg string) string {
+	switch {
+	case !strings.HasPrefix(msg, "concurrent map"):
+		return ""
+	case strings.Contains(msg, "read and map write"):
+		return "read/write"
+	case strings.Contains(msg, "iteration and map write"):
+		return "iterate/write"
+	}
+	return "write/write"
+}
+
+func sideText(s report.RaceSide) string {
+	if s.Goid == 0 && len(s.Stack) == 0 {
+		return fmt.Sprintf("a %s not seen (the map probes were off)", s.Op)
+	}
+	at := report.ShortFrame(topUser(s.Stack))
+	if at == "" {
+		at = "an unrecorded stack"
+	}
+	return fmt.Sprintf("goroutine %d (%s at %s)", s.Goid, s.Op, at)
+}
+
+// raceAdvice chooses the guard from how the map was used.
+func raceAdvice(m *report.Map) string {
+	const alternatives = "sync.Map fits keys written once and read many times; a sharded map (N maps, each with its own mutex, picked by key hash) fits hot writes"
+	if m == nil {
+		return "guard every access to the map with one sync.Mutex (a sync.RWMutex when reads dominate, with RLock for reads); " + alternatives + "."
+	}
+	reads, writes := readOps(*m), writeOps(*m)
+	switch {
+	case readMostly(*m):
+		return fmt.Sprintf("guard every access with one sync.RWMutex: the map is %s, so take RLock to read and Lock to write; "+
+			"if keys are written once and then only read, sync.Map does this without a lock.", rwText(*m))
+	case writeHot(*m):
+		return fmt.Sprintf("guard every access with one sync.Mutex; writes are %.0f%% of its operations, so if that lock becomes contended, "+
+			"shard the map: N maps, each with its own mutex, picked by key hash.", 100*share(writes, reads+writes))
+	}
+	return "guard every access to the map with one sync.Mutex (lock around each read and write); " + alternatives + "."
+}
+
+// mutexes: long waits and starved RWMutex writers.
+func (a *analysis) mutexes() {
+	a.contended = map[string]*report.Mutex{}
+	window := a.r.Window.Seconds * 1e9
+	for i := range a.r.Mutexes {
+		m := &a.r.Mutexes[i]
+		if m.Kind == report.KindRWMutexWrite && a.starving(m) {
+			continue
+		}
+		long := window > 0 && float64(m.WaitNS) > longWaitShare*window
+		if m.P99NS > longWaitP99 && m.Contentions >= minWaitsForP99 {
+			long = true
+		}
+		if !long {
+			continue
+		}
+		who := "goroutines waited %s for it"
+		switch m.Kind {
+		case report.KindRWMutexRead:
+			who = "readers waited %s for RLock"
+		case report.KindRWMutexWrite:
+			who = "writers waited %s for Lock"
+		}
+		title := mutexLabel(*m) + ": " + fmt.Sprintf(who, report.Duration(m.WaitNS))
+		if window > 0 {
+			title += fmt.Sprintf(" (%.0f%% of the %.1fs window)", 100*float64(m.WaitNS)/window, a.r.Window.Seconds)
+		}
+		detail := fmt.Sprintf("%s: %d waits, total %s, p50 %s, p99 %s, max %s", m.Kind, m.Contentions,
+			report.Duration(m.WaitNS), report.Duration(m.P50NS), report.Duration(m.P99NS), report.Duration(m.MaxWaitNS))
+		if ws := waiterText(m.Waiters, 2); ws != "" {
+			detail += "; waited for at " + ws
+		}
+		if hs := holderText(m.Holders, 2); hs != "" {
+			detail += "; released to waiters by " + hs
+		}
+		advice, used := a.mutexAdvice(m)
+		if used != nil {
+			detail += fmt.Sprintf("; the waiting functions also use %s (%d reads, %d writes)", mapLabel(*used), readOps(*used), writeOps(*used))
+			if _, ok := a.contended[used.Address]; !ok {
+				a.contended[used.Address] = m
+			}
+		}
+		a.add(report.SeverityWarning, title, detail+".", advice)
+	}
+}
+
+// mutexAdvice picks the fix for a long-waited mutex from the map its
+// waiters use, if one is found.
+func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
+	used := a.guardedMap(m)
+	if used != nil {
+		reads, writes := readOps(*used), writeOps(*used)
+		label := mapLabel(*used)
+		switch {
+		case readMostly(*used) && a.isRWMutex(m.Address):
+			return fmt.Sprintf("%s is %s, yet its readers and writer wait for each other: build the new map outside the lock "+
+				"and swap it in under a short Lock, or keep the map in an atomic.Pointer and replace it with an updated copy on "+
+				"each write (copy-on-write snapshot), so readers never wait.", label, rwText(*used)), used
+		case readMostly(*used):
+			return fmt.Sprintf("%s is %s: make this lock a sync.RWMutex and take RLock in the readers (%s), "+
+				"or keep the map in an atomic.Pointer and replace it with an updated copy on each write (copy-on-write snapshot), "+
+				"so readers never lock.", label, rwText(*used), strings.Join(mapFuncs(*used, report.OpRead), ", ")), used
+		case writeHot(*used):
+			if k, sh, ok := topKey(*used); ok && sh >= hotKeyShare {
+				return fmt.Sprintf("%s is write-hot and key %q takes %.0f%% of its operations, so sharding by key hash alone would move "+
+					"the contention to that key's shard: keep that key's value out of the map (its own atomic, or updates batched "+
+					"per goroutine), and shard the rest by key hash (N maps, each with its own mutex).", label, k.Key, 100*sh), used
+			}
+			return fmt.Sprintf("%s is write-hot (%.0f%% of its operations are writes) with keys spread out: shard it by key hash "+
+				"into N maps, each with its own mutex, so writers of different keys stop waiting for each other.",
+				label, 100*share(writes, reads+writes)), used
+		}
+	}
+	holders := holderText(m.Holders, 2)
+	if holders == "" {
+		holders = "the code that holds it"
+	}
+	return "shorten the critical section: move work that does not need the lock (I/O, allocation, computation) out of " +
+		"Lock/Unlock in " + holders + ", or split the state so that goroutines lock different mutexes.", used
+}
+
+// guardedMap is the busiest map whose call sites are in the same functions
+// as the mutex's waiters: probably the map the mutex guards.
+func (a *analysis) guardedMap(m *report.Mutex) *report.Map {
+	waiters := map[string]bool{}
+	for _, w := range m.Waiters {
+		if f := topFunc(w.Stack); f != "" {
+			waiters[f] = true
+		}
+	}
+	var best *report.Map
+	for i := range a.r.Maps {
+		mp := &a.r.Maps[i]
+		for _, s := range mp.Sites {
+			if waiters[topFunc(s.Stack)] {
+				if best == nil || mapOps(*mp) > mapOps(*best) {
+					best = mp
+				}
+				break
+			}
+		}
+	}
+	return best
+}
+
+// starving reports and adds a finding when RWMutex writers wait much
+// longer than its readers.
+func (a *analysis) starving(w *report.Mutex) bool {
+	if w.Contentions < minWaitsForP99 {
+		return false
+	}
+	var rd *report.Mutex
+	for i := range a.r.Mutexes {
+		if m := &a.r.Mutexes[i]; m.Address == w.Address && m.Kind == report.KindRWMutexRead {
+			rd = m
+		}
+	}
+	window := a.r.Window.Seconds * 1e9
+	bigTotal := window > 0 && float64(w.WaitNS) > longWaitShare*window
+	if w.P99NS <= longWaitP99 && !bigTotal {
+		return false
+	}
+	var readP99 uint64
+	if rd != nil {
+		readP99 = rd.P99NS
+	}
+	if w.P99NS < starveFactor*readP99 && !bigTotal {
+		return false
+	}
+	title := fmt.Sprintf("%s: writers wait for readers (writer p99 %s, reader p99 %s)", mutexLabel(*w),
+		report.Duration(w.P99NS), report.Duration(readP99))
+	detail := fmt.Sprintf("Lock waited %d times for readers to leave, %s in all (max %s)", w.Contentions,
+		report.Duration(w.WaitNS), report.Duration(w.MaxWaitNS))
+	if window > 0 {
+		detail += fmt.Sprintf(", %.0f%% of the %.1fs window", 100*float64(w.WaitNS)/window, a.r.Window.Seconds)
+	}
+	if rd != nil {
+		detail += fmt.Sprintf("; readers waited %d times, %s in all", rd.Contentions, report.Duration(rd.WaitNS))
+	}
+	if ws := waiterText(w.Waiters, 1); ws != "" {
+		detail += "; the writer waits at " + ws
+	}
+	readers := holderText(w.Holders, 2)
+	if readers != "" {
+		detail += "; the last reader out was " + readers
+	} else {
+		readers = "the readers"
+	}
+	advice := "readers hold RLock too long: in " + readers + " copy what you need and RUnlock before working on it. " +
+		"A waiting writer also blocks new readers, so this stalls them too; if writes are rare, keep the data in an " +
+		"atomic.Pointer snapshot that readers load without locking and writers replace."
+	a.add(report.SeverityWarning, title, detail+".", advice)
+	return true
+}
+
+// sharedWriters: maps written from several places by several goroutines,
+// with no race seen.
+func (a *analysis) sharedWriters() {
+	for _, m := range a.r.Maps {
+		if a.raced[m.Address] || m.Writers < 2 {
+			continue
+		}
+		frames := writerFrames(m)
+		if len(frames) == 0 || allStdlib(frames) {
+			continue
+		}
+		title := fmt.Sprintf("%s is written by more than one goroutine: may be unsafe — fine if always under a lock", mapLabel(m))
+		detail := fmt.Sprintf("%d goroutines wrote it, %d used it (%d reads, %d writes, %d deletes); it is written at %s; no concurrent access was seen",
+			m.Writers, m.Goroutines, m.Reads, m.Writes, m.Deletes, strings.Join(frames, " and "))
+		severity := report.SeverityWarning
+		advice := "check that every read and write holds the same mutex (`go test -race` will tell); if the map is filled once at " +
+			"start-up, fill it before starting the goroutines and only read it afterwards."
+		if mu := a.lockedBy(frames); mu != nil {
+			severity = report.SeverityInfo
+			title = fmt.Sprintf("%s is written by more than one goroutine, apparently under %s", mapLabel(m), mutexLabel(*mu))
+			detail += fmt.Sprintf("; every writing function also waited for %s", mutexLabel(*mu))
+			advice = "nothing to fix if every access holds " + mutexLabel(*mu) + "; `go test -race` confirms it."
+		}
+		a.add(severity, title, detail+".", advice)
+	}
+}
+
+// writerFrames are the distinct top user frames of a map's write and
+// delete sites.
+func writerFrames(m report.Map) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range m.Sites {
+		if s.Op != report.OpWrite && s.Op != report.OpDelete {
+			continue
+		}
+		f := topUser(s.Stack)
+		if f == "" || seen[report.FrameFunc(f)] {
+			continue
+		}
+		seen[report.FrameFunc(f)] = true
+		out = append(out, report.ShortFrame(f))
+	}
+	return out
+}
+
+// allStdlib says whether every frame is in Go's standard library, whose
+// shared maps are guarded.
+func allStdlib(frames []string) bool {
+	for _, f := range frames {
+		fn := report.FrameFunc(f)
+		first, _, slash := strings.Cut(fn, "/")
+		if !slash {
+			first, _, _ = strings.Cut(fn, ".") // "os.f": the package is before the dot
+		}
+		if !stdlib[first] {
+			return false
+		}
+	}
+	return true
+}
+
+// stdlib are the top-level packages of Go's standard library.
+var stdlib = map[string]bool{}
+
+func init() {
+	for _, p := range strings.Fields(`archive bufio bytes cmp compress container context crypto database debug
+		embed encoding errors expvar flag fmt go hash html image index internal io iter log maps math mime
+		net os path plugin reflect regexp runtime slices sort strconv strings structs sync syscall testing
+		text time unicode unique unsafe vendor weak`) {
+		stdlib[p] = true
+	}
+}
+
+// lockedBy is a Mutex (not an RWMutex's read side) that every function in
+// frames waited for, if there is one.
+func (a *analysis) lockedBy(frames []string) *report.Mutex {
+	for i := range a.r.Mutexes {
+		m := &a.r.Mutexes[i]
+		if m.Kind == report.KindRWMutexRead {
+			continue
+		}
+		waiters := map[string]bool{}
+		for _, w := range m.Waiters {
+			waiters[topFunc(w.Stack)] = true
+		}
+		all := true
+		for _, f := range frames {
+			if !waiters[report.FrameFunc(f)] {
+				all = false
+				break
+			}
+		}
+		if all {
+			return m
+		}
+	}
+	return nil
+}
+
+// hotKeys: one key taking a large share of a map's keyed operations.
+func (a *analysis) hotKeys() {
+	for _, m := range a.r.Maps {
+		k, sh, ok := topKey(m)
+		if !ok || sh < hotKeyShare || keyOps(m) < hotKeyMinOps {
+			continue
+		}
+		title := fmt.Sprintf("hot key %q in %s: %.0f%% of %d keyed operations", k.Key, mapLabel(m), 100*sh, keyOps(m))
+		detail := fmt.Sprintf("key %q was used %d times out of %d", k.Key, k.Count, keyOps(m))
+		if len(m.Sites) > 0 {
+			s := m.Sites[0]
+			if f := topUser(s.Stack); f != "" {
+				detail += fmt.Sprintf("; the busiest site is a %s at %s (%d times)", s.Op, report.ShortFrame(f), s.Count)
+			}
+		}
+		severity := report.SeverityInfo
+		var advice string
+		if readMostly(m) {
+			advice = fmt.Sprintf("the map is %s: look key %q up once and keep the value (or cache it in an "+
+				"atomic.Pointer refreshed on write) instead of looking it up on every call.", rwText(m), k.Key)
+		} else {
+			advice = fmt.Sprintf("writes to key %q serialize on whatever guards the map: give that key its own atomic counter or "+
+				"mutex, or batch its updates per goroutine and merge them periodically.", k.Key)
+		}
+		if mu := a.contended[m.Address]; mu != nil {
+			severity = report.SeverityWarning
+			detail += fmt.Sprintf("; the map is used by the goroutines that wait for %s", mutexLabel(*mu))
+		}
+		a.add(severity, title, detail+".", advice)
+	}
+}
+
+// manyWaiting: many goroutines waiting for locks.
+func (a *analysis) manyWaiting() {
+	n := 0
+	for _, g := range a.r.Goroutines {
+		if g.Contentions > 0 {
+			n++
+		}
+	}
+	if n < manyWaiters || len(a.r.Mutexes) == 0 {
+		return
+	}
+	count := fmt.Sprint(n)
+	if n == len(a.r.Goroutines) && n >= 10 {
+		count = fmt.Sprintf("at least %d", n) // the report lists the top goroutines only
+	}
+	top := a.r.Mutexes[0] // most waited on
+	addrs := map[string]bool{}
+	for _, m := range a.r.Mutexes {
+		addrs[m.Address] = true
+	}
+	var title, detail string
+	if len(addrs) == 1 {
+		title = fmt.Sprintf("%s goroutines waited for %s", count, mutexLabel(top))
+		detail = fmt.Sprintf("%s goroutines blocked on it, %d waits in all", count, totalWaits(a.r.Mutexes))
+	} else {
+		title = fmt.Sprintf("%s goroutines waited for locks, most for %s", count, mutexLabel(top))
+		detail = fmt.Sprintf("%s goroutines blocked on %d contended mutexes; %s took %d of the %d waits",
+			count, len(addrs), mutexLabel(top), top.Contentions, totalWaits(a.r.Mutexes))
+	}
+	a.add(report.SeverityInfo, title, detail+".",
+		"that many waiters means the lock serializes their work: run fewer goroutines against it (a worker pool the size of "+
+			"GOMAXPROCS), or partition the state so that they lock different mutexes.")
+}
+
+func totalWaits(ms []report.Mutex) uint64 {
+	var n uint64
+	for _, m := range ms {
+		n += m.Contentions
+	}
+	return n
+}
+
+// sampling: counts scaled from a sample.
+func (a *analysis) sampling() {
+	f := a.r.Overhead.MapSamplingFraction
+	if f >= 0.995 || f < 0 { // 99.5% and up: as good as exact
+		return
+	}
+	if f == 0 {
+		a.add(report.SeverityInfo, "map operations were not traced: the --overhead budget allowed no map probing",
+			"the map probes cost more than the budget allows for this target, so no map counts, hot keys or races "+
+				"were recorded (a fatal concurrent map access is still caught).",
+			"raise --overhead (100 probes every map operation) for a short trace.")
+		return
+	}
+	if len(a.r.Maps) == 0 {
+		return
+	}
+	detail := fmt.Sprintf("the map probes were attached %.1f%% of the time to stay within the --overhead budget; counts are scaled up by %.1f×, "+
+		"and races while they were off were not seen (unless fatal).", 100*f, 1/max(f, 1e-6))
+	if a.r.Overhead.MapCountsLowerBound {
+		detail += " The probes took most of the sampled time (a loop doing little but map operations), so the counts are lower bounds."
+	}
+	a.add(report.SeverityInfo,
+		fmt.Sprintf("map counts are estimates: %.1f%% of map operations were probed", 100*f),
+		detail,
+		"for exact counts trace a shorter while with --overhead 100, which probes every map operation.")
+}
+
+// Helpers.
+
+func (a *analysis) mapByAddr(addr string) *report.Map {
+	for i := range a.r.Maps {
+		if a.r.Maps[i].Address == addr {
+			return &a.r.Maps[i]
+		}
+	}
+	return nil
+}
+
+func readOps(m report.Map) uint64  { return m.Reads + m.Iterations }
+func writeOps(m report.Map) uint64 { return m.Writes + m.Deletes }
+func mapOps(m report.Map) uint64   { return readOps(m) + writeOps(m) }
+
+func readMostly(m report.Map) bool {
+	return readOps(m) > 0 && readOps(m) >= readMostlyRatio*writeOps(m)
+}
+
+func writeHot(m report.Map) bool {
+	return !readMostly(m) && writeOps(m) > 0 && share(writeOps(m), mapOps(m)) >= writeHotShare
+}
+
+func share(n, total uint64) float64 {
+	if total == 0 {
+		return 0
+	}
+	return float64(n) / float64(total)
+}
+
+// rwText says how much more a map is read than written.
+func rwText(m report.Map) string {
+	r, w := readOps(m), writeOps(m)
+	if w == 0 {
+		return fmt.Sprintf("read %d times and never written", r)
+	}
+	return fmt.Sprintf("read %.0f× as often as written (%d reads, %d writes)", float64(r)/float64(w), r, w)
+}
+
+// isRWMutex says whether the mutex at addr was seen as an RWMutex.
+func (a *analysis) isRWMutex(addr string) bool {
+	for _, m := range a.r.Mutexes {
+		if m.Address == addr && m.Kind != report.KindMutex {
+			return true
+		}
+	}
+	return false
+}
+
+// keyOps is the map's keyed operations: the hot keys, the rest folded
+// into "other".
+func keyOps(m report.Map) uint64 {
+	var n uint64
+	for _, k := range m.HotKeys {
+		n += k.Count
+	}
+	return n
+}
+
+// topKey is the most used real key and its share of the keyed operations.
+func topKey(m report.Map) (report.HotKey, float64, bool) {
+	var best report.HotKey
+	found := false
+	for _, k := range m.HotKeys {
+		if k.Key == "other" {
+			continue
+		}
+		if !found || k.Count > best.Count {
+			best, found = k, true
+		}
+	}
+	if !found {
+		return best, 0, false
+	}
+	return best, share(best.Count, keyOps(m)), true
+}
+
+// mapFuncs are the functions of m's sites with op.
+func mapFuncs(m report.Map, op string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range m.Sites {
+		if f := topFunc(s.Stack); s.Op == op && f != "" && !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"the readers"}
+	}
+	return out
+}
+
+// topUser is the first frame of a stack outside the runtime and sync.
+func topUser(stack []string) string {
+	if len(stack) == 0 {
+		return ""
+	}
+	return report.UserFrames(stack)[0]
+}
+
+func topFunc(stack []string) string { return report.Short(report.FrameFunc(topUser(stack))) }
+
+func mutexLabel(m report.Mutex) string {
+	if m.Name != "" {
+		return report.Short(m.Name)
+	}
+	label := "mutex " + m.Address
+	if len(m.Waiters) > 0 {
+		if f := topFunc(m.Waiters[0].Stack); f != "" {
+			label += " (locked in " + f + ")"
+		}
+	}
+	return label
+}
+
+func mapLabel(m report.Map) string {
+	if m.Name != "" {
+		return "map " + report.Short(m.Name)
+	}
+	label := "map " + m.Address
+	if len(m.Sites) > 0 {
+		if f := topFunc(m.Sites[0].Stack); f != "" {
+			label += " (used in " + f + ")"
+		}
+	}
+	return label
+}
+
+func raceMapLabel(rc report.Race, m *report.Map) string {
+	switch {
+	case rc.Name != "":
+		return "map " + report.Short(rc.Name)
+	case m != nil:
+		return mapLabel(*m)
+	}
+	return "map " + rc.Map
+}
+
+// waiterText names the top n waiting places, merging stacks that share
+// their top user frame.
+func waiterText(ws []report.Waiter, n int) string {
+	var frames []string
+	waits := map[string]uint64{}
+	ns := map[string]uint64{}
+	for _, w := range ws {
+		f := topUser(w.Stack)
+		if f == "" {
+			continue
+		}
+		if _, ok := waits[f]; !ok {
+			frames = append(frames, f)
+		}
+		waits[f] += w.Contentions
+		ns[f] += w.WaitNS
+	}
+	sort.SliceStable(frames, func(i, j int) bool { return ns[frames[i]] > ns[frames[j]] })
+	var parts []string
+	for i, f := range frames {
+		if i == n {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s in %d waits)", report.ShortFrame(f), report.Duration(ns[f]), waits[f]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// holderText names the top n places that released a mutex to waiters.
+func holderText(hs []report.Holder, n int) string {
+	var frames []string
+	count := map[string]uint64{}
+	for _, h := range hs {
+		f := topUser(h.Stack)
+		if f == "" {
+			continue
+		}
+		if _, ok := count[f]; !ok {
+			frames = append(frames, f)
+		}
+		count[f] += h.Count
+	}
+	sort.SliceStable(frames, func(i, j int) bool { return count[frames[i]] > count[frames[j]] })
+	var parts []string
+	for i, f := range frames {
+		if i == n {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d×)", report.ShortFrame(f), count[f]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
