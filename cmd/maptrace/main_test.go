@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -145,8 +147,23 @@ func TestUnsupportedVersion(t *testing.T) {
 	oneLine(t, stderr, "unsupported Go version")
 }
 
-// attached starts maptrace on pid and waits for its "attached" line.
-func attached(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+// lines collects a command's stderr lines as they come.
+type lines struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (l *lines) add(s string) { l.mu.Lock(); l.l = append(l.l, s); l.mu.Unlock() }
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.l, "\n")
+}
+
+// attached starts maptrace and waits for its "attached" line. It returns the
+// command, its stdout, and its stderr so far (still growing).
+func attached(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer, *lines) {
 	t.Helper()
 	cmd := exec.Command(maptrace, args...)
 	var stdout bytes.Buffer
@@ -159,11 +176,15 @@ func attached(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	stderr := &lines{}
 	ok := make(chan bool, 1)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		sc := bufio.NewScanner(errPipe)
 		seen := false
 		for sc.Scan() {
+			stderr.add(sc.Text())
 			if strings.Contains(sc.Text(), "attached to pid") && !seen {
 				seen = true
 				ok <- true
@@ -176,12 +197,13 @@ func attached(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	select {
 	case good := <-ok:
 		if !good {
-			t.Fatal("maptrace ended without attaching")
+			<-done
+			t.Fatalf("maptrace ended without attaching: %s", stderr)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("maptrace did not attach in 30s")
 	}
-	return cmd, &stdout
+	return cmd, &stdout, stderr
 }
 
 func parseReport(t *testing.T, b []byte) *report.Report {
@@ -207,7 +229,7 @@ func TestEndings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := testtarget.Start(t, bin)
-			m, stdout := attached(t, "attach", "-p", strconv.Itoa(p.PID()), "-f", "json")
+			m, stdout, _ := attached(t, "attach", "-p", strconv.Itoa(p.PID()), "-f", "json")
 			p.Send(t, "run 300")
 			p.Line(t, 30*time.Second)
 			tc.end(m, p)
@@ -256,7 +278,7 @@ func TestKilledLeavesNoProbe(t *testing.T) {
 		return b[0]
 	}
 	orig := readSite()
-	m, _ := attached(t, "attach", "-p", strconv.Itoa(p.PID()))
+	m, _, _ := attached(t, "attach", "-p", strconv.Itoa(p.PID()))
 	if got := readSite(); got != 0xcc {
 		t.Fatalf("while attached the site holds %#x, want the int3 breakpoint 0xcc", got)
 	}
@@ -306,7 +328,7 @@ func TestListen(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	m, _ := attached(t, "attach", "-p", strconv.Itoa(p.PID()), "--listen", addr)
+	m, _, _ := attached(t, "attach", "-p", strconv.Itoa(p.PID()), "--listen", addr)
 	p.Send(t, "run 300")
 	p.Line(t, 30*time.Second)
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -323,5 +345,52 @@ func TestListen(t *testing.T) {
 	m.Process.Signal(os.Interrupt)
 	if err := m.Wait(); err != nil {
 		t.Errorf("maptrace: %v", err)
+	}
+}
+
+// TestOutputs writes every output format from one trace, and prints the live
+// view twice a second.
+func TestOutputs(t *testing.T) {
+	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/contention", "local"))
+	dir := t.TempDir()
+	out := func(name string) string { return filepath.Join(dir, name) }
+	m, _, stderr := attached(t, "attach", "-p", strconv.Itoa(p.PID()), "-f", "json", "-o", out("r.json"),
+		"--pprof", out("m.pb.gz"), "--pprof-maps", out("maps.pb.gz"), "--folded", out("f.txt"),
+		"--flamegraph", out("f.html"), "-i", "500ms")
+	p.Send(t, "run 1500")
+	p.Line(t, 30*time.Second)
+	m.Process.Signal(os.Interrupt)
+	if err := m.Wait(); err != nil {
+		t.Fatalf("maptrace: %v", err)
+	}
+	b, err := os.ReadFile(out("r.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := parseReport(t, b)
+	if len(r.Mutexes) == 0 {
+		t.Fatal("no contention in the report")
+	}
+	top, err := exec.Command("go", "tool", "pprof", "-top", "-sample_index=delay", out("m.pb.gz")).CombinedOutput()
+	if err != nil || !strings.Contains(string(top), "main.lockMutex") {
+		t.Errorf("pprof -top: %v\n%s", err, top)
+	}
+	folded, _ := os.ReadFile(out("f.txt"))
+	if !strings.Contains(string(folded), "main.lockMutex") {
+		t.Errorf("folded stacks lack main.lockMutex:\n%.1000s", folded)
+	}
+	html, _ := os.ReadFile(out("f.html"))
+	if !bytes.Contains(html, []byte("main.lockMutex")) || regexp.MustCompile(`(src|href)=["']?(https?:)?//`).Match(html) {
+		t.Errorf("flame graph: %d bytes, without main.lockMutex or loading something from the network", len(html))
+	}
+	if _, err := os.Stat(out("maps.pb.gz")); err != nil {
+		t.Error(err)
+	}
+	// The live view: a summary every 500ms of a run over 1.5s.
+	if n := strings.Count(stderr.String(), "── maptrace"); n < 2 {
+		t.Errorf("%d live summaries on stderr, want 2 or more:\n%s", n, stderr)
+	}
+	if !strings.Contains(stderr.String(), "main.mu") {
+		t.Errorf("live view never showed main.mu:\n%s", stderr)
 	}
 }
