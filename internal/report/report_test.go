@@ -1,6 +1,10 @@
 package report
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestShortFrame(t *testing.T) {
 	for in, want := range map[string]string{
@@ -13,6 +17,37 @@ func TestShortFrame(t *testing.T) {
 	} {
 		if got := ShortFrame(in); got != want {
 			t.Errorf("ShortFrame(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestTextWidth checks that the text report fits a 100-column terminal, even
+// with long names.
+func TestTextWidth(t *testing.T) {
+	long := "github.com/some-company/some-service/internal/very/deep/package/name"
+	stack := []string{"runtime.x (/usr/local/go/src/runtime/x.go:1)", long + ".(*Server).handleRequestWithAVeryLongName (" + long + "/server.go:1234)", long + ".main (/src/main.go:1)"}
+	r := &Report{
+		Target:   Target{PID: 123456, Exe: "/opt/" + long + "/bin/server", GoVersion: "go1.26.8", Arch: "amd64"},
+		EndedBy:  EndedByDuration,
+		Overhead: Overhead{ProbeHits: 123456789, EstCostSeconds: 12.5, Ratio: 0.05, MapSamplingFraction: 0.123, MapCountsLowerBound: true},
+		Mutexes: []Mutex{{Address: "0xc000123456", Name: long + ".globalStateMutexWithALongName", Kind: KindRWMutexWrite,
+			Contentions: 123456789, WaitNS: 123456789012, MaxWaitNS: 9e9, P50NS: 1e9, P99NS: 8e9,
+			Waiters: []Waiter{{Stack: stack, Contentions: 1, WaitNS: 1}}, Holders: []Holder{{Stack: stack, Count: 1}}}},
+		Maps: []Map{{Address: "0xc000abcdef", Name: long + ".sessionsByUserID", KeyType: "string", Reads: 1e12, Writes: 1e12, Deletes: 1e9, Iterations: 1e9, Goroutines: 12345,
+			HotKeys: []HotKey{{Key: "user:a-very-long-key-that-goes-on-and-on-and-on", Count: 1e11}},
+			Sites:   []Site{{Stack: stack, Op: OpRead, Count: 1e12}}}},
+		Races:      []Race{{Map: "0xc000abcdef", Name: long + ".sessionsByUserID", Kind: "write/write", Count: 3, Sides: []RaceSide{{Goid: 1234567, Op: OpWrite, Stack: stack}}}},
+		Goroutines: []Goroutine{{Goid: 123456789, Contentions: 1e9, WaitNS: 1e15, MapOps: 1e12, HotKeys: []HotKey{{Key: "k", Count: 1}}}},
+		Findings:   []Finding{{Severity: SeverityCritical, Title: strings.Repeat("title ", 30), Detail: strings.Repeat("detail ", 40), Advice: strings.Repeat("advice ", 40)}},
+		Missing:    []string{strings.Repeat("runtime.mapaccess1_fat, ", 10)},
+	}
+	var b strings.Builder
+	if err := WriteText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(b.String(), "\n") {
+		if n := utf8.RuneCountInString(l); n > textWidth {
+			t.Errorf("%d columns: %s", n, l)
 		}
 	}
 }

@@ -14,31 +14,31 @@ const textWidth = 100
 // WriteText writes the report for a person at a terminal.
 func WriteText(w io.Writer, r *Report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "maptrace: pid %d %s (%s %s): %.1fs, ended by %s\n",
-		r.Target.PID, r.Target.Exe, r.Target.GoVersion, r.Target.Arch, r.Window.Seconds, r.EndedBy)
+	wrap(&b, fmt.Sprintf("maptrace: pid %d %s (%s %s): %.1fs, ended by %s",
+		r.Target.PID, r.Target.Exe, r.Target.GoVersion, r.Target.Arch, r.Window.Seconds, r.EndedBy), "    ")
 	if r.TargetError != "" {
 		fmt.Fprintf(&b, "TARGET DIED: fatal error: %s\n", r.TargetError)
 	}
-	fmt.Fprintf(&b, "probes: %d hits, est. cost %s (%.2f%% of the target's CPU time)", r.Overhead.ProbeHits,
+	fmt.Fprintf(&b, "probes: %d hits, est. cost %s (%.2f%% of the target's CPU time)\n", r.Overhead.ProbeHits,
 		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio)
 	if r.Overhead.MapSamplingFraction < 1 {
-		fmt.Fprintf(&b, "; map counts scaled from %.1f%% sampled", 100*r.Overhead.MapSamplingFraction)
+		fmt.Fprintf(&b, "maps: counts scaled from the %.1f%% of operations probed", 100*r.Overhead.MapSamplingFraction)
 		if r.Overhead.MapCountsLowerBound {
-			b.WriteString(" (may be undercounted: the probes took most of the sampled CPU time)")
+			b.WriteString(" (may be undercounted: busy target)")
 		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n")
 
 	writeRaces(&b, r.Races)
 	writeMutexes(&b, r.Mutexes)
 	writeMaps(&b, r.Maps, r.Overhead.MapSamplingFraction)
 	writeGoroutines(&b, r.Goroutines)
 	writeFindings(&b, r.Findings)
-	for _, m := range r.Missing {
-		fmt.Fprintf(&b, "\nnot traced: %s", m)
-	}
 	if len(r.Missing) > 0 {
 		b.WriteString("\n")
+	}
+	for _, m := range r.Missing {
+		wrap(&b, "not traced: "+m, "    ")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -52,13 +52,13 @@ func writeMutexes(b *strings.Builder, ms []Mutex) {
 		return
 	}
 	fmt.Fprintf(b, "\nMUTEX CONTENTION (%d contended; top by total wait)\n", len(ms))
-	fmt.Fprintf(b, "  %-36s %-13s %8s %9s %9s %9s %9s\n", "MUTEX", "KIND", "WAITS", "TOTAL", "P50", "P99", "MAX")
+	fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", "MUTEX", "KIND", "WAITS", "TOTAL", "P50", "P99", "MAX")
 	for i, m := range ms {
 		if i == topText {
 			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-topText)
 			break
 		}
-		fmt.Fprintf(b, "  %-36s %-13s %8d %9s %9s %9s %9s\n", clip(mutexLabel(m), 36), m.Kind, m.Contentions,
+		fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", clip(mutexLabel(m), 35), m.Kind, Count(m.Contentions),
 			Duration(m.WaitNS), Duration(m.P50NS), Duration(m.P99NS), Duration(m.MaxWaitNS))
 		for j, wt := range m.Waiters {
 			if j == 3 {
@@ -100,7 +100,7 @@ func writeGoroutines(b *strings.Builder, gs []Goroutine) {
 		if i == 5 {
 			break
 		}
-		fmt.Fprintf(b, "  goroutine %-8d waited %9s in %6d waits; %9d map ops", g.Goid, Duration(g.WaitNS), g.Contentions, g.MapOps)
+		fmt.Fprintf(b, "  goroutine %-8d waited %9s in %6s waits; %9s map ops", g.Goid, Duration(g.WaitNS), Count(g.Contentions), Count(g.MapOps))
 		if len(g.HotKeys) > 0 {
 			keys := make([]string, 0, len(g.HotKeys))
 			for _, k := range g.HotKeys {
@@ -161,7 +161,8 @@ func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
 				}
 			}
 		}
-		fmt.Fprintf(b, "  %-36s %-7s %10d %10d %8d %8d %5d\n", clip(label, 36), m.KeyType, m.Reads, m.Writes, m.Deletes, m.Iterations, m.Goroutines)
+		fmt.Fprintf(b, "  %-36s %-7s %10s %10s %8s %8s %5s\n", clip(label, 36), m.KeyType, Count(m.Reads), Count(m.Writes),
+			Count(m.Deletes), Count(m.Iterations), Count(uint64(m.Goroutines)))
 		if len(m.HotKeys) > 0 && i < 5 {
 			total := m.Reads + m.Writes + m.Deletes
 			keys := make([]string, 0, 5)
@@ -178,7 +179,7 @@ func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
 				break
 			}
 			if f := UserFrames(s.Stack); len(f) > 0 {
-				fmt.Fprintf(b, "      %-6s %9d at %s\n", s.Op, s.Count, clip(ShortFrame(f[0]), textWidth-30))
+				fmt.Fprintf(b, "      %-6s %9s at %s\n", s.Op, Count(s.Count), clip(ShortFrame(f[0]), textWidth-30))
 			}
 		}
 	}
@@ -295,6 +296,21 @@ func clip(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n+1:]
+}
+
+// Count formats a count to fit a column: exact below a million, then 1.23M,
+// 4.56G, 7.89T.
+func Count(n uint64) string {
+	switch {
+	case n < 1e6:
+		return fmt.Sprint(n)
+	case n < 1e9:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n < 1e12:
+		return fmt.Sprintf("%.2fG", float64(n)/1e9)
+	default:
+		return fmt.Sprintf("%.2fT", float64(n)/1e12)
+	}
 }
 
 // Duration formats nanoseconds compactly: 950ns, 12.3µs, 4.56ms, 1.23s.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -43,6 +44,10 @@ type Options struct {
 	// Attached, if set, is called once the probes are in place.
 	Attached func()
 }
+
+// largeBinary is the executable size from which attaching says what it is
+// doing, because reading its tables takes a noticeable moment.
+const largeBinary = 20 << 20
 
 // session is one trace in progress.
 type session struct {
@@ -150,6 +155,9 @@ func (s *session) open() error {
 		return err
 	}
 	s.proc = proc
+	if fi, err := os.Stat(proc.ExeLink); err == nil && fi.Size() >= largeBinary {
+		fmt.Fprintf(s.opts.Log, "maptrace: pid %d: reading symbols of a %d MB binary…\n", pid, fi.Size()>>20)
+	}
 	bin, err := symbols.Open(proc.ExeLink)
 	if err != nil {
 		return fmt.Errorf("pid %d (%s): %w", pid, proc.Exe, err)
