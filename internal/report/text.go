@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -60,14 +61,14 @@ func writeMutexes(b *strings.Builder, ms []Mutex) {
 		}
 		fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", clip(mutexLabel(m), 35), m.Kind, Count(m.Contentions),
 			Duration(m.WaitNS), Duration(m.P50NS), Duration(m.P99NS), Duration(m.MaxWaitNS))
-		for j, wt := range m.Waiters {
+		for j, wt := range mergeWaiters(m.Waiters) {
 			if j == 3 {
 				break
 			}
 			fmt.Fprintf(b, "      waited %s in %d waits at:\n", Duration(wt.WaitNS), wt.Contentions)
 			writeStack(b, wt.Stack, "        ")
 		}
-		for j, h := range m.Holders {
+		for j, h := range mergeHolders(m.Holders) {
 			if j == 2 {
 				break
 			}
@@ -75,6 +76,42 @@ func writeMutexes(b *strings.Builder, ms []Mutex) {
 			writeStack(b, h.Stack, "        ")
 		}
 	}
+}
+
+// mergeWaiters merges waiter stacks that differ only inside the runtime and
+// package sync, which the text report does not show.
+func mergeWaiters(ws []Waiter) []Waiter {
+	var out []Waiter
+	at := map[string]int{}
+	for _, w := range ws {
+		k := strings.Join(UserFrames(w.Stack), "\n")
+		if i, ok := at[k]; ok {
+			out[i].Contentions += w.Contentions
+			out[i].WaitNS += w.WaitNS
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, w)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].WaitNS > out[j].WaitNS })
+	return out
+}
+
+// mergeHolders is mergeWaiters for holder stacks.
+func mergeHolders(hs []Holder) []Holder {
+	var out []Holder
+	at := map[string]int{}
+	for _, h := range hs {
+		k := strings.Join(UserFrames(h.Stack), "\n")
+		if i, ok := at[k]; ok {
+			out[i].Count += h.Count
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, h)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Count > out[j].Count })
+	return out
 }
 
 // mutexLabel names a mutex: its variable, else its address and where it was
