@@ -81,36 +81,34 @@ func writeMutexes(b *strings.Builder, ms []Mutex) {
 // mergeWaiters merges waiter stacks that differ only inside the runtime and
 // package sync, which the text report does not show.
 func mergeWaiters(ws []Waiter) []Waiter {
-	var out []Waiter
-	at := map[string]int{}
-	for _, w := range ws {
-		k := strings.Join(UserFrames(w.Stack), "\n")
-		if i, ok := at[k]; ok {
-			out[i].Contentions += w.Contentions
-			out[i].WaitNS += w.WaitNS
-			continue
-		}
-		at[k] = len(out)
-		out = append(out, w)
-	}
+	out := mergeByUserFrames(ws, func(w Waiter) []string { return w.Stack }, func(dst *Waiter, w Waiter) {
+		dst.Contentions += w.Contentions
+		dst.WaitNS += w.WaitNS
+	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].WaitNS > out[j].WaitNS })
 	return out
 }
 
 // mergeHolders is mergeWaiters for holder stacks.
 func mergeHolders(hs []Holder) []Holder {
-	var out []Holder
+	out := mergeByUserFrames(hs, func(h Holder) []string { return h.Stack }, func(dst *Holder, h Holder) { dst.Count += h.Count })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Count > out[j].Count })
+	return out
+}
+
+// mergeByUserFrames merges the elements whose stacks have the same UserFrames.
+func mergeByUserFrames[T any](xs []T, stack func(T) []string, add func(*T, T)) []T {
+	var out []T
 	at := map[string]int{}
-	for _, h := range hs {
-		k := strings.Join(UserFrames(h.Stack), "\n")
+	for _, x := range xs {
+		k := strings.Join(UserFrames(stack(x)), "\n")
 		if i, ok := at[k]; ok {
-			out[i].Count += h.Count
+			add(&out[i], x)
 			continue
 		}
 		at[k] = len(out)
-		out = append(out, h)
+		out = append(out, x)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Count > out[j].Count })
 	return out
 }
 
