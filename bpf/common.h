@@ -77,11 +77,43 @@ enum {
 	STAT_MAX = 8,
 };
 
+// Every program's collection has these: user stacks, a hit counter per probe
+// (the overhead estimate) and error counters (STAT_*).
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(key_size, sizeof(u32));
+	__uint(value_size, MAX_STACK_DEPTH * sizeof(u64));
+	__uint(max_entries, 16384);
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, u64);
+	__uint(max_entries, MAX_PROBES);
+} hits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, u64);
+	__uint(max_entries, STAT_MAX);
+} stats SEC(".maps");
+
 static __always_inline void count(void *map, u32 idx)
 {
 	u64 *v = bpf_map_lookup_elem(map, &idx);
 	if (v)
 		__sync_fetch_and_add(v, 1);
+}
+
+// user_stack walks the user stack by frame pointers into stacks.
+static __always_inline s64 user_stack(struct pt_regs *ctx)
+{
+	s64 id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	if (id < 0)
+		count(&stats, STAT_STACK_LOST);
+	return id;
 }
 
 static __always_inline u32 log2_u64(u64 v)

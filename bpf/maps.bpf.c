@@ -130,13 +130,6 @@ struct last_op {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(key_size, sizeof(u32));
-	__uint(value_size, MAX_STACK_DEPTH * sizeof(u64));
-	__uint(max_entries, 16384);
-} stacks SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, u64);
 	__type(value, struct map_stat);
@@ -221,20 +214,6 @@ struct {
 	__type(value, struct last_op);
 	__uint(max_entries, 16384);
 } last_ops SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, u32);
-	__type(value, u64);
-	__uint(max_entries, MAX_PROBES);
-} hits SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, u32);
-	__type(value, u64);
-	__uint(max_entries, STAT_MAX);
-} stats SEC(".maps");
 
 // Scratch for building a key: too large for the BPF stack beside the rest.
 struct {
@@ -340,14 +319,6 @@ static __always_inline int bump(void *map, void *key)
 		return 1;
 	}
 	return 0;
-}
-
-static __always_inline s64 user_stack(struct pt_regs *ctx)
-{
-	s64 id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	if (id < 0)
-		count(&stats, STAT_STACK_LOST);
-	return id;
 }
 
 // site counts a call at its site and returns the site's stack id (-1 if the

@@ -46,13 +46,6 @@ struct goroutine_val {
 	u64 total_ns;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(key_size, sizeof(u32));
-	__uint(value_size, MAX_STACK_DEPTH * sizeof(u64));
-	__uint(max_entries, 16384);
-} stacks SEC(".maps");
-
 // In-flight parks, keyed by the g pointer: a parked goroutine may resume on
 // another thread, so thread ids would mismatch.
 struct {
@@ -83,20 +76,6 @@ struct {
 	__uint(max_entries, 16384);
 } goroutines SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, u32);
-	__type(value, u64);
-	__uint(max_entries, MAX_PROBES);
-} hits SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, u32);
-	__type(value, u64);
-	__uint(max_entries, STAT_MAX);
-} stats SEC(".maps");
-
 // Zeroed scratch for first inserts: wait_val is too large to build on the stack
 // comfortably.
 struct {
@@ -105,14 +84,6 @@ struct {
 	__type(value, struct wait_val);
 	__uint(max_entries, 1);
 } zero_wait SEC(".maps");
-
-static __always_inline s64 user_stack(struct pt_regs *ctx)
-{
-	s64 id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	if (id < 0)
-		count(&stats, STAT_STACK_LOST);
-	return id;
-}
 
 // Entry of a semacquire function; the cookie's value is the mutex kind.
 SEC("uprobe")

@@ -251,10 +251,31 @@ func percentile(hist []uint64, q float64, maxNS uint64) uint64 {
 	return maxNS
 }
 
-// Hits sums the hit counters of a plan's probes, by probed function.
-func Hits(m interface {
+// lookuper is a BPF array map.
+type lookuper interface {
 	Lookup(key, value any) error
-}, plan *probes.Plan) map[string]uint64 {
+}
+
+// statSlots is the number of error counters (STAT_MAX in bpf/common.h).
+const statSlots = 8
+
+// Lost sums a collection's error counters: lost stacks, full tables.
+func Lost(stats lookuper) uint64 {
+	var n uint64
+	for i := uint32(0); i < statSlots; i++ {
+		var per []uint64
+		if stats.Lookup(i, &per) != nil {
+			continue
+		}
+		for _, v := range per {
+			n += v
+		}
+	}
+	return n
+}
+
+// Hits sums the hit counters of a plan's probes, by probed function.
+func Hits(m lookuper, plan *probes.Plan) map[string]uint64 {
 	out := map[string]uint64{}
 	for i, name := range plan.Names {
 		var per []uint64

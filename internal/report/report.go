@@ -86,6 +86,9 @@ type Overhead struct {
 	HitCostNS float64 `json:"hit_cost_ns"`
 	// Ratio is the estimated share of the target's time spent in probes.
 	Ratio float64 `json:"ratio"`
+	// LostEvents counts what the probes could not record: stacks that could
+	// not be walked or stored, and updates to a full table.
+	LostEvents uint64 `json:"lost_events"`
 }
 
 // Mutex is one contended sync.Mutex or sync.RWMutex (one side of it).

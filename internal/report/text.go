@@ -22,6 +22,9 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	fmt.Fprintf(&b, "probes: %d hits, est. cost %s (%.2f%% of the target's CPU time)\n", r.Overhead.ProbeHits,
 		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio)
+	if r.Overhead.LostEvents > 0 {
+		fmt.Fprintf(&b, "lost: %d events (stacks not walked or tables full): counts are low by as much\n", r.Overhead.LostEvents)
+	}
 	if r.Overhead.MapSamplingFraction < 1 {
 		fmt.Fprintf(&b, "maps: counts scaled from the %.1f%% of operations probed", 100*r.Overhead.MapSamplingFraction)
 		if r.Overhead.MapCountsLowerBound {

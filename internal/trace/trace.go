@@ -325,6 +325,7 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		ms, gs, err := c.Collect()
 		errs = append(errs, err)
 		r.Mutexes, r.Goroutines = ms, gs
+		r.Overhead.LostEvents += collector.Lost(s.mutexObjs.Stats)
 		for name, n := range collector.Hits(s.mutexObjs.Hits, s.mutexPlan) {
 			r.Overhead.ProbeHits += n
 			if strings.HasSuffix(name, "(return)") {
@@ -340,6 +341,7 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		r.Overhead.MapCountsLowerBound = s.gov.LowerBound()
 		mapHits := sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) + sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
 		r.Overhead.ProbeHits += mapHits
+		r.Overhead.LostEvents += collector.Lost(s.mapObjs.Stats)
 		cost += time.Duration(mapHits) * s.costs.Entry
 		c := &collector.Maps{Maps: &s.mapObjs.MapsMaps, Sym: s.sym, Keys: s.opts.Keys, Name: s.mapName, Scale: 1 / max(frac, 1e-6)}
 		res, err := c.Collect()
