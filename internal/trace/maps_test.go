@@ -65,8 +65,8 @@ func TestHotKeysExact(t *testing.T) {
 			if answer != "hot done" {
 				t.Fatalf("target said %q", answer)
 			}
-			if r.Overhead.MapSamplingFraction != 1 {
-				t.Errorf("sampling fraction %v with --overhead 100", r.Overhead.MapSamplingFraction)
+			if r.Overhead.MapSamplingFraction != 1 || r.Overhead.LostEvents != 0 {
+				t.Errorf("sampling fraction %v, %d lost events with --overhead 100", r.Overhead.MapSamplingFraction, r.Overhead.LostEvents)
 			}
 			strs, ints := findMapNamed(r, "main.hotStrings"), findMapNamed(r, "main.hotInts")
 			for _, m := range []*report.Map{strs, ints} {
