@@ -7,7 +7,9 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"math/rand"
 	"os"
+	"runtime"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -27,6 +29,13 @@ var (
 	shared  = map[int]int{}
 )
 
+// jitter yields the processor 0 to 3 times.
+func jitter() {
+	for i := rand.Intn(4); i > 0; i-- {
+		runtime.Gosched()
+	}
+}
+
 //go:noinline
 func spin(d time.Duration) {
 	for start := time.Now(); time.Since(start) < d; {
@@ -43,6 +52,7 @@ func lockMutex(stop <-chan struct{}) {
 			return
 		default:
 		}
+		jitter()
 		mu.Lock()
 		counter++
 		spin(50 * time.Microsecond)
@@ -59,6 +69,7 @@ func readShared(stop <-chan struct{}) {
 			return
 		default:
 		}
+		jitter()
 		rw.RLock()
 		_ = shared[1]
 		time.Sleep(200 * time.Microsecond)
@@ -74,6 +85,7 @@ func writeShared(stop <-chan struct{}) {
 			return
 		default:
 		}
+		jitter()
 		rw.Lock()
 		shared[1]++
 		time.Sleep(300 * time.Microsecond)
@@ -94,6 +106,7 @@ func touchCache(stop <-chan struct{}) {
 			return
 		default:
 		}
+		jitter()
 		cache.mu.Lock()
 		cache.hits++
 		time.Sleep(500 * time.Microsecond)
