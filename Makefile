@@ -40,8 +40,11 @@ generate:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm libbpf-dev >/dev/null)
 	$(GO) generate ./bpf/
 
+# Overhead and accuracy against baselines measured in the same run, into
+# BENCHMARKS.md (bench/main.go says what is measured). `make test` runs its
+# quick mode.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+	$(GO) run ./bench -install -n 5 -out BENCHMARKS.md
 
 clean:
 	rm -rf bin

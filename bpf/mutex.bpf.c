@@ -3,15 +3,18 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 // Mutex contention: how long goroutines park in the sync semaphores, and who
 // releases them. Probes sit on the park (runtime_Semacquire{Mutex,RWMutex,
-// RWMutexR}) and the release to waiters (runtime_Semrelease), never on the
-// lock fast path, so their rate is the rate of contention.
+// RWMutexR}), the release to waiters (runtime_Semrelease) and the wake-up
+// (runtime.semrelease1 calling readyWithTime), never on the lock fast path,
+// so their rate is the rate of contention. All sit on instructions the kernel
+// emulates: a probe on the RETs of the park would be single-stepped (~17 µs
+// in a VM) on the woken goroutine's path to the lock it was waiting for.
 #include "common.h"
 
 #define HIST_BUCKETS 40
 
 struct wait_start {
-	u64 start_ns;
-	u64 woken_ns; // when a releaser made it runnable; 0 if not seen
+	u64 start_ns; // the park, or the last wake-up if it parked again
+	u64 woken;    // woken at least once: the contention is counted
 	u64 sema;
 	u64 caller;
 	s64 stackid;
@@ -30,7 +33,6 @@ struct wait_key {
 struct wait_val {
 	u64 count;
 	u64 total_ns; // parked: from the park to being made runnable
-	u64 sched_ns; // runnable: from being made runnable to running again
 	u64 max_ns;
 	u64 hist[HIST_BUCKETS];
 };
@@ -46,14 +48,31 @@ struct goroutine_val {
 	u64 total_ns;
 };
 
+// A release in progress: the semaphore a goroutine is releasing, from
+// runtime_Semrelease's entry to the readyWithTime it calls.
+struct release_start {
+	u64 sema;
+	u64 start_ns;
+};
+
 // In-flight parks, keyed by the g pointer: a parked goroutine may resume on
-// another thread, so thread ids would mismatch.
+// another thread, so thread ids would mismatch. An acquire that did not park
+// leaves its entry behind (nothing marks its return); LRU evicts those, and a
+// wake-up only counts for the semaphore being released.
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, u64);
 	__type(value, struct wait_start);
 	__uint(max_entries, 65536);
 } inflight SEC(".maps");
+
+// Releases in progress, keyed by the releasing g.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, u64);
+	__type(value, struct release_start);
+	__uint(max_entries, 16384);
+} releasing SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -75,6 +94,19 @@ struct {
 	__type(value, struct goroutine_val);
 	__uint(max_entries, 16384);
 } goroutines SEC(".maps");
+
+// The goroutines that waited on each semaphore, to count them.
+struct waiter_key {
+	u64 sema;
+	s64 goid;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct waiter_key);
+	__type(value, u8);
+	__uint(max_entries, 16384);
+} waiter_goids SEC(".maps");
 
 // Zeroed scratch for first inserts: wait_val is too large to build on the stack
 // comfortably.
@@ -107,29 +139,51 @@ int sema_acquire(struct pt_regs *ctx)
 	return 0;
 }
 
-// A RET of a semacquire function: the goroutine has the semaphore.
-SEC("uprobe")
-int sema_acquired(struct pt_regs *ctx)
-{
-	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
+// releaseWindow bounds the time from runtime_Semrelease's entry to its
+// readyWithTime: microseconds, unless the releaser was preempted. A release
+// that found no waiter leaves an entry that must not match a later wake-up
+// from elsewhere (sync.Cond also calls readyWithTime).
+#define RELEASE_WINDOW_NS 10000000ULL
 
-	u64 g = GO_G(ctx);
-	struct wait_start *ws = bpf_map_lookup_elem(&inflight, &g);
-	if (!ws)
-		return 0; // parked before we attached
-	// The wait is the time parked, as Go's own metrics and profiles count it;
-	// the time from being readied to running is scheduling delay, kept apart.
+// semrelease1's CALL of readyWithTime(s *sudog, …): a releaser makes the
+// goroutine s.g (the sudog's first word) runnable. That ends the wait as Go's own
+// metrics and profiles count it: time parked, not the scheduling delay after.
+SEC("uprobe")
+int sema_ready(struct pt_regs *ctx)
+{
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	count(&hits, COOKIE_PROBE(cookie));
+	if (will_grow_stack(ctx, cookie))
+		return 0;
+
 	u64 now = bpf_ktime_get_ns();
-	u64 woken = ws->woken_ns ? ws->woken_ns : now;
-	u64 delta = woken - ws->start_ns;
-	u64 sched = now - woken;
+	u64 self = GO_G(ctx);
+	struct release_start *rs = bpf_map_lookup_elem(&releasing, &self);
+	if (!rs)
+		return 0;
+	u64 sema = rs->sema, released = rs->start_ns;
+	bpf_map_delete_elem(&releasing, &self);
+	if (now - released > RELEASE_WINDOW_NS)
+		return 0;
+
+	u64 g = 0;
+	bpf_probe_read_user(&g, sizeof(g), (void *)GO_ARG1(ctx));
+	struct wait_start *ws = bpf_map_lookup_elem(&inflight, &g);
+	if (!ws || ws->sema != sema)
+		return 0; // parked before we attached, or not on a traced semaphore
+	u64 delta = now - ws->start_ns;
+	// A waiter that loses the semaphore to a newcomer parks again without a
+	// new entry: its next wake-up adds the time since this one, not a second
+	// contention.
+	u64 first = !ws->woken;
+	ws->woken = 1;
+	ws->start_ns = now;
 	struct wait_key key = {
 		.sema = ws->sema,
 		.caller = ws->caller,
 		.stackid = ws->stackid,
 		.kind = ws->kind,
 	};
-	bpf_map_delete_elem(&inflight, &g);
 
 	struct wait_val *v = bpf_map_lookup_elem(&waits, &key);
 	if (!v) {
@@ -148,9 +202,8 @@ int sema_acquired(struct pt_regs *ctx)
 	}
 	// Per-CPU, but a preempted program can share the CPU with another: add
 	// atomically. A lost max under that race is harmless.
-	__sync_fetch_and_add(&v->count, 1);
+	__sync_fetch_and_add(&v->count, first);
 	__sync_fetch_and_add(&v->total_ns, delta);
-	__sync_fetch_and_add(&v->sched_ns, sched);
 	if (delta > v->max_ns)
 		v->max_ns = delta;
 	u32 b = log2_u64(delta);
@@ -159,32 +212,19 @@ int sema_acquired(struct pt_regs *ctx)
 	__sync_fetch_and_add(&v->hist[b], 1);
 
 	s64 goid = goid_of(g);
+	if (first) {
+		struct waiter_key wk = {.sema = sema, .goid = goid};
+		u8 one = 1;
+		bpf_map_update_elem(&waiter_goids, &wk, &one, BPF_NOEXIST);
+	}
 	struct goroutine_val *gv = bpf_map_lookup_elem(&goroutines, &goid);
 	if (gv) {
-		__sync_fetch_and_add(&gv->count, 1);
+		__sync_fetch_and_add(&gv->count, first);
 		__sync_fetch_and_add(&gv->total_ns, delta);
 	} else {
-		struct goroutine_val nv = {.count = 1, .total_ns = delta};
+		struct goroutine_val nv = {.count = first, .total_ns = delta};
 		bpf_map_update_elem(&goroutines, &goid, &nv, BPF_NOEXIST);
 	}
-	return 0;
-}
-
-// Entry of runtime.readyWithTime(s *sudog, …): a releaser makes the
-// goroutine s.g (the sudog's first word) runnable.
-SEC("uprobe")
-int sema_ready(struct pt_regs *ctx)
-{
-	u64 cookie = bpf_get_attach_cookie(ctx);
-	count(&hits, COOKIE_PROBE(cookie));
-	if (will_grow_stack(ctx, cookie))
-		return 0;
-
-	u64 g = 0;
-	bpf_probe_read_user(&g, sizeof(g), (void *)GO_ARG1(ctx));
-	struct wait_start *ws = bpf_map_lookup_elem(&inflight, &g);
-	if (ws && !ws->woken_ns)
-		ws->woken_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -197,8 +237,12 @@ int sema_release(struct pt_regs *ctx)
 	if (will_grow_stack(ctx, cookie))
 		return 0;
 
+	u64 g = GO_G(ctx);
+	struct release_start rs = {.sema = GO_ARG1(ctx), .start_ns = bpf_ktime_get_ns()};
+	bpf_map_update_elem(&releasing, &g, &rs, BPF_ANY);
+
 	struct release_key key = {
-		.sema = GO_ARG1(ctx),
+		.sema = rs.sema,
 		.caller = return_address(ctx),
 		.stackid = user_stack(ctx),
 	};

@@ -26,6 +26,12 @@ type MutexReleaseKey struct {
 	Stackid int64
 }
 
+type MutexReleaseStart struct {
+	_       structs.HostLayout
+	Sema    uint64
+	StartNs uint64
+}
+
 type MutexWaitKey struct {
 	_       structs.HostLayout
 	Sema    uint64
@@ -38,7 +44,7 @@ type MutexWaitKey struct {
 type MutexWaitStart struct {
 	_       structs.HostLayout
 	StartNs uint64
-	WokenNs uint64
+	Woken   uint64
 	Sema    uint64
 	Caller  uint64
 	Stackid int64
@@ -50,28 +56,34 @@ type MutexWaitVal struct {
 	_       structs.HostLayout
 	Count   uint64
 	TotalNs uint64
-	SchedNs uint64
 	MaxNs   uint64
 	Hist    [40]uint64
+}
+
+type MutexWaiterKey struct {
+	_    structs.HostLayout
+	Sema uint64
+	Goid int64
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	MutexMapGoroutines    = "goroutines"
-	MutexMapHits          = "hits"
-	MutexMapInflight      = "inflight"
-	MutexMapReleases      = "releases"
-	MutexMapStacks        = "stacks"
-	MutexMapStats         = "stats"
-	MutexMapWaits         = "waits"
-	MutexMapZeroWait      = "zero_wait"
-	MutexProgSemaAcquire  = "sema_acquire"
-	MutexProgSemaAcquired = "sema_acquired"
-	MutexProgSemaReady    = "sema_ready"
-	MutexProgSemaRelease  = "sema_release"
-	MutexVarGoidOffset    = "goid_offset"
+	MutexMapGoroutines   = "goroutines"
+	MutexMapHits         = "hits"
+	MutexMapInflight     = "inflight"
+	MutexMapReleases     = "releases"
+	MutexMapReleasing    = "releasing"
+	MutexMapStacks       = "stacks"
+	MutexMapStats        = "stats"
+	MutexMapWaiterGoids  = "waiter_goids"
+	MutexMapWaits        = "waits"
+	MutexMapZeroWait     = "zero_wait"
+	MutexProgSemaAcquire = "sema_acquire"
+	MutexProgSemaReady   = "sema_ready"
+	MutexProgSemaRelease = "sema_release"
+	MutexVarGoidOffset   = "goid_offset"
 )
 
 // LoadMutex returns the embedded CollectionSpec for Mutex.
@@ -116,24 +128,25 @@ type MutexSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MutexProgramSpecs struct {
-	SemaAcquire  *ebpf.ProgramSpec `ebpf:"sema_acquire"`
-	SemaAcquired *ebpf.ProgramSpec `ebpf:"sema_acquired"`
-	SemaReady    *ebpf.ProgramSpec `ebpf:"sema_ready"`
-	SemaRelease  *ebpf.ProgramSpec `ebpf:"sema_release"`
+	SemaAcquire *ebpf.ProgramSpec `ebpf:"sema_acquire"`
+	SemaReady   *ebpf.ProgramSpec `ebpf:"sema_ready"`
+	SemaRelease *ebpf.ProgramSpec `ebpf:"sema_release"`
 }
 
 // MutexMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MutexMapSpecs struct {
-	Goroutines *ebpf.MapSpec `ebpf:"goroutines"`
-	Hits       *ebpf.MapSpec `ebpf:"hits"`
-	Inflight   *ebpf.MapSpec `ebpf:"inflight"`
-	Releases   *ebpf.MapSpec `ebpf:"releases"`
-	Stacks     *ebpf.MapSpec `ebpf:"stacks"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
-	Waits      *ebpf.MapSpec `ebpf:"waits"`
-	ZeroWait   *ebpf.MapSpec `ebpf:"zero_wait"`
+	Goroutines  *ebpf.MapSpec `ebpf:"goroutines"`
+	Hits        *ebpf.MapSpec `ebpf:"hits"`
+	Inflight    *ebpf.MapSpec `ebpf:"inflight"`
+	Releases    *ebpf.MapSpec `ebpf:"releases"`
+	Releasing   *ebpf.MapSpec `ebpf:"releasing"`
+	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
+	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	WaiterGoids *ebpf.MapSpec `ebpf:"waiter_goids"`
+	Waits       *ebpf.MapSpec `ebpf:"waits"`
+	ZeroWait    *ebpf.MapSpec `ebpf:"zero_wait"`
 }
 
 // MutexVariableSpecs contains global variables before they are loaded into the kernel.
@@ -163,14 +176,16 @@ func (o *MutexObjects) Close() error {
 //
 // It can be passed to LoadMutexObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MutexMaps struct {
-	Goroutines *ebpf.Map `ebpf:"goroutines"`
-	Hits       *ebpf.Map `ebpf:"hits"`
-	Inflight   *ebpf.Map `ebpf:"inflight"`
-	Releases   *ebpf.Map `ebpf:"releases"`
-	Stacks     *ebpf.Map `ebpf:"stacks"`
-	Stats      *ebpf.Map `ebpf:"stats"`
-	Waits      *ebpf.Map `ebpf:"waits"`
-	ZeroWait   *ebpf.Map `ebpf:"zero_wait"`
+	Goroutines  *ebpf.Map `ebpf:"goroutines"`
+	Hits        *ebpf.Map `ebpf:"hits"`
+	Inflight    *ebpf.Map `ebpf:"inflight"`
+	Releases    *ebpf.Map `ebpf:"releases"`
+	Releasing   *ebpf.Map `ebpf:"releasing"`
+	Stacks      *ebpf.Map `ebpf:"stacks"`
+	Stats       *ebpf.Map `ebpf:"stats"`
+	WaiterGoids *ebpf.Map `ebpf:"waiter_goids"`
+	Waits       *ebpf.Map `ebpf:"waits"`
+	ZeroWait    *ebpf.Map `ebpf:"zero_wait"`
 }
 
 func (m *MutexMaps) Close() error {
@@ -179,8 +194,10 @@ func (m *MutexMaps) Close() error {
 		m.Hits,
 		m.Inflight,
 		m.Releases,
+		m.Releasing,
 		m.Stacks,
 		m.Stats,
+		m.WaiterGoids,
 		m.Waits,
 		m.ZeroWait,
 	)
@@ -197,16 +214,14 @@ type MutexVariables struct {
 //
 // It can be passed to LoadMutexObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MutexPrograms struct {
-	SemaAcquire  *ebpf.Program `ebpf:"sema_acquire"`
-	SemaAcquired *ebpf.Program `ebpf:"sema_acquired"`
-	SemaReady    *ebpf.Program `ebpf:"sema_ready"`
-	SemaRelease  *ebpf.Program `ebpf:"sema_release"`
+	SemaAcquire *ebpf.Program `ebpf:"sema_acquire"`
+	SemaReady   *ebpf.Program `ebpf:"sema_ready"`
+	SemaRelease *ebpf.Program `ebpf:"sema_release"`
 }
 
 func (p *MutexPrograms) Close() error {
 	return _MutexClose(
 		p.SemaAcquire,
-		p.SemaAcquired,
 		p.SemaReady,
 		p.SemaRelease,
 	)

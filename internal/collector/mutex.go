@@ -70,7 +70,6 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 		for _, v := range vals {
 			a.m.Contentions += v.Count
 			a.m.WaitNS += v.TotalNs
-			a.m.SchedDelayNS += v.SchedNs
 			a.m.MaxWaitNS = max(a.m.MaxWaitNS, v.MaxNs)
 			w.Contentions += v.Count
 			w.WaitNS += v.TotalNs
@@ -87,6 +86,10 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	goids, err := c.waiterGoids()
+	if err != nil {
+		return nil, nil, err
+	}
 
 	out := make([]report.Mutex, 0, len(aggs))
 	for _, a := range aggs {
@@ -100,6 +103,13 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 		sort.Slice(m.Waiters, func(i, j int) bool { return m.Waiters[i].WaitNS > m.Waiters[j].WaitNS })
 		m.Waiters = m.Waiters[:min(len(m.Waiters), topStacks)]
 		m.Holders = topHolders(holders, a.semas)
+		seen := map[int64]bool{}
+		for sema := range a.semas {
+			for _, g := range goids[sema] {
+				seen[g] = true
+			}
+		}
+		m.Goroutines = len(seen)
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].WaitNS > out[j].WaitNS })
@@ -174,6 +184,23 @@ func (c *Mutexes) holders() ([]holderStack, error) {
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read mutex releases: %w", err)
+	}
+	return out, nil
+}
+
+// waiterGoids returns the goroutines that waited on each semaphore.
+func (c *Mutexes) waiterGoids() (map[uint64][]int64, error) {
+	var (
+		key bpf.MutexWaiterKey
+		v   uint8
+	)
+	out := map[uint64][]int64{}
+	it := c.Maps.WaiterGoids.Iterate()
+	for it.Next(&key, &v) {
+		out[key.Sema] = append(out[key.Sema], key.Goid)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read mutex waiters: %w", err)
 	}
 	return out, nil
 }

@@ -461,46 +461,22 @@ func (a *analysis) hotKeys() {
 	}
 }
 
-// manyWaiting: many goroutines waiting for locks.
+// manyWaiting: many goroutines waiting for one lock.
 func (a *analysis) manyWaiting() {
-	n := 0
-	for _, g := range a.r.Goroutines {
-		if g.Contentions > 0 {
-			n++
+	var top *report.Mutex // the one most goroutines waited for
+	for i := range a.r.Mutexes {
+		if m := &a.r.Mutexes[i]; top == nil || m.Goroutines > top.Goroutines {
+			top = m
 		}
 	}
-	if n < manyWaiters || len(a.r.Mutexes) == 0 {
+	if top == nil || top.Goroutines < manyWaiters {
 		return
 	}
-	count := fmt.Sprint(n)
-	if n == len(a.r.Goroutines) && n >= 10 {
-		count = fmt.Sprintf("at least %d", n) // the report lists the top goroutines only
-	}
-	top := a.r.Mutexes[0] // most waited on
-	addrs := map[string]bool{}
-	for _, m := range a.r.Mutexes {
-		addrs[m.Address] = true
-	}
-	var title, detail string
-	if len(addrs) == 1 {
-		title = fmt.Sprintf("%s goroutines waited for %s", count, mutexLabel(top))
-		detail = fmt.Sprintf("%s goroutines blocked on it, %d waits in all", count, totalWaits(a.r.Mutexes))
-	} else {
-		title = fmt.Sprintf("%s goroutines waited for locks, most for %s", count, mutexLabel(top))
-		detail = fmt.Sprintf("%s goroutines blocked on %d contended mutexes; %s took %d of the %d waits",
-			count, len(addrs), mutexLabel(top), top.Contentions, totalWaits(a.r.Mutexes))
-	}
-	a.add(report.SeverityInfo, title, detail+".",
+	a.add(report.SeverityInfo,
+		fmt.Sprintf("%d goroutines waited for %s", top.Goroutines, mutexLabel(*top)),
+		fmt.Sprintf("%d goroutines blocked on it, %d waits in all, %s of waiting.", top.Goroutines, top.Contentions, report.Duration(top.WaitNS)),
 		"that many waiters means the lock serializes their work: run fewer goroutines against it (a worker pool the size of "+
 			"GOMAXPROCS), or partition the state so that they lock different mutexes.")
-}
-
-func totalWaits(ms []report.Mutex) uint64 {
-	var n uint64
-	for _, m := range ms {
-		n += m.Contentions
-	}
-	return n
 }
 
 // sampling: counts scaled from a sample.

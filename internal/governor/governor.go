@@ -175,7 +175,7 @@ func (g *Governor) LowerBound() bool {
 const (
 	// probeDominated is the share of attached CPU time spent in probes
 	// above which the work left over is not trusted.
-	probeDominated = 0.5
+	probeDominated = 0.75
 	// pacedRise is how much more CPU the target used while attached than
 	// while not for the probes to count as added, not displacing, work.
 	pacedRise = 1.3

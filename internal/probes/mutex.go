@@ -39,9 +39,11 @@ var semacquires = []probeGroup{
 // semrelease is where a holder wakes waiters.
 var semrelease = probeGroup{"mutex holders", []string{"sync.runtime_Semrelease", "internal/sync.runtime_Semrelease"}, 0, 19}
 
-// readyWithTime is where a releaser makes a parked waiter runnable: it splits
-// a wait into time parked and scheduling delay.
-var readyWithTime = probeGroup{"wake-up times (waits then include scheduling delay)", []string{"runtime.readyWithTime"}, 0, 19}
+// wakeup is where a releaser makes a parked waiter runnable, the end of its
+// wait: semrelease1's call of readyWithTime (out of line in every Go release
+// from 1.19). The call, not readyWithTime's entry: sync.Cond wakes its
+// waiters through readyWithTime too, often, and they are not mutex waits.
+var wakeup = probeGroup{"mutex wake-ups", []string{"runtime.semrelease1"}, 0, 19}
 
 // Plan is the probes of one BPF collection.
 type Plan struct {
@@ -75,23 +77,16 @@ func LoadMutex(goidOffset uint64, multi bool) (*bpf.MutexObjects, error) {
 	return &objs, nil
 }
 
-// PlanMutex places the mutex probes: entry and every RET of each semacquire
-// function (wait = entry to return, per goroutine), and the entries of
-// runtime_Semrelease and runtime.readyWithTime.
+// PlanMutex places the mutex probes, all on emulated instructions: the
+// entries of the semacquire functions (a park starts) and of
+// runtime_Semrelease (a holder releases to waiters), and runtime.semrelease1's
+// call of runtime.readyWithTime (a waiter is woken: its wait ends).
 func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 	p := &Plan{}
 	minor := GoMinor(bin.GoVersion)
 	for _, g := range semacquires {
 		err := eachName(bin, g, minor, p, func(name string, s Sites) error {
-			if len(s.Rets) == 0 {
-				return fmt.Errorf("%s: no RET instruction to probe", name)
-			}
 			p.add(name, s, objs.SemaAcquire, g.kind)
-			idx := len(p.Names)
-			for _, r := range s.Rets {
-				p.Probes = append(p.Probes, Probe{Func: name, Offset: r, Prog: objs.SemaAcquired, Cookie: Cookie(idx, 0)})
-			}
-			p.Names = append(p.Names, name+" (return)")
 			return nil
 		})
 		if err != nil {
@@ -104,8 +99,19 @@ func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := eachName(bin, readyWithTime, minor, p, func(name string, s Sites) error {
-		p.add(name, s, objs.SemaReady, 0)
+	if err := eachName(bin, wakeup, minor, p, func(name string, s Sites) error {
+		ready, ok := bin.Func("runtime.readyWithTime")
+		idx := len(p.Names)
+		for _, c := range s.Calls {
+			if ok && c.Target == ready.Entry {
+				p.Probes = append(p.Probes, Probe{Func: name, Offset: c.At, Prog: objs.SemaReady, Cookie: Cookie(idx, 0)})
+			}
+		}
+		if len(p.Probes) == idx {
+			p.Missing = append(p.Missing, name+" calls no runtime.readyWithTime (mutex wake-ups), so mutex waits are not timed")
+			return nil
+		}
+		p.Names = append(p.Names, name+" → runtime.readyWithTime")
 		return nil
 	}); err != nil {
 		return nil, err

@@ -138,7 +138,8 @@ func (ls *Links) Close() error {
 // Count is the number of links held.
 func (ls *Links) Count() int { return len(ls.links) }
 
-// FuncSites finds a function's probe sites, as file offsets.
+// FuncSites finds a function's probe sites, as file offsets; call targets
+// are addresses, comparable with bin.Func's entries.
 func FuncSites(bin *symbols.Binary, name string) (Sites, error) {
 	fn, ok := bin.Func(name)
 	if !ok {
@@ -155,8 +156,9 @@ func FuncSites(bin *symbols.Binary, name string) (Sites, error) {
 	if s.Entry, err = bin.FileOffset(fn.Entry + s.Entry); err != nil {
 		return Sites{}, fmt.Errorf("%s: %w", name, err)
 	}
-	for i, r := range s.Rets {
-		if s.Rets[i], err = bin.FileOffset(fn.Entry + r); err != nil {
+	for i, c := range s.Calls {
+		s.Calls[i].Target = fn.Entry + c.Target
+		if s.Calls[i].At, err = bin.FileOffset(fn.Entry + c.At); err != nil {
 			return Sites{}, fmt.Errorf("%s: %w", name, err)
 		}
 	}

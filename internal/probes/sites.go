@@ -7,9 +7,11 @@ import (
 )
 
 // Sites are the instruction offsets, relative to a function's entry, where a
-// function's probes go. Uretprobes are never used on Go code (the runtime
-// moves goroutine stacks and crashes on the rewritten return address,
-// golang/go#22008), so returns are probed on each RET instruction.
+// function's probes can go. There are no return sites: uretprobes crash Go
+// code (the runtime moves goroutine stacks and trips on the rewritten return
+// address, golang/go#22008), and a probe on a RET is single-stepped, as dear
+// as one on the first byte; what happens after a call is probed at the next
+// call instead (Calls).
 type Sites struct {
 	// Entry is the offset of the entry probe. It is always before the
 	// function moves SP, so the word at SP is the return address into the
@@ -20,9 +22,16 @@ type Sites struct {
 	// function from its start, so a hit whose jump will be taken must not
 	// count (bpf/common.h: will_grow_stack).
 	Branch bool
-	// Rets are the offsets of every RET instruction; none for a function
-	// that never returns.
-	Rets []uint64
+	// Calls are the direct calls the function makes: CALL rel32, which the
+	// kernel emulates.
+	Calls []Call
+}
+
+// A Call is a CALL instruction at offset At whose destination is Target,
+// both relative to the calling function's entry (FindSites), or a file
+// offset and an address (FuncSites).
+type Call struct {
+	At, Target uint64
 }
 
 // FindSites decodes an amd64 function and picks its probe sites.
@@ -51,10 +60,10 @@ func FindSites(code []byte) (Sites, error) {
 		}
 		insts = append(insts, inst)
 		offs = append(offs, uint64(off))
-		if inst.Op == x86asm.RET {
-			s.Rets = append(s.Rets, uint64(off))
-		}
 		off += inst.Len
+		if rel, ok := inst.Args[0].(x86asm.Rel); ok && inst.Op == x86asm.CALL {
+			s.Calls = append(s.Calls, Call{At: offs[len(offs)-1], Target: uint64(off) + uint64(int64(rel))})
+		}
 	}
 	s.Entry, s.Branch = entrySite(insts, offs)
 	return s, nil

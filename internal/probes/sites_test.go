@@ -17,7 +17,7 @@ func TestFindSitesPrologues(t *testing.T) {
 		name  string
 		code  []byte
 		entry uint64
-		rets  []uint64
+		calls []Call
 	}{
 		{
 			// Go 1.21+: CMPQ SP, 0x10(R14); JBE; PUSHQ BP; MOVQ SP, BP; ...; POPQ BP; RET
@@ -27,13 +27,13 @@ func TestFindSitesPrologues(t *testing.T) {
 				0x76, 0x0a, // JBE +10
 				0x55,             // PUSHQ BP
 				0x48, 0x89, 0xe5, // MOVQ SP, BP
-				0x31, 0xc0, // XORL AX, AX
-				0x5d,       // POPQ BP
-				0xc3,       // RET
-				0x31, 0xc0, // XORL AX, AX (morestack path stand-in)
-				0xc3, // RET
+				0xe8, 0x10, 0x00, 0x00, 0x00, // CALL +0x10
+				0xff, 0xd0, // CALL AX (indirect: no target)
+				0x5d,                         // POPQ BP
+				0xc3,                         // RET
+				0xe8, 0xe0, 0xff, 0xff, 0xff, // CALL -0x20 (morestack stand-in)
 			},
-			entry: 6, rets: []uint64{13, 16},
+			entry: 6, calls: []Call{{At: 10, Target: 10 + 5 + 0x10}, {At: 19, Target: ^uint64(7)}}, // 24 - 0x20 = -8: before the function,
 		},
 		{
 			// Go 1.20: CMPQ SP, 0x10(R14); JBE; SUBQ $0x30, SP; ...: the emulated JBE.
@@ -45,7 +45,7 @@ func TestFindSitesPrologues(t *testing.T) {
 				0x48, 0x83, 0xc4, 0x30, // ADDQ $0x30, SP
 				0xc3, // RET
 			},
-			entry: 4, rets: []uint64{14},
+			entry: 4,
 		},
 		{
 			// A large frame: LEAQ -0x40(SP), R12; CMPQ R12, 0x10(R14); JBE; PUSHQ BP.
@@ -58,18 +58,18 @@ func TestFindSitesPrologues(t *testing.T) {
 				0x5d, // POPQ BP
 				0xc3, // RET
 			},
-			entry: 15, rets: []uint64{17},
+			entry: 15,
 		},
 		{
 			// No stack check (a NOSPLIT leaf): the first instruction.
 			name:  "nosplit leaf",
 			code:  []byte{0x48, 0x89, 0xd8, 0xc3}, // MOVQ BX, AX; RET
-			entry: 0, rets: []uint64{3},
+			entry: 0,
 		},
 		{
 			name:  "never returns",
 			code:  []byte{0x55, 0x48, 0x89, 0xe5, 0xe8, 0, 0, 0, 0, 0xcc}, // PUSHQ BP; MOVQ SP, BP; CALL; INT3
-			entry: 0, rets: nil,
+			entry: 0, calls: []Call{{At: 4, Target: 9}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,8 +77,8 @@ func TestFindSitesPrologues(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Entry != tc.entry || s.Branch != (tc.name == "sub prologue") || !reflect.DeepEqual(s.Rets, tc.rets) {
-				t.Errorf("FindSites = entry %d rets %v, want entry %d rets %v", s.Entry, s.Rets, tc.entry, tc.rets)
+			if s.Entry != tc.entry || s.Branch != (tc.name == "sub prologue") || !reflect.DeepEqual(s.Calls, tc.calls) {
+				t.Errorf("FindSites = entry %d calls %v, want entry %d calls %v", s.Entry, s.Calls, tc.entry, tc.calls)
 			}
 		})
 	}
@@ -101,7 +101,7 @@ func TestFindSitesAgainstObjdump(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer bin.Close()
-			for _, name := range []string{"main.lockMutex", "runtime.mapaccess1_fast64", "sync.runtime_SemacquireRWMutexR"} {
+			for _, name := range []string{"main.lockMutex", "runtime.mapaccess1_fast64", "sync.runtime_SemacquireRWMutexR", "runtime.semrelease1"} {
 				checkObjdump(t, bin, exe, name)
 			}
 		})
@@ -125,7 +125,7 @@ func checkObjdump(t *testing.T, bin *symbols.Binary, exe, name string) {
 	if err != nil {
 		t.Fatalf("objdump: %v\n%s", err, out)
 	}
-	var rets []uint64
+	var calls []Call
 	var insts []string
 	var offs []uint64
 	line := regexp.MustCompile(`^\s+\S+\s+0x([0-9a-f]+)\s+[0-9a-f]+\s+(.*)$`)
@@ -138,12 +138,18 @@ func checkObjdump(t *testing.T, bin *symbols.Binary, exe, name string) {
 		inst := strings.TrimSpace(m[2])
 		insts = append(insts, inst)
 		offs = append(offs, addr-fn.Entry)
-		if inst == "RET" {
-			rets = append(rets, addr-fn.Entry)
+		// A direct call: CALL pkg.fn(SB), or CALL 0xADDR without a symbol.
+		if callee, ok := strings.CutPrefix(inst, "CALL "); ok {
+			sym := strings.TrimSuffix(strings.TrimSuffix(callee, "(SB)"), ".abi0") // assembly functions
+			if f, ok := bin.Func(sym); ok && strings.HasSuffix(callee, "(SB)") {
+				calls = append(calls, Call{At: addr - fn.Entry, Target: f.Entry - fn.Entry})
+			} else if a, err := strconv.ParseUint(strings.TrimPrefix(callee, "0x"), 16, 64); err == nil && strings.HasPrefix(callee, "0x") {
+				calls = append(calls, Call{At: addr - fn.Entry, Target: a - fn.Entry})
+			}
 		}
 	}
-	if len(rets) == 0 || !reflect.DeepEqual(s.Rets, rets) {
-		t.Errorf("%s: RETs %v, objdump says %v", name, s.Rets, rets)
+	if len(calls) == 0 || !reflect.DeepEqual(s.Calls, calls) {
+		t.Errorf("%s: calls %v, objdump says %v", name, s.Calls, calls)
 	}
 	// The entry site: PUSHQ BP after the stack check, else the check's JBE.
 	want := uint64(0)

@@ -25,7 +25,7 @@ func TestInventory(t *testing.T) {
 		order = append(order, s.What)
 	}
 	want := []string{"mutex waits", "RWMutex read waits", "RWMutex write waits", "mutex holders",
-		"wake-up times (waits then include scheduling delay)", "map reads", "map writes", "map deletes", "map iteration", "fatal errors"}
+		"mutex wake-ups", "map reads", "map writes", "map deletes", "map iteration", "fatal errors"}
 	if strings.Join(order, "|") != strings.Join(want, "|") {
 		t.Fatalf("groups %q, want %q", order, want)
 	}

@@ -99,14 +99,14 @@ type Mutex struct {
 	Contentions uint64 `json:"contentions"`
 	WaitNS      uint64 `json:"wait_ns"`
 	MaxWaitNS   uint64 `json:"max_wait_ns"`
-	// SchedDelayNS is the time woken waiters then spent runnable before they
-	// ran: not part of wait_ns, which like Go's own metrics counts time parked.
-	SchedDelayNS uint64   `json:"sched_delay_ns"`
-	P50NS        uint64   `json:"p50_ns"`
-	P99NS        uint64   `json:"p99_ns"`
-	Waiters      []Waiter `json:"waiters"`
-	Holders      []Holder `json:"holders"`
-	// Histogram counts waits by log2 of their nanoseconds: bucket i holds waits in [2^i, 2^(i+1)).
+	// Goroutines is how many distinct goroutines waited (a lower bound past
+	// 16384 pairs of semaphore and goroutine).
+	Goroutines int      `json:"goroutines"`
+	P50NS      uint64   `json:"p50_ns"`
+	P99NS      uint64   `json:"p99_ns"`
+	Waiters    []Waiter `json:"waiters"`
+	Holders    []Holder `json:"holders"`
+	// Histogram counts parks by log2 of their nanoseconds: bucket i holds parks of [2^i, 2^(i+1)).
 	Histogram []uint64 `json:"histogram_log2_ns,omitempty"`
 }
 

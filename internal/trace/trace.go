@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -51,13 +50,13 @@ const largeBinary = 20 << 20
 
 // session is one trace in progress.
 type session struct {
-	opts  Options
-	proc  *target.Process
-	bin   *symbols.Binary
-	sym   *collector.Symbolizer
-	multi bool
-	costs calibrate.Costs
-	r     *report.Report
+	opts    Options
+	proc    *target.Process
+	bin     *symbols.Binary
+	sym     *collector.Symbolizer
+	multi   bool
+	hitCost time.Duration // of one probe hit, calibrated
+	r       *report.Report
 
 	mutexObjs  *bpf.MutexObjects
 	mutexPlan  *probes.Plan
@@ -191,7 +190,7 @@ func (s *session) attach() error {
 	if err != nil {
 		return fmt.Errorf("pid %d (%s): %w", pid, s.proc.Exe, err)
 	}
-	if s.costs, err = calibrate.Measure(goidOff, probes.LayoutFor(s.bin.GoVersion), s.multi); err != nil {
+	if s.hitCost, err = calibrate.Measure(goidOff, probes.LayoutFor(s.bin.GoVersion), s.multi); err != nil {
 		return err
 	}
 	if s.opts.Mutex {
@@ -221,7 +220,7 @@ func (s *session) attach() error {
 		}
 		s.gov = governor.New(governor.Config{
 			Budget:  s.opts.Overhead / 100,
-			HitCost: s.costs.Entry,
+			HitCost: s.hitCost,
 			Attach:  s.attachMaps,
 			Detach:  s.detachMaps,
 			Hits:    func() uint64 { return sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) },
@@ -319,21 +318,13 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 	r := *s.r // the fixed parts: target, missing symbols
 	r.Window = report.Window{Start: s.start0, End: end, Seconds: end.Sub(s.start0).Seconds()}
 	var errs []error
-	var cost time.Duration
 	if s.mutexObjs != nil {
 		c := &collector.Mutexes{Maps: &s.mutexObjs.MutexMaps, Plan: s.mutexPlan, Sym: s.sym}
 		ms, gs, err := c.Collect()
 		errs = append(errs, err)
 		r.Mutexes, r.Goroutines = ms, gs
 		r.Overhead.LostEvents += collector.Lost(s.mutexObjs.Stats)
-		for name, n := range collector.Hits(s.mutexObjs.Hits, s.mutexPlan) {
-			r.Overhead.ProbeHits += n
-			if strings.HasSuffix(name, "(return)") {
-				cost += time.Duration(n) * s.costs.Ret
-			} else {
-				cost += time.Duration(n) * s.costs.Entry
-			}
-		}
+		r.Overhead.ProbeHits += sum(collector.Hits(s.mutexObjs.Hits, s.mutexPlan))
 	}
 	if s.mapObjs != nil {
 		frac := s.gov.Fraction()
@@ -342,7 +333,6 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		mapHits := sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) + sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
 		r.Overhead.ProbeHits += mapHits
 		r.Overhead.LostEvents += collector.Lost(s.mapObjs.Stats)
-		cost += time.Duration(mapHits) * s.costs.Entry
 		c := &collector.Maps{Maps: &s.mapObjs.MapsMaps, Sym: s.sym, Keys: s.opts.Keys, Name: s.mapName, Scale: 1 / max(frac, 1e-6)}
 		res, err := c.Collect()
 		errs = append(errs, err)
@@ -353,7 +343,8 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 	}
 	r.Goroutines = r.Goroutines[:min(len(r.Goroutines), 10)]
 	r.Findings = findings.Analyze(&r)
-	r.Overhead.HitCostNS = float64(s.costs.Entry.Nanoseconds())
+	cost := time.Duration(r.Overhead.ProbeHits) * s.hitCost
+	r.Overhead.HitCostNS = float64(s.hitCost.Nanoseconds())
 	r.Overhead.EstCostSeconds = cost.Seconds()
 	if used := s.cpu.used(); used > 0 {
 		r.Overhead.Ratio = cost.Seconds() / used.Seconds()

@@ -113,11 +113,14 @@ func checkContention(t *testing.T, bin string, named bool) {
 	if r.Target.GoVersion == "" || r.EndedBy != report.EndedBySignal {
 		t.Errorf("target %+v ended by %q", r.Target, r.EndedBy)
 	}
-	for _, want := range []struct{ name, kind, fn string }{
-		{"main.mu", report.KindMutex, "main.lockMutex"},
-		{"main.cache.mu", report.KindMutex, "main.touchCache"},
-		{"main.rw", report.KindRWMutexRead, "main.readShared"},
-		{"main.rw", report.KindRWMutexWrite, "main.writeShared"},
+	for _, want := range []struct {
+		name, kind, fn string
+		goroutines     int // that lock it: every one waits in 3s
+	}{
+		{"main.mu", report.KindMutex, "main.lockMutex", 3},
+		{"main.cache.mu", report.KindMutex, "main.touchCache", 2},
+		{"main.rw", report.KindRWMutexRead, "main.readShared", 3},
+		{"main.rw", report.KindRWMutexWrite, "main.writeShared", 2},
 	} {
 		m := findMutex(r, want.name, want.kind)
 		if !named {
@@ -132,6 +135,9 @@ func checkContention(t *testing.T, bin string, named bool) {
 		}
 		if m.Contentions == 0 || m.WaitNS == 0 || !stackHas(m.Waiters, want.fn) {
 			t.Errorf("%s %s: %d waits, %dns, waiters %v; want waits from %s", want.kind, want.name, m.Contentions, m.WaitNS, m.Waiters, want.fn)
+		}
+		if m.Goroutines != want.goroutines {
+			t.Errorf("%s %s: %d goroutines waited, want %d", want.kind, want.name, m.Goroutines, want.goroutines)
 		}
 		if m.P50NS == 0 || m.P99NS < m.P50NS || m.MaxWaitNS < m.P99NS {
 			t.Errorf("%s %s: p50 %d p99 %d max %d", want.kind, want.name, m.P50NS, m.P99NS, m.MaxWaitNS)

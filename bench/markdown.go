@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/maptrace/maptrace/internal/report"
+)
+
+// cells renders min | median | max with f.
+func cells(d Dist, f func(float64) string) string {
+	if len(d) == 0 {
+		return "– | – | –"
+	}
+	return f(d.Min()) + " | " + f(d.Median()) + " | " + f(d.Max())
+}
+
+// human shortens large counts: 1.23M, 45.6k.
+func human(v float64) string {
+	switch a := math.Abs(v); {
+	case math.IsNaN(v):
+		return "–"
+	case a >= 1e9:
+		return fmt.Sprintf("%.2fG", v/1e9)
+	case a >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case a >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func ratio(v float64) string { return fmt.Sprintf("%.3f×", v) }
+func ns(v float64) string    { return fmt.Sprintf("%.0f", v) }
+func secs(v float64) string  { return fmt.Sprintf("%.3f", v) }
+func num(v float64) string   { return fmt.Sprintf("%.0f", v) }
+func pct(v float64) string   { return fmt.Sprintf("%.1f%%", v) }
+func mib(v float64) string   { return fmt.Sprintf("%.1f", v) }
+func frac(v float64) string  { return fmt.Sprintf("%.3g", v) }
+
+func writeReportFile(path string, r *Results) error {
+	return os.WriteFile(path, []byte(renderMarkdown(r)), 0o644)
+}
+
+func renderMarkdown(r *Results) string {
+	var b bytes.Buffer
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	cfg := r.Config
+	m := r.Machine
+	p("# maptrace benchmarks\n\n")
+	p("What maptrace costs the process it traces, what it costs to run, and how exact it is, each against a baseline measured in the same run. ")
+	p("Every figure is min | median | max over %d run(s); a ratio pairs the runs of one round, which alternate untraced and traced (untraced, traced, untraced, traced…). ", cfg.N)
+	p("Nothing here is an estimate unless it says so: throughputs are what the targets print, CPU and memory come from the kernel.\n\n")
+	if cfg.Quick {
+		p("**Quick mode** (`-quick`): one short run of each benchmark, a smoke test; do not quote these figures.\n\n")
+	}
+	p("Produced by `%s` (as root, from the repository root; `make bench`), %s, in %v.\n\n", cfg.Command, r.Started.UTC().Format("2006-01-02 15:04 UTC"), r.Took.Round(time.Second))
+	p("| machine | |\n|---|---|\n")
+	p("| kernel | %s |\n| CPU | %s |\n| cores | %d (from /proc/cpuinfo) |\n| memory | %s |\n", m.Kernel, m.CPU, m.Cores, m.MemTotal)
+	if m.Virt != "" {
+		p("| virtualization | %s |\n", m.Virt)
+	}
+	if l := r.Load; l != nil {
+		p("| load average (1, 5, 15 min) | %s at the start, %s at the end |\n", l.AvgStart, l.AvgEnd)
+		p("| CPU busy over the run | %.0f%% of %d cores (/proc/stat), of which other processes than these benchmarks %.0f%% |\n", 100*l.Busy, m.Cores, 100*l.Others)
+	}
+	p("| Go (targets, maptrace) | %s, %s/%s |\n| maptrace | %s |\n", m.Go, runtime.GOOS, runtime.GOARCH, r.Maptrace)
+	if r.Builds != nil {
+		p("| nats-server | %s (github.com/nats-io/nats-server/v2, built at bench time) |\n", r.Builds.NatsVersion)
+	}
+	p("\n")
+	if len(r.Errors) > 0 {
+		p("**Failed sections:**\n\n")
+		for s, e := range r.Errors {
+			p("- %s: `%s`\n", s, firstLine(e))
+		}
+		p("\n")
+	}
+	renderProbe(p, r.Probe)
+	renderSlowdown(p, cfg, r.Slowdowns)
+	renderNats(p, r.Nats)
+	renderCollector(p, r.Collector)
+	renderAccuracy(p, r.Accuracy)
+	renderGoals(p, r)
+	return b.String()
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+type printer func(string, ...any)
+
+func renderProbe(p printer, pc *ProbeCost) {
+	p("## 1. Probe cost per hit\n\n")
+	if pc == nil {
+		p("Not measured (see the failures above).\n\n")
+		return
+	}
+	link := "one perf-event uprobe link per site"
+	if pc.Multi {
+		link = "uprobe_multi links, as maptrace attaches"
+	}
+	p("Each program is attached, on its own, to `%s` of testdata/maps (the map read of its `loop`), entry probes on `%s` (the site maptrace uses), through %s. ", pc.Func, pc.EntryInsn, link)
+	p("The loop is timed for %d ms probed and before and after unprobed; the cost of a hit is the time per lookup probed minus unprobed (as internal/calibrate measures it). ", pc.LoopMS)
+	p("The empty program is `mov r0, 0; exit`, built with cilium/ebpf's asm. Unprobed, a lookup took %s ns (min | median | max).\n\n", cells(pc.Untraced, func(v float64) string { return fmt.Sprintf("%.2f", v) }))
+	p("| program | site | ns per hit, min | median | max | × baseline (empty program, same instruction), min | median | max |\n|---|---|---|---|---|---|---|---|\n")
+	for _, row := range pc.Rows {
+		rc := "(baseline) | | "
+		if row.Baseline != "" {
+			rc = cells(row.Ratio, ratio)
+		}
+		site := row.Site
+		switch site {
+		case "entry":
+			site = "entry: `" + strings.SplitN(pc.EntryInsn, " at ", 2)[0] + "`"
+		case "start":
+			site = "first instruction: `" + pc.StartInsn + "`"
+		}
+		p("| %s | %s | %s | %s |\n", row.Name, site, cells(row.PerHit, ns), rc)
+	}
+	p("\n")
+	if pc.Bpftrace != "" {
+		p("bpftrace: %s, so there are no rows at the first instruction.\n\n", pc.Bpftrace)
+	} else {
+		p("The bpftrace row runs `uprobe:BIN:%s { @[reg(\"bx\")] = count(); }` (count calls by map pointer). Debian's bpftrace refuses a probe at an offset into a function (\"compiled without (k|u)probe offset support\"), so it probes the function's first instruction, which the kernel single-steps; the empty program and maptrace's map_op are measured at that instruction too for the comparison. ", pc.Func)
+		p("bpftrace attaches a perf-event uprobe (the kernel's uprobe PMU), maptrace uprobe_multi links; the bpftrace row's ratio is against the empty program attached the same way as bpftrace.\n\n")
+	}
+	p("An entry `PUSHQ BP` is emulated by the kernel, the first instruction single-stepped (see /work/shared/PROBE-COSTS.md): that, not the program, makes the difference between the two groups of rows. maptrace probes no RET and no first instruction: every probe is an entry probe.\n\n")
+}
+
+func renderSlowdown(p printer, cfg *Config, ss []*Slowdown) {
+	p("## 2. Target slowdown\n\n")
+	if len(ss) == 0 {
+		p("Not measured (see the failures above).\n\n")
+		return
+	}
+	p("Each round runs the workload for %d ms untraced, then under `maptrace attach` in each mode (attached before the run starts, stopped with SIGINT after it ends), then the same workload built with `go build -race`. Throughput is what the target prints for the run.\n\n", cfg.WorkMS)
+	p("| workload | run | throughput, min | median | max | × untraced, min | median | max |\n|---|---|---|---|---|---|---|---|\n")
+	for _, s := range ss {
+		w := s.Workload
+		p("| %s | untraced | %s | (baseline) | | |\n", w.Name, cells(s.Untraced, human))
+		for _, tr := range s.Traced {
+			p("| %s | maptrace %s | %s | %s |\n", w.Name, tr.Mode.Name, cells(tr.Throughput, human), cells(tr.Ratio, ratio))
+		}
+		p("| %s | `-race` build, untraced | %s | %s |\n", w.Name, cells(s.Race, human), cells(s.RaceRate, ratio))
+	}
+	p("\nWorkloads (throughput unit):\n\n")
+	for _, s := range ss {
+		p("- %s: %s (%s).\n", s.Workload.Name, s.Workload.Target, s.Workload.Unit)
+	}
+	p("\n")
+}
+
+func renderNats(p printer, n *Nats) {
+	p("## 3. A real server: nats-server\n\n")
+	if n == nil {
+		p("Not measured (see the failures above).\n\n")
+		return
+	}
+	p("nats-server %s (%.1f MB binary), built at bench time from the Go module proxy, listens on a free port of 127.0.0.1. ", n.Version, float64(n.BinSize)/1e6)
+	p("A separate process (bench/nats/load, nats.go) connects %d publishers and %d subscribers (each subscriber receives every message) and publishes %d-byte messages for %.0f s, at most 8192 deliveries outstanding (a bounded load). ", natsPubs, natsSubs, natsSize, n.Seconds)
+	p("Throughput is messages delivered per second. Each round runs, for each way of tracing, the load untraced and then under `maptrace attach`; each traced run's ratio is against the untraced run just before it. ")
+	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what.\n\n")
+	p("| run | delivered msgs/s, min | median | max | × untraced, min | median | max |\n|---|---|---|---|---|---|---|\n")
+	p("| untraced (every untraced run) | %s | (baseline) | | |\n", cells(n.Untraced, human))
+	for _, m := range n.Modes {
+		p("| maptrace %s | %s | %s |\n", m.Mode.Name, cells(m.Traced, human), cells(m.Ratio, ratio))
+	}
+	p("\n")
+	p("The top 5 contended mutexes maptrace found in nats-server (the `mutexes` of its JSON reports with default flags, summed over the %d run(s), most wait first; heap mutexes have no name, so they are told apart by where they were waited for):\n\n", len(n.Modes[0].Results))
+	if len(n.Top) < 5 {
+		p("(maptrace found only %d contended mutex(es) in these runs.)\n\n", len(n.Top))
+	}
+	p("| # | mutex | kind | contentions | total wait | max wait | waited for in |\n|---|---|---|---|---|---|---|\n")
+	for i, m := range n.Top {
+		p("| %d | `%s` | %s | %d | %s | %s | `%s` |\n", i+1, m.Name, m.Kind, m.Contentions,
+			time.Duration(m.WaitNS).Round(time.Microsecond), time.Duration(m.MaxWaitNS).Round(time.Microsecond), shortFrame(m.Where))
+	}
+	p("\n")
+}
+
+func renderCollector(p printer, c *Collector) {
+	p("## 4. Collector cost\n\n")
+	if c == nil || len(c.Rows) == 0 {
+		p("Not measured (see the failures above).\n\n")
+		return
+	}
+	p("maptrace's own cost in the traced runs of sections 2 and 3. CPU while attached is maptrace's CPU time from the \"attached\" line to the stop signal (its CPUCLOCK_SCHED clock), over that wall time; total CPU and peak RSS are getrusage of the whole `maptrace attach` command (start-up, calibration, symbol tables and the report included). Probe hits per second and the estimated overhead are the report's `overhead` fields.\n\n")
+	p("| traced run | probe hits/s (median) | CPU while attached, %% of a core, min | median | max | total CPU s (median) | peak RSS MiB, min | median | max | attach s (median) | report overhead.ratio (median) | map sampling fraction (median) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range c.Rows {
+		p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, human(r.HitsPerSec.Median()), cells(r.CPUPct, pct), secs(r.TotalCPU.Median()),
+			cells(r.RSSMB, mib), secs(r.Attach.Median()), fmt.Sprintf("%.4f", r.EstRatio.Median()), frac(r.Sampling.Median()))
+	}
+	p("\n**Attach time on a large binary**: nats-server, %.1f MB: %s s (min | median | max), from the exec of `maptrace attach` to its \"attached to pid\" line on stderr (symbol tables, calibration, BPF load and attach).\n\n",
+		float64(c.NatsBinSize)/1e6, cells(c.NatsAttach, secs))
+	h := c.Rows[c.Highest]
+	p("**Events lost** (the report's `overhead.lost_events`: stacks not recorded, parks not tracked, events not aggregated because a BPF table was full), at the highest hit rate (%s, %s probe hits/s): %s (min | median | max).\n\n",
+		h.Name, human(h.HitsPerSec.Median()), cells(h.Lost, num))
+	p("Every traced run, most per run:\n\n| traced run | lost events |\n|---|---|\n")
+	for _, r := range c.Rows {
+		p("| %s | %s |\n", r.Name, num(r.Lost.Max()))
+	}
+	p("\n")
+}
+
+func renderAccuracy(p printer, a *Accuracy) {
+	p("## 5. Accuracy\n\n")
+	if a == nil {
+		p("Not measured (see the failures above).\n\n")
+		return
+	}
+	p("**Mutex wait.** testdata/contention `run %d` under `maptrace attach` (default flags); the target prints the runtime's own `/sync/mutex/wait/total:seconds` over the run. maptrace's figure is the sum of `wait_ns` over every mutex in its report.\n\n", a.MS)
+	p("| figure | min | median | max |\n|---|---|---|---|\n")
+	p("| runtime /sync/mutex/wait/total, s | %s |\n", cells(a.TruthSeconds, secs))
+	p("| maptrace total wait_ns, s | %s |\n", cells(a.TracedSeconds, secs))
+	p("| maptrace / runtime | %s |\n\n", cells(a.WaitRatio, ratio))
+	p("**Hot keys.** testdata/maps `hot` under `maptrace attach --overhead 100`: key i of main.hotStrings (`user:i`) and of main.hotInts (`1000+i`) is used exactly (i+1)×10+1 times (one write, then reads).\n\n")
+	p("| figure | min | median | max |\n|---|---|---|---|\n")
+	p("| keys with exactly the true count (of %d) | %s |\n", a.KeysExpected, cells(a.KeysExact, num))
+	p("| reported / true count, every key of every run | %s |\n", cells(a.KeyRatio, ratio))
+	p("| reads reported / 550, per map | %s |\n", cells(a.ReadsRatio, ratio))
+	p("| writes reported / 10, per map | %s |\n\n", cells(a.WritesRatio, ratio))
+}
+
+func renderGoals(p printer, r *Results) {
+	p("## Against the goals\n\n")
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	if pc := r.Probe; pc != nil {
+		for _, row := range pc.Rows {
+			if strings.HasPrefix(row.Name, "maptrace map_op") && row.Site == "entry" {
+				p("- Probe cost ≤ 1.1× an empty probe: map_op is %s× the empty program's cost per hit (median) — %s.\n", fmt.Sprintf("%.2f", row.Ratio.Median()), met(row.Ratio.Median() <= 1.1))
+			}
+		}
+	}
+	for _, s := range r.Slowdowns {
+		for _, tr := range s.Traced {
+			if tr.Mode.Name != defaultMode.Name {
+				continue
+			}
+			p("- %s traced with default flags within the 5%% budget (≥ 0.95× untraced): %s× (median; min %s×) — %s. The budget governs the map probes; the mutex probes are always on.\n",
+				s.Workload.Name, fmt.Sprintf("%.3f", tr.Ratio.Median()), fmt.Sprintf("%.3f", tr.Ratio.Min()), met(tr.Ratio.Median() >= 0.95))
+		}
+	}
+	if n := r.Nats; n != nil {
+		for i, m := range n.Modes {
+			goal := "goal"
+			if i > 0 {
+				goal = "for comparison"
+			}
+			p("- nats-server traced (%s) ≥ 0.95× untraced, %s: %s× (median; min %s×) — %s.\n", m.Mode.Name, goal, fmt.Sprintf("%.3f", m.Ratio.Median()), fmt.Sprintf("%.3f", m.Ratio.Min()), met(m.Ratio.Median() >= 0.95))
+		}
+	}
+	if c := r.Collector; c != nil && len(c.Rows) > 0 {
+		most := 0.0
+		for _, row := range c.Rows {
+			most = max(most, row.Lost.Max())
+		}
+		p("- Events lost = 0 (in every traced run, the highest hit rate included): at most %s in a run — %s.\n", num(most), met(most == 0))
+	}
+	if a := r.Accuracy; a != nil {
+		p("- Hot-key counts exact with --overhead 100: %s of %d keys (median) — %s.\n", num(a.KeysExact.Median()), a.KeysExpected, met(a.KeysExact.Min() == float64(a.KeysExpected)))
+		p("- Mutex wait against the runtime's metric: %s× (median).\n", fmt.Sprintf("%.3f", a.WaitRatio.Median()))
+	}
+	p("\n")
+}
+
+// shortFrame drops the import path and the directory from a frame:
+// "server.(*client).deliverMsg (client.go:3850)".
+func shortFrame(f string) string {
+	fn, loc := report.FrameFunc(f), ""
+	if i := strings.LastIndex(f, " ("); i >= 0 {
+		loc = f[i+2 : len(f)-1]
+	}
+	if i := strings.LastIndex(fn, "/"); i >= 0 {
+		fn = fn[i+1:]
+	}
+	if i := strings.LastIndex(loc, "/"); i >= 0 {
+		loc = loc[i+1:]
+	}
+	if loc == "" {
+		return fn
+	}
+	return fn + " (" + loc + ")"
+}

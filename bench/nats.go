@@ -1,0 +1,219 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/maptrace/maptrace/internal/report"
+)
+
+// NatsLoad is the load section 3 drives.
+const (
+	natsPubs = 4
+	natsSubs = 4
+	natsSize = 128
+)
+
+// Nats is section 3: nats-server under a publish/subscribe load, untraced
+// and traced, interleaved.
+type Nats struct {
+	Version  string
+	BinSize  int64
+	Seconds  float64
+	Untraced Dist // messages delivered per second, every untraced run
+	Modes    []NatsMode
+	Top      []NatsMutex // from the default mode's reports
+}
+
+// NatsMode is nats-server traced one way.
+type NatsMode struct {
+	Mode    TraceMode
+	Traced  Dist // messages delivered per second
+	Ratio   Dist // traced / the untraced run just before it
+	Results []*TraceResult
+}
+
+// natsModes are the ways nats-server is traced: as a user would, then with
+// either kind of probe alone, to tell which costs what.
+var natsModes = []TraceMode{
+	defaultMode,
+	{Name: "--no-maps (mutex probes only)", Args: []string{"--no-maps"}},
+	{Name: "--no-mutex (map probes only, --overhead 5)", Args: []string{"--no-mutex"}},
+}
+
+// NatsMutex is one mutex maptrace found contended in nats-server, summed
+// over the traced runs.
+type NatsMutex struct {
+	Name        string // the report's name, else where it was waited for
+	Kind        string
+	Contentions uint64
+	WaitNS      uint64
+	MaxWaitNS   uint64
+	Where       string // the first frame outside sync and the runtime of the top waiter
+}
+
+// freePort asks the kernel for a loopback port nobody listens on.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats, error) {
+	n := &Nats{Version: bins.NatsVersion, Seconds: cfg.NatsSeconds}
+	if st, err := os.Stat(bins.NatsServer); err == nil {
+		n.BinSize = st.Size()
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	srv := exec.Command(bins.NatsServer, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	srvErr := &lockedBuffer{}
+	srv.Stdout, srv.Stderr = srvErr, srvErr
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		srv.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { srv.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			srv.Process.Kill()
+			<-done
+		}
+	}()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("nats-server did not listen on %s: %v\n%s", addr, err, srvErr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	url := "nats://" + addr
+	load := func(seconds float64) (float64, error) {
+		d := time.Duration(seconds * float64(time.Second))
+		cmd := exec.Command(bins.NatsLoad, "-url", url, "-pubs", strconv.Itoa(natsPubs), "-subs", strconv.Itoa(natsSubs),
+			"-size", strconv.Itoa(natsSize), "-d", d.String())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("nats load: %v\n%s", err, out)
+		}
+		f := strings.Fields(string(out))
+		if len(f) != 7 || f[0] != "load" || f[3] != "delivered" || f[5] != "seconds" {
+			return 0, fmt.Errorf("nats load said %q", out)
+		}
+		msgs, err1 := strconv.ParseFloat(f[4], 64)
+		secs, err2 := strconv.ParseFloat(f[6], 64)
+		if err1 != nil || err2 != nil || secs <= 0 {
+			return 0, fmt.Errorf("nats load said %q", out)
+		}
+		return msgs / secs, nil
+	}
+	if _, err := load(0.5); err != nil { // warm up: connections, buffers
+		return nil, err
+	}
+	pid := srv.Process.Pid
+	for _, m := range natsModes {
+		n.Modes = append(n.Modes, NatsMode{Mode: m})
+	}
+	for round := 0; round < cfg.N; round++ {
+		for i := range n.Modes {
+			nm := &n.Modes[i]
+			u, err := load(cfg.NatsSeconds)
+			if err != nil {
+				return nil, err
+			}
+			t, err := startTrace(bins.Maptrace, cfg.Tmp, pid, nm.Mode.Args...)
+			if err != nil {
+				return nil, err
+			}
+			v, err := load(cfg.NatsSeconds)
+			if err != nil {
+				t.Kill()
+				return nil, err
+			}
+			res, err := t.Stop()
+			if err != nil {
+				return nil, err
+			}
+			n.Untraced.Add(u)
+			nm.Traced.Add(v)
+			nm.Ratio.Add(v / u)
+			nm.Results = append(nm.Results, res)
+			logf("nats round %d/%d, %s: %.0f msgs/s untraced, %.0f traced (%.3f), attach %v",
+				round+1, cfg.N, nm.Mode.Name, u, v, v/u, res.Attach.Round(time.Millisecond))
+		}
+	}
+	n.Top = topMutexes(n.Modes[0].Results, 5)
+	return n, nil
+}
+
+// topMutexes sums the traced runs' mutexes by name (or, unnamed, by where
+// they were waited for) and kind, most wait first.
+func topMutexes(rs []*TraceResult, k int) []NatsMutex {
+	by := map[string]*NatsMutex{}
+	for _, r := range rs {
+		for _, m := range r.Report.Mutexes {
+			where := waitSite(m)
+			name := m.Name
+			if name == "" {
+				name = "(unnamed)"
+			}
+			key := name + "|" + m.Kind + "|" + where
+			if m.Name != "" {
+				key = m.Name + "|" + m.Kind
+			}
+			x := by[key]
+			if x == nil {
+				x = &NatsMutex{Name: name, Kind: m.Kind, Where: where}
+				by[key] = x
+			}
+			x.Contentions += m.Contentions
+			x.WaitNS += m.WaitNS
+			x.MaxWaitNS = max(x.MaxWaitNS, m.MaxWaitNS)
+		}
+	}
+	var out []NatsMutex
+	for _, x := range by {
+		out = append(out, *x)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].WaitNS != out[j].WaitNS {
+			return out[i].WaitNS > out[j].WaitNS
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out[:min(k, len(out))]
+}
+
+// waitSite is the first frame of a mutex's top waiter outside the sync
+// package and the runtime: the code that asked for the lock.
+func waitSite(m report.Mutex) string {
+	for _, w := range m.Waiters {
+		for _, f := range w.Stack {
+			fn := report.FrameFunc(f)
+			if strings.HasPrefix(fn, "sync.") || strings.HasPrefix(fn, "internal/sync.") || strings.HasPrefix(fn, "runtime.") {
+				continue
+			}
+			return f
+		}
+	}
+	return ""
+}
