@@ -42,16 +42,11 @@ func measureAccuracy(cfg *Config, bins *Binaries, logf func(string, ...any)) (*A
 	}
 	defer cont.Close()
 	for round := 0; round < cfg.N; round++ {
-		t, err := startTrace(bins.Maptrace, cfg.Tmp, cont.PID())
-		if err != nil {
-			return nil, err
-		}
-		f, err := cont.Ask(fmt.Sprintf("run %d", cfg.AccMS), time.Duration(cfg.AccMS)*time.Millisecond+time.Minute)
-		if err != nil {
-			t.Kill()
-			return nil, err
-		}
-		res, err := t.Stop()
+		var f []string
+		res, err := traceDuring(bins.Maptrace, cfg.Tmp, cont.PID(), nil, func() (err error) {
+			f, err = cont.Ask(fmt.Sprintf("run %d", cfg.AccMS), time.Duration(cfg.AccMS)*time.Millisecond+time.Minute)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -82,16 +77,11 @@ func measureAccuracy(cfg *Config, bins *Binaries, logf func(string, ...any)) (*A
 	defer maps.Close()
 	a.KeysExpected = 10 * len(hotMaps)
 	for round := 0; round < cfg.N; round++ {
-		t, err := startTrace(bins.Maptrace, cfg.Tmp, maps.PID(), "--overhead", "100")
-		if err != nil {
-			return nil, err
-		}
-		f, err := maps.Ask("hot", time.Minute)
-		if err != nil {
-			t.Kill()
-			return nil, err
-		}
-		res, err := t.Stop()
+		var f []string
+		res, err := traceDuring(bins.Maptrace, cfg.Tmp, maps.PID(), []string{"--overhead", "100"}, func() (err error) {
+			f, err = maps.Ask("hot", time.Minute)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -140,16 +140,11 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 			if err != nil {
 				return nil, err
 			}
-			t, err := startTrace(bins.Maptrace, cfg.Tmp, pid, nm.Mode.Args...)
-			if err != nil {
-				return nil, err
-			}
-			v, err := load(cfg.NatsSeconds)
-			if err != nil {
-				t.Kill()
-				return nil, err
-			}
-			res, err := t.Stop()
+			var v float64
+			res, err := traceDuring(bins.Maptrace, cfg.Tmp, pid, nm.Mode.Args, func() (err error) {
+				v, err = load(cfg.NatsSeconds)
+				return err
+			})
 			if err != nil {
 				return nil, err
 			}

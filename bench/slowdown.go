@@ -101,16 +101,11 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		s.Untraced.Add(u)
 		for i := range s.Traced {
 			tr := &s.Traced[i]
-			t, err := startTrace(bins.Maptrace, cfg.Tmp, plain.PID(), tr.Mode.Args...)
-			if err != nil {
-				return nil, err
-			}
-			v, err := rate(plain)
-			if err != nil {
-				t.Kill()
-				return nil, err
-			}
-			res, err := t.Stop()
+			var v float64
+			res, err := traceDuring(bins.Maptrace, cfg.Tmp, plain.PID(), tr.Mode.Args, func() (err error) {
+				v, err = rate(plain)
+				return err
+			})
 			if err != nil {
 				return nil, err
 			}

@@ -39,6 +39,20 @@ type TraceResult struct {
 	MaxRSS    int64         // peak resident set, bytes (getrusage ru_maxrss)
 }
 
+// traceDuring runs work under `maptrace attach -p pid args...` and returns
+// what the trace measured; a failed work kills the trace.
+func traceDuring(bin, tmp string, pid int, args []string, work func() error) (*TraceResult, error) {
+	t, err := startTrace(bin, tmp, pid, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := work(); err != nil {
+		t.Kill()
+		return nil, err
+	}
+	return t.Stop()
+}
+
 // startTrace runs `maptrace attach -p pid -f json -o FILE args...` and waits
 // until it says the probes are attached.
 func startTrace(bin, tmp string, pid int, args ...string) (*Tracer, error) {

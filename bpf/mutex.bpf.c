@@ -151,10 +151,8 @@ int sema_acquire(struct pt_regs *ctx)
 SEC("uprobe")
 int sema_ready(struct pt_regs *ctx)
 {
-	u64 cookie = bpf_get_attach_cookie(ctx);
-	count(&hits, COOKIE_PROBE(cookie));
-	if (will_grow_stack(ctx, cookie))
-		return 0;
+	// On a CALL, not an entry: no stack check to skip.
+	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
 
 	u64 now = bpf_ktime_get_ns();
 	u64 self = GO_G(ctx);
