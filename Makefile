@@ -44,7 +44,7 @@ generate:
 # BENCHMARKS.md (bench/main.go says what is measured). `make test` runs its
 # quick mode.
 bench: deps
-	$(GO) run ./bench -install -n 5 -out BENCHMARKS.md
+	$(GO) run ./bench -install -n 7 -out BENCHMARKS.md
 
 clean:
 	rm -rf bin

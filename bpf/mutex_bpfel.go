@@ -22,7 +22,6 @@ type MutexGoroutineVal struct {
 type MutexReleaseKey struct {
 	_       structs.HostLayout
 	Sema    uint64
-	Caller  uint64
 	Stackid int64
 }
 
@@ -30,6 +29,11 @@ type MutexReleaseStart struct {
 	_       structs.HostLayout
 	Sema    uint64
 	StartNs uint64
+}
+
+type MutexStackKey struct {
+	_  structs.HostLayout
+	Pc [8]uint64
 }
 
 type MutexWaitKey struct {
@@ -75,6 +79,7 @@ const (
 	MutexMapInflight     = "inflight"
 	MutexMapReleases     = "releases"
 	MutexMapReleasing    = "releasing"
+	MutexMapStackCache   = "stack_cache"
 	MutexMapStacks       = "stacks"
 	MutexMapStats        = "stats"
 	MutexMapWaiterGoids  = "waiter_goids"
@@ -142,6 +147,7 @@ type MutexMapSpecs struct {
 	Inflight    *ebpf.MapSpec `ebpf:"inflight"`
 	Releases    *ebpf.MapSpec `ebpf:"releases"`
 	Releasing   *ebpf.MapSpec `ebpf:"releasing"`
+	StackCache  *ebpf.MapSpec `ebpf:"stack_cache"`
 	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	WaiterGoids *ebpf.MapSpec `ebpf:"waiter_goids"`
@@ -181,6 +187,7 @@ type MutexMaps struct {
 	Inflight    *ebpf.Map `ebpf:"inflight"`
 	Releases    *ebpf.Map `ebpf:"releases"`
 	Releasing   *ebpf.Map `ebpf:"releasing"`
+	StackCache  *ebpf.Map `ebpf:"stack_cache"`
 	Stacks      *ebpf.Map `ebpf:"stacks"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 	WaiterGoids *ebpf.Map `ebpf:"waiter_goids"`
@@ -195,6 +202,7 @@ func (m *MutexMaps) Close() error {
 		m.Inflight,
 		m.Releases,
 		m.Releasing,
+		m.StackCache,
 		m.Stacks,
 		m.Stats,
 		m.WaiterGoids,

@@ -48,7 +48,7 @@ func (f *traceFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.noMutex, "no-mutex", false, "do not trace mutex contention")
 	fs.BoolVar(&f.maps, "maps", true, "trace map operations, hot keys and concurrent map access (under the --overhead budget)")
 	fs.BoolVar(&f.noMaps, "no-maps", false, "do not trace map operations")
-	fs.Float64Var(&f.overhead, "overhead", 5, "budget, in percent of the target's CPU time, for map probes (100: probe every operation, exact counts)")
+	fs.Float64Var(&f.overhead, "overhead", 5, "budget, in percent of the target's CPU time, for the probes: mutex probes first, map probes duty-cycled in what is left (100: probe every map operation, exact counts)")
 	fs.StringVar(&f.keys, "keys", "raw", "how map keys appear: raw, hash (a stable short hash, for keys that are user data) or none")
 	fs.StringVarP(&f.format, "format", "f", "text", "report format: text or json")
 	fs.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")

@@ -176,7 +176,7 @@ func (c *Mutexes) holders() ([]holderStack, error) {
 	)
 	it := c.Maps.Releases.Iterate()
 	for it.Next(&key, &vals) {
-		h := holderStack{sema: key.Sema, stack: c.Sym.Stack(key.Caller, stackTrace(c.Maps.Stacks, key.Stackid))}
+		h := holderStack{sema: key.Sema, stack: c.Sym.Stack(0, stackTrace(c.Maps.Stacks, key.Stackid))}
 		for _, v := range vals {
 			h.count += v
 		}

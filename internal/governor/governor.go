@@ -2,7 +2,8 @@
 // functions run millions of times a second and a probe hit costs ~100× a map
 // lookup, so the probes are attached in windows (duty cycling), each ended
 // early once its share of the budget is spent; counts are then scaled by the
-// fraction of the target's work the windows covered.
+// fraction of the target's work the windows covered. The probes that stay
+// attached (the mutex probes) spend the same budget first.
 package governor
 
 import (
@@ -24,6 +25,10 @@ type Config struct {
 	Detach func()
 	// Hits is the number of governed probe hits so far.
 	Hits func() uint64
+	// Fixed is the number of hits so far of the probes that stay attached,
+	// nil if none: their cost comes out of the budget before the map
+	// probes'.
+	Fixed func() uint64
 	// CPU is the target's CPU time so far.
 	CPU func() (time.Duration, error)
 }
@@ -35,6 +40,8 @@ type Governor struct {
 	mu       sync.Mutex
 	onCPU    time.Duration // target CPU time while attached, probes included
 	onProbe  time.Duration // of which estimated probe time
+	onFixed  time.Duration // and estimated time in the probes that stay attached
+	offFixed time.Duration // the same while not fully attached
 	onSpan   time.Duration // wall time fully attached (after attach, before detach)
 	offCPU   time.Duration // target CPU time while not fully attached
 	onTime   time.Duration // wall time attached, attach and detach included
@@ -68,6 +75,12 @@ func (g *Governor) Begin() error {
 
 // Run cycles the probes, after Begin, until ctx is done, and leaves them
 // detached.
+//
+// Each period's allowance is the budget's share of the target's CPU time
+// (measured over the period before), less what the probes that stay
+// attached spent in the period before, less any overspending so far (a
+// window overshoots by what fires between its last check and its detach).
+// When nothing is left, the period has no window.
 func (g *Governor) Run(ctx context.Context) error {
 	if g.cfg.Budget >= 1 {
 		<-ctx.Done()
@@ -75,43 +88,66 @@ func (g *Governor) Run(ctx context.Context) error {
 		return nil
 	}
 	rate := 1.0 // target CPUs busy, until measured
+	var fixedPrev, debt time.Duration
 	for attached := true; ctx.Err() == nil; attached = false {
 		start, cpuStart := g.first.start, g.first.cpu
+		fixedStart := g.fixedCost()
+		allowance := time.Duration(g.cfg.Budget * rate * float64(g.cfg.Period))
+		allowed := allowance - fixedPrev - debt
 		if !attached {
 			start = time.Now()
 			cpuStart, _ = g.cfg.CPU()
-			if err := g.cfg.Attach(); err != nil {
-				return err
+			if allowed > 0 {
+				if err := g.cfg.Attach(); err != nil {
+					return err
+				}
+				attached = true
 			}
 		}
 		// The attached interval is measured from after the attach to
 		// before the detach: while they run, the probes are only partly
 		// in place and the target works mostly unobserved.
-		cpu0, h0, t0 := g.cpuNow(), g.cfg.Hits(), time.Now()
-		allowed := time.Duration(g.cfg.Budget * rate * float64(g.cfg.Period))
-		g.window(ctx, start, h0, allowed)
-		cpu1, h1, span := g.cpuNow(), g.cfg.Hits(), time.Since(t0)
-		g.cfg.Detach()
-		onTime := time.Since(start)
+		cpu0, h0, f0, t0 := g.cpuNow(), g.cfg.Hits(), g.fixedCost(), time.Now()
+		cpu1, h1, f1, span, onTime := cpu0, h0, f0, time.Duration(0), time.Duration(0)
+		if attached {
+			g.window(ctx, start, h0, allowed)
+			cpu1, h1, f1, span = g.cpuNow(), g.cfg.Hits(), g.fixedCost(), time.Since(t0)
+			g.cfg.Detach()
+			onTime = time.Since(start)
+		}
 		probe := time.Duration(h1-h0) * g.cfg.HitCost
 
-		sleep(ctx, g.cfg.Period-onTime)
-		cpuEnd := g.cpuNow()
+		sleep(ctx, g.cfg.Period-time.Since(start))
+		cpuEnd, fixedEnd := g.cpuNow(), g.fixedCost()
 		wall := time.Since(start)
+		fixed := fixedEnd - fixedStart
 
 		g.mu.Lock()
 		g.onCPU += cpu1 - cpu0
 		g.onProbe += probe
+		g.onFixed += f1 - f0
+		g.offFixed += fixed - (f1 - f0)
 		g.onSpan += span
 		g.offCPU += cpuEnd - cpuStart - (cpu1 - cpu0)
 		g.onTime += onTime
 		g.wallTime += wall
 		g.mu.Unlock()
+		fixedPrev = fixed
+		debt = max(0, debt+probe+fixed-allowance)
 		if wall > 0 {
-			rate = max(0.05, float64(cpuEnd-cpuStart-probe)/float64(wall))
+			rate = max(0.05, float64(cpuEnd-cpuStart-probe-fixed)/float64(wall))
 		}
 	}
 	return nil
+}
+
+// fixedCost is the estimated time spent so far in the probes that stay
+// attached.
+func (g *Governor) fixedCost() time.Duration {
+	if g.cfg.Fixed == nil {
+		return 0
+	}
+	return time.Duration(g.cfg.Fixed()) * g.cfg.HitCost
 }
 
 func (g *Governor) cpuNow() time.Duration {
@@ -187,9 +223,10 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	onWork := g.onCPU - g.onProbe
-	if g.onCPU > 0 && float64(g.onProbe) < probeDominated*float64(g.onCPU) && onWork+g.offCPU > time.Millisecond {
-		return float64(onWork) / float64(onWork+g.offCPU), false
+	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed // the target's and map probes'
+	onWork := onCPU - g.onProbe
+	if onCPU > 0 && float64(g.onProbe) < probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
+		return float64(onWork) / float64(onWork+offCPU), false
 	}
 	if g.wallTime == 0 {
 		return 1, false
@@ -199,7 +236,7 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.onProbe == 0 || g.onSpan == 0 || offSpan <= 0 {
 		return fraction, false
 	}
-	rateOn := float64(g.onCPU) / float64(g.onSpan)
-	rateOff := float64(g.offCPU) / float64(offSpan)
+	rateOn := float64(onCPU) / float64(g.onSpan)
+	rateOff := float64(offCPU) / float64(offSpan)
 	return fraction, rateOn < pacedRise*rateOff
 }

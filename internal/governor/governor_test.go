@@ -39,35 +39,54 @@ func TestEstimate(t *testing.T) {
 			}
 		})
 	}
+	// The probes that stay attached did no work either: of 50ms attached,
+	// 10ms was theirs and 20ms the map probes'; of 270ms off, 100ms theirs.
+	g := New(Config{Budget: 0.05})
+	g.record(50*ms, 20*ms, 50*ms, 270*ms, 55*ms, 500*ms)
+	g.onFixed, g.offFixed = 10*ms, 100*ms
+	if f, _ := g.estimate(); f < 20.0/190-1e-9 || f > 20.0/190+1e-9 {
+		t.Errorf("with probes that stay attached: estimate = %v, want %v", f, 20.0/190)
+	}
 	if f, lb := New(Config{Budget: 1}).estimate(); f != 1 || lb {
 		t.Errorf("always attached: %v, %v", f, lb)
 	}
 }
 
-// TestRunCycles runs the duty cycle against a fake target whose every hit
-// costs 1ms: each window must end once it has spent its allowance, and the
-// probes must end detached.
-func TestRunCycles(t *testing.T) {
-	var attached bool
-	var attaches int
-	start := time.Now()
-	hits := func() uint64 {
-		if !attached {
-			return 0
-		}
-		return uint64(time.Since(start) / time.Millisecond) // 1 hit per ms while attached
+// fakeTarget is one busy CPU whose map probes hit once a millisecond while
+// attached, and whose probes that stay attached hit fixedEvery, each hit
+// costing 1ms.
+type fakeTarget struct {
+	attached   bool
+	attaches   int
+	start      time.Time
+	total      uint64
+	t0         time.Time
+	fixedEvery time.Duration
+}
+
+func (f *fakeTarget) hits() uint64 {
+	if !f.attached {
+		return 0
 	}
-	var total uint64
-	t0 := time.Now() // one CPU, busy throughout
-	g := New(Config{
+	return uint64(time.Since(f.start) / time.Millisecond)
+}
+
+// run runs a governor with budget 10% and 200ms periods for 1s.
+func (f *fakeTarget) run(t *testing.T) {
+	f.t0 = time.Now()
+	cfg := Config{
 		Budget:  0.1,
 		HitCost: time.Millisecond,
 		Period:  200 * time.Millisecond,
-		Attach:  func() error { attached = true; attaches++; start = time.Now(); return nil },
-		Detach:  func() { total += hits(); attached = false },
-		Hits:    func() uint64 { return total + hits() },
-		CPU:     func() (time.Duration, error) { return time.Since(t0), nil },
-	})
+		Attach:  func() error { f.attached = true; f.attaches++; f.start = time.Now(); return nil },
+		Detach:  func() { f.total += f.hits(); f.attached = false },
+		Hits:    func() uint64 { return f.total + f.hits() },
+		CPU:     func() (time.Duration, error) { return time.Since(f.t0), nil },
+	}
+	if f.fixedEvery > 0 {
+		cfg.Fixed = func() uint64 { return uint64(time.Since(f.t0) / f.fixedEvery) }
+	}
+	g := New(cfg)
 	if err := g.Begin(); err != nil {
 		t.Fatal(err)
 	}
@@ -76,15 +95,44 @@ func TestRunCycles(t *testing.T) {
 	if err := g.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if attached {
+	if f.attached {
 		t.Error("probes left attached")
 	}
-	if attaches < 4 {
-		t.Errorf("%d windows in 1s of 200ms periods", attaches)
+}
+
+// TestRunCycles: each window must end once it has spent its allowance, and
+// the probes must end detached.
+func TestRunCycles(t *testing.T) {
+	f := &fakeTarget{}
+	f.run(t)
+	if f.attaches < 4 {
+		t.Errorf("%d windows in 1s of 200ms periods", f.attaches)
 	}
 	// Budget 10% of one CPU for 200ms is 20ms of probe time: about 20 hits
 	// a window (18 once the probes' own share is taken out of the rate).
-	if perWindow := total / uint64(attaches); perWindow < 15 || perWindow > 25 {
+	if perWindow := f.total / uint64(f.attaches); perWindow < 15 || perWindow > 25 {
 		t.Errorf("%d hits a window, want about 20", perWindow)
+	}
+}
+
+// TestRunFixedFirst: the probes that stay attached spend the budget first.
+func TestRunFixedFirst(t *testing.T) {
+	// They take 5% of the CPU (a 1ms hit every 20ms): of the 20ms a period
+	// allows, ~10ms is theirs, so the map windows after the first (which
+	// knows nothing yet) get about 7 hits (10% of the 85% left, less 10).
+	f := &fakeTarget{fixedEvery: 20 * time.Millisecond}
+	f.run(t)
+	if f.attaches < 4 {
+		t.Errorf("%d windows in 1s of 200ms periods", f.attaches)
+	}
+	if later := (f.total - 20) / uint64(f.attaches-1); later < 4 || later > 11 {
+		t.Errorf("%d hits in all, %d windows: %d a window after the first, want about 7", f.total, f.attaches, later)
+	}
+
+	// They take 20%, twice the budget: no window after the first.
+	f = &fakeTarget{fixedEvery: 5 * time.Millisecond}
+	f.run(t)
+	if f.attaches != 1 {
+		t.Errorf("%d windows with the budget spent by the probes that stay attached, want 1 (Begin's)", f.attaches)
 	}
 }

@@ -117,7 +117,7 @@ type Waiter struct {
 	WaitNS      uint64   `json:"wait_ns"`
 }
 
-// Holder is a stack that released a mutex to waiting goroutines.
+// Holder is a stack that handed a mutex to waiting goroutines: Count hand-offs.
 type Holder struct {
 	Stack []string `json:"stack"`
 	Count uint64   `json:"count"`

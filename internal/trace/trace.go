@@ -224,6 +224,7 @@ func (s *session) attach() error {
 			Attach:  s.attachMaps,
 			Detach:  s.detachMaps,
 			Hits:    func() uint64 { return sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) },
+			Fixed:   s.fixedHits,
 			CPU:     s.proc.CPUTime,
 		})
 	}
@@ -231,6 +232,16 @@ func (s *session) attach() error {
 		fmt.Fprintf(s.opts.Log, "maptrace: note: %s\n", m)
 	}
 	return nil
+}
+
+// fixedHits counts the hits of the probes that stay attached: the mutex
+// probes and the fatal-error probe.
+func (s *session) fixedHits() uint64 {
+	n := sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
+	if s.mutexObjs != nil {
+		n += sum(collector.Hits(s.mutexObjs.Hits, s.mutexPlan))
+	}
+	return n
 }
 
 func (s *session) attachAlways(what string, p *probes.Plan) error {

@@ -142,6 +142,16 @@ func checkContention(t *testing.T, bin string, named bool) {
 		if m.P50NS == 0 || m.P99NS < m.P50NS || m.MaxWaitNS < m.P99NS {
 			t.Errorf("%s %s: p50 %d p99 %d max %d", want.kind, want.name, m.P50NS, m.P99NS, m.MaxWaitNS)
 		}
+		// Every counted wait ended in a hand-off from a holder (a waiter
+		// that parks again is handed off to twice): with all holder stacks
+		// listed, they add up to at least the waits.
+		var handoffs uint64
+		for _, h := range m.Holders {
+			handoffs += h.Count
+		}
+		if len(m.Holders) < 5 && handoffs < m.Contentions {
+			t.Errorf("%s %s: %d hand-offs in %d holder stacks, want at least the %d waits", want.kind, want.name, handoffs, len(m.Holders), m.Contentions)
+		}
 		if want.kind == report.KindMutex && len(m.Holders) == 0 {
 			t.Errorf("%s: no holder stacks", want.name)
 		}
