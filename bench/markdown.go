@@ -250,7 +250,7 @@ func renderGoals(p printer, r *Results) {
 			if tr.Mode.Name != defaultMode.Name {
 				continue
 			}
-			p("- %s traced with default flags within the 5%% budget (≥ 0.95× untraced): %s× (median; min %s×) — %s. The budget governs the map probes; the mutex probes are always on.\n",
+			p("- %s traced with default flags within the 5%% budget (≥ 0.95× untraced): %s× (median; min %s×) — %s. The mutex probes, always attached, spend the budget first; the map probes are duty-cycled in what is left.\n",
 				s.Workload.Name, fmt.Sprintf("%.3f", tr.Ratio.Median()), fmt.Sprintf("%.3f", tr.Ratio.Min()), met(tr.Ratio.Median() >= 0.95))
 		}
 	}

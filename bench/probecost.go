@@ -168,9 +168,10 @@ func measureProbeCost(cfg *Config, bins *Binaries, logf func(string, ...any)) (*
 	configs := []probeConfig{
 		{emptyEntry, "entry", "", attach(e, empty, 0)},
 		{"maptrace map_op (maps.bpf.c)", "entry", emptyEntry, attach(e, mapObjs.MapOp, mapProbe.Cookie)},
-		{"maptrace sema_acquire (mutex.bpf.c)", "entry", emptyEntry, attach(e, mutexObjs.SemaAcquire, probes.Cookie(0, probes.KindMutex))},
-		{"maptrace sema_release (mutex.bpf.c)", "entry", emptyEntry, attach(e, mutexObjs.SemaRelease, probes.Cookie(0, 0))},
-		{"maptrace sema_ready (mutex.bpf.c)", "entry", emptyEntry, attach(e, mutexObjs.SemaReady, probes.Cookie(0, 0))},
+		// Not a mutex's park or wake-up here: the paths these programs take
+		// for the runtime's other semaphores.
+		{"maptrace sema_park (mutex.bpf.c), a park not for a mutex", "entry", emptyEntry, attach(e, mutexObjs.SemaPark, probes.Cookie(0, 0))},
+		{"maptrace sema_ready (mutex.bpf.c), a wake-up of no traced waiter", "entry", emptyEntry, attach(e, mutexObjs.SemaReady, probes.Cookie(0, 0))},
 	}
 	// bpftrace can only probe a function's first instruction here (see
 	// bpftraceConfig), so it is compared there, with the empty program and

@@ -2,12 +2,13 @@
 
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 // Mutex contention: how long goroutines park in the sync semaphores, and who
-// releases them. Probes sit on the park (runtime_Semacquire{Mutex,RWMutex,
-// RWMutexR}), the release to waiters (runtime_Semrelease) and the wake-up
-// (runtime.semrelease1 calling readyWithTime), never on the lock fast path,
-// so their rate is the rate of contention. All sit on instructions the kernel
-// emulates: a probe on the RETs of the park would be single-stepped (~17 µs
-// in a VM) on the woken goroutine's path to the lock it was waiting for.
+// wakes them. Two probes per wait, both on CALLs (instructions the kernel
+// emulates) and both off the lock's fast path, so their rate is the rate of
+// parks: the park (runtime.semacquire1 calling acquireSudog, reached only
+// when the semaphore was not free) and the wake-up (runtime.semrelease1
+// calling readyWithTime). Probes on the sync wrappers' entries fire for
+// every acquire, parked or not, and on every release: 2.5× the hits in
+// nats-server.
 #include "common.h"
 
 #define HIST_BUCKETS 40
@@ -16,7 +17,6 @@ struct wait_start {
 	u64 start_ns; // the park, or the last wake-up if it parked again
 	u64 woken;    // woken at least once: the contention is counted
 	u64 sema;
-	u64 caller;
 	s64 stackid;
 	u32 kind;
 	u32 _pad;
@@ -24,7 +24,6 @@ struct wait_start {
 
 struct wait_key {
 	u64 sema;
-	u64 caller;
 	s64 stackid;
 	u32 kind;
 	u32 _pad;
@@ -48,31 +47,17 @@ struct goroutine_val {
 	u64 total_ns;
 };
 
-// A release in progress: the semaphore a goroutine is releasing, from
-// runtime_Semrelease's entry to the readyWithTime it calls.
-struct release_start {
-	u64 sema;
-	u64 start_ns;
-};
-
-// In-flight parks, keyed by the g pointer: a parked goroutine may resume on
-// another thread, so thread ids would mismatch. An acquire that did not park
-// leaves its entry behind (nothing marks its return); LRU evicts those, and a
-// wake-up only counts for the semaphore being released.
+// Each goroutine's latest park, keyed by the g pointer: a parked goroutine
+// may resume on another thread, so thread ids would mismatch. A goroutine
+// parks on one semaphore at a time, so semrelease1 waking it ends the park
+// recorded here; parks that are not a sync mutex's delete the entry, so it
+// is never a stale one.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, u64);
 	__type(value, struct wait_start);
 	__uint(max_entries, 65536);
 } inflight SEC(".maps");
-
-// Releases in progress, keyed by the releasing g.
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, u64);
-	__type(value, struct release_start);
-	__uint(max_entries, 16384);
-} releasing SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -108,8 +93,8 @@ struct {
 	__uint(max_entries, 16384);
 } waiter_goids SEC(".maps");
 
-// The innermost frames of a stack: the probed instruction, the return
-// address at SP (entry probes) and STACK_KEY_DEPTH-2 frame-pointer links.
+// The innermost frames of a stack: the probed instruction and
+// STACK_KEY_DEPTH-1 frame-pointer links.
 #define STACK_KEY_DEPTH 8
 struct stack_key {
 	u64 pc[STACK_KEY_DEPTH];
@@ -127,15 +112,15 @@ struct {
 } stack_cache SEC(".maps");
 
 // cached_stack is user_stack, walked once per distinct innermost frames.
-// caller is the return address at SP at an entry probe, 0 elsewhere.
-static __always_inline s64 cached_stack(struct pt_regs *ctx, u64 caller)
+// Both probes sit inside a function whose frame is set up, so BP starts the
+// walk at their caller.
+static __always_inline s64 cached_stack(struct pt_regs *ctx)
 {
 	struct stack_key k = {};
 	k.pc[0] = ctx->ip;
-	k.pc[1] = caller;
 	u64 fp = ctx->bp;
 #pragma unroll
-	for (int i = 2; i < STACK_KEY_DEPTH; i++) {
+	for (int i = 1; i < STACK_KEY_DEPTH; i++) {
 		u64 frame[2]; // saved BP, return address
 		if (!fp || bpf_probe_read_user(frame, sizeof(frame), (void *)fp))
 			break;
@@ -160,34 +145,43 @@ struct {
 	__uint(max_entries, 1);
 } zero_wait SEC(".maps");
 
-// Entry of a semacquire function; the cookie's value is the mutex kind.
+// The sync wrappers that call semacquire1 (sync.runtime_SemacquireMutex …),
+// by the distance from the park probe to their return address, which is the
+// same in the file and in memory, PIE or not; the value is the mutex kind.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, s64);
+	__type(value, u32);
+	__uint(max_entries, 16);
+} park_callers SEC(".maps");
+
+// semacquire1's CALL of acquireSudog: the semaphore was taken, so the
+// goroutine will queue and park. The semaphore is still in AX, the first
+// argument (the plan checks that nothing writes AX before the call).
 SEC("uprobe")
-int sema_acquire(struct pt_regs *ctx)
+int sema_park(struct pt_regs *ctx)
 {
-	u64 cookie = bpf_get_attach_cookie(ctx);
-	count(&hits, COOKIE_PROBE(cookie));
-	if (will_grow_stack(ctx, cookie))
-		return 0;
+	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
 
 	u64 g = GO_G(ctx);
-	u64 caller = return_address(ctx);
+	u64 ret = 0; // into semacquire1's caller
+	bpf_probe_read_user(&ret, sizeof(ret), (void *)(ctx->bp + 8));
+	s64 dist = (s64)(ret - ctx->ip);
+	u32 *kind = bpf_map_lookup_elem(&park_callers, &dist);
+	if (!kind) {
+		bpf_map_delete_elem(&inflight, &g); // not a sync mutex
+		return 0;
+	}
 	struct wait_start ws = {
 		.start_ns = bpf_ktime_get_ns(),
 		.sema = GO_ARG1(ctx),
-		.caller = caller,
-		.stackid = cached_stack(ctx, caller),
-		.kind = COOKIE_VALUE(cookie),
+		.stackid = cached_stack(ctx),
+		.kind = *kind,
 	};
 	if (bpf_map_update_elem(&inflight, &g, &ws, BPF_ANY))
 		count(&stats, STAT_INFLIGHT_FULL);
 	return 0;
 }
-
-// releaseWindow bounds the time from runtime_Semrelease's entry to its
-// readyWithTime: microseconds, unless the releaser was preempted. A release
-// that found no waiter leaves an entry that must not match a later wake-up
-// from elsewhere (sync.Cond also calls readyWithTime).
-#define RELEASE_WINDOW_NS 10000000ULL
 
 // semrelease1's CALL of readyWithTime(s *sudog, …): a releaser makes the
 // goroutine s.g (the sudog's first word) runnable. That ends the wait as Go's own
@@ -195,24 +189,15 @@ int sema_acquire(struct pt_regs *ctx)
 SEC("uprobe")
 int sema_ready(struct pt_regs *ctx)
 {
-	// On a CALL, not an entry: no stack check to skip.
 	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
 
 	u64 now = bpf_ktime_get_ns();
-	u64 self = GO_G(ctx);
-	struct release_start *rs = bpf_map_lookup_elem(&releasing, &self);
-	if (!rs)
-		return 0;
-	u64 sema = rs->sema, released = rs->start_ns;
-	bpf_map_delete_elem(&releasing, &self);
-	if (now - released > RELEASE_WINDOW_NS)
-		return 0;
-
 	u64 g = 0;
 	bpf_probe_read_user(&g, sizeof(g), (void *)GO_ARG1(ctx));
 	struct wait_start *ws = bpf_map_lookup_elem(&inflight, &g);
-	if (!ws || ws->sema != sema)
-		return 0; // parked before we attached, or not on a traced semaphore
+	if (!ws)
+		return 0; // parked before we attached, or not on a sync mutex
+	u64 sema = ws->sema;
 	u64 delta = now - ws->start_ns;
 	// A waiter that loses the semaphore to a newcomer parks again without a
 	// new entry: its next wake-up adds the time since this one, not a second
@@ -221,8 +206,7 @@ int sema_ready(struct pt_regs *ctx)
 	ws->woken = 1;
 	ws->start_ns = now;
 	struct wait_key key = {
-		.sema = ws->sema,
-		.caller = ws->caller,
+		.sema = sema,
 		.stackid = ws->stackid,
 		.kind = ws->kind,
 	};
@@ -254,7 +238,7 @@ int sema_ready(struct pt_regs *ctx)
 	__sync_fetch_and_add(&v->hist[b], 1);
 
 	// The hand-off, on the releaser's stack: who held what they waited for.
-	struct release_key rk = {.sema = sema, .stackid = cached_stack(ctx, 0)};
+	struct release_key rk = {.sema = sema, .stackid = cached_stack(ctx)};
 	u64 *n = bpf_map_lookup_elem(&releases, &rk);
 	if (n) {
 		__sync_fetch_and_add(n, 1);
@@ -278,23 +262,6 @@ int sema_ready(struct pt_regs *ctx)
 		struct goroutine_val nv = {.count = first, .total_ns = delta};
 		bpf_map_update_elem(&goroutines, &goid, &nv, BPF_NOEXIST);
 	}
-	return 0;
-}
-
-// Entry of runtime_Semrelease: the holder hands the semaphore to waiters.
-// Only the semaphore is noted: most releases wake nobody (the waiter has
-// not parked yet), so the holder's stack waits for sema_ready.
-SEC("uprobe")
-int sema_release(struct pt_regs *ctx)
-{
-	u64 cookie = bpf_get_attach_cookie(ctx);
-	count(&hits, COOKIE_PROBE(cookie));
-	if (will_grow_stack(ctx, cookie))
-		return 0;
-
-	u64 g = GO_G(ctx);
-	struct release_start rs = {.sema = GO_ARG1(ctx), .start_ns = bpf_ktime_get_ns()};
-	bpf_map_update_elem(&releasing, &g, &rs, BPF_ANY);
 	return 0;
 }
 

@@ -25,12 +25,6 @@ type MutexReleaseKey struct {
 	Stackid int64
 }
 
-type MutexReleaseStart struct {
-	_       structs.HostLayout
-	Sema    uint64
-	StartNs uint64
-}
-
 type MutexStackKey struct {
 	_  structs.HostLayout
 	Pc [8]uint64
@@ -39,7 +33,6 @@ type MutexStackKey struct {
 type MutexWaitKey struct {
 	_       structs.HostLayout
 	Sema    uint64
-	Caller  uint64
 	Stackid int64
 	Kind    uint32
 	Pad     uint32
@@ -50,7 +43,6 @@ type MutexWaitStart struct {
 	StartNs uint64
 	Woken   uint64
 	Sema    uint64
-	Caller  uint64
 	Stackid int64
 	Kind    uint32
 	Pad     uint32
@@ -74,21 +66,20 @@ type MutexWaiterKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	MutexMapGoroutines   = "goroutines"
-	MutexMapHits         = "hits"
-	MutexMapInflight     = "inflight"
-	MutexMapReleases     = "releases"
-	MutexMapReleasing    = "releasing"
-	MutexMapStackCache   = "stack_cache"
-	MutexMapStacks       = "stacks"
-	MutexMapStats        = "stats"
-	MutexMapWaiterGoids  = "waiter_goids"
-	MutexMapWaits        = "waits"
-	MutexMapZeroWait     = "zero_wait"
-	MutexProgSemaAcquire = "sema_acquire"
-	MutexProgSemaReady   = "sema_ready"
-	MutexProgSemaRelease = "sema_release"
-	MutexVarGoidOffset   = "goid_offset"
+	MutexMapGoroutines  = "goroutines"
+	MutexMapHits        = "hits"
+	MutexMapInflight    = "inflight"
+	MutexMapParkCallers = "park_callers"
+	MutexMapReleases    = "releases"
+	MutexMapStackCache  = "stack_cache"
+	MutexMapStacks      = "stacks"
+	MutexMapStats       = "stats"
+	MutexMapWaiterGoids = "waiter_goids"
+	MutexMapWaits       = "waits"
+	MutexMapZeroWait    = "zero_wait"
+	MutexProgSemaPark   = "sema_park"
+	MutexProgSemaReady  = "sema_ready"
+	MutexVarGoidOffset  = "goid_offset"
 )
 
 // LoadMutex returns the embedded CollectionSpec for Mutex.
@@ -133,9 +124,8 @@ type MutexSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MutexProgramSpecs struct {
-	SemaAcquire *ebpf.ProgramSpec `ebpf:"sema_acquire"`
-	SemaReady   *ebpf.ProgramSpec `ebpf:"sema_ready"`
-	SemaRelease *ebpf.ProgramSpec `ebpf:"sema_release"`
+	SemaPark  *ebpf.ProgramSpec `ebpf:"sema_park"`
+	SemaReady *ebpf.ProgramSpec `ebpf:"sema_ready"`
 }
 
 // MutexMapSpecs contains maps before they are loaded into the kernel.
@@ -145,8 +135,8 @@ type MutexMapSpecs struct {
 	Goroutines  *ebpf.MapSpec `ebpf:"goroutines"`
 	Hits        *ebpf.MapSpec `ebpf:"hits"`
 	Inflight    *ebpf.MapSpec `ebpf:"inflight"`
+	ParkCallers *ebpf.MapSpec `ebpf:"park_callers"`
 	Releases    *ebpf.MapSpec `ebpf:"releases"`
-	Releasing   *ebpf.MapSpec `ebpf:"releasing"`
 	StackCache  *ebpf.MapSpec `ebpf:"stack_cache"`
 	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
@@ -185,8 +175,8 @@ type MutexMaps struct {
 	Goroutines  *ebpf.Map `ebpf:"goroutines"`
 	Hits        *ebpf.Map `ebpf:"hits"`
 	Inflight    *ebpf.Map `ebpf:"inflight"`
+	ParkCallers *ebpf.Map `ebpf:"park_callers"`
 	Releases    *ebpf.Map `ebpf:"releases"`
-	Releasing   *ebpf.Map `ebpf:"releasing"`
 	StackCache  *ebpf.Map `ebpf:"stack_cache"`
 	Stacks      *ebpf.Map `ebpf:"stacks"`
 	Stats       *ebpf.Map `ebpf:"stats"`
@@ -200,8 +190,8 @@ func (m *MutexMaps) Close() error {
 		m.Goroutines,
 		m.Hits,
 		m.Inflight,
+		m.ParkCallers,
 		m.Releases,
-		m.Releasing,
 		m.StackCache,
 		m.Stacks,
 		m.Stats,
@@ -222,16 +212,14 @@ type MutexVariables struct {
 //
 // It can be passed to LoadMutexObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MutexPrograms struct {
-	SemaAcquire *ebpf.Program `ebpf:"sema_acquire"`
-	SemaReady   *ebpf.Program `ebpf:"sema_ready"`
-	SemaRelease *ebpf.Program `ebpf:"sema_release"`
+	SemaPark  *ebpf.Program `ebpf:"sema_park"`
+	SemaReady *ebpf.Program `ebpf:"sema_ready"`
 }
 
 func (p *MutexPrograms) Close() error {
 	return _MutexClose(
-		p.SemaAcquire,
+		p.SemaPark,
 		p.SemaReady,
-		p.SemaRelease,
 	)
 }
 

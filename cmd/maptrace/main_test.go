@@ -255,16 +255,26 @@ func TestKilledLeavesNoProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	fn, ok := sb.Func("internal/sync.runtime_SemacquireMutex")
-	if !ok {
-		t.Fatal("no internal/sync.runtime_SemacquireMutex")
+	// The park probe: semacquire1's call of acquireSudog, always attached.
+	fn, ok := sb.Func("runtime.semacquire1")
+	sudog, ok2 := sb.Func("runtime.acquireSudog")
+	if !ok || !ok2 {
+		t.Fatal("no runtime.semacquire1 or runtime.acquireSudog")
 	}
 	code, _ := sb.Code(fn)
 	s, err := probes.FindSites(code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	site := fn.Entry + s.Entry // not PIE: no load bias
+	var site uint64
+	for _, c := range s.Calls {
+		if fn.Entry+c.Target == sudog.Entry {
+			site = fn.Entry + c.At // not PIE: no load bias
+		}
+	}
+	if site == 0 {
+		t.Fatal("semacquire1 does not call acquireSudog")
+	}
 	readSite := func() byte {
 		mem, err := os.Open("/proc/" + strconv.Itoa(p.PID()) + "/mem")
 		if err != nil {

@@ -45,7 +45,7 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 	it := c.Maps.Waits.Iterate()
 	for it.Next(&key, &vals) {
 		walk := stackTrace(c.Maps.Stacks, key.Stackid)
-		stack := c.Sym.Stack(key.Caller, walk)
+		stack := c.Sym.Stack(0, walk)
 		id := c.classify(key, walk)
 		a := aggs[id]
 		if a == nil {
@@ -118,8 +118,8 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 	return out, gs, err
 }
 
-// classify finds which mutex a park was for and how, from the probed
-// function (the key's kind) and the frames that called it. sync.Mutex is
+// classify finds which mutex a park was for and how, from the sync wrapper
+// that parked (the key's kind) and the frames that called it. sync.Mutex is
 // {state int32; sema uint32}, and sync.RWMutex is {w Mutex; writerSem,
 // readerSem uint32; …}: the mutex's address follows from its semaphore's.
 // Before Go 1.20 every park went through runtime_SemacquireMutex, so the
@@ -134,7 +134,7 @@ func (c *Mutexes) classify(key bpf.MutexWaitKey, walk []uint64) mutexID {
 	// Above the park: lockSlow and the inlined Lock for a mutex, or, before
 	// Go 1.20, RWMutex.RLock/Lock parking directly.
 	viaMutex := false
-	for _, f := range c.callerFrames(key.Caller, walk) {
+	for _, f := range c.callerFrames(walk) {
 		fn := report.FrameFunc(f)
 		if strings.HasSuffix(fn, "(*Mutex).lockSlow") || strings.HasSuffix(fn, "(*Mutex).Lock") {
 			viaMutex = true
@@ -153,10 +153,11 @@ func (c *Mutexes) classify(key bpf.MutexWaitKey, walk []uint64) mutexID {
 	return mutexID{key.Sema - 4, report.KindMutex}
 }
 
-// callerFrames is the stack above the probed function.
-func (c *Mutexes) callerFrames(caller uint64, walk []uint64) []string {
+// callerFrames is the stack above the sync wrapper that parked: walk starts
+// in runtime.semacquire1, then the wrapper.
+func (c *Mutexes) callerFrames(walk []uint64) []string {
 	var out []string
-	for _, pc := range entryStack(caller, walk)[min(1, len(walk)):] {
+	for _, pc := range walk[min(2, len(walk)):] {
 		out = append(out, c.Sym.frames(pc, true)...)
 	}
 	return out

@@ -39,7 +39,7 @@ type Governor struct {
 
 	mu       sync.Mutex
 	onCPU    time.Duration // target CPU time while attached, probes included
-	onProbe  time.Duration // of which estimated probe time
+	onProbe  time.Duration // of which estimated map probe time
 	onFixed  time.Duration // and estimated time in the probes that stay attached
 	offFixed time.Duration // the same while not fully attached
 	onSpan   time.Duration // wall time fully attached (after attach, before detach)
@@ -51,6 +51,7 @@ type Governor struct {
 	first struct {
 		start time.Time
 		cpu   time.Duration
+		hits  uint64
 	}
 }
 
@@ -70,6 +71,7 @@ func New(cfg Config) *Governor {
 func (g *Governor) Begin() error {
 	g.first.start = time.Now()
 	g.first.cpu = g.cpuNow()
+	g.first.hits = g.cfg.Hits()
 	return g.cfg.Attach()
 }
 
@@ -90,12 +92,12 @@ func (g *Governor) Run(ctx context.Context) error {
 	rate := 1.0 // target CPUs busy, until measured
 	var fixedPrev, debt time.Duration
 	for attached := true; ctx.Err() == nil; attached = false {
-		start, cpuStart := g.first.start, g.first.cpu
+		start, cpuStart, hStart := g.first.start, g.first.cpu, g.first.hits
 		fixedStart := g.fixedCost()
 		allowance := time.Duration(g.cfg.Budget * rate * float64(g.cfg.Period))
 		allowed := allowance - fixedPrev - debt
 		if !attached {
-			start = time.Now()
+			start, hStart = time.Now(), g.cfg.Hits()
 			cpuStart, _ = g.cfg.CPU()
 			if allowed > 0 {
 				if err := g.cfg.Attach(); err != nil {
@@ -106,16 +108,17 @@ func (g *Governor) Run(ctx context.Context) error {
 		}
 		// The attached interval is measured from after the attach to
 		// before the detach: while they run, the probes are only partly
-		// in place and the target works mostly unobserved.
+		// in place and the target works mostly unobserved. Their hits
+		// are the window's all the same, spent from its allowance.
 		cpu0, h0, f0, t0 := g.cpuNow(), g.cfg.Hits(), g.fixedCost(), time.Now()
 		cpu1, h1, f1, span, onTime := cpu0, h0, f0, time.Duration(0), time.Duration(0)
 		if attached {
-			g.window(ctx, start, h0, allowed)
+			g.window(ctx, start, hStart, allowed)
 			cpu1, h1, f1, span = g.cpuNow(), g.cfg.Hits(), g.fixedCost(), time.Since(t0)
 			g.cfg.Detach()
 			onTime = time.Since(start)
 		}
-		probe := time.Duration(h1-h0) * g.cfg.HitCost
+		probe := time.Duration(g.cfg.Hits()-hStart) * g.cfg.HitCost
 
 		sleep(ctx, g.cfg.Period-time.Since(start))
 		cpuEnd, fixedEnd := g.cpuNow(), g.fixedCost()
@@ -124,7 +127,7 @@ func (g *Governor) Run(ctx context.Context) error {
 
 		g.mu.Lock()
 		g.onCPU += cpu1 - cpu0
-		g.onProbe += probe
+		g.onProbe += time.Duration(h1-h0) * g.cfg.HitCost
 		g.onFixed += f1 - f0
 		g.offFixed += fixed - (f1 - f0)
 		g.onSpan += span

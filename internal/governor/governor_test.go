@@ -54,7 +54,8 @@ func TestEstimate(t *testing.T) {
 
 // fakeTarget is one busy CPU whose map probes hit once a millisecond while
 // attached, and whose probes that stay attached hit fixedEvery, each hit
-// costing 1ms.
+// costing 1ms. Attaching and detaching take link each, the probes firing
+// through it, as the first of many uprobes is in place before the last.
 type fakeTarget struct {
 	attached   bool
 	attaches   int
@@ -62,6 +63,7 @@ type fakeTarget struct {
 	total      uint64
 	t0         time.Time
 	fixedEvery time.Duration
+	link       time.Duration
 }
 
 func (f *fakeTarget) hits() uint64 {
@@ -78,10 +80,19 @@ func (f *fakeTarget) run(t *testing.T) {
 		Budget:  0.1,
 		HitCost: time.Millisecond,
 		Period:  200 * time.Millisecond,
-		Attach:  func() error { f.attached = true; f.attaches++; f.start = time.Now(); return nil },
-		Detach:  func() { f.total += f.hits(); f.attached = false },
-		Hits:    func() uint64 { return f.total + f.hits() },
-		CPU:     func() (time.Duration, error) { return time.Since(f.t0), nil },
+		Attach: func() error {
+			f.attached, f.start = true, time.Now()
+			f.attaches++
+			time.Sleep(f.link)
+			return nil
+		},
+		Detach: func() {
+			time.Sleep(f.link)
+			f.total += f.hits()
+			f.attached = false
+		},
+		Hits: func() uint64 { return f.total + f.hits() },
+		CPU:  func() (time.Duration, error) { return time.Since(f.t0), nil },
 	}
 	if f.fixedEvery > 0 {
 		cfg.Fixed = func() uint64 { return uint64(time.Since(f.t0) / f.fixedEvery) }
@@ -110,6 +121,21 @@ func TestRunCycles(t *testing.T) {
 	}
 	// Budget 10% of one CPU for 200ms is 20ms of probe time: about 20 hits
 	// a window (18 once the probes' own share is taken out of the rate).
+	if perWindow := f.total / uint64(f.attaches); perWindow < 15 || perWindow > 25 {
+		t.Errorf("%d hits a window, want about 20", perWindow)
+	}
+}
+
+// TestRunSlowLinks: hits while the probes attach and detach are spent from
+// the window's allowance too.
+func TestRunSlowLinks(t *testing.T) {
+	f := &fakeTarget{link: 5 * time.Millisecond}
+	f.run(t)
+	if f.attaches < 4 {
+		t.Errorf("%d windows in 1s of 200ms periods", f.attaches)
+	}
+	// As in TestRunCycles, about 20 a window, not 20 plus the 10 that fire
+	// while attaching and detaching.
 	if perWindow := f.total / uint64(f.attaches); perWindow < 15 || perWindow > 25 {
 		t.Errorf("%d hits a window, want about 20", perWindow)
 	}

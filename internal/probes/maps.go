@@ -137,3 +137,8 @@ func PlanMaps(bin *symbols.Binary, objs *bpf.MapsObjects) (maps, fatal *Plan, er
 	}
 	return maps, fatal, nil
 }
+
+// Fast64ReadCookie is the cookie of a map probe on runtime.mapaccess1_fast64
+// with hit counter index: a read by a uint64 key, the commonest map
+// operation.
+func Fast64ReadCookie(index int) uint64 { return Cookie(index, OpRead|keyU64<<3) }

@@ -28,16 +28,20 @@ type probeGroup struct {
 	since int // first Go 1.x minor version that has it
 }
 
-// Probe the parks, not the lock path: lockSlow spins and retries millions of
-// times a second under contention, while a goroutine parks once per wait.
+// The sync wrappers through which mutexes park, each calling
+// runtime.semacquire1: the return address into one tells the mutex kind.
 var semacquires = []probeGroup{
 	{"mutex waits", []string{"sync.runtime_SemacquireMutex", "internal/sync.runtime_SemacquireMutex"}, KindMutex, 19},
 	{"RWMutex read waits", []string{"sync.runtime_SemacquireRWMutexR"}, KindRWRead, 20},
 	{"RWMutex write waits", []string{"sync.runtime_SemacquireRWMutex"}, KindRWWrite, 20},
 }
 
-// semrelease is where a holder wakes waiters.
-var semrelease = probeGroup{"mutex holders", []string{"sync.runtime_Semrelease", "internal/sync.runtime_Semrelease"}, 0, 19}
+// park is where a goroutine that found the semaphore taken starts to queue
+// and park: semacquire1's call of acquireSudog. Probe the parks, not the
+// lock path: lockSlow spins and retries millions of times a second under
+// contention, and the wrappers' entries fire for every acquire, parked or
+// not.
+var park = probeGroup{"mutex parks", []string{"runtime.semacquire1"}, 0, 19}
 
 // wakeup is where a releaser makes a parked waiter runnable, the end of its
 // wait: semrelease1's call of readyWithTime (out of line in every Go release
@@ -77,46 +81,84 @@ func LoadMutex(goidOffset uint64, multi bool) (*bpf.MutexObjects, error) {
 	return &objs, nil
 }
 
-// PlanMutex places the mutex probes, all on emulated instructions: the
-// entries of the semacquire functions (a park starts) and of
-// runtime_Semrelease (a holder releases to waiters), and runtime.semrelease1's
-// call of runtime.readyWithTime (a waiter is woken: its wait ends).
+// PlanMutex places the mutex probes, both on calls, which the kernel
+// emulates: runtime.semacquire1's call of runtime.acquireSudog (a park
+// starts) and runtime.semrelease1's call of runtime.readyWithTime (a waiter
+// is woken: its wait ends). It fills objs' park_callers with the sync
+// wrappers that call semacquire1, which tell a mutex's park from others.
 func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 	p := &Plan{}
 	minor := GoMinor(bin.GoVersion)
+	ready, err := callSites(bin, "runtime.semrelease1", "runtime.readyWithTime")
+	if err != nil {
+		return nil, err
+	}
+	if len(ready) == 0 {
+		p.Missing = append(p.Missing, "runtime.semrelease1 calls no runtime.readyWithTime (mutex wake-ups), so mutex waits are not timed")
+		return p, nil
+	}
+	acquire, err := callSites(bin, "runtime.semacquire1", "runtime.acquireSudog")
+	if err != nil {
+		return nil, err
+	}
+	if len(acquire) != 1 || !acquire[0].ArgInAX {
+		p.Missing = append(p.Missing, "runtime.semacquire1 has no call of runtime.acquireSudog with the semaphore in AX (mutex parks), so mutex waits are not traced")
+		return p, nil
+	}
+	at := acquire[0].At
 	for _, g := range semacquires {
-		err := eachName(bin, g, minor, p, func(name string, s Sites) error {
-			p.add(name, s, objs.SemaAcquire, g.kind)
+		err := eachName(bin, g, minor, p, func(name string, _ Sites) error {
+			calls, err := callSites(bin, name, "runtime.semacquire1")
+			if err != nil {
+				return err
+			}
+			if len(calls) == 0 {
+				p.Missing = append(p.Missing, fmt.Sprintf("%s calls no runtime.semacquire1 (%s), so they are not traced", name, g.what))
+			}
+			for _, c := range calls {
+				dist := int64(c.At+callLen) - int64(at)
+				if err := objs.ParkCallers.Put(dist, uint32(g.kind)); err != nil {
+					return fmt.Errorf("park callers: %w", err)
+				}
+			}
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	if err := eachName(bin, semrelease, minor, p, func(name string, s Sites) error {
-		p.add(name, s, objs.SemaRelease, 0)
-		return nil
-	}); err != nil {
-		return nil, err
+	p.Probes = append(p.Probes, Probe{Func: park.names[0], Offset: at, Prog: objs.SemaPark, Cookie: Cookie(len(p.Names), 0)})
+	p.Names = append(p.Names, park.names[0]+" → runtime.acquireSudog")
+
+	idx := len(p.Names)
+	for _, c := range ready {
+		p.Probes = append(p.Probes, Probe{Func: wakeup.names[0], Offset: c.At, Prog: objs.SemaReady, Cookie: Cookie(idx, 0)})
 	}
-	if err := eachName(bin, wakeup, minor, p, func(name string, s Sites) error {
-		ready, ok := bin.Func("runtime.readyWithTime")
-		idx := len(p.Names)
-		for _, c := range s.Calls {
-			if ok && c.Target == ready.Entry {
-				p.Probes = append(p.Probes, Probe{Func: name, Offset: c.At, Prog: objs.SemaReady, Cookie: Cookie(idx, 0)})
-			}
-		}
-		if len(p.Probes) == idx {
-			p.Missing = append(p.Missing, name+" calls no runtime.readyWithTime (mutex wake-ups), so mutex waits are not timed")
-			return nil
-		}
-		p.Names = append(p.Names, name+" → runtime.readyWithTime")
-		return nil
-	}); err != nil {
-		return nil, err
-	}
+	p.Names = append(p.Names, wakeup.names[0]+" → runtime.readyWithTime")
 	return p, nil
+}
+
+// callSites returns fn's calls of callee (file offsets); none if either is
+// not in the binary.
+func callSites(bin *symbols.Binary, fn, callee string) ([]Call, error) {
+	s, err := FuncSites(bin, fn)
+	if errors.Is(err, ErrNoSymbol) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	target, ok := bin.Func(callee)
+	if !ok {
+		return nil, nil
+	}
+	var out []Call
+	for _, c := range s.Calls {
+		if c.Target == target.Entry {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 // eachName calls f for every name of g present in bin, and records g as

@@ -22,8 +22,8 @@ type Sites struct {
 	// function from its start, so a hit whose jump will be taken must not
 	// count (bpf/common.h: will_grow_stack).
 	Branch bool
-	// Calls are the direct calls the function makes: CALL rel32, which the
-	// kernel emulates.
+	// Calls are the direct calls the function makes: CALL rel32 (5 bytes,
+	// no prefix), which the kernel emulates.
 	Calls []Call
 }
 
@@ -32,6 +32,10 @@ type Sites struct {
 // offset and an address (FuncSites).
 type Call struct {
 	At, Target uint64
+	// ArgInAX says AX still holds the calling function's first argument
+	// at the call: the code before it stores AX to the argument's spill
+	// slot and writes AX no more (Go's register ABI passes it in AX).
+	ArgInAX bool
 }
 
 // FindSites decodes an amd64 function and picks its probe sites.
@@ -61,12 +65,69 @@ func FindSites(code []byte) (Sites, error) {
 		insts = append(insts, inst)
 		offs = append(offs, uint64(off))
 		off += inst.Len
-		if rel, ok := inst.Args[0].(x86asm.Rel); ok && inst.Op == x86asm.CALL {
-			s.Calls = append(s.Calls, Call{At: offs[len(offs)-1], Target: uint64(off) + uint64(int64(rel))})
+	}
+	slot, hasFrame := argSlot(insts)
+	for i, inst := range insts {
+		if rel, ok := inst.Args[0].(x86asm.Rel); ok && inst.Op == x86asm.CALL && inst.Len == callLen {
+			next := offs[i] + uint64(inst.Len)
+			s.Calls = append(s.Calls, Call{At: offs[i], Target: next + uint64(int64(rel)), ArgInAX: hasFrame && spilledAX(insts[:i], slot)})
 		}
 	}
 	s.Entry, s.Branch = entrySite(insts, offs)
 	return s, nil
+}
+
+// callLen is the length of CALL rel32, the only calls Sites lists.
+const callLen = 5
+
+// argSlot returns the SP offset, after the prologue, of the first
+// argument's spill slot: above the frame (SUBQ $n, SP), the saved BP and the
+// return address. Go 1.21 on push BP before the SUBQ; earlier toolchains
+// save it inside the frame.
+func argSlot(insts []x86asm.Inst) (int64, bool) {
+	pushed := false
+	for _, inst := range insts[:min(len(insts), 8)] {
+		if isPushBP(inst) {
+			pushed = true
+		}
+		if inst.Op == x86asm.SUB && inst.Args[0] == x86asm.RSP {
+			if n, ok := inst.Args[1].(x86asm.Imm); ok {
+				if pushed {
+					return int64(n) + 16, true
+				}
+				return int64(n) + 8, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// spilledAX reports whether the straight-line code that ends insts stores
+// AX to the argument slot at SP+slot and does not write AX after that.
+func spilledAX(insts []x86asm.Inst, slot int64) bool {
+	for i := len(insts) - 1; i >= 0; i-- {
+		inst := insts[i]
+		if m, ok := inst.Args[0].(x86asm.Mem); ok && inst.Op == x86asm.MOV && inst.Args[1] == x86asm.RAX &&
+			m.Base == x86asm.RSP && m.Index == 0 && m.Disp == slot {
+			return true
+		}
+		switch inst.Op {
+		case x86asm.CALL, x86asm.RET, x86asm.JMP, x86asm.JA, x86asm.JAE, x86asm.JB, x86asm.JBE, x86asm.JE,
+			x86asm.JNE, x86asm.JG, x86asm.JGE, x86asm.JL, x86asm.JLE, x86asm.JS, x86asm.JNS,
+			x86asm.MUL, x86asm.DIV, x86asm.IDIV, x86asm.CMPXCHG, x86asm.XCHG, x86asm.CQO, x86asm.CDQ:
+			return false // a block boundary, or AX written implicitly
+		case x86asm.CMP, x86asm.TEST:
+			continue
+		case x86asm.IMUL:
+			if inst.Args[1] == nil {
+				return false // one operand: DX:AX = AX × it
+			}
+		}
+		if r, ok := inst.Args[0].(x86asm.Reg); ok && (r == x86asm.RAX || r == x86asm.EAX || r == x86asm.AX || r == x86asm.AL || r == x86asm.AH) {
+			return false
+		}
+	}
+	return false
 }
 
 // entrySite returns the offset of the entry probe (see FindSites) and

@@ -67,6 +67,24 @@ func TestFindSitesPrologues(t *testing.T) {
 			entry: 0,
 		},
 		{
+			// The first argument spilled to its slot above the frame
+			// (0x18 + saved BP + return address): AX holds it at the first
+			// call, not after MOVL $1, AX.
+			name: "argument in AX",
+			code: []byte{
+				0x55,             // PUSHQ BP
+				0x48, 0x89, 0xe5, // MOVQ SP, BP
+				0x48, 0x83, 0xec, 0x18, // SUBQ $0x18, SP
+				0x48, 0x89, 0x44, 0x24, 0x28, // MOVQ AX, 0x28(SP)
+				0x48, 0x85, 0xc0, // TESTQ AX, AX
+				0xe8, 0, 0, 0, 0, // CALL
+				0xb8, 1, 0, 0, 0, // MOVL $1, AX
+				0xe8, 0, 0, 0, 0, // CALL
+				0xcc, // INT3
+			},
+			entry: 0, calls: []Call{{At: 16, Target: 21, ArgInAX: true}, {At: 26, Target: 31}},
+		},
+		{
 			name:  "never returns",
 			code:  []byte{0x55, 0x48, 0x89, 0xe5, 0xe8, 0, 0, 0, 0, 0xcc}, // PUSHQ BP; MOVQ SP, BP; CALL; INT3
 			entry: 0, calls: []Call{{At: 4, Target: 9}},
@@ -103,6 +121,29 @@ func TestFindSitesAgainstObjdump(t *testing.T) {
 			defer bin.Close()
 			for _, name := range []string{"main.lockMutex", "runtime.mapaccess1_fast64", "sync.runtime_SemacquireRWMutexR", "runtime.semrelease1"} {
 				checkObjdump(t, bin, exe, name)
+			}
+		})
+	}
+}
+
+// TestParkSite checks, on the oldest and the newest toolchain, that the park
+// probe's call has the semaphore in AX, and that the wake-up's has not
+// (there AX is the sudog).
+func TestParkSite(t *testing.T) {
+	for _, tc := range []string{"go1.19", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			bin, err := symbols.Open(testtarget.Build(t, "../../testdata/contention", tc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bin.Close()
+			park, err := callSites(bin, "runtime.semacquire1", "runtime.acquireSudog")
+			if err != nil || len(park) != 1 || !park[0].ArgInAX {
+				t.Errorf("semacquire1 → acquireSudog: %+v, %v; want one call, AX the semaphore", park, err)
+			}
+			ready, err := callSites(bin, "runtime.semrelease1", "runtime.readyWithTime")
+			if err != nil || len(ready) == 0 || ready[0].ArgInAX {
+				t.Errorf("semrelease1 → readyWithTime: %+v, %v; want calls, AX not the semaphore", ready, err)
 			}
 		})
 	}
@@ -147,6 +188,9 @@ func checkObjdump(t *testing.T, bin *symbols.Binary, exe, name string) {
 				calls = append(calls, Call{At: addr - fn.Entry, Target: a - fn.Entry})
 			}
 		}
+	}
+	for i := range s.Calls {
+		s.Calls[i].ArgInAX = false // TestParkSite checks it
 	}
 	if len(calls) == 0 || !reflect.DeepEqual(s.Calls, calls) {
 		t.Errorf("%s: calls %v, objdump says %v", name, s.Calls, calls)

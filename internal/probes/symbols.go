@@ -25,7 +25,7 @@ type SymbolStatus struct {
 func Inventory(bin *symbols.Binary) []SymbolStatus {
 	minor := GoMinor(bin.GoVersion)
 	var out []SymbolStatus
-	for _, g := range append(append([]probeGroup(nil), semacquires...), semrelease, wakeup) {
+	for _, g := range append(append([]probeGroup(nil), semacquires...), park, wakeup) {
 		out = append(out, inventory(bin, g.what, g.names, minor >= g.since))
 	}
 	for _, g := range []struct {

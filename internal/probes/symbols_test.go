@@ -24,12 +24,12 @@ func TestInventory(t *testing.T) {
 		got[s.What] = s
 		order = append(order, s.What)
 	}
-	want := []string{"mutex waits", "RWMutex read waits", "RWMutex write waits", "mutex holders",
+	want := []string{"mutex waits", "RWMutex read waits", "RWMutex write waits", "mutex parks",
 		"mutex wake-ups", "map reads", "map writes", "map deletes", "map iteration", "fatal errors"}
 	if strings.Join(order, "|") != strings.Join(want, "|") {
 		t.Fatalf("groups %q, want %q", order, want)
 	}
-	for _, what := range []string{"mutex waits", "mutex holders", "fatal errors", "map reads", "map writes"} {
+	for _, what := range []string{"mutex waits", "mutex parks", "fatal errors", "map reads", "map writes"} {
 		s := got[what]
 		if len(s.Found) == 0 || len(s.Errs) > 0 {
 			t.Errorf("%s: found %v, errors %v in the test binary", what, s.Found, s.Errs)

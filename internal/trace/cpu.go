@@ -8,7 +8,7 @@ import (
 )
 
 // cpuClock follows the target's CPU time through the trace, sampling it
-// every second so that a target that exits still has its last reading.
+// every 100ms so that a target that exits still has a recent reading.
 type cpuClock struct {
 	mu          sync.Mutex
 	first, last time.Duration
@@ -23,7 +23,7 @@ func newCPUClock(p *target.Process) *cpuClock {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
 			c.sample(p)
