@@ -2,20 +2,18 @@
 
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 // Mutex contention: how long goroutines park in the sync semaphores, and who
-// wakes them. Two probes per wait, both on CALLs (instructions the kernel
+// wakes them. Two probes per park, both on CALLs (instructions the kernel
 // emulates) and both off the lock's fast path, so their rate is the rate of
-// parks: the park (runtime.semacquire1 calling acquireSudog, reached only
-// when the semaphore was not free) and the wake-up (runtime.semrelease1
-// calling readyWithTime). Probes on the sync wrappers' entries fire for
-// every acquire, parked or not, and on every release: 2.5× the hits in
-// nats-server.
+// parks: the park (runtime.semacquire1 calling gopark) and the wake-up
+// (runtime.semrelease1 calling readyWithTime). Probes on the sync wrappers'
+// entries and on runtime_Semrelease fire for every acquire and release,
+// parked or not: 7× the hits in nats-server.
 #include "common.h"
 
 #define HIST_BUCKETS 40
 
 struct wait_start {
-	u64 start_ns; // the park, or the last wake-up if it parked again
-	u64 woken;    // woken at least once: the contention is counted
+	u64 start_ns;
 	u64 sema;
 	s64 stackid;
 	u32 kind;
@@ -47,11 +45,11 @@ struct goroutine_val {
 	u64 total_ns;
 };
 
-// Each goroutine's latest park, keyed by the g pointer: a parked goroutine
-// may resume on another thread, so thread ids would mismatch. A goroutine
-// parks on one semaphore at a time, so semrelease1 waking it ends the park
-// recorded here; parks that are not a sync mutex's delete the entry, so it
-// is never a stale one.
+// Parked goroutines, keyed by the g pointer: a parked goroutine may resume
+// on another thread, so thread ids would mismatch. A goroutine parks on one
+// semaphore at a time, so semrelease1 waking it ends the park recorded here,
+// and deletes it; a park that is not a sync mutex's deletes it too, so an
+// entry whose wake-up was missed cannot match a later one.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, u64);
@@ -155,18 +153,18 @@ struct {
 	__uint(max_entries, 16);
 } park_callers SEC(".maps");
 
-// semacquire1's CALL of acquireSudog: the semaphore was taken, so the
-// goroutine will queue and park. The semaphore is still in AX, the first
-// argument (the plan checks that nothing writes AX before the call).
+// semacquire1's CALL of gopark: the goroutine queued on the semaphore and
+// parks. The semaphore, semacquire1's first argument, is in its spill slot
+// above the frame (the plan checks that semacquire1 spills it).
 SEC("uprobe")
 int sema_park(struct pt_regs *ctx)
 {
 	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
 
 	u64 g = GO_G(ctx);
-	u64 ret = 0; // into semacquire1's caller
-	bpf_probe_read_user(&ret, sizeof(ret), (void *)(ctx->bp + 8));
-	s64 dist = (s64)(ret - ctx->ip);
+	u64 frame[3] = {}; // saved BP, return address into the caller, the semaphore
+	bpf_probe_read_user(frame, sizeof(frame), (void *)ctx->bp);
+	s64 dist = (s64)(frame[1] - ctx->ip);
 	u32 *kind = bpf_map_lookup_elem(&park_callers, &dist);
 	if (!kind) {
 		bpf_map_delete_elem(&inflight, &g); // not a sync mutex
@@ -174,7 +172,7 @@ int sema_park(struct pt_regs *ctx)
 	}
 	struct wait_start ws = {
 		.start_ns = bpf_ktime_get_ns(),
-		.sema = GO_ARG1(ctx),
+		.sema = frame[2],
 		.stackid = cached_stack(ctx),
 		.kind = *kind,
 	};
@@ -199,17 +197,12 @@ int sema_ready(struct pt_regs *ctx)
 		return 0; // parked before we attached, or not on a sync mutex
 	u64 sema = ws->sema;
 	u64 delta = now - ws->start_ns;
-	// A waiter that loses the semaphore to a newcomer parks again without a
-	// new entry: its next wake-up adds the time since this one, not a second
-	// contention.
-	u64 first = !ws->woken;
-	ws->woken = 1;
-	ws->start_ns = now;
 	struct wait_key key = {
 		.sema = sema,
 		.stackid = ws->stackid,
 		.kind = ws->kind,
 	};
+	bpf_map_delete_elem(&inflight, &g);
 
 	struct wait_val *v = bpf_map_lookup_elem(&waits, &key);
 	if (!v) {
@@ -228,7 +221,7 @@ int sema_ready(struct pt_regs *ctx)
 	}
 	// Per-CPU, but a preempted program can share the CPU with another: add
 	// atomically. A lost max under that race is harmless.
-	__sync_fetch_and_add(&v->count, first);
+	__sync_fetch_and_add(&v->count, 1);
 	__sync_fetch_and_add(&v->total_ns, delta);
 	if (delta > v->max_ns)
 		v->max_ns = delta;
@@ -249,17 +242,17 @@ int sema_ready(struct pt_regs *ctx)
 	}
 
 	s64 goid = goid_of(g);
-	if (first) {
-		struct waiter_key wk = {.sema = sema, .goid = goid};
+	struct waiter_key wk = {.sema = sema, .goid = goid};
+	if (!bpf_map_lookup_elem(&waiter_goids, &wk)) {
 		u8 one = 1;
 		bpf_map_update_elem(&waiter_goids, &wk, &one, BPF_NOEXIST);
 	}
 	struct goroutine_val *gv = bpf_map_lookup_elem(&goroutines, &goid);
 	if (gv) {
-		__sync_fetch_and_add(&gv->count, first);
+		__sync_fetch_and_add(&gv->count, 1);
 		__sync_fetch_and_add(&gv->total_ns, delta);
 	} else {
-		struct goroutine_val nv = {.count = first, .total_ns = delta};
+		struct goroutine_val nv = {.count = 1, .total_ns = delta};
 		bpf_map_update_elem(&goroutines, &goid, &nv, BPF_NOEXIST);
 	}
 	return 0;

@@ -41,7 +41,6 @@ type MutexWaitKey struct {
 type MutexWaitStart struct {
 	_       structs.HostLayout
 	StartNs uint64
-	Woken   uint64
 	Sema    uint64
 	Stackid int64
 	Kind    uint32

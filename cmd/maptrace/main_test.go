@@ -255,11 +255,11 @@ func TestKilledLeavesNoProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	// The park probe: semacquire1's call of acquireSudog, always attached.
+	// The park probe: semacquire1's call of gopark, always attached.
 	fn, ok := sb.Func("runtime.semacquire1")
-	sudog, ok2 := sb.Func("runtime.acquireSudog")
+	gopark, ok2 := sb.Func("runtime.gopark")
 	if !ok || !ok2 {
-		t.Fatal("no runtime.semacquire1 or runtime.acquireSudog")
+		t.Fatal("no runtime.semacquire1 or runtime.gopark")
 	}
 	code, _ := sb.Code(fn)
 	s, err := probes.FindSites(code)
@@ -268,12 +268,12 @@ func TestKilledLeavesNoProbe(t *testing.T) {
 	}
 	var site uint64
 	for _, c := range s.Calls {
-		if fn.Entry+c.Target == sudog.Entry {
+		if fn.Entry+c.Target == gopark.Entry {
 			site = fn.Entry + c.At // not PIE: no load bias
 		}
 	}
 	if site == 0 {
-		t.Fatal("semacquire1 does not call acquireSudog")
+		t.Fatal("semacquire1 does not call gopark")
 	}
 	readSite := func() byte {
 		mem, err := os.Open("/proc/" + strconv.Itoa(p.PID()) + "/mem")

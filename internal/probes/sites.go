@@ -32,10 +32,11 @@ type Sites struct {
 // offset and an address (FuncSites).
 type Call struct {
 	At, Target uint64
-	// ArgInAX says AX still holds the calling function's first argument
-	// at the call: the code before it stores AX to the argument's spill
-	// slot and writes AX no more (Go's register ABI passes it in AX).
-	ArgInAX bool
+	// ArgSpilled says the straight-line code before the call stores AX,
+	// the function's first argument in Go's register ABI, to the
+	// argument's spill slot above the frame (BP+16), which holds it from
+	// there on.
+	ArgSpilled bool
 }
 
 // FindSites decodes an amd64 function and picks its probe sites.
@@ -70,7 +71,7 @@ func FindSites(code []byte) (Sites, error) {
 	for i, inst := range insts {
 		if rel, ok := inst.Args[0].(x86asm.Rel); ok && inst.Op == x86asm.CALL && inst.Len == callLen {
 			next := offs[i] + uint64(inst.Len)
-			s.Calls = append(s.Calls, Call{At: offs[i], Target: next + uint64(int64(rel)), ArgInAX: hasFrame && spilledAX(insts[:i], slot)})
+			s.Calls = append(s.Calls, Call{At: offs[i], Target: next + uint64(int64(rel)), ArgSpilled: hasFrame && spilledAX(insts[:i], slot)})
 		}
 	}
 	s.Entry, s.Branch = entrySite(insts, offs)
@@ -103,7 +104,7 @@ func argSlot(insts []x86asm.Inst) (int64, bool) {
 }
 
 // spilledAX reports whether the straight-line code that ends insts stores
-// AX to the argument slot at SP+slot and does not write AX after that.
+// AX to the argument slot at SP+slot.
 func spilledAX(insts []x86asm.Inst, slot int64) bool {
 	for i := len(insts) - 1; i >= 0; i-- {
 		inst := insts[i]
@@ -113,18 +114,8 @@ func spilledAX(insts []x86asm.Inst, slot int64) bool {
 		}
 		switch inst.Op {
 		case x86asm.CALL, x86asm.RET, x86asm.JMP, x86asm.JA, x86asm.JAE, x86asm.JB, x86asm.JBE, x86asm.JE,
-			x86asm.JNE, x86asm.JG, x86asm.JGE, x86asm.JL, x86asm.JLE, x86asm.JS, x86asm.JNS,
-			x86asm.MUL, x86asm.DIV, x86asm.IDIV, x86asm.CMPXCHG, x86asm.XCHG, x86asm.CQO, x86asm.CDQ:
-			return false // a block boundary, or AX written implicitly
-		case x86asm.CMP, x86asm.TEST:
-			continue
-		case x86asm.IMUL:
-			if inst.Args[1] == nil {
-				return false // one operand: DX:AX = AX × it
-			}
-		}
-		if r, ok := inst.Args[0].(x86asm.Reg); ok && (r == x86asm.RAX || r == x86asm.EAX || r == x86asm.AX || r == x86asm.AL || r == x86asm.AH) {
-			return false
+			x86asm.JNE, x86asm.JG, x86asm.JGE, x86asm.JL, x86asm.JLE, x86asm.JS, x86asm.JNS:
+			return false // the start of the block, at the latest
 		}
 	}
 	return false

@@ -68,9 +68,9 @@ func TestFindSitesPrologues(t *testing.T) {
 		},
 		{
 			// The first argument spilled to its slot above the frame
-			// (0x18 + saved BP + return address): AX holds it at the first
-			// call, not after MOVL $1, AX.
-			name: "argument in AX",
+			// (0x18 + saved BP + return address) before the first call;
+			// the second call's block does not.
+			name: "argument spilled",
 			code: []byte{
 				0x55,             // PUSHQ BP
 				0x48, 0x89, 0xe5, // MOVQ SP, BP
@@ -82,7 +82,7 @@ func TestFindSitesPrologues(t *testing.T) {
 				0xe8, 0, 0, 0, 0, // CALL
 				0xcc, // INT3
 			},
-			entry: 0, calls: []Call{{At: 16, Target: 21, ArgInAX: true}, {At: 26, Target: 31}},
+			entry: 0, calls: []Call{{At: 16, Target: 21, ArgSpilled: true}, {At: 26, Target: 31}},
 		},
 		{
 			name:  "never returns",
@@ -126,9 +126,9 @@ func TestFindSitesAgainstObjdump(t *testing.T) {
 	}
 }
 
-// TestParkSite checks, on the oldest and the newest toolchain, that the park
-// probe's call has the semaphore in AX, and that the wake-up's has not
-// (there AX is the sudog).
+// TestParkSite checks, on the oldest and the newest toolchain, what the park
+// probe relies on: semacquire1 spills the semaphore, its first argument,
+// before it calls acquireSudog, and calls gopark once, after that.
 func TestParkSite(t *testing.T) {
 	for _, tc := range []string{"go1.19", "local"} {
 		t.Run(tc, func(t *testing.T) {
@@ -137,13 +137,13 @@ func TestParkSite(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer bin.Close()
-			park, err := callSites(bin, "runtime.semacquire1", "runtime.acquireSudog")
-			if err != nil || len(park) != 1 || !park[0].ArgInAX {
-				t.Errorf("semacquire1 → acquireSudog: %+v, %v; want one call, AX the semaphore", park, err)
+			at, err := parkSite(bin)
+			if err != nil {
+				t.Fatal(err)
 			}
-			ready, err := callSites(bin, "runtime.semrelease1", "runtime.readyWithTime")
-			if err != nil || len(ready) == 0 || ready[0].ArgInAX {
-				t.Errorf("semrelease1 → readyWithTime: %+v, %v; want calls, AX not the semaphore", ready, err)
+			sudog, _ := callSites(bin, "runtime.semacquire1", "runtime.acquireSudog")
+			if len(sudog) != 1 || at <= sudog[0].At {
+				t.Errorf("park at %#x, acquireSudog calls %+v", at, sudog)
 			}
 		})
 	}
@@ -190,7 +190,7 @@ func checkObjdump(t *testing.T, bin *symbols.Binary, exe, name string) {
 		}
 	}
 	for i := range s.Calls {
-		s.Calls[i].ArgInAX = false // TestParkSite checks it
+		s.Calls[i].ArgSpilled = false // TestParkSite checks it
 	}
 	if len(calls) == 0 || !reflect.DeepEqual(s.Calls, calls) {
 		t.Errorf("%s: calls %v, objdump says %v", name, s.Calls, calls)
