@@ -63,6 +63,7 @@ func Analyze(r *report.Report) []report.Finding {
 	a.hotKeys()
 	a.manyWaiting()
 	a.sampling()
+	a.overBudget()
 	sort.SliceStable(a.out, func(i, j int) bool { return rank(a.out[i].Severity) < rank(a.out[j].Severity) })
 	return a.out
 }
@@ -504,6 +505,20 @@ func (a *analysis) sampling() {
 		fmt.Sprintf("map counts are estimates: %.1f%% of map operations were probed", 100*f),
 		detail,
 		"for exact counts trace a shorter while with --overhead 100, which probes every map operation.")
+}
+
+// overBudget: the mutex probes alone cost more than the budget. They time
+// every park, so they are not duty-cycled like the map probes.
+func (a *analysis) overBudget() {
+	o := a.r.Overhead
+	if o.Budget <= 0 || o.Budget >= 1 || o.MutexRatio <= o.Budget {
+		return
+	}
+	a.add(report.SeverityWarning,
+		fmt.Sprintf("tracing mutexes cost ~%.1f%% of the target's CPU, over the %g%% --overhead budget", 100*o.MutexRatio, 100*o.Budget),
+		fmt.Sprintf("the mutex probes stay attached and fire twice per park, at ~%s a hit on this machine; the budget limits only "+
+			"the map probes. Lock hand-offs are slowed by about one hit each.", report.Duration(uint64(o.HitCostNS))),
+		"keep such traces short (-d 10s), or trace maps alone with --no-mutex.")
 }
 
 // Helpers.

@@ -338,6 +338,27 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			name: "mutex probes over the budget",
+			edit: func(r *report.Report) {
+				r.Overhead.Budget, r.Overhead.MutexRatio, r.Overhead.HitCostNS = 0.05, 0.077, 6100
+			},
+			want: []want{
+				{report.SeverityWarning, "tracing mutexes cost ~7.7% of the target's CPU, over the 5% --overhead budget", []string{"6.1µs a hit"}, []string{"--no-mutex"}},
+			},
+		},
+		{
+			name: "mutex probes within the budget, or no budget",
+			edit: func(r *report.Report) {
+				r.Overhead.Budget, r.Overhead.MutexRatio = 0.05, 0.049
+			},
+		},
+		{
+			name: "--overhead 100",
+			edit: func(r *report.Report) {
+				r.Overhead.Budget, r.Overhead.MutexRatio = 1, 0.2
+			},
+		},
+		{
 			name: "ranked: critical, then warnings, then info",
 			edit: func(r *report.Report) {
 				r.Overhead.MapSamplingFraction = 0.5

@@ -44,8 +44,12 @@ type Governor struct {
 	offFixed time.Duration // the same while not fully attached
 	onSpan   time.Duration // wall time fully attached (after attach, before detach)
 	offCPU   time.Duration // target CPU time while not fully attached
-	onTime   time.Duration // wall time attached, attach and detach included
-	wallTime time.Duration
+	offProbe time.Duration // estimated map probe time while attaching and detaching
+	// Map probe hits while fully attached, and in whole windows (attach
+	// and detach included): the windows' hits are all counted, so the
+	// work they cover is the attached work scaled by the two's ratio.
+	onHits, windowHits uint64
+	wallTime           time.Duration
 
 	// first is the first window, attached by Begin.
 	first struct {
@@ -111,14 +115,14 @@ func (g *Governor) Run(ctx context.Context) error {
 		// in place and the target works mostly unobserved. Their hits
 		// are the window's all the same, spent from its allowance.
 		cpu0, h0, f0, t0 := g.cpuNow(), g.cfg.Hits(), g.fixedCost(), time.Now()
-		cpu1, h1, f1, span, onTime := cpu0, h0, f0, time.Duration(0), time.Duration(0)
+		cpu1, h1, f1, span := cpu0, h0, f0, time.Duration(0)
 		if attached {
 			g.window(ctx, start, hStart, allowed)
 			cpu1, h1, f1, span = g.cpuNow(), g.cfg.Hits(), g.fixedCost(), time.Since(t0)
 			g.cfg.Detach()
-			onTime = time.Since(start)
 		}
-		probe := time.Duration(g.cfg.Hits()-hStart) * g.cfg.HitCost
+		hEnd := g.cfg.Hits()
+		probe := time.Duration(hEnd-hStart) * g.cfg.HitCost
 
 		sleep(ctx, g.cfg.Period-time.Since(start))
 		cpuEnd, fixedEnd := g.cpuNow(), g.fixedCost()
@@ -132,7 +136,9 @@ func (g *Governor) Run(ctx context.Context) error {
 		g.offFixed += fixed - (f1 - f0)
 		g.onSpan += span
 		g.offCPU += cpuEnd - cpuStart - (cpu1 - cpu0)
-		g.onTime += onTime
+		g.offProbe += time.Duration(hEnd-hStart-(h1-h0)) * g.cfg.HitCost
+		g.onHits += h1 - h0
+		g.windowHits += hEnd - hStart
 		g.wallTime += wall
 		g.mu.Unlock()
 		fixedPrev = fixed
@@ -193,11 +199,12 @@ func sleep(ctx context.Context, d time.Duration) {
 // true counts. It is 1 when always attached.
 //
 // The share is that of the target's work (CPU time less the probes' own)
-// done while attached. Where the probes took most of the attached CPU time,
-// that difference is too small to trust, and the share of time attached is
-// used instead. That is right for a target whose map operations are paced by
-// something else (I/O, timers, locks): the probes then add CPU time without
-// slowing it. A target that was busy anyway — a loop doing little but map
+// done while attached, scaled by the windows' hits over those while fully
+// attached: hits while the probes attach and detach are counted too. Where
+// the probes took most of the attached CPU time, that difference is too
+// small to trust, and the share of time attached is used instead. That is
+// right for a target whose map operations are paced by something else (I/O,
+// timers, locks): the probes then add CPU time without slowing it. A target that was busy anyway — a loop doing little but map
 // operations — was slowed by them, and the estimate is a lower bound
 // (LowerBound says so).
 func (g *Governor) Fraction() float64 {
@@ -226,15 +233,19 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed // the target's and map probes'
+	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-g.offProbe // the target's and map probes'
 	onWork := onCPU - g.onProbe
+	scale := 1.0 // attaching and detaching cover part of the work too
+	if g.onHits > 0 {
+		scale = float64(g.windowHits) / float64(g.onHits)
+	}
 	if onCPU > 0 && float64(g.onProbe) < probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
-		return float64(onWork) / float64(onWork+offCPU), false
+		return min(1, scale*float64(onWork)/float64(onWork+offCPU)), false
 	}
 	if g.wallTime == 0 {
 		return 1, false
 	}
-	fraction = float64(g.onTime) / float64(g.wallTime)
+	fraction = min(1, scale*float64(g.onSpan)/float64(g.wallTime))
 	offSpan := g.wallTime - g.onSpan
 	if g.onProbe == 0 || g.onSpan == 0 || offSpan <= 0 {
 		return fraction, false

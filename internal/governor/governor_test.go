@@ -7,32 +7,32 @@ import (
 )
 
 // record sets the governor's measurements.
-func (g *Governor) record(onCPU, onProbe, onSpan, offCPU, onTime, wall time.Duration) {
-	g.onCPU, g.onProbe, g.onSpan, g.offCPU, g.onTime, g.wallTime = onCPU, onProbe, onSpan, offCPU, onTime, wall
+func (g *Governor) record(onCPU, onProbe, onSpan, offCPU, wall time.Duration) {
+	g.onCPU, g.onProbe, g.onSpan, g.offCPU, g.wallTime = onCPU, onProbe, onSpan, offCPU, wall
 }
 
 func TestEstimate(t *testing.T) {
 	ms := time.Millisecond
 	for _, tc := range []struct {
-		name                                         string
-		onCPU, onProbe, onSpan, offCPU, onTime, wall time.Duration
-		fraction                                     float64
-		lowerBound                                   bool
+		name                                 string
+		onCPU, onProbe, onSpan, offCPU, wall time.Duration
+		fraction                             float64
+		lowerBound                           bool
 	}{
 		// Probes took 20ms of 50ms attached: 30ms of work against 270ms off.
-		{"work-based", 50 * ms, 20 * ms, 50 * ms, 270 * ms, 55 * ms, 500 * ms, 0.1, false},
+		{"work-based", 50 * ms, 20 * ms, 50 * ms, 270 * ms, 500 * ms, 0.1, false},
 		// Probes took nearly all attached CPU, and the target used no more
 		// CPU attached than not (busy either way): slowed, a lower bound.
-		{"busy loop", 50 * ms, 48 * ms, 50 * ms, 450 * ms, 50 * ms, 500 * ms, 0.1, true},
+		{"busy loop", 50 * ms, 48 * ms, 50 * ms, 450 * ms, 500 * ms, 0.1, true},
 		// Probes took most attached CPU but only added to a mostly idle
 		// target's: paced, the time share is right.
-		{"paced", 10 * ms, 8 * ms, 50 * ms, 9 * ms, 50 * ms, 500 * ms, 0.1, false},
+		{"paced", 10 * ms, 8 * ms, 50 * ms, 9 * ms, 500 * ms, 0.1, false},
 		// Nothing measured yet.
-		{"no windows", 0, 0, 0, 0, 0, 0, 1, false},
+		{"no windows", 0, 0, 0, 0, 0, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := New(Config{Budget: 0.05})
-			g.record(tc.onCPU, tc.onProbe, tc.onSpan, tc.offCPU, tc.onTime, tc.wall)
+			g.record(tc.onCPU, tc.onProbe, tc.onSpan, tc.offCPU, tc.wall)
 			f, lb := g.estimate()
 			if diff := f - tc.fraction; diff > 1e-9 || diff < -1e-9 || lb != tc.lowerBound {
 				t.Errorf("estimate = %v, %v; want %v, %v", f, lb, tc.fraction, tc.lowerBound)
@@ -42,10 +42,18 @@ func TestEstimate(t *testing.T) {
 	// The probes that stay attached did no work either: of 50ms attached,
 	// 10ms was theirs and 20ms the map probes'; of 270ms off, 100ms theirs.
 	g := New(Config{Budget: 0.05})
-	g.record(50*ms, 20*ms, 50*ms, 270*ms, 55*ms, 500*ms)
+	g.record(50*ms, 20*ms, 50*ms, 270*ms, 500*ms)
 	g.onFixed, g.offFixed = 10*ms, 100*ms
 	if f, _ := g.estimate(); f < 20.0/190-1e-9 || f > 20.0/190+1e-9 {
 		t.Errorf("with probes that stay attached: estimate = %v, want %v", f, 20.0/190)
+	}
+	// Half as many hits again while attaching and detaching (10ms of probe
+	// time, off): they cover half as much work again as the 30ms attached.
+	g = New(Config{Budget: 0.05})
+	g.record(50*ms, 20*ms, 50*ms, 280*ms, 500*ms)
+	g.offProbe, g.onHits, g.windowHits = 10*ms, 100, 150
+	if f, _ := g.estimate(); f < 0.15-1e-9 || f > 0.15+1e-9 {
+		t.Errorf("with hits while attaching: estimate = %v, want 0.15", f)
 	}
 	if f, lb := New(Config{Budget: 1}).estimate(); f != 1 || lb {
 		t.Errorf("always attached: %v, %v", f, lb)

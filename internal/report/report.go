@@ -86,6 +86,11 @@ type Overhead struct {
 	HitCostNS float64 `json:"hit_cost_ns"`
 	// Ratio is the estimated share of the target's time spent in probes.
 	Ratio float64 `json:"ratio"`
+	// MutexRatio is the part of Ratio spent in the mutex probes, which
+	// stay attached: the budget limits the map probes only.
+	MutexRatio float64 `json:"mutex_ratio"`
+	// Budget is --overhead as a share of the target's time (0.05 for 5%).
+	Budget float64 `json:"budget"`
 	// LostEvents counts what the probes could not record: stacks that could
 	// not be walked or stored, and updates to a full table.
 	LostEvents uint64 `json:"lost_events"`

@@ -329,13 +329,15 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 	r := *s.r // the fixed parts: target, missing symbols
 	r.Window = report.Window{Start: s.start0, End: end, Seconds: end.Sub(s.start0).Seconds()}
 	var errs []error
+	var mutexHits uint64
 	if s.mutexObjs != nil {
 		c := &collector.Mutexes{Maps: &s.mutexObjs.MutexMaps, Plan: s.mutexPlan, Sym: s.sym}
 		ms, gs, err := c.Collect()
 		errs = append(errs, err)
 		r.Mutexes, r.Goroutines = ms, gs
 		r.Overhead.LostEvents += collector.Lost(s.mutexObjs.Stats)
-		r.Overhead.ProbeHits += sum(collector.Hits(s.mutexObjs.Hits, s.mutexPlan))
+		mutexHits = sum(collector.Hits(s.mutexObjs.Hits, s.mutexPlan))
+		r.Overhead.ProbeHits += mutexHits
 	}
 	if s.mapObjs != nil {
 		frac := s.gov.Fraction()
@@ -353,13 +355,15 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		}
 	}
 	r.Goroutines = r.Goroutines[:min(len(r.Goroutines), 10)]
-	r.Findings = findings.Analyze(&r)
 	cost := time.Duration(r.Overhead.ProbeHits) * s.hitCost
+	r.Overhead.Budget = s.opts.Overhead / 100
 	r.Overhead.HitCostNS = float64(s.hitCost.Nanoseconds())
 	r.Overhead.EstCostSeconds = cost.Seconds()
 	if used := s.cpu.used(); used > 0 {
 		r.Overhead.Ratio = cost.Seconds() / used.Seconds()
+		r.Overhead.MutexRatio = (time.Duration(mutexHits) * s.hitCost).Seconds() / used.Seconds()
 	}
+	r.Findings = findings.Analyze(&r)
 	return &r, errors.Join(errs...)
 }
 
