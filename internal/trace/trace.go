@@ -376,12 +376,17 @@ func (s *session) mapName(addr uint64) string {
 	return s.mapNames[addr]
 }
 
-// nameMaps reads the map variables at attach, then again whenever the probes
+// nameMaps reads the map variables at attach, then again when the probes
 // have seen a map it cannot name (a global may be assigned a new map), while
-// the target lives: a target that crashes cannot be read afterwards.
+// the target lives: a target that crashes cannot be read afterwards. Heap
+// maps never get a name, so while the unnamed maps are the same ones the
+// reads back off, from every 250ms to every 8s; a new one reads at once.
 func (s *session) nameMaps(quit <-chan struct{}) {
 	s.readMapVars()
-	t := time.NewTicker(250 * time.Millisecond)
+	const tick, most = 250 * time.Millisecond, 8 * time.Second
+	seen := map[uint64]bool{}
+	wait, last := tick, time.Now()
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
@@ -389,16 +394,27 @@ func (s *session) nameMaps(quit <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		var (
-			addr uint64
-			st   bpf.MapsMapStat
-		)
-		it := s.mapObjs.MapStats.Iterate()
-		for it.Next(&addr, &st) {
-			if s.mapName(addr) == "" {
-				s.readMapVars()
+		// Keys only: half the system calls of iterating the entries.
+		unnamed, fresh := false, false
+		var key any // nil: the first key
+		for {
+			var addr uint64
+			if s.mapObjs.MapStats.NextKey(key, &addr) != nil {
 				break
 			}
+			if s.mapName(addr) == "" {
+				unnamed = true
+				fresh = fresh || !seen[addr]
+			}
+			seen[addr] = true
+			key = addr
+		}
+		if fresh {
+			wait = tick
+		}
+		if unnamed && (fresh || time.Since(last) >= wait) {
+			s.readMapVars()
+			last, wait = time.Now(), min(2*wait, most)
 		}
 	}
 }
