@@ -36,8 +36,8 @@ func leaf(k uint64) uint64 { return k * 3 }
 // Measure returns the cost of one hit of the map program on an entry site
 // (PUSHQ BP, which the kernel emulates, as every maptrace probe's is), from
 // calls of a function of this process timed probed and unprobed. The probe
-// is a map read's by a uint64 key, hot keys counted: the commonest hit. It loads
-// its own copy of the program, so that the trace's maps stay clean.
+// is a map read's by a uint64 key, hot keys counted: the commonest hit. It
+// loads its own copy of the program, so that the trace's maps stay clean.
 func Measure(goidOffset uint64, layout probes.MapLayout, multi bool) (time.Duration, error) {
 	maps, err := probes.LoadMaps(goidOffset, layout, true, multi)
 	if err != nil {

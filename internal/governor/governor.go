@@ -39,12 +39,10 @@ type Governor struct {
 
 	mu       sync.Mutex
 	onCPU    time.Duration // target CPU time while attached, probes included
-	onProbe  time.Duration // of which estimated map probe time
-	onFixed  time.Duration // and estimated time in the probes that stay attached
+	onFixed  time.Duration // of which estimated time in the probes that stay attached
 	offFixed time.Duration // the same while not fully attached
 	onSpan   time.Duration // wall time fully attached (after attach, before detach)
 	offCPU   time.Duration // target CPU time while not fully attached
-	offProbe time.Duration // estimated map probe time while attaching and detaching
 	// Map probe hits while fully attached, and in whole windows (attach
 	// and detach included): the windows' hits are all counted, so the
 	// work they cover is the attached work scaled by the two's ratio.
@@ -131,12 +129,10 @@ func (g *Governor) Run(ctx context.Context) error {
 
 		g.mu.Lock()
 		g.onCPU += cpu1 - cpu0
-		g.onProbe += time.Duration(h1-h0) * g.cfg.HitCost
 		g.onFixed += f1 - f0
 		g.offFixed += fixed - (f1 - f0)
 		g.onSpan += span
 		g.offCPU += cpuEnd - cpuStart - (cpu1 - cpu0)
-		g.offProbe += time.Duration(hEnd-hStart-(h1-h0)) * g.cfg.HitCost
 		g.onHits += h1 - h0
 		g.windowHits += hEnd - hStart
 		g.wallTime += wall
@@ -204,9 +200,9 @@ func sleep(ctx context.Context, d time.Duration) {
 // the probes took most of the attached CPU time, that difference is too
 // small to trust, and the share of time attached is used instead. That is
 // right for a target whose map operations are paced by something else (I/O,
-// timers, locks): the probes then add CPU time without slowing it. A target that was busy anyway — a loop doing little but map
-// operations — was slowed by them, and the estimate is a lower bound
-// (LowerBound says so).
+// timers, locks): the probes then add CPU time without slowing it. A target
+// that was busy anyway — a loop doing little but map operations — was slowed
+// by them, and the estimate is a lower bound (LowerBound says so).
 func (g *Governor) Fraction() float64 {
 	f, _ := g.estimate()
 	return f
@@ -233,13 +229,15 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-g.offProbe // the target's and map probes'
-	onWork := onCPU - g.onProbe
+	onProbe := time.Duration(g.onHits) * g.cfg.HitCost
+	offProbe := time.Duration(g.windowHits-g.onHits) * g.cfg.HitCost // attaching and detaching
+	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'
+	onWork := onCPU - onProbe
 	scale := 1.0 // attaching and detaching cover part of the work too
 	if g.onHits > 0 {
 		scale = float64(g.windowHits) / float64(g.onHits)
 	}
-	if onCPU > 0 && float64(g.onProbe) < probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
+	if onCPU > 0 && float64(onProbe) < probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
 		return min(1, scale*float64(onWork)/float64(onWork+offCPU)), false
 	}
 	if g.wallTime == 0 {
@@ -247,7 +245,7 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	}
 	fraction = min(1, scale*float64(g.onSpan)/float64(g.wallTime))
 	offSpan := g.wallTime - g.onSpan
-	if g.onProbe == 0 || g.onSpan == 0 || offSpan <= 0 {
+	if onProbe == 0 || g.onSpan == 0 || offSpan <= 0 {
 		return fraction, false
 	}
 	rateOn := float64(onCPU) / float64(g.onSpan)

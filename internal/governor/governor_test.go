@@ -6,9 +6,17 @@ import (
 	"time"
 )
 
-// record sets the governor's measurements.
+// record sets the governor's measurements, onProbe as hits of 1ms each
+// (newEstimator's), none of them while attaching or detaching.
 func (g *Governor) record(onCPU, onProbe, onSpan, offCPU, wall time.Duration) {
-	g.onCPU, g.onProbe, g.onSpan, g.offCPU, g.wallTime = onCPU, onProbe, onSpan, offCPU, wall
+	g.onCPU, g.onSpan, g.offCPU, g.wallTime = onCPU, onSpan, offCPU, wall
+	g.onHits = uint64(onProbe / g.cfg.HitCost)
+	g.windowHits = g.onHits
+}
+
+// newEstimator is a governor with a 5% budget and 1ms probe hits.
+func newEstimator() *Governor {
+	return New(Config{Budget: 0.05, HitCost: time.Millisecond})
 }
 
 func TestEstimate(t *testing.T) {
@@ -31,7 +39,7 @@ func TestEstimate(t *testing.T) {
 		{"no windows", 0, 0, 0, 0, 0, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := New(Config{Budget: 0.05})
+			g := newEstimator()
 			g.record(tc.onCPU, tc.onProbe, tc.onSpan, tc.offCPU, tc.wall)
 			f, lb := g.estimate()
 			if diff := f - tc.fraction; diff > 1e-9 || diff < -1e-9 || lb != tc.lowerBound {
@@ -41,7 +49,7 @@ func TestEstimate(t *testing.T) {
 	}
 	// The probes that stay attached did no work either: of 50ms attached,
 	// 10ms was theirs and 20ms the map probes'; of 270ms off, 100ms theirs.
-	g := New(Config{Budget: 0.05})
+	g := newEstimator()
 	g.record(50*ms, 20*ms, 50*ms, 270*ms, 500*ms)
 	g.onFixed, g.offFixed = 10*ms, 100*ms
 	if f, _ := g.estimate(); f < 20.0/190-1e-9 || f > 20.0/190+1e-9 {
@@ -49,9 +57,9 @@ func TestEstimate(t *testing.T) {
 	}
 	// Half as many hits again while attaching and detaching (10ms of probe
 	// time, off): they cover half as much work again as the 30ms attached.
-	g = New(Config{Budget: 0.05})
+	g = newEstimator()
 	g.record(50*ms, 20*ms, 50*ms, 280*ms, 500*ms)
-	g.offProbe, g.onHits, g.windowHits = 10*ms, 100, 150
+	g.windowHits = 30
 	if f, _ := g.estimate(); f < 0.15-1e-9 || f > 0.15+1e-9 {
 		t.Errorf("with hits while attaching: estimate = %v, want 0.15", f)
 	}
@@ -119,33 +127,23 @@ func (f *fakeTarget) run(t *testing.T) {
 	}
 }
 
-// TestRunCycles: each window must end once it has spent its allowance, and
-// the probes must end detached.
+// TestRunCycles: each window must end once it has spent its allowance, hits
+// while the probes attach and detach included, and the probes must end
+// detached.
 func TestRunCycles(t *testing.T) {
-	f := &fakeTarget{}
-	f.run(t)
-	if f.attaches < 4 {
-		t.Errorf("%d windows in 1s of 200ms periods", f.attaches)
-	}
-	// Budget 10% of one CPU for 200ms is 20ms of probe time: about 20 hits
-	// a window (18 once the probes' own share is taken out of the rate).
-	if perWindow := f.total / uint64(f.attaches); perWindow < 15 || perWindow > 25 {
-		t.Errorf("%d hits a window, want about 20", perWindow)
-	}
-}
-
-// TestRunSlowLinks: hits while the probes attach and detach are spent from
-// the window's allowance too.
-func TestRunSlowLinks(t *testing.T) {
-	f := &fakeTarget{link: 5 * time.Millisecond}
-	f.run(t)
-	if f.attaches < 4 {
-		t.Errorf("%d windows in 1s of 200ms periods", f.attaches)
-	}
-	// As in TestRunCycles, about 20 a window, not 20 plus the 10 that fire
-	// while attaching and detaching.
-	if perWindow := f.total / uint64(f.attaches); perWindow < 15 || perWindow > 25 {
-		t.Errorf("%d hits a window, want about 20", perWindow)
+	for _, link := range []time.Duration{0, 5 * time.Millisecond} {
+		f := &fakeTarget{link: link}
+		f.run(t)
+		if f.attaches < 4 {
+			t.Errorf("link %v: %d windows in 1s of 200ms periods", link, f.attaches)
+		}
+		// Budget 10% of one CPU for 200ms is 20ms of probe time: about 20
+		// hits a window (18 once the probes' own share is taken out of the
+		// rate), not 20 plus the 10 that fire while slow links attach and
+		// detach.
+		if perWindow := f.total / uint64(f.attaches); perWindow < 15 || perWindow > 25 {
+			t.Errorf("link %v: %d hits a window, want about 20", link, perWindow)
+		}
 	}
 }
 
