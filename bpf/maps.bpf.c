@@ -44,23 +44,39 @@ volatile const u8 map_writing_mask;   // hashWriting (4) or 1
 volatile const u64 iter_map_offset;   // hiter.h / maps.Iter.m
 volatile const u8 collect_keys;       // --keys none turns key reading off
 
+// A map class: the map's Go type (its maptype descriptor) and the return
+// address of the first operation seen on it. Short-lived heap maps of one
+// kind share a class, so the tables below grow with the code, not with the
+// number of maps; a named global usually is a class of its own.
+struct class_key {
+	u64 type;
+	u64 site;
+};
+
 struct map_key {
-	u64 map;
+	struct class_key class;
 	u8 data[KEY_BYTES];
 	u32 len; // the key's length (strings) or size
 	u8 kind;
 	u8 _pad[3];
 };
 
-struct map_stat {
+struct class_stat {
 	u64 ops[6]; // by OP_*
 	u64 other_keys;
+	u64 maps;        // distinct maps seen in the class
+	u64 interleaved; // writes by A, then B, then A again on one map, within INTERLEAVE_NS
 	u32 key_kind;
 	u32 key_size;
 };
 
+// The class of each map seen: an LRU, so that churning heap maps recycle it.
+struct map_info {
+	struct class_key class;
+};
+
 struct site_key {
-	u64 map;
+	struct class_key class;
 	u64 caller;
 	u32 op;
 	u32 _pad;
@@ -75,7 +91,7 @@ struct site_val {
 
 struct goroutine_key {
 	s64 goid;
-	u64 map;
+	struct class_key class;
 };
 
 struct goroutine_stat {
@@ -113,6 +129,23 @@ struct race_val {
 	s64 other_goid;
 };
 
+// Interleaved writes: goroutine A wrote a map, B wrote it, and A wrote it
+// again, all within INTERLEAVE_NS. A map handed from one goroutine to
+// another never does this; a map shared by writers does.
+struct interleave_key {
+	struct class_key class;
+	u64 caller;       // A's second write
+	u64 other_caller; // B's write in between
+};
+
+struct interleave_val {
+	u64 count;
+	s64 stackid;
+	s64 other_stackid;
+	s64 goid;
+	s64 other_goid;
+};
+
 struct fatal_info {
 	s64 goid;
 	s64 stackid;
@@ -130,11 +163,18 @@ struct last_op {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, u64);
-	__type(value, struct map_stat);
+	__type(value, struct map_info);
+	__uint(max_entries, 65536);
+} map_classes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct class_key);
+	__type(value, struct class_stat);
 	__uint(max_entries, 4096);
-} map_stats SEC(".maps");
+} class_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -143,7 +183,7 @@ struct {
 	__uint(max_entries, 16384);
 } sites SEC(".maps");
 
-// Bounded key counts: once full, new keys are counted as the map's other_keys.
+// Bounded key counts: once full, new keys are counted as the class's other_keys.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct map_key);
@@ -151,15 +191,16 @@ struct {
 	__uint(max_entries, 16384);
 } keys SEC(".maps");
 
+// Per goroutine: LRU, since goroutines come and go; the busy ones stay.
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct goroutine_key);
 	__type(value, struct goroutine_stat);
 	__uint(max_entries, 16384);
 } goroutines SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct gkey_key);
 	__type(value, u64);
 	__uint(max_entries, 16384);
@@ -176,7 +217,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, u64);
 	__type(value, struct writers);
-	__uint(max_entries, 8192);
+	__uint(max_entries, 16384);
 } writers SEC(".maps");
 
 // other_writer is the most recent writer of m that is not goroutine goid.
@@ -198,6 +239,13 @@ struct {
 	__type(value, struct race_val);
 	__uint(max_entries, 1024);
 } races SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct interleave_key);
+	__type(value, struct interleave_val);
+	__uint(max_entries, 1024);
+} interleaves SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -323,9 +371,9 @@ static __always_inline int bump(void *map, void *key)
 
 // site counts a call at its site and returns the site's stack id (-1 if the
 // stack could not be taken or the site table is full).
-static __always_inline s64 site(struct pt_regs *ctx, u64 m, u64 caller, u32 op)
+static __always_inline s64 site(struct pt_regs *ctx, struct class_key *c, u64 caller, u32 op)
 {
-	struct site_key sk = {.map = m, .caller = caller, .op = op};
+	struct site_key sk = {.class = *c, .caller = caller, .op = op};
 	struct site_val *sv = bpf_map_lookup_elem(&sites, &sk);
 	if (sv) {
 		add(&sv->count, 1);
@@ -341,6 +389,35 @@ static __always_inline s64 site(struct pt_regs *ctx, u64 m, u64 caller, u32 op)
 		add(&sv->count, 1);
 	}
 	return nv.stackid;
+}
+
+// class_of returns the class of map m of Go type t, classifying the map at
+// its first operation seen. A map whose address now holds a map of another
+// type is a new map (the old one was freed).
+static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u64 t, u64 caller)
+{
+	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
+	int fresh = !mi || mi->class.type != t;
+	if (fresh) {
+		struct map_info nmi = {.class = {.type = t, .site = caller}};
+		bpf_map_update_elem(&map_classes, &m, &nmi, BPF_ANY);
+		*c = nmi.class;
+	} else {
+		*c = mi->class;
+	}
+	struct class_stat *st = bpf_map_lookup_elem(&class_stats, c);
+	if (!st) {
+		struct class_stat ns = {};
+		bpf_map_update_elem(&class_stats, c, &ns, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&class_stats, c);
+		if (!st) {
+			count(&stats, STAT_AGG_FULL);
+			return 0;
+		}
+	}
+	if (fresh)
+		add(&st->maps, 1);
+	return st;
 }
 
 // A write in progress that started more than this long ago cannot be the
@@ -378,6 +455,40 @@ static __always_inline void check_race(struct pt_regs *ctx, u64 m, u32 op, s64 g
 	bpf_map_update_elem(&races, &rk, &nv, BPF_NOEXIST);
 }
 
+// Writes by one goroutine, another, then the first again, within this span,
+// are interleaved: the map is shared by writers, not handed over.
+#define INTERLEAVE_NS (10 * 1000 * 1000ULL)
+
+// note_write records goroutine goid's write of m, counting it as interleaved
+// when the two writes before it were by goid and then another goroutine.
+static __always_inline void note_write(struct class_key *c, struct class_stat *st, u64 m, struct writer *w)
+{
+	struct writers *ws = bpf_map_lookup_elem(&writers, &m);
+	if (!ws) {
+		struct writers nw = {.last = *w};
+		bpf_map_update_elem(&writers, &m, &nw, BPF_ANY);
+		return;
+	}
+	if (ws->last.goid == w->goid) {
+		ws->last = *w;
+		return;
+	}
+	if (ws->prev.goid == w->goid && ws->prev.ns && w->ns - ws->prev.ns < INTERLEAVE_NS) {
+		add(&st->interleaved, 1);
+		struct interleave_key ik = {.class = *c, .caller = w->caller, .other_caller = ws->last.caller};
+		struct interleave_val *iv = bpf_map_lookup_elem(&interleaves, &ik);
+		if (iv) {
+			add(&iv->count, 1);
+		} else {
+			struct interleave_val niv = {.count = 1, .stackid = w->stackid, .other_stackid = ws->last.stackid,
+						     .goid = w->goid, .other_goid = ws->last.goid};
+			bpf_map_update_elem(&interleaves, &ik, &niv, BPF_NOEXIST);
+		}
+	}
+	ws->prev = ws->last;
+	ws->last = *w;
+}
+
 SEC("uprobe")
 int map_op(struct pt_regs *ctx)
 {
@@ -401,7 +512,11 @@ int map_op(struct pt_regs *ctx)
 		check_race(ctx, m, op, goid, -2, caller);
 		return 0;
 	}
-	s64 stackid = site(ctx, m, caller, op);
+	struct class_key c = {};
+	struct class_stat *st = class_of(&c, m, GO_ARG1(ctx), caller);
+	if (!st)
+		return 0;
+	s64 stackid = site(ctx, &c, caller, op);
 	check_race(ctx, m, op, goid, stackid, caller);
 
 	u32 zero = 0;
@@ -416,30 +531,11 @@ int map_op(struct pt_regs *ctx)
 
 	if (op == OP_WRITE || op == OP_DELETE) {
 		struct writer w = {.ns = bpf_ktime_get_ns(), .caller = caller, .goid = goid, .stackid = stackid, .op = op};
-		struct writers *ws = bpf_map_lookup_elem(&writers, &m);
-		if (ws) {
-			if (ws->last.goid != goid)
-				ws->prev = ws->last;
-			ws->last = w;
-		} else {
-			struct writers nw = {.last = w};
-			bpf_map_update_elem(&writers, &m, &nw, BPF_ANY);
-		}
-	}
-
-	struct map_stat *st = bpf_map_lookup_elem(&map_stats, &m);
-	if (!st) {
-		struct map_stat ns = {};
-		bpf_map_update_elem(&map_stats, &m, &ns, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&map_stats, &m);
-		if (!st) {
-			count(&stats, STAT_AGG_FULL);
-			return 0;
-		}
+		note_write(&c, st, m, &w);
 	}
 	add(&st->ops[op], 1);
 
-	struct goroutine_key gk = {.goid = goid, .map = m};
+	struct goroutine_key gk = {.goid = goid, .class = c};
 	struct goroutine_stat *gs = bpf_map_lookup_elem(&goroutines, &gk);
 	if (gs) {
 		add(&gs->ops, 1);
@@ -447,7 +543,7 @@ int map_op(struct pt_regs *ctx)
 			add(&gs->writes, 1);
 	} else {
 		struct goroutine_stat ngs = {.ops = 1, .writes = op == OP_WRITE || op == OP_DELETE};
-		bpf_map_update_elem(&goroutines, &gk, &ngs, BPF_NOEXIST);
+		bpf_map_update_elem(&goroutines, &gk, &ngs, BPF_ANY);
 	}
 
 	if (!collect_keys || mode == KEY_NONE)
@@ -457,7 +553,7 @@ int map_op(struct pt_regs *ctx)
 		return 0;
 	__builtin_memset(gkk, 0, sizeof(*gkk));
 	gkk->goid = goid;
-	gkk->key.map = m;
+	gkk->key.class = c;
 	read_key(ctx, mode, &gkk->key);
 	st->key_kind = gkk->key.kind;
 	st->key_size = gkk->key.len;

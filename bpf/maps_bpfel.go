@@ -13,6 +13,22 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type MapsClassKey struct {
+	_    structs.HostLayout
+	Type uint64
+	Site uint64
+}
+
+type MapsClassStat struct {
+	_           structs.HostLayout
+	Ops         [6]uint64
+	OtherKeys   uint64
+	Maps        uint64
+	Interleaved uint64
+	KeyKind     uint32
+	KeySize     uint32
+}
+
 type MapsFatalInfo struct {
 	_       structs.HostLayout
 	Goid    int64
@@ -31,15 +47,31 @@ type MapsGkeyKey struct {
 }
 
 type MapsGoroutineKey struct {
-	_    structs.HostLayout
-	Goid int64
-	Map  uint64
+	_     structs.HostLayout
+	Goid  int64
+	Class MapsClassKey
 }
 
 type MapsGoroutineStat struct {
 	_      structs.HostLayout
 	Ops    uint64
 	Writes uint64
+}
+
+type MapsInterleaveKey struct {
+	_           structs.HostLayout
+	Class       MapsClassKey
+	Caller      uint64
+	OtherCaller uint64
+}
+
+type MapsInterleaveVal struct {
+	_            structs.HostLayout
+	Count        uint64
+	Stackid      int64
+	OtherStackid int64
+	Goid         int64
+	OtherGoid    int64
 }
 
 type MapsLastOp struct {
@@ -49,21 +81,18 @@ type MapsLastOp struct {
 	Pad uint32
 }
 
-type MapsMapKey struct {
-	_    structs.HostLayout
-	Map  uint64
-	Data [32]uint8
-	Len  uint32
-	Kind uint8
-	Pad  [3]uint8
+type MapsMapInfo struct {
+	_     structs.HostLayout
+	Class MapsClassKey
 }
 
-type MapsMapStat struct {
-	_         structs.HostLayout
-	Ops       [6]uint64
-	OtherKeys uint64
-	KeyKind   uint32
-	KeySize   uint32
+type MapsMapKey struct {
+	_     structs.HostLayout
+	Class MapsClassKey
+	Data  [32]uint8
+	Len   uint32
+	Kind  uint8
+	Pad   [3]uint8
 }
 
 type MapsRaceKey struct {
@@ -86,7 +115,7 @@ type MapsRaceVal struct {
 
 type MapsSiteKey struct {
 	_      structs.HostLayout
-	Map    uint64
+	Class  MapsClassKey
 	Caller uint64
 	Op     uint32
 	Pad    uint32
@@ -118,13 +147,15 @@ type MapsWriters struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	MapsMapClassStats     = "class_stats"
 	MapsMapFatal          = "fatal"
 	MapsMapGoroutineKeys  = "goroutine_keys"
 	MapsMapGoroutines     = "goroutines"
 	MapsMapHits           = "hits"
+	MapsMapInterleaves    = "interleaves"
 	MapsMapKeys           = "keys"
 	MapsMapLastOps        = "last_ops"
-	MapsMapMapStats       = "map_stats"
+	MapsMapMapClasses     = "map_classes"
 	MapsMapRaces          = "races"
 	MapsMapScratch        = "scratch"
 	MapsMapSites          = "sites"
@@ -190,13 +221,15 @@ type MapsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MapsMapSpecs struct {
+	ClassStats    *ebpf.MapSpec `ebpf:"class_stats"`
 	Fatal         *ebpf.MapSpec `ebpf:"fatal"`
 	GoroutineKeys *ebpf.MapSpec `ebpf:"goroutine_keys"`
 	Goroutines    *ebpf.MapSpec `ebpf:"goroutines"`
 	Hits          *ebpf.MapSpec `ebpf:"hits"`
+	Interleaves   *ebpf.MapSpec `ebpf:"interleaves"`
 	Keys          *ebpf.MapSpec `ebpf:"keys"`
 	LastOps       *ebpf.MapSpec `ebpf:"last_ops"`
-	MapStats      *ebpf.MapSpec `ebpf:"map_stats"`
+	MapClasses    *ebpf.MapSpec `ebpf:"map_classes"`
 	Races         *ebpf.MapSpec `ebpf:"races"`
 	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 	Sites         *ebpf.MapSpec `ebpf:"sites"`
@@ -236,13 +269,15 @@ func (o *MapsObjects) Close() error {
 //
 // It can be passed to LoadMapsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MapsMaps struct {
+	ClassStats    *ebpf.Map `ebpf:"class_stats"`
 	Fatal         *ebpf.Map `ebpf:"fatal"`
 	GoroutineKeys *ebpf.Map `ebpf:"goroutine_keys"`
 	Goroutines    *ebpf.Map `ebpf:"goroutines"`
 	Hits          *ebpf.Map `ebpf:"hits"`
+	Interleaves   *ebpf.Map `ebpf:"interleaves"`
 	Keys          *ebpf.Map `ebpf:"keys"`
 	LastOps       *ebpf.Map `ebpf:"last_ops"`
-	MapStats      *ebpf.Map `ebpf:"map_stats"`
+	MapClasses    *ebpf.Map `ebpf:"map_classes"`
 	Races         *ebpf.Map `ebpf:"races"`
 	Scratch       *ebpf.Map `ebpf:"scratch"`
 	Sites         *ebpf.Map `ebpf:"sites"`
@@ -253,13 +288,15 @@ type MapsMaps struct {
 
 func (m *MapsMaps) Close() error {
 	return _MapsClose(
+		m.ClassStats,
 		m.Fatal,
 		m.GoroutineKeys,
 		m.Goroutines,
 		m.Hits,
+		m.Interleaves,
 		m.Keys,
 		m.LastOps,
-		m.MapStats,
+		m.MapClasses,
 		m.Races,
 		m.Scratch,
 		m.Sites,

@@ -41,18 +41,25 @@ type Maps struct {
 	Keys string // KeysRaw, KeysHash or KeysNone
 	// Name names a map header address (a global map variable), or "".
 	Name func(addr uint64) string
+	// Globals lists the target's global map variables by header address.
+	Globals func() map[uint64]string
 	// Scale multiplies observed counts into estimates: 1/sampling fraction.
 	Scale float64
 }
 
 // MapsResult is what the map programs saw.
 type MapsResult struct {
+	// Maps are the rows: named globals one each, heap maps by class.
 	Maps  []report.Map
 	Races []report.Race
 	// Goroutines are the goroutines by map operations, with their hot keys.
 	Goroutines []report.Goroutine
 	// Fatal is what the target died of, if it called runtime.fatal/throw.
 	Fatal string
+	// Callers are the return addresses of each row's call sites (Maps[i]'s
+	// in Callers[i]) with their counts, to join with CPU samples, which are
+	// keyed the same way.
+	Callers []map[uint64]uint64
 }
 
 var opNames = map[uint32]string{
@@ -67,58 +74,179 @@ func (c *Maps) scale(n uint64) uint64 {
 	return uint64(float64(n)*c.Scale + 0.5)
 }
 
-// Collect returns the maps by operations, most first, and the races.
+// row is one report row being built: a named global, or a class of heap
+// maps of one type first used in one function.
+type row struct {
+	m       report.Map
+	callers map[uint64]uint64
+	goids   map[int64]bool
+	writers map[int64]bool
+	il      *report.Interleave
+}
+
+// Collect returns the map rows by operations, most first, and the races.
 func (c *Maps) Collect() (*MapsResult, error) {
 	res := &MapsResult{}
-	byAddr := map[uint64]*report.Map{}
+	classes := map[bpf.MapsClassKey]*bpf.MapsClassStat{}
 	var (
-		addr uint64
-		st   bpf.MapsMapStat
+		ck bpf.MapsClassKey
+		st bpf.MapsClassStat
 	)
-	it := c.Maps.MapStats.Iterate()
-	for it.Next(&addr, &st) {
-		m := &report.Map{
-			Address:    fmt.Sprintf("%#x", addr),
-			Name:       c.Name(addr),
-			KeyType:    keyType(st.KeyKind, st.KeySize),
-			Reads:      c.scale(st.Ops[probes.OpRead]),
-			Writes:     c.scale(st.Ops[probes.OpWrite]),
-			Deletes:    c.scale(st.Ops[probes.OpDelete]),
-			Iterations: c.scale(st.Ops[probes.OpIterate]),
+	it := c.Maps.ClassStats.Iterate()
+	for it.Next(&ck, &st) {
+		s := st
+		classes[ck] = &s
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read map classes: %w", err)
+	}
+	// Classes whose maps are global variables: a class all of whose maps are
+	// named is reported under the name.
+	named := map[bpf.MapsClassKey][]uint64{}
+	if c.Globals != nil {
+		for addr := range c.Globals() {
+			var mi bpf.MapsMapInfo
+			if c.Maps.MapClasses.Lookup(addr, &mi) == nil && classes[mi.Class] != nil {
+				named[mi.Class] = append(named[mi.Class], addr)
+			}
+		}
+	}
+	stacks, err := c.siteStacks()
+	if err != nil {
+		return nil, err
+	}
+	rows := map[string]*row{}
+	var order []string
+	byClass := map[bpf.MapsClassKey]*row{}
+	for k, st := range classes {
+		m := report.Map{
+			Kind:              report.KindMap,
+			Type:              c.Sym.TypeName(k.Type),
+			Maps:              int(st.Maps),
+			KeyType:           keyType(st.KeyKind, st.KeySize),
+			Reads:             c.scale(st.Ops[probes.OpRead]),
+			Writes:            c.scale(st.Ops[probes.OpWrite]),
+			Deletes:           c.scale(st.Ops[probes.OpDelete]),
+			Iterations:        c.scale(st.Ops[probes.OpIterate]),
+			InterleavedWrites: c.scale(st.Interleaved),
+		}
+		if addrs := named[k]; len(addrs) > 0 && uint64(len(addrs)) >= st.Maps {
+			sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
+			m.Address = fmt.Sprintf("%#x", addrs[0])
+			m.Name = c.Name(addrs[0])
+		} else {
+			m.Class = classFunc(c.Sym, k.Site, stacks[k])
 		}
 		if st.OtherKeys > 0 && c.Keys != KeysNone {
 			m.HotKeys = append(m.HotKeys, report.HotKey{Key: otherKeyName, Count: c.scale(st.OtherKeys)})
 		}
-		byAddr[addr] = m
+		id := m.ID()
+		r := rows[id]
+		if r == nil {
+			r = &row{m: m, callers: map[uint64]uint64{}, goids: map[int64]bool{}, writers: map[int64]bool{}}
+			rows[id] = r
+			order = append(order, id)
+		} else { // another first-use instruction in the same function
+			mergeMap(&r.m, m)
+		}
+		byClass[k] = r
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read map stats: %w", err)
-	}
-	if err := c.sites(byAddr); err != nil {
+	if err := c.sites(byClass); err != nil {
 		return nil, err
 	}
 	if c.Keys != KeysNone {
-		if err := c.keys(byAddr); err != nil {
+		if err := c.keys(byClass); err != nil {
 			return nil, err
 		}
 	}
-	gs, err := c.goroutines(byAddr)
+	gs, err := c.goroutines(byClass)
 	if err != nil {
 		return nil, err
 	}
-	res.Goroutines = gs
-	for _, m := range byAddr {
-		res.Maps = append(res.Maps, *m)
-	}
-	sort.Slice(res.Maps, func(i, j int) bool { return mapOps(res.Maps[i]) > mapOps(res.Maps[j]) })
-	if res.Races, err = c.races(byAddr); err != nil {
+	if err := c.interleaves(byClass); err != nil {
 		return nil, err
 	}
-	res.Fatal = c.fatal(byAddr, &res.Races)
+	res.Goroutines = gs
+	sort.Slice(order, func(i, j int) bool { return mapOps(rows[order[i]].m) > mapOps(rows[order[j]].m) })
+	for _, id := range order {
+		r := rows[id]
+		r.m.Goroutines, r.m.Writers = len(r.goids), len(r.writers)
+		r.m.HotKeys = topHotKeys(r.m.HotKeys, topKeys)
+		r.m.Sites = mergeSites(r.m.Sites)
+		if r.il != nil {
+			r.m.Interleave = r.il
+		}
+		res.Maps = append(res.Maps, r.m)
+		res.Callers = append(res.Callers, r.callers)
+	}
+	if res.Races, err = c.races(byClass); err != nil {
+		return nil, err
+	}
+	res.Fatal = c.fatal(byClass, &res.Races)
 	return res, nil
 }
 
+// mergeMap adds the counts of b, a class of the same row, to a.
+func mergeMap(a *report.Map, b report.Map) {
+	a.Maps += b.Maps
+	a.Reads += b.Reads
+	a.Writes += b.Writes
+	a.Deletes += b.Deletes
+	a.Iterations += b.Iterations
+	a.InterleavedWrites += b.InterleavedWrites
+	a.HotKeys = append(a.HotKeys, b.HotKeys...)
+	if a.KeyType == "other" {
+		a.KeyType = b.KeyType
+	}
+}
+
 func mapOps(m report.Map) uint64 { return m.Reads + m.Writes + m.Deletes + m.Iterations }
+
+// siteStacks are the stacks of each class's first-use site.
+func (c *Maps) siteStacks() (map[bpf.MapsClassKey][]uint64, error) {
+	out := map[bpf.MapsClassKey][]uint64{}
+	var (
+		k bpf.MapsSiteKey
+		v bpf.MapsSiteVal
+	)
+	it := c.Maps.Sites.Iterate()
+	for it.Next(&k, &v) {
+		if k.Caller == k.Class.Site && out[k.Class] == nil {
+			out[k.Class] = stackTrace(c.Maps.Stacks, v.Stackid)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read map sites: %w", err)
+	}
+	return out, nil
+}
+
+// classFunc names a class by the innermost function of its first-use stack
+// that is the program's own or a library's: not the runtime, reflect or a
+// generic map helper, which many unrelated maps pass through.
+func classFunc(sym *Symbolizer, site uint64, walk []uint64) string {
+	stack := sym.Stack(site, walk)
+	for _, f := range stack[min(1, len(stack)):] { // [0] is the probed map function
+		fn := report.FrameFunc(f)
+		if !plumbing(fn) {
+			return fn
+		}
+	}
+	if len(stack) > 1 {
+		return report.FrameFunc(stack[1])
+	}
+	return fmt.Sprintf("%#x", site)
+}
+
+// plumbing says whether fn only passes maps through for others.
+func plumbing(fn string) bool {
+	for _, p := range []string{"runtime.", "internal/", "reflect.", "maps.", "sync.", "iter."} {
+		if strings.HasPrefix(fn, p) {
+			return true
+		}
+	}
+	return false
+}
 
 func keyType(kind, size uint32) string {
 	switch kind {
@@ -136,59 +264,59 @@ func keyType(kind, size uint32) string {
 	return "other"
 }
 
-func (c *Maps) sites(byAddr map[uint64]*report.Map) error {
+func (c *Maps) sites(byClass map[bpf.MapsClassKey]*row) error {
 	var (
 		k bpf.MapsSiteKey
 		v bpf.MapsSiteVal
 	)
 	it := c.Maps.Sites.Iterate()
 	for it.Next(&k, &v) {
-		m := byAddr[k.Map]
-		if m == nil {
+		r := byClass[k.Class]
+		if r == nil {
 			continue
 		}
 		stack := c.Sym.Stack(k.Caller, stackTrace(c.Maps.Stacks, v.Stackid))
-		m.Sites = append(m.Sites, report.Site{Stack: stack, Op: opNames[k.Op], Count: c.scale(v.Count)})
+		r.m.Sites = append(r.m.Sites, report.Site{Stack: stack, Op: opNames[k.Op], Count: c.scale(v.Count)})
+		r.callers[k.Caller] += v.Count
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read map sites: %w", err)
 	}
-	for _, m := range byAddr {
-		// Sites are counted by their direct caller, with the stack of the
-		// first call; merge those that look the same to the user.
-		merged := map[string]*report.Site{}
-		var out []report.Site
-		for _, s := range m.Sites {
-			key := s.Op + "\n" + strings.Join(s.Stack, "\n")
-			if x := merged[key]; x != nil {
-				x.Count += s.Count
-				continue
-			}
-			out = append(out, s)
-			merged[key] = &out[len(out)-1]
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Count > out[j].Count })
-		m.Sites = out[:min(len(out), topSites)]
-	}
 	return nil
 }
 
-func (c *Maps) keys(byAddr map[uint64]*report.Map) error {
+// mergeSites merges sites that look the same to the user (they are counted
+// by their direct caller, with the stack of the first call) and keeps the
+// busiest.
+func mergeSites(sites []report.Site) []report.Site {
+	merged := map[string]*report.Site{}
+	var out []report.Site
+	for _, s := range sites {
+		key := s.Op + "\n" + strings.Join(s.Stack, "\n")
+		if x := merged[key]; x != nil {
+			x.Count += s.Count
+			continue
+		}
+		out = append(out, s)
+		merged[key] = &out[len(out)-1]
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Count > out[j].Count })
+	return out[:min(len(out), topSites)]
+}
+
+func (c *Maps) keys(byClass map[bpf.MapsClassKey]*row) error {
 	var (
 		k bpf.MapsMapKey
 		n uint64
 	)
 	it := c.Maps.Keys.Iterate()
 	for it.Next(&k, &n) {
-		if m := byAddr[k.Map]; m != nil {
-			m.HotKeys = append(m.HotKeys, report.HotKey{Key: FormatKey(k, c.Keys), Count: c.scale(n)})
+		if r := byClass[k.Class]; r != nil {
+			r.m.HotKeys = append(r.m.HotKeys, report.HotKey{Key: FormatKey(k, c.Keys), Count: c.scale(n)})
 		}
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read map keys: %w", err)
-	}
-	for _, m := range byAddr {
-		m.HotKeys = topHotKeys(m.HotKeys, topKeys)
 	}
 	return nil
 }
@@ -258,7 +386,7 @@ func FormatKey(k bpf.MapsMapKey, mode string) string {
 	return s
 }
 
-func (c *Maps) goroutines(byAddr map[uint64]*report.Map) ([]report.Goroutine, error) {
+func (c *Maps) goroutines(byClass map[bpf.MapsClassKey]*row) ([]report.Goroutine, error) {
 	var (
 		k  bpf.MapsGoroutineKey
 		st bpf.MapsGoroutineStat
@@ -266,13 +394,13 @@ func (c *Maps) goroutines(byAddr map[uint64]*report.Map) ([]report.Goroutine, er
 	perGoid := map[int64]*report.Goroutine{}
 	it := c.Maps.Goroutines.Iterate()
 	for it.Next(&k, &st) {
-		m := byAddr[k.Map]
-		if m == nil {
+		r := byClass[k.Class]
+		if r == nil {
 			continue
 		}
-		m.Goroutines++
+		r.goids[k.Goid] = true
 		if st.Writes > 0 {
-			m.Writers++
+			r.writers[k.Goid] = true
 		}
 		g := perGoid[k.Goid]
 		if g == nil {
@@ -293,8 +421,8 @@ func (c *Maps) goroutines(byAddr map[uint64]*report.Map) ([]report.Goroutine, er
 		for it.Next(&gk, &n) {
 			if g := perGoid[gk.Goid]; g != nil {
 				key := FormatKey(gk.Key, c.Keys)
-				if m := byAddr[gk.Key.Map]; m != nil && m.Name != "" {
-					key = m.Name + "[" + key + "]"
+				if r := byClass[gk.Key.Class]; r != nil && r.m.Name != "" {
+					key = r.m.Name + "[" + key + "]"
 				}
 				g.HotKeys = append(g.HotKeys, report.HotKey{Key: key, Count: c.scale(n)})
 			}
@@ -310,6 +438,58 @@ func (c *Maps) goroutines(byAddr map[uint64]*report.Map) ([]report.Goroutine, er
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].MapOps > out[j].MapOps })
 	return out[:min(len(out), topGoroutines)], nil
+}
+
+// interleaves keeps, per row, the pair of write sites that interleaved most.
+func (c *Maps) interleaves(byClass map[bpf.MapsClassKey]*row) error {
+	var (
+		k bpf.MapsInterleaveKey
+		v bpf.MapsInterleaveVal
+	)
+	it := c.Maps.Interleaves.Iterate()
+	for it.Next(&k, &v) {
+		r := byClass[k.Class]
+		if r == nil {
+			continue
+		}
+		n := c.scale(v.Count)
+		if r.il != nil && r.il.Count >= n {
+			continue
+		}
+		r.il = &report.Interleave{
+			Count: n,
+			Sides: []report.RaceSide{
+				{Goid: v.Goid, Op: report.OpWrite, Stack: c.Sym.Stack(k.Caller, stackTrace(c.Maps.Stacks, v.Stackid))},
+				{Goid: v.OtherGoid, Op: report.OpWrite, Stack: c.Sym.Stack(k.OtherCaller, stackTrace(c.Maps.Stacks, v.OtherStackid))},
+			},
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read interleaved writes: %w", err)
+	}
+	return nil
+}
+
+// rowOf is the row of the map at addr, if its class is known.
+func (c *Maps) rowOf(byClass map[bpf.MapsClassKey]*row, addr uint64) *row {
+	var mi bpf.MapsMapInfo
+	if c.Maps.MapClasses.Lookup(addr, &mi) != nil {
+		return nil
+	}
+	return byClass[mi.Class]
+}
+
+// raceMap fills a race's map identity: the map's own address, and the name
+// or class of its row.
+func (c *Maps) raceMap(byClass map[bpf.MapsClassKey]*row, addr uint64, r *report.Race) {
+	r.Map = fmt.Sprintf("%#x", addr)
+	r.Name = c.Name(addr)
+	if row := c.rowOf(byClass, addr); row != nil {
+		r.MapID = row.m.ID()
+		if r.Name == "" {
+			r.Name = row.m.Name
+		}
+	}
 }
 
 // raceKind names a race by its two operations; the other side is the write.
@@ -330,7 +510,7 @@ func sideOp(op uint32) string {
 	return opNames[op]
 }
 
-func (c *Maps) races(byAddr map[uint64]*report.Map) ([]report.Race, error) {
+func (c *Maps) races(byClass map[bpf.MapsClassKey]*row) ([]report.Race, error) {
 	var (
 		k bpf.MapsRaceKey
 		v bpf.MapsRaceVal
@@ -346,12 +526,8 @@ func (c *Maps) races(byAddr map[uint64]*report.Map) ([]report.Race, error) {
 		i := id{k.Map, raceKind(k.Op)}
 		r := agg[i]
 		if r == nil {
-			r = &report.Race{Map: fmt.Sprintf("%#x", k.Map), Kind: i.kind}
-			if m := byAddr[k.Map]; m != nil {
-				r.Name = m.Name
-			} else {
-				r.Name = c.Name(k.Map)
-			}
+			r = &report.Race{Kind: i.kind}
+			c.raceMap(byClass, k.Map, r)
 			agg[i] = r
 			order = append(order, i)
 		}
@@ -380,7 +556,7 @@ func (c *Maps) races(byAddr map[uint64]*report.Map) ([]report.Race, error) {
 
 // fatal returns the message the target died with, and records the race
 // behind a "concurrent map …" death if the entry probes had not seen it.
-func (c *Maps) fatal(byAddr map[uint64]*report.Map, races *[]report.Race) string {
+func (c *Maps) fatal(byClass map[bpf.MapsClassKey]*row, races *[]report.Race) string {
 	var fi bpf.MapsFatalInfo
 	if err := c.Maps.Fatal.Lookup(uint32(0), &fi); err != nil || fi.Len == 0 {
 		return ""
@@ -406,7 +582,8 @@ func (c *Maps) fatal(byAddr map[uint64]*report.Map, races *[]report.Race) string
 			return msg
 		}
 	}
-	r := report.Race{Map: addr, Kind: kind, Count: 1, Name: c.Name(fi.Map)}
+	r := report.Race{Kind: kind, Count: 1}
+	c.raceMap(byClass, fi.Map, &r)
 	r.Sides = append(r.Sides, report.RaceSide{Goid: fi.Goid, Op: sideOp(fi.MapOp), Stack: c.Sym.Stack(fi.Caller, stackTrace(c.Maps.Stacks, fi.Stackid))})
 	var ws bpf.MapsWriters
 	if err := c.Maps.Writers.Lookup(fi.Map, &ws); err == nil {

@@ -99,3 +99,7 @@ func stackTrace(m *ebpf.Map, id int64) []uint64 {
 
 // Bias is the target's load bias.
 func (s *Symbolizer) Bias() uint64 { return s.bias }
+
+// TypeName names the Go type whose descriptor is at the runtime address
+// addr, or "".
+func (s *Symbolizer) TypeName(addr uint64) string { return s.bin.TypeName(addr - s.bias) }

@@ -14,9 +14,19 @@ import (
 // Thresholds. They are deliberately simple, so that a finding can say in
 // one line why it was raised.
 const (
-	// A mutex has long waits when its waits add up to more than
-	// longWaitShare of the window, or when its p99 wait exceeds longWaitP99
-	// over at least minWaitsForP99 waits.
+	// A finding that costs less than thresholdShare of the window's
+	// goroutine time (the window times the CPUs the target may use, for
+	// lock waits) or of the target's CPU time (for map work) is below
+	// threshold: kept in the JSON report, left out of the text one.
+	thresholdShare = 0.01
+	// Costs under minorShare of the same are not findings at all.
+	minorShare = 0.001
+	// The JSON report keeps at most this many findings below threshold.
+	maxBelow = 30
+
+	// A mutex has long waits when its p99 wait exceeds longWaitP99 over at
+	// least minWaitsForP99 waits, or its waits add up to longWaitShare of
+	// the window.
 	longWaitShare  = 0.10
 	longWaitP99    = 10_000_000 // 10ms
 	minWaitsForP99 = 3
@@ -38,34 +48,86 @@ const (
 	// longWaitShare of the window.
 	starveFactor = 4
 
-	// manyWaiters goroutines waiting for locks is worth a note.
+	// manyWaiters goroutines waiting for one lock is worth saying.
 	manyWaiters = 8
 )
 
-// Analyze returns r's findings, most severe first: critical (the target
-// died, a map was raced), then warnings (long lock waits, starved RWMutex
-// writers, maps written from several goroutines, hot keys behind a
-// contended lock), then information (other hot keys, many waiting
-// goroutines, sampled counts). Within a severity the order is that of the
-// report: races and mutexes most seen first.
+// Analyze returns r's findings in the order an on-call engineer should read
+// them: what breaks correctness first (the target died, a map was raced,
+// a map written by goroutines in turn with no lock seen), then what costs
+// time, most first — goroutine-time blocked on a mutex, CPU time in map
+// operations. Each carries its cost over the window; those under 1% of the
+// window are marked below threshold and come last.
 func Analyze(r *report.Report) []report.Finding {
 	if r == nil {
 		return nil
 	}
-	a := &analysis{r: r, raced: map[string]bool{}}
+	a := &analysis{r: r, raced: map[string]bool{}, contended: map[string]*report.Mutex{}}
 	for _, rc := range r.Races {
-		a.raced[rc.Map] = true
+		a.raced[rc.MapID] = true
+	}
+	cpus := float64(max(r.Target.CPUs, 1))
+	a.waitBase = r.Window.Seconds * cpus
+	a.cpuBase = r.CPU.Seconds
+	if a.cpuBase <= 0 {
+		a.cpuBase = r.Window.Seconds * cpus
 	}
 	a.targetDied()
 	a.races()
 	a.mutexes()
-	a.sharedWriters()
+	a.interleaved()
+	a.mapCPU()
 	a.hotKeys()
-	a.manyWaiting()
 	a.sampling()
 	a.overBudget()
-	sort.SliceStable(a.out, func(i, j int) bool { return rank(a.out[i].Severity) < rank(a.out[j].Severity) })
-	return a.out
+	return a.ranked()
+}
+
+// Kinds of finding, which decide where it ranks.
+const (
+	correctness = iota // ranked first, whatever it costs
+	cost               // ranked by cost
+	tracing            // about the trace itself, not the target
+	note               // about the trace, and said in the report's header: JSON only
+)
+
+type finding struct {
+	report.Finding
+	kind int
+	base float64 // the seconds its cost is a share of
+}
+
+// ranked orders the findings and marks those below threshold.
+func (a *analysis) ranked() []report.Finding {
+	for i := range a.out {
+		f := &a.out[i]
+		f.BelowThreshold = f.kind == note || f.kind == cost && (f.base <= 0 || f.CostSeconds < thresholdShare*f.base)
+	}
+	sort.SliceStable(a.out, func(i, j int) bool {
+		x, y := a.out[i], a.out[j]
+		if x.BelowThreshold != y.BelowThreshold {
+			return !x.BelowThreshold
+		}
+		if x.kind == correctness || y.kind == correctness {
+			if x.kind != y.kind {
+				return x.kind == correctness
+			}
+			return rank(x.Severity) < rank(y.Severity)
+		}
+		return x.CostSeconds > y.CostSeconds
+	})
+	out := make([]report.Finding, 0, len(a.out))
+	below := 0
+	for _, f := range a.out {
+		if f.BelowThreshold {
+			if below == maxBelow {
+				continue
+			}
+			below++
+		}
+		out = append(out, f.Finding)
+	}
+	return out
 }
 
 func rank(severity string) int {
@@ -80,15 +142,21 @@ func rank(severity string) int {
 
 type analysis struct {
 	r     *report.Report
-	out   []report.Finding
-	raced map[string]bool // map addresses with a race
-	// contended maps a map address to the long-waited mutex whose waiters
+	out   []finding
+	raced map[string]bool // map row IDs with a race
+	// contended maps a map row ID to the long-waited mutex whose waiters
 	// are the functions that use the map.
 	contended map[string]*report.Mutex
+	// waitBase is the window's goroutine time that lock waits are a share
+	// of; cpuBase the target's CPU time that map work is a share of.
+	waitBase, cpuBase float64
 }
 
-func (a *analysis) add(severity, title, detail, advice string) {
-	a.out = append(a.out, report.Finding{Severity: severity, Title: title, Detail: detail, Advice: advice})
+func (a *analysis) add(kind int, severity, title, detail, advice string, costSeconds, base float64) {
+	a.out = append(a.out, finding{
+		Finding: report.Finding{Severity: severity, Title: title, Detail: detail, Advice: advice, CostSeconds: costSeconds},
+		kind:    kind, base: base,
+	})
 }
 
 func (a *analysis) targetDied() {
@@ -104,13 +172,13 @@ func (a *analysis) targetDied() {
 		advice = "make every access to the map hold the same lock (see the race finding for the map and its two call sites); " +
 			"`go test -race` finds the other unguarded accesses."
 	}
-	a.add(report.SeverityCritical, "target died: fatal error: "+msg, detail, advice)
+	a.add(correctness, report.SeverityCritical, "target died: fatal error: "+msg, detail, advice, 0, 0)
 }
 
 // races: one critical finding per raced map and kind.
 func (a *analysis) races() {
 	for _, rc := range a.r.Races {
-		m := a.mapByAddr(rc.Map)
+		m := a.mapByID(rc.MapID)
 		label := raceMapLabel(rc, m)
 		var sides []string
 		for _, s := range rc.Sides {
@@ -129,7 +197,7 @@ func (a *analysis) races() {
 			detail += fmt.Sprintf(". The map had %d reads, %d writes, %d deletes, %d iterations from %d goroutines",
 				m.Reads, m.Writes, m.Deletes, m.Iterations, m.Goroutines)
 		}
-		a.add(report.SeverityCritical, fmt.Sprintf("concurrent map access (%s) on %s", rc.Kind, label), detail+".", raceAdvice(m))
+		a.add(correctness, report.SeverityCritical, fmt.Sprintf("concurrent map access (%s) on %s", rc.Kind, label), detail+".", raceAdvice(m), 0, 0)
 	}
 }
 
@@ -175,20 +243,17 @@ func raceAdvice(m *report.Map) string {
 	return "guard every access to the map with one sync.Mutex (lock around each read and write); " + alternatives + "."
 }
 
-// mutexes: long waits and starved RWMutex writers.
+// mutexes: one finding per mutex whose waits cost time, and starved
+// RWMutex writers.
 func (a *analysis) mutexes() {
-	a.contended = map[string]*report.Mutex{}
 	window := a.r.Window.Seconds * 1e9
 	for i := range a.r.Mutexes {
 		m := &a.r.Mutexes[i]
 		if m.Kind == report.KindRWMutexWrite && a.starving(m) {
 			continue
 		}
-		long := window > 0 && float64(m.WaitNS) > longWaitShare*window
-		if m.P99NS > longWaitP99 && m.Contentions >= minWaitsForP99 {
-			long = true
-		}
-		if !long {
+		wait := float64(m.WaitNS) / 1e9
+		if wait < minorShare*a.waitBase {
 			continue
 		}
 		who := "goroutines waited %s for it"
@@ -200,10 +265,13 @@ func (a *analysis) mutexes() {
 		}
 		title := mutexLabel(*m) + ": " + fmt.Sprintf(who, report.Duration(m.WaitNS))
 		if window > 0 {
-			title += fmt.Sprintf(" (%.0f%% of the %.1fs window)", 100*float64(m.WaitNS)/window, a.r.Window.Seconds)
+			title += fmt.Sprintf(" in %.1fs", a.r.Window.Seconds)
 		}
-		detail := fmt.Sprintf("%s: %d waits, total %s, p50 %s, p99 %s, max %s", m.Kind, m.Contentions,
-			report.Duration(m.WaitNS), report.Duration(m.P50NS), report.Duration(m.P99NS), report.Duration(m.MaxWaitNS))
+		detail := fmt.Sprintf("%s: %d waits, p50 %s, p99 %s, max %s", m.Kind, m.Contentions,
+			report.Duration(m.P50NS), report.Duration(m.P99NS), report.Duration(m.MaxWaitNS))
+		if m.Goroutines >= manyWaiters {
+			detail += fmt.Sprintf(", by %d goroutines", m.Goroutines)
+		}
 		if ws := waiterText(m.Waiters, 2); ws != "" {
 			detail += "; waited for at " + ws
 		}
@@ -213,12 +281,23 @@ func (a *analysis) mutexes() {
 		advice, used := a.mutexAdvice(m)
 		if used != nil {
 			detail += fmt.Sprintf("; the waiting functions also use %s (%d reads, %d writes)", mapLabel(*used), readOps(*used), writeOps(*used))
-			if _, ok := a.contended[used.Address]; !ok {
-				a.contended[used.Address] = m
+			if _, ok := a.contended[used.ID()]; !ok {
+				a.contended[used.ID()] = m
 			}
 		}
-		a.add(report.SeverityWarning, title, detail+".", advice)
+		severity := report.SeverityInfo
+		if long(m, window) {
+			severity = report.SeverityWarning
+		}
+		a.add(cost, severity, title, detail+".", advice, wait, a.waitBase)
 	}
+}
+
+// long says whether a mutex's waits are long: a p99 over longWaitP99, or a
+// total over longWaitShare of the window.
+func long(m *report.Mutex, window float64) bool {
+	return window > 0 && float64(m.WaitNS) > longWaitShare*window ||
+		m.P99NS > longWaitP99 && m.Contentions >= minWaitsForP99
 }
 
 // mutexAdvice picks the fix for a long-waited mutex from the map its
@@ -326,46 +405,49 @@ func (a *analysis) starving(w *report.Mutex) bool {
 	advice := "readers hold RLock too long: in " + readers + " copy what you need and RUnlock before working on it. " +
 		"A waiting writer also blocks new readers, so this stalls them too; if writes are rare, keep the data in an " +
 		"atomic.Pointer snapshot that readers load without locking and writers replace."
-	a.add(report.SeverityWarning, title, detail+".", advice)
+	a.add(cost, report.SeverityWarning, title, detail+".", advice, float64(w.WaitNS)/1e9, a.waitBase)
 	return true
 }
 
-// sharedWriters: maps written from several places by several goroutines,
-// with no race seen.
-func (a *analysis) sharedWriters() {
+// interleaved: maps written by goroutines in turn — A, then B, then A
+// again within 10ms — with no race seen. A map filled by one goroutine and
+// then used by another never does this.
+func (a *analysis) interleaved() {
 	for _, m := range a.r.Maps {
-		if a.raced[m.Address] || m.Writers < 2 {
+		if a.raced[m.ID()] || m.InterleavedWrites == 0 || m.Interleave == nil {
 			continue
 		}
-		frames := writerFrames(m)
+		frames := interleaveFrames(m.Interleave)
 		if len(frames) == 0 || allStdlib(frames) {
 			continue
 		}
-		title := fmt.Sprintf("%s is written by more than one goroutine: may be unsafe — fine if always under a lock", mapLabel(m))
-		detail := fmt.Sprintf("%d goroutines wrote it, %d used it (%d reads, %d writes, %d deletes); it is written at %s; no concurrent access was seen",
-			m.Writers, m.Goroutines, m.Reads, m.Writes, m.Deletes, strings.Join(frames, " and "))
-		severity := report.SeverityWarning
-		advice := "check that every read and write holds the same mutex (`go test -race` will tell); if the map is filled once at " +
-			"start-up, fill it before starting the goroutines and only read it afterwards."
-		if mu := a.lockedBy(frames); mu != nil {
-			severity = report.SeverityInfo
-			title = fmt.Sprintf("%s is written by more than one goroutine, apparently under %s", mapLabel(m), mutexLabel(*mu))
-			detail += fmt.Sprintf("; every writing function also waited for %s", mutexLabel(*mu))
-			advice = "nothing to fix if every access holds " + mutexLabel(*mu) + "; `go test -race` confirms it."
+		var sides []string
+		for _, s := range m.Interleave.Sides {
+			sides = append(sides, sideText(s))
 		}
-		a.add(severity, title, detail+".", advice)
+		title := fmt.Sprintf("%s is written by goroutines in turn (interleaved writes, %d times): a race if no lock guards it",
+			mapLabel(m), m.InterleavedWrites)
+		detail := fmt.Sprintf("one goroutine wrote it, another wrote it, then the first again, within 10ms, %d times; "+
+			"for example %s. No concurrent access was seen (%d reads, %d writes, %d deletes by %d goroutines)",
+			m.InterleavedWrites, strings.Join(sides, " and "), m.Reads, m.Writes, m.Deletes, m.Goroutines)
+		advice := "check that every read and write holds the same mutex (`go test -race` will tell); a map that each " +
+			"goroutine should own needs one map per goroutine."
+		if mu := a.lockedBy(frames); mu != nil {
+			detail += fmt.Sprintf("; every writing function also waited for %s", mutexLabel(*mu))
+			a.add(tracing, report.SeverityInfo,
+				fmt.Sprintf("%s is written by goroutines in turn, apparently under %s", mapLabel(m), mutexLabel(*mu)),
+				detail+".", "nothing to fix if every access holds "+mutexLabel(*mu)+"; `go test -race` confirms it.", 0, 0)
+			continue
+		}
+		a.add(correctness, report.SeverityWarning, title, detail+".", advice, 0, 0)
 	}
 }
 
-// writerFrames are the distinct top user frames of a map's write and
-// delete sites.
-func writerFrames(m report.Map) []string {
+// interleaveFrames are the distinct top user frames of the interleaved writes.
+func interleaveFrames(il *report.Interleave) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, s := range m.Sites {
-		if s.Op != report.OpWrite && s.Op != report.OpDelete {
-			continue
-		}
+	for _, s := range il.Sides {
 		f := topUser(s.Stack)
 		if f == "" || seen[report.FrameFunc(f)] {
 			continue
@@ -430,14 +512,68 @@ func (a *analysis) lockedBy(frames []string) *report.Mutex {
 	return nil
 }
 
-// hotKeys: one key taking a large share of a map's keyed operations.
+// mapCPU: maps whose operations cost the target CPU time.
+func (a *analysis) mapCPU() {
+	for _, m := range a.r.Maps {
+		if m.CPUSeconds < minorShare*a.cpuBase || m.CPUSeconds <= 0 {
+			continue
+		}
+		title := fmt.Sprintf("%s: %s of CPU in map operations (%.1f%% of the target's CPU)", mapLabel(m),
+			report.Duration(uint64(m.CPUSeconds*1e9)), 100*m.CPUSeconds/a.cpuBase)
+		detail := fmt.Sprintf("%d reads, %d writes, %d deletes, %d iterations", m.Reads, m.Writes, m.Deletes, m.Iterations)
+		if m.Maps > 1 {
+			detail += fmt.Sprintf(" over %d maps", m.Maps)
+		}
+		if len(m.Sites) > 0 {
+			s := m.Sites[0]
+			if f := topUser(s.Stack); f != "" {
+				detail += fmt.Sprintf("; the busiest site is a %s at %s (%d times)", s.Op, report.ShortFrame(f), s.Count)
+			}
+		}
+		var advice string
+		k, sh, hot := topKey(m)
+		hot = hot && sh >= hotKeyShare && keyOps(m) >= hotKeyMinOps
+		if hot {
+			detail += fmt.Sprintf("; key %q takes %.0f%% of the keyed operations", k.Key, 100*sh)
+		}
+		switch {
+		case m.Maps > 1 && m.Name == "":
+			advice = fmt.Sprintf("these are short-lived maps (%d of them): allocate fewer — reuse one per goroutine "+
+				"(clear it), size it once with make(map[K]V, n), or use a slice or struct for a handful of fixed keys.", m.Maps)
+		case hot && readMostly(m):
+			advice = fmt.Sprintf("the map is %s and key %q dominates: look it up once and keep the value, instead of looking "+
+				"it up on every call.", rwText(m), k.Key)
+		case readMostly(m):
+			advice = fmt.Sprintf("the map is %s: cache lookups the caller repeats, or use a smaller key (an int instead of "+
+				"a long string) to make each lookup cheaper.", rwText(m))
+		default:
+			advice = "writes dominate: size the map once with make(map[K]V, n) to avoid growth, batch updates, " +
+				"or keep the values in a slice indexed by a small integer key."
+		}
+		severity := report.SeverityInfo
+		if m.CPUSeconds >= 0.05*a.cpuBase {
+			severity = report.SeverityWarning
+		}
+		a.add(cost, severity, title, detail+".", advice, m.CPUSeconds, a.cpuBase)
+	}
+}
+
+// hotKeys: one key taking a large share of a map's keyed operations, where
+// that costs time: the map is used by goroutines waiting for a contended
+// lock. (A hot key in a map that costs CPU is in that map's finding; one in
+// a map nobody waits for costs nothing.)
 func (a *analysis) hotKeys() {
 	for _, m := range a.r.Maps {
+		mu := a.contended[m.ID()]
+		if mu == nil {
+			continue
+		}
 		k, sh, ok := topKey(m)
 		if !ok || sh < hotKeyShare || keyOps(m) < hotKeyMinOps {
 			continue
 		}
-		title := fmt.Sprintf("hot key %q in %s: %.0f%% of %d keyed operations", k.Key, mapLabel(m), 100*sh, keyOps(m))
+		title := fmt.Sprintf("hot key %q in %s, used under contended %s: %.0f%% of %d keyed operations", k.Key, mapLabel(m),
+			mutexLabel(*mu), 100*sh, keyOps(m))
 		detail := fmt.Sprintf("key %q was used %d times out of %d", k.Key, k.Count, keyOps(m))
 		if len(m.Sites) > 0 {
 			s := m.Sites[0]
@@ -445,39 +581,18 @@ func (a *analysis) hotKeys() {
 				detail += fmt.Sprintf("; the busiest site is a %s at %s (%d times)", s.Op, report.ShortFrame(f), s.Count)
 			}
 		}
-		severity := report.SeverityInfo
+		detail += fmt.Sprintf("; the map is used by the goroutines that wait for %s", mutexLabel(*mu))
 		var advice string
 		if readMostly(m) {
 			advice = fmt.Sprintf("the map is %s: look key %q up once and keep the value (or cache it in an "+
-				"atomic.Pointer refreshed on write) instead of looking it up on every call.", rwText(m), k.Key)
+				"atomic.Pointer refreshed on write) instead of looking it up under the lock on every call.", rwText(m), k.Key)
 		} else {
-			advice = fmt.Sprintf("writes to key %q serialize on whatever guards the map: give that key its own atomic counter or "+
+			advice = fmt.Sprintf("writes to key %q serialize on the lock: give that key its own atomic counter or "+
 				"mutex, or batch its updates per goroutine and merge them periodically.", k.Key)
 		}
-		if mu := a.contended[m.Address]; mu != nil {
-			severity = report.SeverityWarning
-			detail += fmt.Sprintf("; the map is used by the goroutines that wait for %s", mutexLabel(*mu))
-		}
-		a.add(severity, title, detail+".", advice)
+		// The share of the lock's waits that this key's operations stand for.
+		a.add(cost, report.SeverityWarning, title, detail+".", advice, sh*float64(mu.WaitNS)/1e9, a.waitBase)
 	}
-}
-
-// manyWaiting: many goroutines waiting for one lock.
-func (a *analysis) manyWaiting() {
-	var top *report.Mutex // the one most goroutines waited for
-	for i := range a.r.Mutexes {
-		if m := &a.r.Mutexes[i]; top == nil || m.Goroutines > top.Goroutines {
-			top = m
-		}
-	}
-	if top == nil || top.Goroutines < manyWaiters {
-		return
-	}
-	a.add(report.SeverityInfo,
-		fmt.Sprintf("%d goroutines waited for %s", top.Goroutines, mutexLabel(*top)),
-		fmt.Sprintf("%d goroutines blocked on it, %d waits in all, %s of waiting.", top.Goroutines, top.Contentions, report.Duration(top.WaitNS)),
-		"that many waiters means the lock serializes their work: run fewer goroutines against it (a worker pool the size of "+
-			"GOMAXPROCS), or partition the state so that they lock different mutexes.")
 }
 
 // sampling: counts scaled from a sample.
@@ -487,10 +602,10 @@ func (a *analysis) sampling() {
 		return
 	}
 	if f == 0 {
-		a.add(report.SeverityInfo, "map operations were not traced: the --overhead budget allowed no map probing",
+		a.add(tracing, report.SeverityInfo, "map operations were not traced: the --overhead budget allowed no map probing",
 			"the map probes cost more than the budget allows for this target, so no map counts, hot keys or races "+
 				"were recorded (a fatal concurrent map access is still caught).",
-			"raise --overhead (100 probes every map operation) for a short trace.")
+			"raise --overhead (100 probes every map operation) for a short trace.", 0, 0)
 		return
 	}
 	if len(a.r.Maps) == 0 {
@@ -501,10 +616,10 @@ func (a *analysis) sampling() {
 	if a.r.Overhead.MapCountsLowerBound {
 		detail += " The probes took most of the sampled time (a loop doing little but map operations), so the counts are lower bounds."
 	}
-	a.add(report.SeverityInfo,
+	a.add(note, report.SeverityInfo,
 		fmt.Sprintf("map counts are estimates: %.1f%% of map operations were probed", 100*f),
 		detail,
-		"for exact counts trace a shorter while with --overhead 100, which probes every map operation.")
+		"for exact counts trace a shorter while with --overhead 100, which probes every map operation.", 0, 0)
 }
 
 // overBudget: the mutex probes alone cost more than the budget. They time
@@ -514,18 +629,21 @@ func (a *analysis) overBudget() {
 	if o.Budget <= 0 || o.Budget >= 1 || o.MutexRatio <= o.Budget {
 		return
 	}
-	a.add(report.SeverityWarning,
+	a.add(tracing, report.SeverityWarning,
 		fmt.Sprintf("tracing mutexes cost ~%.1f%% of the target's CPU, over the %g%% --overhead budget", 100*o.MutexRatio, 100*o.Budget),
 		fmt.Sprintf("the mutex probes stay attached and fire twice per park, at ~%s a hit on this machine; the budget limits only "+
 			"the map probes. Lock hand-offs are slowed by about one hit each.", report.Duration(uint64(o.HitCostNS))),
-		"keep such traces short (-d 10s), or trace maps alone with --no-mutex.")
+		"keep such traces short (-d 10s), or trace maps alone with --no-mutex.", o.EstCostSeconds, 0)
 }
 
 // Helpers.
 
-func (a *analysis) mapByAddr(addr string) *report.Map {
+func (a *analysis) mapByID(id string) *report.Map {
+	if id == "" {
+		return nil
+	}
 	for i := range a.r.Maps {
-		if a.r.Maps[i].Address == addr {
+		if a.r.Maps[i].ID() == id {
 			return &a.r.Maps[i]
 		}
 	}
@@ -624,31 +742,9 @@ func topUser(stack []string) string {
 
 func topFunc(stack []string) string { return report.Short(report.FrameFunc(topUser(stack))) }
 
-func mutexLabel(m report.Mutex) string {
-	if m.Name != "" {
-		return report.Short(m.Name)
-	}
-	label := "mutex " + m.Address
-	if len(m.Waiters) > 0 {
-		if f := topFunc(m.Waiters[0].Stack); f != "" {
-			label += " (locked in " + f + ")"
-		}
-	}
-	return label
-}
+func mutexLabel(m report.Mutex) string { return m.Label() }
 
-func mapLabel(m report.Map) string {
-	if m.Name != "" {
-		return "map " + report.Short(m.Name)
-	}
-	label := "map " + m.Address
-	if len(m.Sites) > 0 {
-		if f := topFunc(m.Sites[0].Stack); f != "" {
-			label += " (used in " + f + ")"
-		}
-	}
-	return label
-}
+func mapLabel(m report.Map) string { return m.Label() }
 
 func raceMapLabel(rc report.Race, m *report.Map) string {
 	switch {

@@ -169,11 +169,11 @@ func (d mapDelta) ops() uint64 { return d.reads + d.writes + d.deletes + d.range
 func (s *summary) maps(prev, cur *report.Report) {
 	before := map[string]report.Map{}
 	for _, m := range prev.Maps {
-		before[m.Address] = m
+		before[m.ID()] = m
 	}
 	var ds []mapDelta
 	for _, m := range cur.Maps {
-		p := before[m.Address]
+		p := before[m.ID()]
 		d := mapDelta{
 			label: mapLabel(m), keyType: m.KeyType,
 			reads: sub(m.Reads, p.Reads), writes: sub(m.Writes, p.Writes),
@@ -239,31 +239,9 @@ func label(name, addr string) string {
 	return addr
 }
 
-func mutexLabel(m report.Mutex) string {
-	if m.Name != "" {
-		return shortName(m.Name)
-	}
-	l := m.Address
-	if len(m.Waiters) > 0 {
-		if f := report.UserFrames(m.Waiters[0].Stack); len(f) > 0 {
-			l += " " + shortName(report.FrameFunc(f[0]))
-		}
-	}
-	return l
-}
+func mutexLabel(m report.Mutex) string { return m.Label() }
 
-func mapLabel(m report.Map) string {
-	if m.Name != "" {
-		return shortName(m.Name)
-	}
-	l := m.Address
-	if len(m.Sites) > 0 {
-		if f := report.UserFrames(m.Sites[0].Stack); len(f) > 0 {
-			l += " " + shortName(report.FrameFunc(f[0]))
-		}
-	}
-	return l
-}
+func mapLabel(m report.Map) string { return m.Label() }
 
 // shortName drops the import path before a symbol's package:
 // "github.com/x/y/internal/demo.ordersMu" is "demo.ordersMu".

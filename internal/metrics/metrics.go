@@ -345,12 +345,8 @@ func (s *series) add(a, b string, n uint64) {
 	c.n += n
 }
 
-func mapName(m report.Map) string {
-	if m.Name != "" {
-		return m.Name
-	}
-	return m.Address
-}
+// mapName is a map row's label value: its variable, else its class.
+func mapName(m report.Map) string { return m.ID() }
 
 func mapOps(m report.Map) uint64 { return m.Reads + m.Writes + m.Deletes + m.Iterations }
 

@@ -18,7 +18,7 @@ import (
 func mutexName(m *report.Mutex) string { return nameOr(m.Name, m.Address) }
 
 // mapName is mutexName for maps.
-func mapName(m *report.Map) string { return nameOr(m.Name, m.Address) }
+func mapName(m *report.Map) string { return m.ID() }
 
 func nameOr(name, addr string) string {
 	switch {

@@ -1,10 +1,12 @@
-// Package report holds maptrace's report — the JSON contract of
-// ../shared/CONTRACT.md — and renders it as text or JSON.
+// Package report holds maptrace's report — the JSON contract documented in
+// docs/report.md — and renders it as text or JSON.
 package report
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"regexp"
 	"time"
 )
 
@@ -23,6 +25,11 @@ const (
 	KindMutex        = "mutex"
 	KindRWMutexRead  = "rwmutex-read"
 	KindRWMutexWrite = "rwmutex-write"
+)
+
+// Map kinds.
+const (
+	KindMap = "map"
 )
 
 // Map operations.
@@ -52,6 +59,8 @@ type Report struct {
 	Races      []Race      `json:"races"`
 	Findings   []Finding   `json:"findings"`
 	Goroutines []Goroutine `json:"goroutines"`
+	// CPU is the target's CPU time in the window, from CPU-clock sampling, and the part of it in map operations.
+	CPU CPU `json:"cpu"`
 	// Missing lists probe symbols this binary does not have.
 	Missing []string `json:"missing_symbols,omitempty"`
 	// TargetError is what the target died of, when it crashed (e.g. "concurrent map writes").
@@ -64,6 +73,9 @@ type Target struct {
 	Exe       string `json:"exe"`
 	GoVersion string `json:"go_version"`
 	Arch      string `json:"arch"`
+	// CPUs is how many CPUs the target may run on: with the window, the
+	// goroutine time lock waits are measured against.
+	CPUs int `json:"cpus"`
 }
 
 // Window is the time the probes were attached.
@@ -96,6 +108,25 @@ type Overhead struct {
 	LostEvents uint64 `json:"lost_events"`
 }
 
+// CPU is what CPU-clock sampling of the target saw.
+type CPU struct {
+	Hz         int     `json:"sample_hz"`
+	Samples    uint64  `json:"samples"` // target samples, user and kernel
+	Seconds    float64 `json:"seconds"` // Samples / Hz
+	MapSamples uint64  `json:"map_samples"` // user-mode samples inside a map operation
+	MapSeconds float64 `json:"map_seconds"`
+	// Sites is map CPU per call site (the return address into the caller), leaf frame as "function (file:line)", most first.
+	Sites []CPUSite `json:"map_sites"`
+}
+
+// CPUSite is the map CPU of one call site.
+type CPUSite struct {
+	Caller  uint64  `json:"-"`
+	Frame   string  `json:"frame"`
+	Samples uint64  `json:"samples"`
+	Seconds float64 `json:"seconds"`
+}
+
 // Mutex is one contended sync.Mutex or sync.RWMutex (one side of it).
 type Mutex struct {
 	Address     string `json:"address"`
@@ -115,6 +146,20 @@ type Mutex struct {
 	Histogram []uint64 `json:"histogram_log2_ns,omitempty"`
 }
 
+// Label names a mutex for a person: its variable or field, else the
+// function that locked it (where the top waiter waited), else its address.
+func (m Mutex) Label() string {
+	if m.Name != "" {
+		return Short(m.Name)
+	}
+	if len(m.Waiters) > 0 {
+		if f := UserFrames(m.Waiters[0].Stack); len(f) > 0 {
+			return "lock in " + Short(FrameFunc(f[0]))
+		}
+	}
+	return "mutex " + m.Address
+}
+
 // Waiter is a stack that waited for a mutex.
 type Waiter struct {
 	Stack       []string `json:"stack"`
@@ -128,10 +173,21 @@ type Holder struct {
 	Count uint64   `json:"count"`
 }
 
-// Map is one Go map seen by the map probes.
+// Map is one Go map seen by the map probes — a named global — or a class
+// of heap maps: maps of one type first used in one function.
 type Map struct {
-	Address    string `json:"address"`
-	Name       string `json:"name"`
+	// Address is a named map's header address; empty for a class.
+	Address string `json:"address"`
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	// Class is the function that first used the class's maps (the innermost
+	// frame outside the runtime, reflect and generic map helpers); empty for
+	// a named global.
+	Class string `json:"class"`
+	// Maps is how many maps the row stands for.
+	Maps int `json:"maps"`
+	// Type is the maps' Go type: "http.Header", "map[string]int".
+	Type       string `json:"type"`
 	KeyType    string `json:"key_type"`
 	Reads      uint64 `json:"reads"`
 	Writes     uint64 `json:"writes"`
@@ -139,9 +195,55 @@ type Map struct {
 	Iterations uint64 `json:"iterations"`
 	Goroutines int    `json:"goroutines"`
 	// Writers is how many of those goroutines wrote or deleted.
-	Writers int      `json:"writers"`
-	HotKeys []HotKey `json:"hot_keys"`
-	Sites   []Site   `json:"sites"`
+	Writers int `json:"writers"`
+	// InterleavedWrites counts writes by a goroutine after another
+	// goroutine's write that followed its own, on one map, within 10ms:
+	// the map is shared by writers rather than handed from one to another.
+	InterleavedWrites uint64 `json:"interleaved_writes"`
+	// Interleave is the pair of write sites that interleaved most.
+	Interleave *Interleave `json:"interleave,omitempty"`
+	// CPUSeconds is the target's CPU time in these maps' operations, from
+	// CPU-clock sampling of the call sites.
+	CPUSeconds float64  `json:"cpu_seconds"`
+	HotKeys    []HotKey `json:"hot_keys"`
+	Sites      []Site   `json:"sites"`
+}
+
+// Interleave is the evidence of interleaved writes: the goroutine that
+// wrote again and the one that wrote in between.
+type Interleave struct {
+	Count uint64     `json:"count"`
+	Sides []RaceSide `json:"sides"`
+}
+
+// ID identifies a row within a report and across reports of one trace.
+func (m Map) ID() string {
+	switch {
+	case m.Name != "":
+		return m.Name
+	case m.Class != "":
+		return m.Type + " from " + m.Class
+	}
+	return m.Address
+}
+
+// Label names a row for a person: the variable, or "TYPE maps from FUNC".
+func (m Map) Label() string {
+	switch {
+	case m.Name != "":
+		return Short(m.Name)
+	case m.Class != "":
+		t := m.Type
+		if t == "" {
+			t = "map"
+		}
+		what := "maps"
+		if m.Maps == 1 {
+			what = "map"
+		}
+		return fmt.Sprintf("%s %s from %s", ShortType(t), what, Short(m.Class))
+	}
+	return "map " + m.Address
 }
 
 // HotKey is a frequently used map key.
@@ -159,8 +261,10 @@ type Site struct {
 
 // Race is a map touched by two goroutines at once, one of them writing.
 type Race struct {
-	Map   string     `json:"map"`
-	Name  string     `json:"name"`
+	Map  string `json:"map"`
+	Name string `json:"name"`
+	// MapID is the ID of the map's row in maps, when it is known.
+	MapID string     `json:"map_id,omitempty"`
 	Kind  string     `json:"kind"`
 	Count uint64     `json:"count"`
 	Sides []RaceSide `json:"sides"`
@@ -179,6 +283,12 @@ type Finding struct {
 	Title    string `json:"title"`
 	Detail   string `json:"detail"`
 	Advice   string `json:"advice"`
+	// CostSeconds is what the finding cost over the window: goroutine-time
+	// blocked for a mutex, CPU time for map work; 0 for correctness.
+	CostSeconds float64 `json:"cost_seconds"`
+	// BelowThreshold marks a cost under 1% of the window's goroutine time
+	// or CPU time: left out of the text report.
+	BelowThreshold bool `json:"below_threshold"`
 }
 
 // Goroutine is one goroutine's share of the waiting and the map work.
@@ -213,3 +323,11 @@ func WriteJSON(w io.Writer, r *Report) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(&c)
 }
+
+// importPath matches the import paths inside a type name.
+var importPath = regexp.MustCompile(`[A-Za-z0-9_.~\-]+/`)
+
+// ShortType drops the import paths inside a type name, keeping packages:
+// "map[string]*server.client" for
+// "map[string]*github.com/nats-io/nats-server/v2/server.client".
+func ShortType(t string) string { return importPath.ReplaceAllString(t, "") }

@@ -12,73 +12,146 @@ import (
 // textWidth is the terminal width the text report fits.
 const textWidth = 100
 
-// WriteText writes the report for a person at a terminal.
-func WriteText(w io.Writer, r *Report) error {
-	var b strings.Builder
-	wrap(&b, fmt.Sprintf("maptrace: pid %d %s (%s %s): %.1fs, ended by %s",
+// TextOptions say how much the text report shows.
+type TextOptions struct {
+	// Top is the rows per section (default 10).
+	Top int
+	// Verbose shows everything: every row, finding and stack.
+	Verbose bool
+}
+
+// DefaultTop is the rows per section of the text report.
+const DefaultTop = 10
+
+// WriteText writes the report for a person at a terminal, with the default
+// options.
+func WriteText(w io.Writer, r *Report) error { return WriteTextOptions(w, r, TextOptions{}) }
+
+// WriteTextOptions writes the report for a person at a terminal: a summary
+// of the top problems with what each costs, then the sections.
+func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
+	if o.Top <= 0 {
+		o.Top = DefaultTop
+	}
+	t := &text{o: o}
+	b := &t.b
+	wrap(b, fmt.Sprintf("maptrace: pid %d %s (%s %s): %.1fs, ended by %s",
 		r.Target.PID, r.Target.Exe, r.Target.GoVersion, r.Target.Arch, r.Window.Seconds, r.EndedBy), "    ")
 	if r.TargetError != "" {
-		fmt.Fprintf(&b, "TARGET DIED: fatal error: %s\n", r.TargetError)
+		fmt.Fprintf(b, "TARGET DIED: fatal error: %s\n", r.TargetError)
 	}
-	fmt.Fprintf(&b, "probes: %d hits, est. cost %s (%.2f%% of the target's CPU time)\n", r.Overhead.ProbeHits,
+	fmt.Fprintf(b, "probes: %d hits, est. cost %s (%.2f%% of the target's CPU time)\n", r.Overhead.ProbeHits,
 		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio)
 	if r.Overhead.LostEvents > 0 {
-		fmt.Fprintf(&b, "lost: %d events (stacks not walked or tables full): counts are low by as much\n", r.Overhead.LostEvents)
+		fmt.Fprintf(b, "lost: %d events (stacks not walked or tables full): counts are low by as much\n", r.Overhead.LostEvents)
+	}
+	if r.CPU.Samples > 0 {
+		fmt.Fprintf(b, "cpu: the target used %s of CPU (%.2f cores); %s (%.1f%%) in map operations\n",
+			Duration(uint64(r.CPU.Seconds*1e9)), r.CPU.Seconds/max(r.Window.Seconds, 1e-9),
+			Duration(uint64(r.CPU.MapSeconds*1e9)), 100*r.CPU.MapSeconds/r.CPU.Seconds)
 	}
 	if r.Overhead.MapSamplingFraction < 1 {
-		fmt.Fprintf(&b, "maps: counts scaled from the %.1f%% of operations probed", 100*r.Overhead.MapSamplingFraction)
+		fmt.Fprintf(b, "maps: counts scaled from the %.1f%% of operations probed", 100*r.Overhead.MapSamplingFraction)
 		if r.Overhead.MapCountsLowerBound {
 			b.WriteString(" (may be undercounted: busy target)")
 		}
 		b.WriteString("\n")
 	}
 
-	writeRaces(&b, r.Races)
-	writeMutexes(&b, r.Mutexes)
-	writeMaps(&b, r.Maps, r.Overhead.MapSamplingFraction)
-	writeGoroutines(&b, r.Goroutines)
-	writeFindings(&b, r.Findings)
+	t.summary(r.Findings)
+	t.races(r.Races)
+	t.mutexes(r.Mutexes)
+	t.maps(r.Maps, r.Overhead.MapSamplingFraction)
+	t.goroutines(r.Goroutines)
+	t.findings(r.Findings)
 	if len(r.Missing) > 0 {
 		b.WriteString("\n")
 	}
 	for _, m := range r.Missing {
-		wrap(&b, "not traced: "+m, "    ")
+		wrap(b, "not traced: "+m, "    ")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-const topText = 10
+// text is a text report being written.
+type text struct {
+	b strings.Builder
+	o TextOptions
+}
 
-func writeMutexes(b *strings.Builder, ms []Mutex) {
+// limit is how many of n rows a section shows, stacks of rows included.
+func (t *text) limit(n, top int) int {
+	if t.o.Verbose {
+		return n
+	}
+	return min(n, top)
+}
+
+// more says how many rows the section left out.
+func (t *text) more(n, shown int) {
+	if n > shown {
+		fmt.Fprintf(&t.b, "  … %d more in the JSON report (-f json) or with --verbose\n", n-shown)
+	}
+}
+
+// shown are the findings the text report shows: all with --verbose, else
+// those at or above the threshold.
+func (t *text) shown(fs []Finding) []Finding {
+	if t.o.Verbose {
+		return fs
+	}
+	var out []Finding
+	for _, f := range fs {
+		if !f.BelowThreshold {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// summary is one line for each of the top problems, with its cost.
+func (t *text) summary(fs []Finding) {
+	fs = t.shown(fs)
+	if len(fs) == 0 {
+		t.b.WriteString("\nSUMMARY: nothing costs 1% of the window or more; no race seen\n")
+		return
+	}
+	t.b.WriteString("\nSUMMARY (top problems; cost over the window)\n")
+	for i, f := range fs[:min(len(fs), 5)] {
+		c := "correctness"
+		if f.CostSeconds > 0 {
+			c = Duration(uint64(f.CostSeconds * 1e9))
+		}
+		t.b.WriteString(fmt.Sprintf("  %d. %-11s %s\n", i+1, c, clip(f.Title, textWidth-17)))
+	}
+}
+
+func (t *text) mutexes(ms []Mutex) {
+	b := &t.b
 	if len(ms) == 0 {
 		b.WriteString("\nMUTEX CONTENTION: none seen\n")
 		return
 	}
 	fmt.Fprintf(b, "\nMUTEX CONTENTION (%d contended; top by total wait)\n", len(ms))
 	fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", "MUTEX", "KIND", "WAITS", "TOTAL", "P50", "P99", "MAX")
-	for i, m := range ms {
-		if i == topText {
-			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-topText)
-			break
-		}
-		fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", clip(mutexLabel(m), 35), m.Kind, Count(m.Contentions),
+	n := t.limit(len(ms), t.o.Top)
+	for i, m := range ms[:n] {
+		fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", clip(m.Label(), 35), m.Kind, Count(m.Contentions),
 			Duration(m.WaitNS), Duration(m.P50NS), Duration(m.P99NS), Duration(m.MaxWaitNS))
-		for j, wt := range mergeWaiters(m.Waiters) {
-			if j == 3 {
-				break
-			}
-			fmt.Fprintf(b, "      waited %s in %d waits at:\n", Duration(wt.WaitNS), wt.Contentions)
-			writeStack(b, wt.Stack, "        ")
+		if i >= t.limit(n, 3) {
+			continue // stacks for the top few
 		}
-		for j, h := range mergeHolders(m.Holders) {
-			if j == 2 {
-				break
-			}
+		for _, wt := range mergeWaiters(m.Waiters)[:t.limit(len(mergeWaiters(m.Waiters)), 2)] {
+			fmt.Fprintf(b, "      waited %s in %d waits at:\n", Duration(wt.WaitNS), wt.Contentions)
+			t.stack(wt.Stack, "        ")
+		}
+		for _, h := range mergeHolders(m.Holders)[:t.limit(len(mergeHolders(m.Holders)), 1)] {
 			fmt.Fprintf(b, "      released to waiters %d times by:\n", h.Count)
-			writeStack(b, h.Stack, "        ")
+			t.stack(h.Stack, "        ")
 		}
 	}
+	t.more(len(ms), n)
 }
 
 // mergeWaiters merges waiter stacks that differ only inside the runtime and
@@ -115,29 +188,13 @@ func mergeByUserFrames[T any](xs []T, stack func(T) []string, add func(*T, T)) [
 	return out
 }
 
-// mutexLabel names a mutex: its variable, else its address and where it was
-// waited for.
-func mutexLabel(m Mutex) string {
-	if m.Name != "" {
-		return Short(m.Name)
-	}
-	if len(m.Waiters) > 0 {
-		if f := UserFrames(m.Waiters[0].Stack); len(f) > 0 {
-			return m.Address + " " + Short(FrameFunc(f[0]))
-		}
-	}
-	return m.Address
-}
-
-func writeGoroutines(b *strings.Builder, gs []Goroutine) {
+func (t *text) goroutines(gs []Goroutine) {
 	if len(gs) == 0 {
 		return
 	}
+	b := &t.b
 	b.WriteString("\nGOROUTINES (top by mutex wait, then map operations)\n")
-	for i, g := range gs {
-		if i == 5 {
-			break
-		}
+	for _, g := range gs[:t.limit(len(gs), 5)] {
 		fmt.Fprintf(b, "  goroutine %-8d waited %9s in %6s waits; %9s map ops", g.Goid, Duration(g.WaitNS), Count(g.Contentions), Count(g.MapOps))
 		if len(g.HotKeys) > 0 {
 			keys := make([]string, 0, len(g.HotKeys))
@@ -150,58 +207,61 @@ func writeGoroutines(b *strings.Builder, gs []Goroutine) {
 	}
 }
 
-func writeRaces(b *strings.Builder, rs []Race) {
+func (t *text) races(rs []Race) {
 	if len(rs) == 0 {
 		return
 	}
+	b := &t.b
 	fmt.Fprintf(b, "\nCONCURRENT MAP ACCESS (%d): goroutines touched a map at once, one of them writing\n", len(rs))
-	for _, r := range rs {
-		fmt.Fprintf(b, "  %s on %s, seen %d times\n", r.Kind, mapLabel(r.Name, r.Map), r.Count)
+	n := t.limit(len(rs), t.o.Top)
+	for _, r := range rs[:n] {
+		label := Short(r.Name)
+		if label == "" {
+			label = r.MapID
+		}
+		if label == "" {
+			label = "map " + r.Map
+		}
+		fmt.Fprintf(b, "  %s on %s, seen %d times\n", r.Kind, clip(label, textWidth-40), r.Count)
 		for _, s := range r.Sides {
 			if s.Goid == 0 && len(s.Stack) == 0 {
 				fmt.Fprintf(b, "    the other side: a %s not seen (the map probes were off)\n", s.Op)
 				continue
 			}
 			fmt.Fprintf(b, "    goroutine %d %s at:\n", s.Goid, s.Op)
-			writeStack(b, s.Stack, "      ")
+			t.stack(s.Stack, "      ")
 		}
 	}
+	t.more(len(rs), n)
 }
 
-func mapLabel(name, addr string) string {
-	if name != "" {
-		return Short(name)
-	}
-	return "map " + addr
-}
-
-func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
+func (t *text) maps(ms []Map, fraction float64) {
 	if len(ms) == 0 {
 		return
 	}
+	b := &t.b
 	scaled := ""
 	if fraction < 1 {
 		scaled = fmt.Sprintf("; counts estimated from %.1f%% sampled", 100*fraction)
 	}
-	fmt.Fprintf(b, "\nHOT MAPS (%d seen; top by operations%s)\n", len(ms), scaled)
-	fmt.Fprintf(b, "  %-36s %-7s %10s %10s %8s %8s %5s\n", "MAP", "KEY", "READS", "WRITES", "DELETES", "RANGES", "GOROS")
-	for i, m := range ms {
-		if i == topText {
-			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-topText)
-			break
+	nmaps := 0
+	for _, m := range ms {
+		nmaps += max(m.Maps, 1)
+	}
+	fmt.Fprintf(b, "\nHOT MAPS (%d rows for %d maps; heap maps grouped by type and first user%s)\n", len(ms), nmaps, scaled)
+	fmt.Fprintf(b, "  %-40s %-7s %8s %8s %8s %7s %5s %7s\n", "MAP", "KEY", "READS", "WRITES", "DELETES", "RANGES", "GOROS", "CPU")
+	n := t.limit(len(ms), t.o.Top)
+	for i, m := range ms[:n] {
+		cpu := "-"
+		if m.CPUSeconds > 0 {
+			cpu = Duration(uint64(m.CPUSeconds * 1e9))
 		}
-		label := Short(m.Name)
-		if label == "" {
-			label = m.Address
-			if len(m.Sites) > 0 {
-				if f := UserFrames(m.Sites[0].Stack); len(f) > 0 {
-					label += " " + Short(FrameFunc(f[0]))
-				}
-			}
+		fmt.Fprintf(b, "  %-40s %-7s %8s %8s %8s %7s %5s %7s\n", clip(m.Label(), 40), clip(m.KeyType, 7), Count(m.Reads), Count(m.Writes),
+			Count(m.Deletes), Count(m.Iterations), Count(uint64(m.Goroutines)), cpu)
+		if i >= t.limit(n, 5) {
+			continue
 		}
-		fmt.Fprintf(b, "  %-36s %-7s %10s %10s %8s %8s %5s\n", clip(label, 36), m.KeyType, Count(m.Reads), Count(m.Writes),
-			Count(m.Deletes), Count(m.Iterations), Count(uint64(m.Goroutines)))
-		if len(m.HotKeys) > 0 && i < 5 {
+		if len(m.HotKeys) > 0 {
 			total := m.Reads + m.Writes + m.Deletes
 			keys := make([]string, 0, 5)
 			for j, k := range m.HotKeys {
@@ -210,17 +270,15 @@ func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
 				}
 				keys = append(keys, fmt.Sprintf("%s %s", clip(k.Key, 24), share(k.Count, total)))
 			}
-			fmt.Fprintf(b, "      hot keys: %s\n", strings.Join(keys, ", "))
+			wrap(b, "      hot keys: "+strings.Join(keys, ", "), "        ")
 		}
-		for j, s := range m.Sites {
-			if j == 2 || i >= 5 {
-				break
-			}
+		for _, s := range m.Sites[:t.limit(len(m.Sites), 2)] {
 			if f := UserFrames(s.Stack); len(f) > 0 {
 				fmt.Fprintf(b, "      %-6s %9s at %s\n", s.Op, Count(s.Count), clip(ShortFrame(f[0]), textWidth-30))
 			}
 		}
 	}
+	t.more(len(ms), n)
 }
 
 func share(n, total uint64) string {
@@ -230,13 +288,20 @@ func share(n, total uint64) string {
 	return fmt.Sprintf("%.0f%%", 100*float64(n)/float64(total))
 }
 
-func writeFindings(b *strings.Builder, fs []Finding) {
-	if len(fs) == 0 {
+func (t *text) findings(all []Finding) {
+	fs := t.shown(all)
+	if len(all) == 0 {
 		return
 	}
-	b.WriteString("\nFINDINGS\n")
-	for _, f := range fs {
-		wrap(b, "  ["+strings.ToUpper(f.Severity)+"] "+f.Title, "      ")
+	b := &t.b
+	fmt.Fprintf(b, "\nFINDINGS (%d; most urgent first)\n", len(fs))
+	n := t.limit(len(fs), t.o.Top)
+	for _, f := range fs[:n] {
+		title := "  [" + strings.ToUpper(f.Severity) + "] " + f.Title
+		if f.CostSeconds > 0 {
+			title += " — costs " + Duration(uint64(f.CostSeconds*1e9))
+		}
+		wrap(b, title, "      ")
 		if f.Detail != "" {
 			wrap(b, "      "+f.Detail, "      ")
 		}
@@ -244,14 +309,19 @@ func writeFindings(b *strings.Builder, fs []Finding) {
 			wrap(b, "      fix: "+f.Advice, "           ")
 		}
 	}
+	t.more(len(fs), n)
+	if below := len(all) - len(fs); below > 0 {
+		fmt.Fprintf(b, "  %d more below 1%% of the window in the JSON report (-f json) or with --verbose\n", below)
+	}
 }
 
-// writeStack prints the first frames of a stack above the runtime and sync
+// stack prints the first frames of a stack above the runtime and sync
 // internals where the wait happened.
-func writeStack(b *strings.Builder, stack []string, indent string) {
+func (t *text) stack(stack []string, indent string) {
+	b := &t.b
 	frames := UserFrames(stack)
 	for i, f := range frames {
-		if i == 4 {
+		if i == t.limit(len(frames), 3) {
 			fmt.Fprintf(b, "%s…\n", indent)
 			break
 		}
@@ -329,11 +399,15 @@ func wrap(b *strings.Builder, text, indent string) {
 	b.WriteByte('\n')
 }
 
+// clip shortens s to n columns by cutting its middle, keeping the start
+// (the type or package) and the end (the function or name).
 func clip(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return "…" + s[len(s)-n+1:]
+	head := (n - 1) / 2
+	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
 }
 
 // Count formats a count to fit a column: exact below a million, then 1.23M,

@@ -20,6 +20,7 @@ type moduledata struct {
 	funcnames, cutab, filetab, pctab, pclntab [2]uint64
 	nftab                                     uint64 // ftab entries: nfunc+1
 	text, gofunc                              uint64
+	types                                     uint64 // the base of a _type's name offsets
 }
 
 // Word indexes of runtime.moduledata fields: pcHeader, then the slices
@@ -96,6 +97,7 @@ func (b *Binary) findModuledata(order binary.ByteOrder, ptrSize int) (moduledata
 				nftab:     word(md, mdFtab+1),
 				text:      word(md, mdText),
 				gofunc:    word(md, gofunc),
+				types:     word(md, gofunc-3),
 			}, true
 		}
 	}

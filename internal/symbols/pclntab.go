@@ -37,6 +37,8 @@ type pclntab struct {
 	// gofunc is moduledata.gofunc (the go:func.* symbol), the base of
 	// funcdata offsets such as the inline tree's.
 	gofunc uint64
+	// types is moduledata.types, the base of type name offsets.
+	types uint64
 
 	byName map[string]int // function name -> ftab index
 
@@ -62,6 +64,7 @@ func (b *Binary) readPclntab(order binary.ByteOrder, ptrSize int) (*pclntab, err
 		quantum:    uint64(hdr[6]),
 		text:       md.text,
 		gofunc:     md.gofunc,
+		types:      md.types,
 		printNames: b.minor == 0 || b.minor >= 21,
 	}
 	for _, tab := range []struct {

@@ -43,18 +43,6 @@ func mapTrace(t *testing.T, p *testtarget.Proc, overhead float64, cmd string, ti
 	return res.r, answer
 }
 
-// mapBySite finds the map whose top site is in function fn.
-func mapBySite(r *report.Report, fn string) *report.Map {
-	for i, m := range r.Maps {
-		for _, s := range m.Sites {
-			if f := report.UserFrames(s.Stack); len(f) > 0 && report.FrameFunc(f[0]) == fn {
-				return &r.Maps[i]
-			}
-		}
-	}
-	return nil
-}
-
 // TestHotKeysExact checks exact per-key counts, with every operation probed,
 // for string and int64 keys, classic and swiss maps.
 func TestHotKeysExact(t *testing.T) {

@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/calibrate"
@@ -177,7 +180,7 @@ func (s *session) open() error {
 	s.multi = probes.MultiSupported()
 	s.r = &report.Report{
 		Version:  report.Version,
-		Target:   report.Target{PID: pid, Exe: proc.Exe, GoVersion: bin.GoVersion, Arch: bin.Arch},
+		Target:   report.Target{PID: pid, Exe: proc.Exe, GoVersion: bin.GoVersion, Arch: bin.Arch, CPUs: cpusOf(pid)},
 		Overhead: report.Overhead{MapSamplingFraction: 1},
 	}
 	return nil
@@ -346,7 +349,8 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		mapHits := sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) + sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
 		r.Overhead.ProbeHits += mapHits
 		r.Overhead.LostEvents += collector.Lost(s.mapObjs.Stats)
-		c := &collector.Maps{Maps: &s.mapObjs.MapsMaps, Sym: s.sym, Keys: s.opts.Keys, Name: s.mapName, Scale: 1 / max(frac, 1e-6)}
+		c := &collector.Maps{Maps: &s.mapObjs.MapsMaps, Sym: s.sym, Keys: s.opts.Keys, Name: s.mapName,
+			Globals: s.mapGlobals, Scale: 1 / max(frac, 1e-6)}
 		res, err := c.Collect()
 		errs = append(errs, err)
 		if res != nil {
@@ -376,15 +380,25 @@ func (s *session) mapName(addr uint64) string {
 	return s.mapNames[addr]
 }
 
-// nameMaps reads the map variables at attach, then again when the probes
-// have seen a map it cannot name (a global may be assigned a new map), while
-// the target lives: a target that crashes cannot be read afterwards. Heap
-// maps never get a name, so while the unnamed maps are the same ones the
-// reads back off, from every 250ms to every 8s; a new one reads at once.
+// mapGlobals is a copy of the names found so far, by map header address.
+func (s *session) mapGlobals() map[uint64]string {
+	s.mapNamesMu.Lock()
+	defer s.mapNamesMu.Unlock()
+	out := make(map[uint64]string, len(s.mapNames))
+	for a, n := range s.mapNames {
+		out[a] = n
+	}
+	return out
+}
+
+// nameMaps reads the map variables at attach, then again while the target
+// lives (a global may be assigned a new map; a target that crashes cannot be
+// read afterwards). The reads back off from every 250ms to every 8s while
+// no new class of maps appears; a new one reads at once.
 func (s *session) nameMaps(quit <-chan struct{}) {
 	s.readMapVars()
 	const tick, most = 250 * time.Millisecond, 8 * time.Second
-	seen := map[uint64]bool{}
+	seen := map[bpf.MapsClassKey]bool{}
 	wait, last := tick, time.Now()
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -394,25 +408,21 @@ func (s *session) nameMaps(quit <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		// Keys only: half the system calls of iterating the entries.
-		unnamed, fresh := false, false
+		fresh := false
 		var key any // nil: the first key
 		for {
-			var addr uint64
-			if s.mapObjs.MapStats.NextKey(key, &addr) != nil {
+			var k bpf.MapsClassKey
+			if s.mapObjs.ClassStats.NextKey(key, &k) != nil {
 				break
 			}
-			if s.mapName(addr) == "" {
-				unnamed = true
-				fresh = fresh || !seen[addr]
-			}
-			seen[addr] = true
-			key = addr
+			fresh = fresh || !seen[k]
+			seen[k] = true
+			key = k
 		}
 		if fresh {
 			wait = tick
 		}
-		if unnamed && (fresh || time.Since(last) >= wait) {
+		if fresh || time.Since(last) >= wait {
 			s.readMapVars()
 			last, wait = time.Now(), min(2*wait, most)
 		}
@@ -547,4 +557,14 @@ func loadBias(proc *target.Process) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("pid %d: executable has no segment at file offset 0", proc.PID)
+}
+
+// cpusOf is how many CPUs process pid may run on: what GOMAXPROCS defaults
+// to, and so how many goroutines can run at once.
+func cpusOf(pid int) int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(pid, &set); err != nil {
+		return runtime.NumCPU()
+	}
+	return max(set.Count(), 1)
 }
