@@ -147,6 +147,9 @@ type analysis struct {
 	// contended maps a map row ID to the long-waited mutex whose waiters
 	// are the functions that use the map.
 	contended map[string]*report.Mutex
+	// groups are the mutexes, those of one kind locked in one place (a
+	// field of many objects) merged into one.
+	groups []report.Mutex
 	// waitBase is the window's goroutine time that lock waits are a share
 	// of; cpuBase the target's CPU time that map work is a share of.
 	waitBase, cpuBase float64
@@ -247,8 +250,9 @@ func raceAdvice(m *report.Map) string {
 // RWMutex writers.
 func (a *analysis) mutexes() {
 	window := a.r.Window.Seconds * 1e9
-	for i := range a.r.Mutexes {
-		m := &a.r.Mutexes[i]
+	a.groups = groupMutexes(a.r.Mutexes)
+	for i := range a.groups {
+		m := &a.groups[i]
 		if m.Kind == report.KindRWMutexWrite && a.starving(m) {
 			continue
 		}
@@ -291,6 +295,46 @@ func (a *analysis) mutexes() {
 		}
 		a.add(cost, severity, title, detail+".", advice, wait, a.waitBase)
 	}
+}
+
+// groupMutexes merges the unnamed mutexes of one kind that were waited for
+// in the same function — one lock field of many objects, like a per-client
+// lock — into one, whose Name says how many there are. Named ones stay.
+func groupMutexes(ms []report.Mutex) []report.Mutex {
+	var out []report.Mutex
+	count := map[int]int{}
+	at := map[string]int{}
+	for _, m := range ms {
+		key := m.Label() + "\x00" + m.Kind
+		if m.Name != "" {
+			key = m.Address + "\x00" + m.Kind
+		}
+		i, ok := at[key]
+		if !ok {
+			at[key] = len(out)
+			count[len(out)] = 1
+			m.Waiters = append([]report.Waiter(nil), m.Waiters...)
+			m.Holders = append([]report.Holder(nil), m.Holders...)
+			out = append(out, m)
+			continue
+		}
+		g := &out[i]
+		count[i]++
+		g.Contentions += m.Contentions
+		g.WaitNS += m.WaitNS
+		g.MaxWaitNS = max(g.MaxWaitNS, m.MaxWaitNS)
+		g.P50NS = max(g.P50NS, m.P50NS)
+		g.P99NS = max(g.P99NS, m.P99NS)
+		g.Goroutines += m.Goroutines
+		g.Waiters = append(g.Waiters, m.Waiters...)
+		g.Holders = append(g.Holders, m.Holders...)
+	}
+	for i, n := range count {
+		if n > 1 {
+			out[i].Name = fmt.Sprintf("%s (%d mutexes)", out[i].Label(), n)
+		}
+	}
+	return out
 }
 
 // long says whether a mutex's waits are long: a p99 over longWaitP99, or a
@@ -366,10 +410,13 @@ func (a *analysis) starving(w *report.Mutex) bool {
 		return false
 	}
 	var rd *report.Mutex
-	for i := range a.r.Mutexes {
-		if m := &a.r.Mutexes[i]; m.Address == w.Address && m.Kind == report.KindRWMutexRead {
+	for i := range a.groups {
+		if m := &a.groups[i]; m.Label() == w.Label() && m.Kind == report.KindRWMutexRead {
 			rd = m
 		}
+	}
+	if rd == nil || rd.Contentions == 0 {
+		return false // no reader was seen: the writers wait for each other
 	}
 	window := a.r.Window.Seconds * 1e9
 	bigTotal := window > 0 && float64(w.WaitNS) > longWaitShare*window

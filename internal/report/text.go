@@ -123,7 +123,7 @@ func (t *text) summary(fs []Finding) {
 		if f.CostSeconds > 0 {
 			c = Duration(uint64(f.CostSeconds * 1e9))
 		}
-		t.b.WriteString(fmt.Sprintf("  %d. %-11s %s\n", i+1, c, clip(f.Title, textWidth-17)))
+		wrap(&t.b, fmt.Sprintf("  %d. %-11s %s", i+1, c, f.Title), strings.Repeat(" ", 17))
 	}
 }
 
@@ -137,7 +137,12 @@ func (t *text) mutexes(ms []Mutex) {
 	fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", "MUTEX", "KIND", "WAITS", "TOTAL", "P50", "P99", "MAX")
 	n := t.limit(len(ms), t.o.Top)
 	for i, m := range ms[:n] {
-		fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", clip(m.Label(), 35), m.Kind, Count(m.Contentions),
+		label := m.Label()
+		if len(label) > 35 {
+			fmt.Fprintf(b, "  %s\n", clip(label, textWidth-2))
+			label = ""
+		}
+		fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", label, m.Kind, Count(m.Contentions),
 			Duration(m.WaitNS), Duration(m.P50NS), Duration(m.P99NS), Duration(m.MaxWaitNS))
 		if i >= t.limit(n, 3) {
 			continue // stacks for the top few
@@ -256,7 +261,12 @@ func (t *text) maps(ms []Map, fraction float64) {
 		if m.CPUSeconds > 0 {
 			cpu = Duration(uint64(m.CPUSeconds * 1e9))
 		}
-		fmt.Fprintf(b, "  %-40s %-7s %8s %8s %8s %7s %5s %7s\n", clip(m.Label(), 40), clip(m.KeyType, 7), Count(m.Reads), Count(m.Writes),
+		label := m.Label()
+		if len(label) > 40 { // the whole label on a line of its own
+			fmt.Fprintf(b, "  %s\n", clip(label, textWidth-2))
+			label = ""
+		}
+		fmt.Fprintf(b, "  %-40s %-7s %8s %8s %8s %7s %5s %7s\n", label, clip(m.KeyType, 7), Count(m.Reads), Count(m.Writes),
 			Count(m.Deletes), Count(m.Iterations), Count(uint64(m.Goroutines)), cpu)
 		if i >= t.limit(n, 5) {
 			continue
