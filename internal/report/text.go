@@ -123,7 +123,9 @@ func (t *text) summary(fs []Finding) {
 		if f.CostSeconds > 0 {
 			c = Duration(uint64(f.CostSeconds * 1e9))
 		}
-		wrap(&t.b, fmt.Sprintf("  %d. %-11s %s", i+1, c, f.Title), strings.Repeat(" ", 17))
+		prefix := fmt.Sprintf("  %d. %-11s ", i+1, c)
+		t.b.WriteString(prefix)
+		wrapFrom(&t.b, f.Title, strings.Repeat(" ", len(prefix)), len(prefix))
 	}
 }
 
@@ -247,13 +249,13 @@ func (t *text) maps(ms []Map, fraction float64) {
 	b := &t.b
 	scaled := ""
 	if fraction < 1 {
-		scaled = fmt.Sprintf("; counts estimated from %.1f%% sampled", 100*fraction)
+		scaled = fmt.Sprintf("; %.1f%% sampled", 100*fraction)
 	}
 	nmaps := 0
 	for _, m := range ms {
 		nmaps += max(m.Maps, 1)
 	}
-	fmt.Fprintf(b, "\nHOT MAPS (%d rows for %d maps; heap maps grouped by type and first user%s)\n", len(ms), nmaps, scaled)
+	fmt.Fprintf(b, "\nHOT MAPS (%d rows for %d maps, heap maps by type and first user%s)\n", len(ms), nmaps, scaled)
 	fmt.Fprintf(b, "  %-40s %-7s %8s %8s %8s %7s %5s %7s\n", "MAP", "KEY", "READS", "WRITES", "DELETES", "RANGES", "GOROS", "CPU")
 	n := t.limit(len(ms), t.o.Top)
 	for i, m := range ms[:n] {
@@ -388,14 +390,18 @@ func ShortFrame(frame string) string {
 
 // wrap writes text in lines of at most textWidth columns, continuing with indent.
 func wrap(b *strings.Builder, text, indent string) {
-	line := 0
+	lead := len(text) - len(strings.TrimLeft(text, " "))
+	b.WriteString(strings.Repeat(" ", lead))
+	wrapFrom(b, text, indent, lead)
+}
+
+// wrapFrom is wrap continuing a line already col columns long.
+func wrapFrom(b *strings.Builder, text, indent string, col int) {
+	line := col
 	for i, word := range strings.Fields(text) {
 		n := utf8.RuneCountInString(word)
 		switch {
 		case i == 0:
-			lead := len(text) - len(strings.TrimLeft(text, " "))
-			b.WriteString(strings.Repeat(" ", lead))
-			line = lead
 		case line+1+n > textWidth:
 			b.WriteString("\n" + indent)
 			line = len(indent)
