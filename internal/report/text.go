@@ -12,8 +12,29 @@ import (
 // textWidth is the terminal width the text report fits.
 const textWidth = 100
 
-// WriteText writes the report for a person at a terminal.
+// TextOptions shape the text report. The zero value is the default.
+type TextOptions struct {
+	// Top is how many rows a section shows (0: 10).
+	Top int
+	// Verbose shows every row, whatever Top says.
+	Verbose bool
+}
+
+// WriteText writes the report for a person at a terminal, with the default
+// TextOptions.
 func WriteText(w io.Writer, r *Report) error {
+	return WriteTextOptions(w, r, TextOptions{})
+}
+
+// WriteTextOptions writes the report for a person at a terminal.
+func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
+	top := o.Top
+	if top <= 0 {
+		top = topText
+	}
+	if o.Verbose {
+		top = 0 // no limit
+	}
 	var b strings.Builder
 	wrap(&b, fmt.Sprintf("maptrace: pid %d %s (%s %s): %.1fs, ended by %s",
 		r.Target.PID, r.Target.Exe, r.Target.GoVersion, r.Target.Arch, r.Window.Seconds, r.EndedBy), "    ")
@@ -34,8 +55,8 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 
 	writeRaces(&b, r.Races)
-	writeMutexes(&b, r.Mutexes)
-	writeMaps(&b, r.Maps, r.Overhead.MapSamplingFraction)
+	writeMutexes(&b, r.Mutexes, top)
+	writeMaps(&b, r.Maps, r.Overhead.MapSamplingFraction, top)
 	writeGoroutines(&b, r.Goroutines)
 	writeFindings(&b, r.Findings)
 	if len(r.Missing) > 0 {
@@ -48,9 +69,11 @@ func WriteText(w io.Writer, r *Report) error {
 	return err
 }
 
+// topText is the default number of rows a section shows.
 const topText = 10
 
-func writeMutexes(b *strings.Builder, ms []Mutex) {
+// writeMutexes writes the top mutexes (all if top is 0).
+func writeMutexes(b *strings.Builder, ms []Mutex, top int) {
 	if len(ms) == 0 {
 		b.WriteString("\nMUTEX CONTENTION: none seen\n")
 		return
@@ -58,8 +81,8 @@ func writeMutexes(b *strings.Builder, ms []Mutex) {
 	fmt.Fprintf(b, "\nMUTEX CONTENTION (%d contended; top by total wait)\n", len(ms))
 	fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", "MUTEX", "KIND", "WAITS", "TOTAL", "P50", "P99", "MAX")
 	for i, m := range ms {
-		if i == topText {
-			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-topText)
+		if top > 0 && i == top {
+			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-top)
 			break
 		}
 		fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", clip(mutexLabel(m), 35), m.Kind, Count(m.Contentions),
@@ -175,7 +198,8 @@ func mapLabel(name, addr string) string {
 	return "map " + addr
 }
 
-func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
+// writeMaps writes the top maps (all if top is 0).
+func writeMaps(b *strings.Builder, ms []Map, fraction float64, top int) {
 	if len(ms) == 0 {
 		return
 	}
@@ -186,8 +210,8 @@ func writeMaps(b *strings.Builder, ms []Map, fraction float64) {
 	fmt.Fprintf(b, "\nHOT MAPS (%d seen; top by operations%s)\n", len(ms), scaled)
 	fmt.Fprintf(b, "  %-36s %-7s %10s %10s %8s %8s %5s\n", "MAP", "KEY", "READS", "WRITES", "DELETES", "RANGES", "GOROS")
 	for i, m := range ms {
-		if i == topText {
-			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-topText)
+		if top > 0 && i == top {
+			fmt.Fprintf(b, "  … %d more in the JSON report\n", len(ms)-top)
 			break
 		}
 		label := Short(m.Name)
