@@ -490,7 +490,8 @@ func (a *analysis) sampling() {
 		a.add(report.SeverityInfo, "map operations were not traced: the --overhead budget allowed no map probing",
 			"the map probes cost more than the budget allows for this target, so no map counts, hot keys or races "+
 				"were recorded (a fatal concurrent map access is still caught).",
-			"raise --overhead (100 probes every map operation) for a short trace.")
+			"raise --overhead (at most 25), or, for a short trace on a test or canary process, use --exact, which probes "+
+				"every map operation whatever it costs.")
 		return
 	}
 	if len(a.r.Maps) == 0 {
@@ -504,7 +505,8 @@ func (a *analysis) sampling() {
 	a.add(report.SeverityInfo,
 		fmt.Sprintf("map counts are estimates: %.1f%% of map operations were probed", 100*f),
 		detail,
-		"for exact counts trace a shorter while with --overhead 100, which probes every map operation.")
+		"for exact counts, trace a short while with --exact, which probes every map operation and can slow a map-heavy "+
+			"loop many times over: on a test or canary process, not production.")
 }
 
 // overBudget: the mutex probes alone cost more than the budget. They time
