@@ -15,7 +15,7 @@ type Accuracy struct {
 	TruthSeconds  Dist
 	TracedSeconds Dist
 	WaitRatio     Dist
-	// Hot keys with --overhead 100 (testdata/maps `hot`): every key's count
+	// Hot keys with --exact (testdata/maps `hot`): every key's count
 	// against (i+1)*10+1.
 	KeysExpected int
 	KeysExact    Dist // keys whose count was exactly right, per run
@@ -78,7 +78,7 @@ func measureAccuracy(cfg *Config, bins *Binaries, logf func(string, ...any)) (*A
 	a.KeysExpected = 10 * len(hotMaps)
 	for round := 0; round < cfg.N; round++ {
 		var f []string
-		res, err := traceDuring(bins.Maptrace, cfg.Tmp, maps.PID(), []string{"--overhead", "100"}, func() (err error) {
+		res, err := traceDuring(bins.Maptrace, cfg.Tmp, maps.PID(), []string{"--exact"}, func() (err error) {
 			f, err = maps.Ask("hot", time.Minute)
 			return err
 		})

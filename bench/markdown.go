@@ -222,7 +222,7 @@ func renderAccuracy(p printer, a *Accuracy) {
 	p("| runtime /sync/mutex/wait/total, s | %s |\n", cells(a.TruthSeconds, secs))
 	p("| maptrace total wait_ns, s | %s |\n", cells(a.TracedSeconds, secs))
 	p("| maptrace / runtime | %s |\n\n", cells(a.WaitRatio, ratio))
-	p("**Hot keys.** testdata/maps `hot` under `maptrace attach --overhead 100`: key i of main.hotStrings (`user:i`) and of main.hotInts (`1000+i`) is used exactly (i+1)×10+1 times (one write, then reads).\n\n")
+	p("**Hot keys.** testdata/maps `hot` under `maptrace attach --exact`: key i of main.hotStrings (`user:i`) and of main.hotInts (`1000+i`) is used exactly (i+1)×10+1 times (one write, then reads).\n\n")
 	p("| figure | min | median | max |\n|---|---|---|---|\n")
 	p("| keys with exactly the true count (of %d) | %s |\n", a.KeysExpected, cells(a.KeysExact, num))
 	p("| reported / true count, every key of every run | %s |\n", cells(a.KeyRatio, ratio))
@@ -271,7 +271,7 @@ func renderGoals(p printer, r *Results) {
 		p("- Events lost = 0 (in every traced run, the highest hit rate included): at most %s in a run — %s.\n", num(most), met(most == 0))
 	}
 	if a := r.Accuracy; a != nil {
-		p("- Hot-key counts exact with --overhead 100: %s of %d keys (median) — %s.\n", num(a.KeysExact.Median()), a.KeysExpected, met(a.KeysExact.Min() == float64(a.KeysExpected)))
+		p("- Hot-key counts exact with --exact: %s of %d keys (median) — %s.\n", num(a.KeysExact.Median()), a.KeysExpected, met(a.KeysExact.Min() == float64(a.KeysExpected)))
 		p("- Mutex wait against the runtime's metric: %s× (median).\n", fmt.Sprintf("%.3f", a.WaitRatio.Median()))
 	}
 	p("\n")

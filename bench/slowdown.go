@@ -23,7 +23,7 @@ type TraceMode struct {
 }
 
 var defaultMode = TraceMode{Name: "default (mutex + maps, --overhead 5)"}
-var fullMode = TraceMode{Name: "--overhead 100 (every map op probed)", Args: []string{"--overhead", "100"}}
+var fullMode = TraceMode{Name: "--exact (every map op probed)", Args: []string{"--exact"}}
 
 // Slowdown is section 2 for one workload.
 type Slowdown struct {

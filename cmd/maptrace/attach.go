@@ -17,58 +17,70 @@ import (
 
 	"github.com/maptrace/maptrace/internal/live"
 	"github.com/maptrace/maptrace/internal/metrics"
-	"github.com/maptrace/maptrace/internal/profiles"
 	"github.com/maptrace/maptrace/internal/report"
 	"github.com/maptrace/maptrace/internal/trace"
 )
 
 // traceFlags are the flags attach and demo share.
 type traceFlags struct {
-	duration   time.Duration
-	mutex      bool
-	noMutex    bool
-	maps       bool
-	noMaps     bool
-	overhead   float64
-	keys       string
-	format     string
-	output     string
-	listen     string
-	pprof      string
-	pprofMaps  string
-	folded     string
-	flamegraph string
-	interval   time.Duration
+	outputFlags
+	duration time.Duration
+	mutex    bool
+	noMutex  bool
+	maps     bool
+	noMaps   bool
+	overhead float64
+	exact    bool
+	keys     string
+	listen   string
+	interval time.Duration
 }
+
+// maxOverhead caps --overhead: a larger budget is no light touch on a
+// production process, and exact counts are asked for with --exact, which
+// says what they cost.
+const maxOverhead = 25
+
+// exactNote is what --exact costs: BENCHMARKS.md measured a map-hot loop at
+// 0.0005× its untraced speed with every map operation probed.
+const exactNote = "every map operation is probed; a map-heavy loop can run over 1000× slower — use it for short traces " +
+	"on a test or canary process"
 
 func (f *traceFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.DurationVarP(&f.duration, "duration", "d", 0, "stop after this long (0: until Ctrl-C, SIGTERM or the target's exit)")
+	fs.DurationVarP(&f.duration, "duration", "d", 0, "stop after `D` (0: until Ctrl-C, SIGTERM or the target's exit)")
 	fs.BoolVar(&f.mutex, "mutex", true, "trace sync.Mutex / sync.RWMutex contention")
 	fs.BoolVar(&f.noMutex, "no-mutex", false, "do not trace mutex contention")
 	fs.BoolVar(&f.maps, "maps", true, "trace map operations, hot keys and concurrent map access (under the --overhead budget)")
 	fs.BoolVar(&f.noMaps, "no-maps", false, "do not trace map operations")
-	fs.Float64Var(&f.overhead, "overhead", 5, "budget, in percent of the target's CPU time, for the probes: mutex probes first, map probes duty-cycled in what is left (100: probe every map operation, exact counts)")
+	fs.Float64Var(&f.overhead, "overhead", 5, fmt.Sprintf("the probes' budget, `PCT` percent of the target's CPU time (at most %d): "+
+		"mutex probes first, map probes duty-cycled in what is left", maxOverhead))
+	fs.BoolVar(&f.exact, "exact", false, "exact map counts: "+exactNote)
 	fs.StringVar(&f.keys, "keys", "raw", "how map keys appear: raw, hash (a stable short hash, for keys that are user data) or none")
-	fs.StringVarP(&f.format, "format", "f", "text", "report format: text or json")
-	fs.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
-	fs.StringVar(&f.listen, "listen", "", "serve Prometheus metrics at http://ADDR/metrics while tracing (e.g. 127.0.0.1:9435)")
-	fs.StringVar(&f.pprof, "pprof", "", "write the contention profile (gzip profile.proto, for go tool pprof) to FILE")
-	fs.StringVar(&f.pprofMaps, "pprof-maps", "", "write the map-operations profile (gzip profile.proto) to FILE")
-	fs.StringVar(&f.folded, "folded", "", "write folded stacks (flamegraph.pl, speedscope) to FILE")
-	fs.StringVar(&f.flamegraph, "flamegraph", "", "write a self-contained HTML flame graph to FILE")
-	fs.DurationVarP(&f.interval, "interval", "i", 0, "also print a short live summary every D")
+	fs.StringVar(&f.listen, "listen", "", "serve Prometheus metrics at http://`ADDR`/metrics while tracing (e.g. 127.0.0.1:9435)")
+	fs.DurationVarP(&f.interval, "interval", "i", 0, "also print a short live summary every `D`")
+	f.outputFlags.register(cmd)
 }
 
-func (f *traceFlags) check() error {
-	if f.format != "text" && f.format != "json" {
-		return usageError{fmt.Errorf("--format %q: want text or json", f.format)}
-	}
+// check validates the flags and the output paths.
+func (f *traceFlags) check(cmd *cobra.Command) error {
 	if f.keys != "raw" && f.keys != "hash" && f.keys != "none" {
 		return usageError{fmt.Errorf("--keys %q: want raw, hash or none", f.keys)}
 	}
-	if f.overhead <= 0 {
-		return usageError{fmt.Errorf("--overhead %v: must be above 0 (100 probes everything)", f.overhead)}
+	switch {
+	case f.overhead <= 0:
+		return usageError{fmt.Errorf("--overhead %v: must be above 0", f.overhead)}
+	case f.overhead > maxOverhead:
+		return usageError{fmt.Errorf("--overhead %v: at most %d; for exact map counts on a short trace, use --exact", f.overhead, maxOverhead)}
+	case f.exact && cmd.Flags().Changed("overhead"):
+		return usageError{errors.New("--exact and --overhead: give one (--exact has no budget)")}
+	}
+	mutex, maps := f.mutex && !f.noMutex, f.maps && !f.noMaps
+	switch {
+	case !mutex && !maps:
+		return usageError{errors.New("--no-mutex and --no-maps leave nothing to trace: drop one")}
+	case f.exact && !maps:
+		return usageError{errors.New("--exact counts map operations: it cannot go with --no-maps")}
 	}
 	if f.duration < 0 {
 		return usageError{fmt.Errorf("--duration %v: must not be negative", f.duration)}
@@ -76,7 +88,38 @@ func (f *traceFlags) check() error {
 	if f.interval < 0 {
 		return usageError{fmt.Errorf("--interval %v: must not be negative", f.interval)}
 	}
-	return nil
+	return f.outputFlags.check()
+}
+
+// prepare checks everything the user and this machine can get wrong before
+// anything is attached — flags, output files, privileges, the --listen
+// address — so that a mistake fails at once, not after a long trace. The
+// caller closes the listener, if any, or gives it to runTrace.
+func (f *traceFlags) prepare(cmd *cobra.Command) (net.Listener, error) {
+	if err := f.check(cmd); err != nil {
+		return nil, err
+	}
+	if err := preflightError(); err != nil {
+		return nil, err
+	}
+	if f.listen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--listen %s: %v: give a free host:port, such as 127.0.0.1:9435", f.listen, unwrapNet(err))}
+	}
+	return ln, nil
+}
+
+// unwrapNet drops the "listen tcp ADDR:" of a *net.OpError: the caller
+// names the address already.
+func unwrapNet(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Err
+	}
+	return err
 }
 
 func attachCmd() *cobra.Command {
@@ -87,34 +130,47 @@ func attachCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attach -p PID",
 		Short: "Trace one running Go process until --duration, Ctrl-C, SIGTERM or its exit",
-		Args:  noArgs,
+		Args:  argsError,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("pid") {
-				return usageError{errors.New("attach needs -p PID")}
+				return usageError{errors.New("attach needs -p PID, the process to trace")}
 			}
-			return runTrace(cmd, pid, &flags, nil)
+			if pid <= 0 {
+				return usageError{fmt.Errorf("-p %d: give the pid of a running Go program", pid)}
+			}
+			ln, err := flags.prepare(cmd)
+			if err != nil {
+				return err
+			}
+			return runTrace(cmd, pid, &flags, ln, nil)
 		},
 	}
-	cmd.Flags().IntVarP(&pid, "pid", "p", 0, "the process to trace")
+	cmd.Flags().IntVarP(&pid, "pid", "p", 0, "the `PID` of the process to trace")
 	flags.register(cmd)
 	return cmd
 }
 
-// runTrace traces pid and writes the report and profiles. attached, if set,
-// runs once the probes are in place.
-func runTrace(cmd *cobra.Command, pid int, f *traceFlags, attached func()) error {
-	if err := f.check(); err != nil {
-		return err
+// runTrace traces pid and writes the report and profiles. ln, if set, is the
+// --listen socket, which runTrace closes; attached, if set, runs once the
+// probes are in place.
+func runTrace(cmd *cobra.Command, pid int, f *traceFlags, ln net.Listener, attached func()) error {
+	if ln != nil {
+		defer ln.Close()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	stderr := cmd.ErrOrStderr()
+	overhead := f.overhead
+	if f.exact {
+		overhead = 100 // the governor keeps the map probes attached
+		fmt.Fprintf(stderr, "maptrace: --exact: %s\n", exactNote)
+	}
 	sess, err := trace.Start(trace.Options{
 		PID:      pid,
 		Duration: f.duration,
 		Mutex:    f.mutex && !f.noMutex,
 		Maps:     f.maps && !f.noMaps,
-		Overhead: f.overhead,
+		Overhead: overhead,
 		Keys:     f.keys,
 		Log:      stderr,
 		Attached: func() {
@@ -125,23 +181,22 @@ func runTrace(cmd *cobra.Command, pid int, f *traceFlags, attached func()) error
 		},
 	})
 	if err != nil {
-		return err
+		return targetError(pid, err)
 	}
-	if f.listen != "" {
-		stopServing, err := serveMetrics(f.listen, sess, f.keys)
-		if err != nil {
-			sess.Wait(canceled())
-			return err
-		}
+	if ln != nil {
+		stopServing := serveMetrics(ln, sess, f.keys)
 		defer stopServing()
-		fmt.Fprintf(stderr, "maptrace: serving metrics at http://%s/metrics\n", f.listen)
+		fmt.Fprintf(stderr, "maptrace: serving metrics at http://%s/metrics\n", ln.Addr())
 	}
 	if f.interval > 0 {
 		stopLive := liveView(stderr, sess, f.interval)
 		defer stopLive()
 	}
 	r, err := sess.Wait(ctx)
-	return errors.Join(err, writeReport(cmd.OutOrStdout(), f, r), writeProfiles(f, r))
+	if r == nil {
+		return err
+	}
+	return errors.Join(err, f.write(cmd.OutOrStdout(), r))
 }
 
 // liveView prints a summary of each interval until stopped.
@@ -173,44 +228,9 @@ func liveView(w io.Writer, sess *trace.Session, every time.Duration) (stop func(
 	return func() { close(quit); <-done }
 }
 
-// writeProfiles writes the profile files the flags ask for.
-func writeProfiles(f *traceFlags, r *report.Report) error {
-	var errs []error
-	for _, out := range []struct {
-		path  string
-		write func(io.Writer, *report.Report) error
-	}{
-		{f.pprof, profiles.WritePprof},
-		{f.pprofMaps, profiles.WritePprofMaps},
-		{f.folded, profiles.WriteFolded},
-		{f.flamegraph, profiles.WriteFlamegraph},
-	} {
-		if out.path != "" {
-			errs = append(errs, writeFile(out.path, func(w io.Writer) error { return out.write(w, r) }))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// writeFile writes a file through write, reporting a failed close too.
-func writeFile(path string, write func(io.Writer) error) error {
-	file, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := write(file); err != nil {
-		file.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return file.Close()
-}
-
-// serveMetrics serves the trace's Prometheus metrics until stop is called.
-func serveMetrics(addr string, src metrics.Source, keys string) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", addr, err)
-	}
+// serveMetrics serves the trace's Prometheus metrics on ln until stop is
+// called.
+func serveMetrics(ln net.Listener, src metrics.Source, keys string) (stop func()) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.NewHandler(src, keys))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -219,14 +239,7 @@ func serveMetrics(addr string, src metrics.Source, keys string) (stop func(), er
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
-	}, nil
-}
-
-// canceled is a done context: Wait with it detaches at once.
-func canceled() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
+	}
 }
 
 func untilText(d time.Duration) string {
@@ -234,16 +247,4 @@ func untilText(d time.Duration) string {
 		return fmt.Sprintf(" for %v (Ctrl-C to stop early)", d)
 	}
 	return " until Ctrl-C, SIGTERM or the target's exit"
-}
-
-// writeReport writes the report where the flags say.
-func writeReport(stdout io.Writer, f *traceFlags, r *report.Report) error {
-	write := report.WriteText
-	if f.format == "json" {
-		write = report.WriteJSON
-	}
-	if f.output == "" {
-		return write(stdout, r)
-	}
-	return writeFile(f.output, func(w io.Writer) error { return write(w, r) })
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -18,7 +19,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maptrace/maptrace/internal/demo"
-	"github.com/maptrace/maptrace/internal/preflight"
 )
 
 // demoWorkloadCmd is the hidden subcommand `maptrace demo` runs as its
@@ -37,15 +37,18 @@ func demoCmd() *cobra.Command {
 			"writer, a map with a hot key, and two goroutines writing a map without a lock (from 2s in; the Go\n" +
 			"runtime usually kills it for that, as it would in production) — traces it like `attach` does, and\n" +
 			"prints the report. It needs what attach needs: root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE).",
-		Args: noArgs,
+		Args: argsError,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("duration") {
 				flags.duration = demoDuration
 			}
-			if err := flags.check(); err != nil {
+			// Fail before starting anything if the flags are wrong or
+			// tracing cannot work here.
+			ln, err := flags.prepare(cmd)
+			if err != nil {
 				return err
 			}
-			return runDemo(cmd, &flags)
+			return runDemo(cmd, &flags, ln)
 		},
 	}
 	flags.register(cmd)
@@ -58,7 +61,7 @@ func workloadCmd() *cobra.Command {
 		Use:    demoWorkloadCmd,
 		Short:  "The workload `maptrace demo` traces",
 		Hidden: true,
-		Args:   noArgs,
+		Args:   argsError,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -84,13 +87,12 @@ func workloadCmd() *cobra.Command {
 }
 
 // runDemo starts the workload as a child process, traces it with attach's
-// code path, and stops it.
-func runDemo(cmd *cobra.Command, f *traceFlags) error {
-	stderr := cmd.ErrOrStderr()
-	// Fail before starting anything if tracing cannot work here.
-	if err := preflight.First(preflight.System()); err != nil {
-		return err
+// code path, and stops it. ln is the --listen socket, if any.
+func runDemo(cmd *cobra.Command, f *traceFlags, ln net.Listener) error {
+	if ln != nil {
+		defer ln.Close() // if the workload does not start
 	}
+	stderr := cmd.ErrOrStderr()
 	// The child dies with this thread (PR_SET_PDEATHSIG), so keep the
 	// thread for as long as the demo runs.
 	runtime.LockOSThread()
@@ -148,7 +150,7 @@ func runDemo(cmd *cobra.Command, f *traceFlags) error {
 	fmt.Fprintf(stderr, "maptrace: demo: started workload pid %d: a contended mutex, an RWMutex with a slow writer, "+
 		"a hot key, and unguarded map writes from 2s after attach\n", pid)
 
-	err = runTrace(cmd, pid, f, func() {
+	err = runTrace(cmd, pid, f, ln, func() {
 		// Probes are in place: start the race's clock.
 		child.Process.Signal(syscall.SIGUSR1)
 	})

@@ -22,8 +22,8 @@ type doctorCheck struct {
 	// this program does not need).
 	Info bool
 	// Err, when set, is the one-line error for this failure instead of
-	// "detail (fix)".
-	Err string
+	// "prefix: detail: fix".
+	Err error
 }
 
 func doctorCmd() *cobra.Command {
@@ -35,13 +35,13 @@ func doctorCmd() *cobra.Command {
 			"them all, with a fix for each failure. With -p it also checks the target: is it a Go binary, which\n" +
 			"Go version, stripped or not, PIE or not, which probed functions it has, and where the goroutine id\n" +
 			"offset comes from. It exits 1 if a check that tracing cannot do without fails.",
-		Args: noArgs,
+		Args: argsError,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var proc *target.Process
 			if cmd.Flags().Changed("pid") {
 				var err error
 				if proc, err = target.Find(pid); err != nil {
-					return err
+					return targetError(pid, err)
 				}
 				defer proc.Close()
 			}
@@ -50,14 +50,6 @@ func doctorCmd() *cobra.Command {
 	}
 	cmd.Flags().IntVarP(&pid, "pid", "p", 0, "also check this process's executable")
 	return cmd
-}
-
-// noArgs rejects arguments as a usage error (exit status 2).
-func noArgs(cmd *cobra.Command, args []string) error {
-	if err := cobra.NoArgs(cmd, args); err != nil {
-		return usageError{err}
-	}
-	return nil
 }
 
 // runDoctor writes the checks and returns the first fatal failure.
@@ -106,13 +98,9 @@ func writeChecks(b *strings.Builder, cs []doctorCheck, prefixOf func(doctorCheck
 			fmt.Fprintf(b, "      fix: %s\n", wrap(c.Fix, 100-11, strings.Repeat(" ", 11)))
 		}
 		if !c.OK && !c.Info && c.Fatal && first == nil {
-			prefix := prefixOf(c)
-			if c.Err != "" {
-				first = errors.New(prefix + c.Err)
-			} else if c.Fix != "" {
-				first = fmt.Errorf("%s%s (%s)", prefix, c.Detail, c.Fix)
-			} else {
-				first = fmt.Errorf("%s%s", prefix, c.Detail)
+			first = c.Err
+			if first == nil {
+				first = checkError(prefixOf(c), c.Check)
 			}
 		}
 	}
@@ -127,14 +115,17 @@ func targetChecks(proc *target.Process) []doctorCheck {
 	ok := func(name, detail string) doctorCheck {
 		return doctorCheck{Check: preflight.Check{Name: name, OK: true, Detail: detail}}
 	}
+	// A failure here is the same one line attach would print.
 	bin, err := symbols.Open(proc.ExeLink)
 	switch {
 	case errors.Is(err, symbols.ErrNotGo):
 		c := fail("go binary", symbols.ErrNotGo.Error(), "maptrace traces Go programs only")
-		c.Err = symbols.ErrNotGo.Error()
+		c.Err = targetError(proc.PID, err)
 		return []doctorCheck{c}
 	case errors.Is(err, symbols.ErrUnsupportedVersion):
-		return []doctorCheck{fail("go binary", strings.TrimPrefix(err.Error(), "symbols: "+proc.ExeLink+": "), "rebuild it with Go 1.19 or newer")}
+		c := fail("go binary", strings.TrimPrefix(err.Error(), "symbols: "+proc.ExeLink+": "), "rebuild it with Go 1.19 or newer")
+		c.Err = targetError(proc.PID, err)
+		return []doctorCheck{c}
 	case errors.Is(err, os.ErrPermission):
 		return []doctorCheck{fail("go binary", "cannot read "+proc.ExeLink+": permission denied", "run as root")}
 	case err != nil:
@@ -149,7 +140,9 @@ func targetChecks(proc *target.Process) []doctorCheck {
 		if errors.Is(err, symbols.ErrUnsupportedVersion) && !bin.HasDWARF {
 			fix = "build the target without -ldflags=-w (keep DWARF), or use a maptrace that knows this Go release"
 		}
-		cs = append(cs, fail("supported", err.Error(), fix))
+		c := fail("supported", err.Error(), fix)
+		c.Err = targetError(proc.PID, err)
+		cs = append(cs, c)
 	} else {
 		cs = append(cs, ok("supported", "yes"))
 	}

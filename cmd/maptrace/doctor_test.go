@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/maptrace/maptrace/internal/testtarget"
@@ -15,17 +12,10 @@ import (
 // These tests use main_test.go's TestMain (the built maptrace), run and
 // oneLine.
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("doctor's checks pass only as root")
-	}
-}
-
 var systemChecks = []string{"kernel", "privileges", "uprobes", "bpf", "btf", "memlock"}
 
 func TestDoctorSystem(t *testing.T) {
-	needRoot(t)
+	testtarget.NeedRoot(t)
 	stdout, stderr, code := run(t, "doctor")
 	if code != 0 || stderr != "" {
 		t.Fatalf("exit %d, stderr %q; stdout:\n%s", code, stderr, stdout)
@@ -44,7 +34,7 @@ func TestDoctorSystem(t *testing.T) {
 }
 
 func TestDoctorNotGo(t *testing.T) {
-	needRoot(t)
+	testtarget.NeedRoot(t)
 	sleep := exec.Command("sleep", "30")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
@@ -55,7 +45,7 @@ func TestDoctorNotGo(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	if want := "maptrace: pid " + pid + ": not a Go binary (no .gopclntab)\n"; stderr != want {
+	if want := "maptrace: pid " + pid + " (" + exe(t, sleep.Process.Pid) + ") is not a Go program: maptrace traces Go binaries only\n"; stderr != want {
 		t.Errorf("stderr %q, want %q", stderr, want)
 	}
 	for _, want := range []string{"  ✓ kernel ", "pid " + pid + ": ", "  ✗ go binary             not a Go binary (no .gopclntab)", "fix: maptrace traces Go programs only"} {
@@ -85,7 +75,7 @@ func TestDoctorMissingPID(t *testing.T) {
 }
 
 func TestDoctorGoTargets(t *testing.T) {
-	needRoot(t)
+	testtarget.NeedRoot(t)
 	for _, tc := range []struct {
 		name  string
 		flags []string
@@ -137,19 +127,14 @@ func TestDoctorGoTargets(t *testing.T) {
 
 // TestDoctorNotRoot: as nobody, the privilege checks fail with their fixes.
 func TestDoctorNotRoot(t *testing.T) {
-	needRoot(t) // to switch to nobody
-	cmd := exec.Command(maptrace, "doctor")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.Run()
-	if code := cmd.ProcessState.ExitCode(); code != 1 {
+	stdout, stderr, code := runAs(t, nobody, "doctor")
+	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	oneLine(t, stderr.String(), "privileges: uid 65534 lacks CAP_SYS_ADMIN")
+	oneLine(t, stderr, "privileges: uid 65534 lacks CAP_SYS_ADMIN (or CAP_BPF+CAP_PERFMON+CAP_SYS_PTRACE): run as root")
 	for _, want := range []string{"  ✓ kernel ", "  ✗ privileges ", "      fix: run as root"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("no %q in:\n%s", want, stdout.String())
+		if !strings.Contains(stdout, want) {
+			t.Errorf("no %q in:\n%s", want, stdout)
 		}
 	}
 }

@@ -14,20 +14,23 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// usageError marks errors in how maptrace was called (exit status 2).
-type usageError struct{ error }
-
 func main() {
 	root := &cobra.Command{
 		Use:           "maptrace",
 		Short:         "Trace mutex contention and map use in a running Go process",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// An unknown command is a usage error (cobra's own check exits 1).
+		Args: argsError,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		// SuggestionsFor needs it set (cobra defaults it only for its own
+		// unknown-command message).
+		SuggestionsMinimumDistance: 2,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(attachCmd(), versionCmd(), demoCmd(), workloadCmd(), doctorCmd())
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(attachCmd(), reportCmd(), versionCmd(), demoCmd(), workloadCmd(), doctorCmd())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "maptrace: %v\n", err)
+		fmt.Fprintf(os.Stderr, "maptrace: %s\n", flatten(err))
 		var ue usageError
 		if errors.As(err, &ue) {
 			os.Exit(2)
@@ -40,7 +43,7 @@ func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print maptrace's version",
-		Args:  cobra.NoArgs,
+		Args:  argsError,
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintf(cmd.OutOrStdout(), "maptrace %s\n", version)
 		},

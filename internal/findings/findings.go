@@ -652,7 +652,8 @@ func (a *analysis) sampling() {
 		a.add(tracing, report.SeverityInfo, "map operations were not traced: the --overhead budget allowed no map probing",
 			"the map probes cost more than the budget allows for this target, so no map counts, hot keys or races "+
 				"were recorded (a fatal concurrent map access is still caught).",
-			"raise --overhead (100 probes every map operation) for a short trace.", 0, 0)
+			"raise --overhead (at most 25), or, for a short trace on a test or canary process, use --exact, which probes "+
+				"every map operation whatever it costs.", 0, 0)
 		return
 	}
 	if len(a.r.Maps) == 0 {
@@ -666,7 +667,8 @@ func (a *analysis) sampling() {
 	a.add(note, report.SeverityInfo,
 		fmt.Sprintf("map counts are estimates: %.1f%% of map operations were probed", 100*f),
 		detail,
-		"for exact counts trace a shorter while with --overhead 100, which probes every map operation.", 0, 0)
+		"for exact counts, trace a short while with --exact, which probes every map operation and can slow a map-heavy "+
+			"loop many times over: on a test or canary process, not production.", 0, 0)
 }
 
 // overBudget: the mutex probes alone cost more than the budget. They time

@@ -320,7 +320,7 @@ func TestAnalyze(t *testing.T) {
 			},
 			want: []want{
 				{report.SeverityInfo, "map counts are estimates: 25.0% of map operations were probed", []string{"scaled up by 4.0×", "lower bounds"},
-					[]string{"--overhead 100"}},
+					[]string{"--exact"}},
 			},
 		},
 		{

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -49,5 +50,45 @@ func TestTextWidth(t *testing.T) {
 		if n := utf8.RuneCountInString(l); n > textWidth {
 			t.Errorf("%d columns: %s", n, l)
 		}
+	}
+}
+
+// TestTextOptions: Top limits the rows of the mutex and map sections (10 by
+// default), Verbose lifts the limit.
+func TestTextOptions(t *testing.T) {
+	r := &Report{EndedBy: EndedByDuration, Overhead: Overhead{MapSamplingFraction: 1}}
+	for i := range 12 {
+		r.Mutexes = append(r.Mutexes, Mutex{Address: "0x1", Name: fmt.Sprintf("main.mu%02d", i), Kind: KindMutex})
+		r.Maps = append(r.Maps, Map{Address: "0x2", Name: fmt.Sprintf("main.map%02d", i), KeyType: "int64"})
+	}
+	for _, tc := range []struct {
+		o          TextOptions
+		rows, more int
+	}{
+		{TextOptions{}, 10, 2},
+		{TextOptions{Top: 3}, 3, 9},
+		{TextOptions{Top: 12}, 12, 0},
+		{TextOptions{Top: 3, Verbose: true}, 12, 0},
+	} {
+		var b strings.Builder
+		if err := WriteTextOptions(&b, r, tc.o); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, kind := range []string{"main.mu", "main.map"} {
+			if n := strings.Count(out, "  "+kind); n != tc.rows {
+				t.Errorf("%+v: %d %s rows, want %d", tc.o, n, kind, tc.rows)
+			}
+		}
+		more := fmt.Sprintf("  … %d more in the JSON report\n", tc.more)
+		if n := strings.Count(out, more); (tc.more > 0 && n != 2) || (tc.more == 0 && strings.Contains(out, "more in the JSON")) {
+			t.Errorf("%+v: want %q in both sections:\n%s", tc.o, more, out)
+		}
+	}
+	var def, zero strings.Builder
+	WriteText(&def, r)
+	WriteTextOptions(&zero, r, TextOptions{})
+	if def.String() != zero.String() {
+		t.Error("WriteText differs from WriteTextOptions with the zero TextOptions")
 	}
 }

@@ -72,6 +72,15 @@ func Build(t testing.TB, src, toolchain string, flags ...string) string {
 	return out
 }
 
+// NeedRoot skips a test that needs root — to load BPF programs, attach
+// uprobes or run a command as another user — and says so.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (BPF, uprobes, other users): run the tests as root")
+	}
+}
+
 // Proc is a running target that takes commands on stdin and answers on stdout.
 type Proc struct {
 	Cmd   *exec.Cmd
