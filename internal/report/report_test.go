@@ -80,7 +80,7 @@ func TestTextOptions(t *testing.T) {
 				t.Errorf("%+v: %d %s rows, want %d", tc.o, n, kind, tc.rows)
 			}
 		}
-		more := fmt.Sprintf("  … %d more in the JSON report\n", tc.more)
+		more := fmt.Sprintf("  … %d more in the JSON report (-f json) or with --verbose\n", tc.more)
 		if n := strings.Count(out, more); (tc.more > 0 && n != 2) || (tc.more == 0 && strings.Contains(out, "more in the JSON")) {
 			t.Errorf("%+v: want %q in both sections:\n%s", tc.o, more, out)
 		}
