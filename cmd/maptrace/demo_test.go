@@ -10,12 +10,13 @@ import (
 
 	"github.com/maptrace/maptrace/internal/findings"
 	"github.com/maptrace/maptrace/internal/report"
+	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
 // TestDemo runs `maptrace demo` for real: the built-in workload, traced
 // with eBPF, must show what the demo promises.
 func TestDemo(t *testing.T) {
-	needRoot(t)
+	testtarget.NeedRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, maptrace, "demo", "-d", "5s", "-f", "json")
