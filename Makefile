@@ -4,8 +4,6 @@
 GO       ?= go
 BIN      := bin/maptrace
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-# Toolchains of the test matrix (Go 1.19 comes from Debian, the rest from the module proxy).
-TOOLCHAINS := go1.20.14 go1.21.13 go1.22.12 go1.23.12 go1.24.13 go1.25.5
 
 .PHONY: all build demo test generate bench deps clean
 
@@ -18,32 +16,30 @@ build:
 demo: build
 	./$(BIN) demo -d 10s
 
-# Everything the tests need that a fresh Debian machine lacks: clang and
-# libbpf headers (make generate), Go 1.19 (the oldest of the matrix),
-# Prometheus and promtool (the dashboard test), Chromium (the flame graph test).
-DEBS := clang llvm libbpf-dev golang-1.19-go prometheus chromium
+# What the tests need that a fresh Debian machine lacks: Go 1.19, Prometheus
+# and promtool, Chromium (apt-get), and the matrix's other Go toolchains
+# (GOTOOLCHAIN). scripts/deps.sh says what it installs before it does, and
+# starts, stops and kills nothing.
 deps:
-	@test -x /usr/lib/go-1.19/bin/go && test -x /usr/bin/promtool && test -x /usr/bin/chromium && command -v clang >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null)
-	@pkill -x prometheus 2>/dev/null || true # the package may start its own on :9090
-	@for tc in $(TOOLCHAINS); do GOTOOLCHAIN=$$tc $(GO) version >/dev/null || exit 1; done
+	@GO="$(GO)" bash scripts/deps.sh test
 
 # One package at a time: the accuracy and overhead tests measure time, and
 # share two cores.
 test: deps
+	@test "$$(id -u)" = 0 || echo "maptrace: not root: the tests that load BPF programs or attach uprobes will skip (sudo make test runs them)"
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 1 -timeout 25m ./...
 
 # Rebuild the committed BPF objects and their Go bindings from bpf/*.c.
 generate:
-	@command -v clang >/dev/null && test -f /usr/include/bpf/bpf_helpers.h || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm libbpf-dev >/dev/null)
+	@GO="$(GO)" bash scripts/deps.sh generate
 	$(GO) generate ./bpf/
 
 # Overhead and accuracy against baselines measured in the same run, into
 # BENCHMARKS.md (bench/main.go says what is measured). `make test` runs its
-# quick mode.
-bench: deps
+# quick mode. It needs nothing from deps; -install adds bpftrace for the
+# comparison, saying so first.
+bench:
 	$(GO) run ./bench -install -n 7 -out BENCHMARKS.md
 
 clean:

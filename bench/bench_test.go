@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
 // TestQuick runs the whole harness in quick mode, in-process, and checks
 // that every section produced numbers and the report has every section.
 func TestQuick(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the benchmarks attach uprobes")
-	}
+	testtarget.NeedRoot(t)
 	if testing.Short() {
 		t.Skip("-short: the quick benchmark builds nats-server and runs for a minute or more")
 	}

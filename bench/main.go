@@ -206,7 +206,7 @@ func installBpftrace(logf func(string, ...any)) {
 	if _, err := exec.LookPath("bpftrace"); err == nil {
 		return
 	}
-	logf("installing bpftrace (-install)")
+	logf("maptrace bench needs: bpftrace (the comparison of section 1); installing with apt-get (-install)")
 	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "bpftrace"}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")

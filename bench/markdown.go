@@ -133,7 +133,7 @@ func renderProbe(p printer, pc *ProbeCost) {
 		p("The bpftrace row runs `uprobe:BIN:%s { @[reg(\"bx\")] = count(); }` (count calls by map pointer). Debian's bpftrace refuses a probe at an offset into a function (\"compiled without (k|u)probe offset support\"), so it probes the function's first instruction, which the kernel single-steps; the empty program and maptrace's map_op are measured at that instruction too for the comparison. ", pc.Func)
 		p("bpftrace attaches a perf-event uprobe (the kernel's uprobe PMU), maptrace uprobe_multi links; the bpftrace row's ratio is against the empty program attached the same way as bpftrace.\n\n")
 	}
-	p("An entry `PUSHQ BP` is emulated by the kernel, the first instruction single-stepped (see /work/shared/PROBE-COSTS.md): that, not the program, makes the difference between the two groups of rows. maptrace probes no RET and no first instruction: every probe is an entry probe.\n\n")
+	p("An entry `PUSHQ BP` is emulated by the kernel, the first instruction single-stepped (docs/probes.md explains why): that, not the program, makes the difference between the two groups of rows. maptrace probes no RET and no first instruction: every probe is an entry probe.\n\n")
 }
 
 func renderSlowdown(p printer, cfg *Config, ss []*Slowdown) {

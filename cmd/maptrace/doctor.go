@@ -31,10 +31,11 @@ func doctorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor [-p PID]",
 		Short: "Check that this machine, and with -p the target binary, can be traced",
-		Long: "doctor runs attach's preflight checks — kernel, privileges, uprobes, BPF, BTF, memlock — and shows\n" +
-			"them all, with a fix for each failure. With -p it also checks the target: is it a Go binary, which\n" +
-			"Go version, stripped or not, PIE or not, which probed functions it has, and where the goroutine id\n" +
-			"offset comes from. It exits 1 if a check that tracing cannot do without fails.",
+		Long: "doctor runs attach's preflight checks — kernel, privileges, uprobes, memlock, BPF, the kernel\n" +
+			"features attach uses (uprobe_multi and perf-event links, attach cookies, pidfd: Linux 5.15 or newer)\n" +
+			"and BTF — and shows them all, with a fix for each failure. With -p it also checks the target: is it\n" +
+			"a Go binary, which Go version, stripped or not, PIE or not, which probed functions it has, and where\n" +
+			"the goroutine id offset comes from. It exits 1 if a check that tracing cannot do without fails.",
 		Args: argsError,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var proc *target.Process
@@ -58,7 +59,8 @@ func runDoctor(w io.Writer, proc *target.Process) error {
 	b.WriteString("this machine\n")
 	var system []doctorCheck
 	for _, c := range preflight.System() {
-		system = append(system, doctorCheck{Check: c})
+		// a feature attach can do without shows as a dash, not a failure
+		system = append(system, doctorCheck{Check: c, Info: c.Fallback})
 	}
 	firstErr := writeChecks(&b, system, func(c doctorCheck) string { return c.Name + ": " })
 	if proc != nil {

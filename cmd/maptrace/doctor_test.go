@@ -1,18 +1,24 @@
 package main
 
 import (
+	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/maptrace/maptrace/internal/preflight"
 	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
 // These tests use main_test.go's TestMain (the built maptrace), run and
 // oneLine.
 
-var systemChecks = []string{"kernel", "privileges", "uprobes", "bpf", "btf", "memlock"}
+var systemChecks = []string{"kernel", "privileges", "uprobes", "memlock", "bpf",
+	"uprobe_multi", "perf-event links", "attach cookies", "pidfd", "btf"}
 
 func TestDoctorSystem(t *testing.T) {
 	testtarget.NeedRoot(t)
@@ -27,6 +33,9 @@ func TestDoctorSystem(t *testing.T) {
 	}
 	if strings.Contains(stdout, "✗") || !strings.Contains(stdout, "ready:") {
 		t.Errorf("want every check passing and ready:\n%s", stdout)
+	}
+	if !strings.Contains(stdout, "(maptrace needs 5.15 or newer)") {
+		t.Errorf("the kernel line does not name the minimum kernel:\n%s", stdout)
 	}
 	if n := strings.Count(stdout, "\n"); n > 24 {
 		t.Errorf("%d lines: more than a screen", n)
@@ -136,5 +145,79 @@ func TestDoctorNotRoot(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("no %q in:\n%s", want, stdout)
 		}
+	}
+}
+
+// TestDoctorKernelFeatures renders the kernel feature checks for kernels
+// this machine is not: which features fall back, and which stop attach.
+func TestDoctorKernelFeatures(t *testing.T) {
+	absent := fmt.Errorf("probe: %w", ebpf.ErrNotSupported)
+	eperm := fmt.Errorf("load program: %w", unix.EPERM)
+	for _, tc := range []struct {
+		name    string
+		f       preflight.Features
+		want    []string
+		wantErr []string // in doctor's one-line error; none: no error
+	}{
+		{"6.6 and newer", preflight.Features{}, []string{
+			"  ✓ uprobe_multi          yes (6.6+)",
+			"  ✓ perf-event links      yes (5.15+): the fallback without uprobe_multi",
+			"  ✓ attach cookies        yes (5.15+)",
+			"  ✓ pidfd                 yes (5.3+)",
+		}, nil},
+		{"5.15 to 6.5: perf-event links instead of uprobe_multi", preflight.Features{UprobeMulti: absent}, []string{
+			"  – uprobe_multi          no (6.6+): falls back to a perf-event link per site",
+			"  ✓ perf-event links      yes (5.15+): a link per site, each with its cookie",
+			"  ✓ attach cookies        yes (5.15+)",
+		}, nil},
+		{"uprobe_multi backported without perf-event links", preflight.Features{PerfLink: absent}, []string{
+			"  ✓ uprobe_multi          yes (6.6+)",
+			"  – perf-event links      no (5.15+): not needed, uprobe_multi links are used",
+		}, nil},
+		{"5.10", preflight.Features{UprobeMulti: absent, PerfLink: absent, Cookie: absent}, []string{
+			"  – uprobe_multi          no (6.6+): falls back",
+			"  ✗ perf-event links      no (5.15+), nor uprobe_multi: no way to attach a uprobe with its cookie",
+			"      fix: use kernel 5.15 or newer",
+			"  ✗ attach cookies        no bpf_get_attach_cookie (5.15+)",
+		}, []string{"perf-event links: no (5.15+), nor uprobe_multi: no way to attach a uprobe with its cookie", "use kernel 5.15 or newer"}},
+		{"no pidfd", preflight.Features{Pidfd: absent}, []string{
+			"  ✗ pidfd                 no pidfd_open (5.3+)",
+		}, []string{"pidfd: no pidfd_open (5.3+): the target's exit cannot be watched", "use kernel 5.15 or newer"}},
+		{"unprivileged: cannot tell, not fatal", preflight.Features{UprobeMulti: eperm, PerfLink: eperm, Cookie: eperm}, []string{
+			"  ✗ uprobe_multi          cannot tell: probing it loads a BPF program, which needs privileges",
+			"  ✗ attach cookies        cannot tell",
+			"      fix: run as root",
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cs []doctorCheck
+			for _, c := range tc.f.Checks() {
+				cs = append(cs, doctorCheck{Check: c, Info: c.Fallback})
+			}
+			var b strings.Builder
+			err := writeChecks(&b, cs, func(c doctorCheck) string { return c.Name + ": " }) // as runDoctor
+			for _, w := range tc.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("no %q in:\n%s", w, b.String())
+				}
+			}
+			switch {
+			case tc.wantErr == nil && err != nil:
+				t.Errorf("error %q, want none", err)
+			case tc.wantErr != nil && err == nil:
+				t.Errorf("no error, want one with %q", tc.wantErr)
+			case tc.wantErr != nil:
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q, want %q in it", err, w)
+					}
+				}
+			}
+			for _, l := range strings.Split(b.String(), "\n") {
+				if n := len([]rune(l)); n > 100 {
+					t.Errorf("line of %d columns: %q", n, l)
+				}
+			}
+		})
 	}
 }

@@ -1,20 +1,18 @@
 package calibrate
 
 import (
-	"os"
 	"testing"
 	"time"
 
 	"github.com/maptrace/maptrace/internal/probes"
+	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
 // TestMeasure checks the cost of a hit is in the range a uprobe can cost:
 // hundreds of nanoseconds (an emulated instruction on bare metal) to tens of
 // microseconds (a slow VM).
 func TestMeasure(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: attaches a uprobe")
-	}
+	testtarget.NeedRoot(t)
 	for _, multi := range []bool{true, false} {
 		c, err := Measure(152, probes.LayoutFor("go1.26"), multi)
 		if err != nil {

@@ -35,14 +35,12 @@ const (
 // has a real Prometheus scrape them with the alerting rules loaded, and runs
 // every query of the dashboard against it: each must succeed with data.
 func TestEndToEnd(t *testing.T) {
+	testtarget.NeedRoot(t)
 	for _, bin := range []string{prometheusBin, promtoolBin} {
 		if _, err := os.Stat(bin); err != nil {
 			t.Fatalf("%s is missing: this test runs a real Prometheus; install it with "+
 				"`apt-get install -y prometheus` (Debian's package has prometheus and promtool): %v", bin, err)
 		}
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("attaching eBPF uprobes needs root")
 	}
 	deadline := time.Now().Add(50 * time.Second)
 

@@ -1,6 +1,6 @@
 // Package metrics exports a running trace as Prometheus metrics: the
-// maptrace_* series of the contract (../../shared/CONTRACT.md), served at
-// /metrics while maptrace attach --listen runs.
+// maptrace_* series that docs/metrics.md lists, served at /metrics while
+// maptrace attach --listen runs.
 //
 // Every scrape reads the trace's cumulative report (at most once a second)
 // and turns it into constant metrics. The counters only grow while one trace
@@ -44,7 +44,7 @@ const (
 	keysNone = "none"
 )
 
-// The metric names of the contract.
+// The metric names, which docs/metrics.md lists: add, never rename.
 const (
 	nameMutexWait        = "maptrace_mutex_wait_seconds"
 	nameMutexContentions = "maptrace_mutex_contentions_total"

@@ -18,11 +18,14 @@ import (
 
 // Check is one preflight check's outcome.
 type Check struct {
-	Name   string
-	OK     bool
-	Fatal  bool   // tracing cannot work without it
-	Detail string // what was found
-	Fix    string // what to do when it failed
+	Name  string
+	OK    bool
+	Fatal bool // tracing cannot work without it
+	// Fallback marks a feature that is absent but not needed: attach works
+	// another way (OK is false, Fatal too).
+	Fallback bool
+	Detail   string // what was found
+	Fix      string // what to do when it failed
 }
 
 // Capabilities maptrace needs, when not running with CAP_SYS_ADMIN.
@@ -33,9 +36,12 @@ const (
 	capPtrace   = 19
 )
 
-// System runs the machine-wide checks.
+// System runs the machine-wide checks. memlock comes before the checks that
+// load BPF programs, which need it raised on kernels before 5.11.
 func System() []Check {
-	return []Check{kernel(), privileges(), uprobes(), bpfLoad(), btf(), memlock()}
+	cs := []Check{kernel(), privileges(), uprobes(), memlock(), bpfLoad()}
+	cs = append(cs, ProbeFeatures().Checks()...)
+	return append(cs, btf())
 }
 
 // First returns the first fatal failure as an error, or nil.
@@ -48,11 +54,21 @@ func First(checks []Check) error {
 	return nil
 }
 
+// kernel names the running kernel against MinKernel. An older one is not
+// fatal by itself: distributions backport features, and the feature checks
+// say what is really missing.
 func kernel() Check {
-	var u unix.Utsname
 	c := Check{Name: "kernel", OK: true}
-	if err := unix.Uname(&u); err == nil {
-		c.Detail = fmt.Sprintf("%s %s", cstr(u.Release[:]), cstr(u.Machine[:]))
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		c.Detail = "uname: " + err.Error()
+		return c
+	}
+	release := cstr(u.Release[:])
+	c.Detail = fmt.Sprintf("%s %s (maptrace needs %s or newer)", release, cstr(u.Machine[:]), MinKernel)
+	if v, err := ParseKernel(release); err == nil && !v.AtLeast(MinKernel) {
+		c.OK = false
+		c.Fix = "use kernel " + MinKernel.String() + " or newer; the checks below say which features are missing"
 	}
 	return c
 }
@@ -106,9 +122,6 @@ func bpfLoad() Check {
 	switch {
 	case err == nil:
 		c.OK, c.Detail = true, "kprobe/uprobe programs load"
-		if features.HaveBPFLinkUprobeMulti() == nil {
-			c.Detail += "; uprobe_multi links available"
-		}
 	case errors.Is(err, ebpf.ErrNotSupported):
 		c.Detail, c.Fix = "kernel has no kprobe BPF programs", "use a kernel built with CONFIG_BPF_EVENTS=y"
 	default:

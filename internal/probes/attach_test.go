@@ -4,6 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/features"
+
+	"github.com/maptrace/maptrace/internal/preflight"
 	"github.com/maptrace/maptrace/internal/symbols"
 	"github.com/maptrace/maptrace/internal/target"
 	"github.com/maptrace/maptrace/internal/testtarget"
@@ -13,9 +16,7 @@ import (
 // one uprobe_multi link per program, and one perf-event link per site, the
 // fallback for kernels before 6.6 — and checks that every probe fires.
 func TestAttachModes(t *testing.T) {
-	if !MultiSupported() {
-		t.Fatal("this kernel has no uprobe_multi links: the multi path cannot be tested here")
-	}
+	testtarget.NeedRoot(t)
 	exe := testtarget.Build(t, "../../testdata/contention", "local")
 	bin, err := symbols.Open(exe)
 	if err != nil {
@@ -29,6 +30,11 @@ func TestAttachModes(t *testing.T) {
 	for _, multi := range []bool{true, false} {
 		name := map[bool]string{true: "multi", false: "perf-event"}[multi]
 		t.Run(name, func(t *testing.T) {
+			if multi {
+				testtarget.NeedFeature(t, preflight.KernelUprobeMulti, features.HaveBPFLinkUprobeMulti())
+			} else {
+				testtarget.NeedFeature(t, preflight.KernelPerfLink, preflight.ProbeFeatures().PerfLink)
+			}
 			p := testtarget.Start(t, exe)
 			proc, err := target.Find(p.PID())
 			if err != nil {

@@ -1,5 +1,6 @@
-// Package report holds maptrace's report — the JSON contract documented in
-// docs/report.md — and renders it as text or JSON.
+// Package report holds maptrace's report and renders it as text or JSON.
+// The JSON form is a contract: docs/report.md says what each field means and
+// docs/report.schema.json what a valid report is.
 package report
 
 import (
@@ -300,25 +301,51 @@ type Goroutine struct {
 	HotKeys     []HotKey `json:"hot_keys,omitempty"`
 }
 
-// WriteJSON writes r as indented JSON. Empty lists are written as [] so that
-// consumers never see null where the contract promises a list.
+// WriteJSON writes r as indented JSON. Lists are written as [] when empty,
+// nested ones too, so that consumers never see null where the schema
+// (docs/report.schema.json) promises a list; r itself is not changed.
 func WriteJSON(w io.Writer, r *Report) error {
 	c := *r
-	if c.Mutexes == nil {
-		c.Mutexes = []Mutex{}
+	c.Mutexes = list(c.Mutexes)
+	for i := range c.Mutexes {
+		m := &c.Mutexes[i]
+		m.Waiters = list(m.Waiters)
+		for j := range m.Waiters {
+			m.Waiters[j].Stack = list(m.Waiters[j].Stack)
+		}
+		m.Holders = list(m.Holders)
+		for j := range m.Holders {
+			m.Holders[j].Stack = list(m.Holders[j].Stack)
+		}
 	}
-	if c.Maps == nil {
-		c.Maps = []Map{}
+	c.Maps = list(c.Maps)
+	for i := range c.Maps {
+		m := &c.Maps[i]
+		m.HotKeys = list(m.HotKeys)
+		m.Sites = list(m.Sites)
+		for j := range m.Sites {
+			m.Sites[j].Stack = list(m.Sites[j].Stack)
+		}
+		if m.Interleave != nil {
+			il := *m.Interleave
+			il.Sides = list(il.Sides)
+			for j := range il.Sides {
+				il.Sides[j].Stack = list(il.Sides[j].Stack)
+			}
+			m.Interleave = &il
+		}
 	}
-	if c.Races == nil {
-		c.Races = []Race{}
+	c.CPU.Sites = list(c.CPU.Sites)
+	c.Races = list(c.Races)
+	for i := range c.Races {
+		rc := &c.Races[i]
+		rc.Sides = list(rc.Sides)
+		for j := range rc.Sides {
+			rc.Sides[j].Stack = list(rc.Sides[j].Stack)
+		}
 	}
-	if c.Findings == nil {
-		c.Findings = []Finding{}
-	}
-	if c.Goroutines == nil {
-		c.Goroutines = []Goroutine{}
-	}
+	c.Findings = list(c.Findings)
+	c.Goroutines = list(c.Goroutines)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(&c)
@@ -331,3 +358,9 @@ var importPath = regexp.MustCompile(`[A-Za-z0-9_.~\-]+/`)
 // "map[string]*server.client" for
 // "map[string]*github.com/nats-io/nats-server/v2/server.client".
 func ShortType(t string) string { return importPath.ReplaceAllString(t, "") }
+
+// list returns a copy of s, never nil, so that filling in the lists nested
+// in its elements leaves the caller's report as it was.
+func list[T any](s []T) []T {
+	return append(make([]T, 0, len(s)), s...)
+}

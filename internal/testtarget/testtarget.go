@@ -5,6 +5,7 @@ package testtarget
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/maptrace/maptrace/internal/preflight"
 )
 
 // Toolchains is the matrix: one release of every supported Go version.
@@ -72,13 +77,37 @@ func Build(t testing.TB, src, toolchain string, flags ...string) string {
 	return out
 }
 
-// NeedRoot skips a test that needs root — to load BPF programs, attach
-// uprobes or run a command as another user — and says so.
+// NeedRoot skips the test, saying why in one line, unless it runs as root:
+// loading BPF programs, attaching uprobes and running a command as another
+// user need it (CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE would do for the
+// first two, but the tests do not tell them apart).
 func NeedRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (BPF, uprobes, other users): run the tests as root")
+	if uid := os.Geteuid(); uid != 0 {
+		t.Skipf("needs root (running as uid %d): it loads BPF programs, attaches uprobes or runs as another user; run `sudo make test`", uid)
 	}
+}
+
+// NeedFeature skips the test when the kernel lacks a feature that came with
+// kernel minKernel, and fails it when the kernel is that new and still lacks
+// it, or when the probe could not tell. probeErr is a feature probe's
+// result, as cilium/ebpf's features package returns it (nil: present).
+func NeedFeature(t testing.TB, minKernel preflight.Kernel, probeErr error) {
+	t.Helper()
+	if probeErr == nil {
+		return
+	}
+	if !errors.Is(probeErr, ebpf.ErrNotSupported) {
+		t.Fatalf("feature probe failed: %v", probeErr)
+	}
+	release, k, err := preflight.RunningKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.AtLeast(minKernel) {
+		t.Fatalf("kernel %s should have it (%s+), but: %v", release, minKernel, probeErr)
+	}
+	t.Skipf("needs kernel %s+ (this one is %s): %v", minKernel, release, probeErr)
 }
 
 // Proc is a running target that takes commands on stdin and answers on stdout.

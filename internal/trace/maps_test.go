@@ -46,6 +46,7 @@ func mapTrace(t *testing.T, p *testtarget.Proc, overhead float64, cmd string, ti
 // TestHotKeysExact checks exact per-key counts, with every operation probed,
 // for string and int64 keys, classic and swiss maps.
 func TestHotKeysExact(t *testing.T) {
+	testtarget.NeedRoot(t)
 	for _, tc := range []string{"go1.20.14", "go1.23.12", "go1.24.13", "local"} {
 		t.Run(tc, func(t *testing.T) {
 			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
@@ -105,6 +106,7 @@ func findMapNamed(r *report.Report, name string) *report.Map {
 // TestRaces runs two goroutines on one map with no lock, for each kind of
 // race; the runtime may kill the target, and the race must be reported either way.
 func TestRaces(t *testing.T) {
+	testtarget.NeedRoot(t)
 	for _, tc := range []string{"go1.22.12", "local"} {
 		for _, kind := range []string{"write", "read", "iterate"} {
 			t.Run(tc+"/"+kind, func(t *testing.T) {
@@ -144,6 +146,7 @@ func TestRaces(t *testing.T) {
 // TestLockedMapsNoRaces is the negative control: maps always used under a
 // Mutex or RWMutex, and a busy sync.Map, are never races.
 func TestLockedMapsNoRaces(t *testing.T) {
+	testtarget.NeedRoot(t)
 	for _, tc := range []string{"go1.20.14", "local"} {
 		t.Run(tc, func(t *testing.T) {
 			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
@@ -171,6 +174,7 @@ func TestLockedMapsNoRaces(t *testing.T) {
 // reads, where the probes dominate the attached windows, be a lower bound
 // that the report marks as such.
 func TestGovernorSampling(t *testing.T) {
+	testtarget.NeedRoot(t)
 	for _, tc := range []struct {
 		cmd        string
 		lowerBound bool

@@ -81,6 +81,7 @@ func stackHas(ws []report.Waiter, fn string) bool {
 // version of the matrix, and checks attribution and the total wait against
 // the runtime's /sync/mutex/wait/total:seconds.
 func TestMutexContention(t *testing.T) {
+	testtarget.NeedRoot(t)
 	for _, tc := range testtarget.Toolchains {
 		t.Run(tc, func(t *testing.T) {
 			checkContention(t, testtarget.Build(t, "../../testdata/contention", tc), true)
@@ -91,6 +92,7 @@ func TestMutexContention(t *testing.T) {
 // TestStrippedAndPIE traces stripped and position-independent builds, with a
 // toolchain of each prologue style.
 func TestStrippedAndPIE(t *testing.T) {
+	testtarget.NeedRoot(t)
 	for _, tc := range []string{"go1.20.14", "local"} {
 		for _, v := range []struct {
 			name  string
