@@ -80,7 +80,7 @@ func fullReport() *Report {
 	stack := []string{"main.lockMutex (/src/main.go:12)", "main.main (/src/main.go:40)"}
 	return &Report{
 		Version: Version,
-		Target:  Target{PID: 1234, Exe: "/srv/bin/server", GoVersion: "go1.26.8", Arch: "amd64"},
+		Target:  Target{PID: 1234, Exe: "/srv/bin/server", GoVersion: "go1.26.8", Arch: "amd64", CPUs: 2},
 		Window:  Window{Start: start, End: start.Add(12500 * time.Millisecond), Seconds: 12.5},
 		EndedBy: EndedByTargetExit,
 		Overhead: Overhead{ProbeHits: 5078, EstCostSeconds: 0.027, MapSamplingFraction: 0.725, MapCountsLowerBound: true,
@@ -94,16 +94,20 @@ func fullReport() *Report {
 			{Address: "0xc000012345", Kind: KindRWMutexRead}, // no waiters or holders recorded: nil lists
 		},
 		Maps: []Map{
-			{Address: "0xc000abcdef", Name: "main.inventory", KeyType: "int64", Reads: 1731, Writes: 152, Deletes: 3,
-				Iterations: 2, Goroutines: 4, Writers: 2,
+			{Address: "0xc000abcdef", Name: "main.inventory", Kind: KindMap, Maps: 1, Type: "map[int64]int",
+				KeyType: "int64", Reads: 1731, Writes: 152, Deletes: 3,
+				Iterations: 2, Goroutines: 4, Writers: 2, InterleavedWrites: 4, CPUSeconds: 0.31,
+				Interleave: &Interleave{Count: 4, Sides: []RaceSide{{Goid: 27, Op: OpWrite, Stack: stack}, {Goid: 26, Op: OpWrite}}},
 				HotKeys: []HotKey{{Key: "region", Count: 800}, {Key: "other", Count: 931}},
 				Sites:   []Site{{Stack: stack, Op: OpRead, Count: 1731}, {Op: OpWrite, Count: 152}}}, // a site without a stack
-			{Address: "0xc000fedcba", KeyType: "other"},
+			{Kind: KindMap, Class: "net/textproto.readMIMEHeader", Maps: 2871, Type: "http.Header", KeyType: "other"},
 		},
-		Races: []Race{{Map: "0xc000abcdef", Name: "main.inventory", Kind: "write/write", Count: 1,
+		Races: []Race{{Map: "0xc000abcdef", Name: "main.inventory", MapID: "main.inventory", Kind: "write/write", Count: 1,
 			Sides: []RaceSide{{Goid: 27, Op: OpWrite, Stack: stack}, {Goid: 26, Op: OpWrite}}}}, // the other side's stack unknown
 		Findings: []Finding{{Severity: SeverityCritical, Title: "concurrent map writes on main.inventory",
-			Detail: "goroutines 26 and 27 wrote it at once", Advice: "guard it with a mutex"}},
+			Detail: "goroutines 26 and 27 wrote it at once", Advice: "guard it with a mutex", CostSeconds: 0, BelowThreshold: false}},
+		CPU: CPU{Hz: 499, Samples: 4990, Seconds: 10, MapSamples: 155, MapSeconds: 0.31,
+			Sites: []CPUSite{{Caller: 0x4a0000, Frame: "main.sell (workload.go:228)", Samples: 155, Seconds: 0.31}}},
 		Goroutines:  []Goroutine{{Goid: 27, Contentions: 5, WaitNS: 1e6, MapOps: 100, HotKeys: []HotKey{{Key: "region", Count: 40}}}},
 		Missing:     []string{"runtime.mapaccess1_fat"},
 		TargetError: "concurrent map writes",
