@@ -52,6 +52,8 @@ type Report struct {
 	Races      []Race      `json:"races"`
 	Findings   []Finding   `json:"findings"`
 	Goroutines []Goroutine `json:"goroutines"`
+	// CPU is the target's CPU time in the window, from CPU-clock sampling, and the part of it in map operations.
+	CPU CPU `json:"cpu"`
 	// Missing lists probe symbols this binary does not have.
 	Missing []string `json:"missing_symbols,omitempty"`
 	// TargetError is what the target died of, when it crashed (e.g. "concurrent map writes").
@@ -190,6 +192,31 @@ type Goroutine struct {
 	HotKeys     []HotKey `json:"hot_keys,omitempty"`
 }
 
+// CPU is the target's CPU time, sampled with the CPU clock at Hz on every
+// CPU: each sample stands for 1/Hz seconds. Zero when sampling was off.
+type CPU struct {
+	Hz      int     `json:"sample_hz"`
+	Samples uint64  `json:"samples"` // target samples, user and kernel
+	Seconds float64 `json:"seconds"` // Samples / Hz
+	// MapSamples are the user-mode samples inside a map operation: in a map
+	// function, or in its hashing, comparing or growing. Kernel mode never
+	// counts, so the map probes' own cost is not in it.
+	MapSamples uint64  `json:"map_samples"`
+	MapSeconds float64 `json:"map_seconds"`
+	// Sites is map CPU per call site (the return address into the caller), leaf frame as "function (file:line)", most first.
+	Sites []CPUSite `json:"map_sites"`
+}
+
+// CPUSite is the map CPU time of one call site.
+type CPUSite struct {
+	// Caller is the return address into the calling function, as the map
+	// probes record a site's caller: the key to join the two.
+	Caller  uint64  `json:"-"`
+	Frame   string  `json:"frame"`
+	Samples uint64  `json:"samples"`
+	Seconds float64 `json:"seconds"`
+}
+
 // WriteJSON writes r as indented JSON. Empty lists are written as [] so that
 // consumers never see null where the contract promises a list.
 func WriteJSON(w io.Writer, r *Report) error {
@@ -208,6 +235,9 @@ func WriteJSON(w io.Writer, r *Report) error {
 	}
 	if c.Goroutines == nil {
 		c.Goroutines = []Goroutine{}
+	}
+	if c.CPU.Sites == nil {
+		c.CPU.Sites = []CPUSite{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
