@@ -44,6 +44,10 @@ func (s *Symbolizer) frames(pc uint64, isReturn bool) []string {
 	return out
 }
 
+// Return symbolizes a return address: the frames of the call before it,
+// innermost first.
+func (s *Symbolizer) Return(pc uint64) []string { return s.frames(pc, true) }
+
 // Stack symbolizes a stack taken at a function's entry probe: caller is the
 // return address read at SP, and walk the kernel's frame-pointer walk, whose
 // first address is the probed instruction and whose others are return

@@ -60,6 +60,16 @@ var mapFuncs = []struct {
 	{"runtime.mapIterNext", OpIterNext, keyNone},
 }
 
+// MapFuncs are the names of the map entry points the map probes attach to,
+// whose callers are the call sites the map programs record.
+func MapFuncs() []string {
+	names := make([]string, len(mapFuncs))
+	for i, f := range mapFuncs {
+		names[i] = f.name
+	}
+	return names
+}
+
 // fatalFuncs never return; their entry says the target is dying and why.
 var fatalFuncs = []string{"runtime.fatal", "runtime.throw"}
 

@@ -109,25 +109,6 @@ type Overhead struct {
 	LostEvents uint64 `json:"lost_events"`
 }
 
-// CPU is what CPU-clock sampling of the target saw.
-type CPU struct {
-	Hz         int     `json:"sample_hz"`
-	Samples    uint64  `json:"samples"` // target samples, user and kernel
-	Seconds    float64 `json:"seconds"` // Samples / Hz
-	MapSamples uint64  `json:"map_samples"` // user-mode samples inside a map operation
-	MapSeconds float64 `json:"map_seconds"`
-	// Sites is map CPU per call site (the return address into the caller), leaf frame as "function (file:line)", most first.
-	Sites []CPUSite `json:"map_sites"`
-}
-
-// CPUSite is the map CPU of one call site.
-type CPUSite struct {
-	Caller  uint64  `json:"-"`
-	Frame   string  `json:"frame"`
-	Samples uint64  `json:"samples"`
-	Seconds float64 `json:"seconds"`
-}
-
 // Mutex is one contended sync.Mutex or sync.RWMutex (one side of it).
 type Mutex struct {
 	Address     string `json:"address"`
@@ -299,6 +280,31 @@ type Goroutine struct {
 	WaitNS      uint64   `json:"wait_ns"`
 	MapOps      uint64   `json:"map_ops,omitempty"`
 	HotKeys     []HotKey `json:"hot_keys,omitempty"`
+}
+
+// CPU is the target's CPU time, sampled with the CPU clock at Hz on every
+// CPU: each sample stands for 1/Hz seconds. Zero when sampling was off.
+type CPU struct {
+	Hz      int     `json:"sample_hz"`
+	Samples uint64  `json:"samples"` // target samples, user and kernel
+	Seconds float64 `json:"seconds"` // Samples / Hz
+	// MapSamples are the user-mode samples inside a map operation: in a map
+	// function, or in its hashing, comparing or growing. Kernel mode never
+	// counts, so the map probes' own cost is not in it.
+	MapSamples uint64  `json:"map_samples"`
+	MapSeconds float64 `json:"map_seconds"`
+	// Sites is map CPU per call site (the return address into the caller), leaf frame as "function (file:line)", most first.
+	Sites []CPUSite `json:"map_sites"`
+}
+
+// CPUSite is the map CPU time of one call site.
+type CPUSite struct {
+	// Caller is the return address into the calling function, as the map
+	// probes record a site's caller: the key to join the two.
+	Caller  uint64  `json:"-"`
+	Frame   string  `json:"frame"`
+	Samples uint64  `json:"samples"`
+	Seconds float64 `json:"seconds"`
 }
 
 // WriteJSON writes r as indented JSON. Lists are written as [] when empty,

@@ -130,6 +130,7 @@ func (t *pclntab) find(pc uint64) (int, bool) {
 type funcInfo struct {
 	entry     uint64
 	nameOff   int32
+	pcsp      uint32 // pctab offset of the SP-delta table
 	pcfile    uint32 // pctab offset of the file-number table
 	pcln      uint32 // pctab offset of the line table
 	npcdata   uint32
@@ -153,6 +154,7 @@ func (t *pclntab) funcInfo(i int) (funcInfo, bool) {
 	fi := funcInfo{
 		entry:     t.text + uint64(t.order.Uint32(r[0:])),
 		nameOff:   int32(t.order.Uint32(r[4:])),
+		pcsp:      t.order.Uint32(r[16:]),
 		pcfile:    t.order.Uint32(r[20:]),
 		pcln:      t.order.Uint32(r[24:]),
 		npcdata:   t.order.Uint32(r[28:]),

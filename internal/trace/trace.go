@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/calibrate"
 	"github.com/maptrace/maptrace/internal/collector"
+	"github.com/maptrace/maptrace/internal/cpuprof"
 	"github.com/maptrace/maptrace/internal/findings"
 	"github.com/maptrace/maptrace/internal/governor"
 	"github.com/maptrace/maptrace/internal/preflight"
@@ -77,6 +79,8 @@ type session struct {
 	cpu       *cpuClock
 	collectMu sync.Mutex     // one collect at a time
 	final     *report.Report // the report once the trace has ended
+
+	sampler *cpuprof.Sampler // nil when CPU sampling is unavailable
 
 	mapNamesMu sync.Mutex
 	mapNames   map[uint64]string // map header address → variable
@@ -282,6 +286,7 @@ func (s *session) detachMaps() {
 // start begins the window and the governor's duty cycle, with the map probes
 // attached for the first window.
 func (s *session) start() error {
+	s.startSampler()
 	s.cpu = newCPUClock(s.proc)
 	s.start0 = time.Now()
 	var ctx context.Context
@@ -305,6 +310,24 @@ func (s *session) start() error {
 		s.opts.Attached()
 	}
 	return nil
+}
+
+// startSampler samples the target's CPU time for the report's cpu section.
+// It costs nothing per map operation, so it runs with either kind of probe;
+// where it cannot, the trace goes on without it.
+func (s *session) startSampler() {
+	if !s.opts.Maps && !s.opts.Mutex {
+		return
+	}
+	sp, err := cpuprof.Start(s.opts.PID, s.bin, s.sym.Bias())
+	if err != nil {
+		fmt.Fprintf(s.opts.Log, "maptrace: note: no CPU sampling: %v\n", err)
+		return
+	}
+	if len(sp.Dropped) > 0 {
+		fmt.Fprintf(s.opts.Log, "maptrace: note: map CPU leaves out %d map functions (no room): %s\n", len(sp.Dropped), strings.Join(sp.Dropped, ", "))
+	}
+	s.sampler = sp
 }
 
 // run waits for the end, then detaches and collects the final report.
@@ -359,6 +382,13 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		}
 	}
 	r.Goroutines = r.Goroutines[:min(len(r.Goroutines), 10)]
+	if s.sampler != nil {
+		res, err := s.sampler.Read()
+		errs = append(errs, err)
+		if res != nil {
+			r.CPU = collector.CPU(res, s.sym)
+		}
+	}
 	cost := time.Duration(r.Overhead.ProbeHits) * s.hitCost
 	r.Overhead.Budget = s.opts.Overhead / 100
 	r.Overhead.HitCostNS = float64(s.hitCost.Nanoseconds())
@@ -464,6 +494,9 @@ func (s *session) stopNamer() {
 }
 
 func (s *session) detach() {
+	if s.sampler != nil {
+		s.sampler.Stop() // the counts stay readable for the final report
+	}
 	s.detachMaps()
 	for _, l := range s.links {
 		l.Close()
@@ -477,6 +510,9 @@ func (s *session) close() {
 	}
 	s.stopNamer()
 	s.detach()
+	if s.sampler != nil {
+		s.sampler.Close()
+	}
 	if s.mutexObjs != nil {
 		s.mutexObjs.Close()
 	}

@@ -1,0 +1,188 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+// CPU-clock samples of the target: how many, how many in user mode, and which
+// of those are inside a Go map operation, counted by the operation's call
+// site. It costs nothing per map operation, unlike the map probes.
+#include "common.h"
+
+// What the sample counters count.
+enum sample_count {
+	SAMPLES_TOTAL = 0,     // the target was on a CPU, user or kernel mode
+	SAMPLES_USER = 1,      // ... in user mode
+	SAMPLES_MAP = 2,       // ... inside a map operation
+	SAMPLES_NO_CALLER = 3, // ... in map code, but the stack ends before its caller
+	SAMPLES_MAX = 4,
+};
+
+// What a stretch of the target's code is.
+enum code_kind {
+	CODE_OTHER = 0,
+	CODE_MAP_WORK = 1,  // does a map operation's work (hashing, growth): counts only under an entry
+	CODE_MAP_ENTRY = 2, // a map function the compiler calls (runtime.mapaccess1, ...)
+};
+
+// A stretch of code up to end (from the previous step's end): its kind and,
+// for map code, where the return address is when a sample lands in it.
+struct step {
+	u64 end;
+	enum code_kind kind;
+	s32 sp_delta;  // the return address is at SP+sp_delta; -1: unknown
+};
+
+// The steps cover the address space in ascending order; the last one ends at
+// STEP_END, so every search finds one. Set at load time: runtime addresses
+// (file vaddr + load bias).
+#define STEP_BITS 12
+#define MAX_STEPS (1 << STEP_BITS)
+#define STEP_END (1ULL << 62)
+volatile const struct step steps[MAX_STEPS];
+volatile const u32 target_tgid;
+
+#define MAX_FRAMES 32
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, enum sample_count);
+	__type(value, u64);
+	__uint(max_entries, SAMPLES_MAX);
+} samples SEC(".maps");
+
+// Samples per call site: the return address into the map operation's caller,
+// the value the map probes record as a site's caller.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, u64);
+	__type(value, u64);
+	__uint(max_entries, 4096);
+} map_cpu_sites SEC(".maps");
+
+struct frames {
+	u64 pc[MAX_FRAMES];
+};
+
+// Scratch for the stack: too large to keep on the BPF stack beside the rest.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct frames);
+	__uint(max_entries, 1);
+} frames_scratch SEC(".maps");
+
+// The perf_event program's context (struct bpf_perf_event_data), written out
+// with common.h's pt_regs so that no kernel header is needed.
+struct perf_event_ctx {
+	struct pt_regs regs;
+	u64 sample_period;
+	u64 addr;
+};
+
+// find returns the step holding pc: the first that ends above it. The search
+// has no branches, so the verifier walks it once instead of once per path.
+static __always_inline const volatile struct step *find(u64 pc)
+{
+	u32 i = 0;
+#pragma unroll
+	for (u32 half = MAX_STEPS / 2; half > 0; half >>= 1) {
+		u64 end = steps[(i + half - 1) & (MAX_STEPS - 1)].end;
+		// Both are below 2^62: the sign of pc-end says end <= pc.
+		u64 below = 1 - ((pc - end) >> 63);
+		i += half * below;
+	}
+	return &steps[i & (MAX_STEPS - 1)];
+}
+
+static __always_inline int bump_site(u64 caller)
+{
+	u64 *n = bpf_map_lookup_elem(&map_cpu_sites, &caller);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return 1;
+	}
+	u64 one = 1;
+	if (bpf_map_update_elem(&map_cpu_sites, &caller, &one, BPF_NOEXIST) == 0)
+		return 1;
+	n = bpf_map_lookup_elem(&map_cpu_sites, &caller); // another CPU inserted it first
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return 1;
+	}
+	return 0;
+}
+
+SEC("perf_event")
+int cpu_sample(struct perf_event_ctx *ctx)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
+		return 0;
+	count(&samples, SAMPLES_TOTAL);
+	// Kernel mode includes the traps of maptrace's own map probes, which
+	// sit at the map functions' entries: they are not the target's map work.
+	if ((ctx->regs.cs & 3) != 3)
+		return 0;
+	count(&samples, SAMPLES_USER);
+
+	u64 ip = ctx->regs.ip;
+	const volatile struct step *leaf = find(ip);
+	u32 kind = leaf->kind;
+	if (kind == CODE_OTHER)
+		return 0; // most samples: no stack walk
+
+	u32 zero = 0;
+	struct frames *f = bpf_map_lookup_elem(&frames_scratch, &zero);
+	if (!f)
+		return 0;
+	long got = bpf_get_stack(ctx, f->pc, sizeof(f->pc), BPF_F_USER_STACK);
+	u32 n = got > 0 ? got / sizeof(u64) : 0;
+	if (got <= 0)
+		count(&stats, STAT_STACK_LOST);
+
+	// The frame-pointer walk misses the leaf's caller when the leaf has no
+	// frame of its own (the hash functions) or has not set it up yet: BP is
+	// still the caller's, so the walk's second address is the caller's
+	// caller. The SP delta says where the return address really is; when
+	// the walk's second address differs, the caller goes in before it.
+	u64 ret = 0;
+	s32 delta = leaf->sp_delta;
+	int have_ret = delta >= 0 &&
+		bpf_probe_read_user(&ret, sizeof(ret), (void *)(ctx->regs.sp + (u64)delta)) == 0 && ret;
+	u32 insert = have_ret && (n < 2 || f->pc[1] != ret);
+	u32 depth = (n > 0 ? n : 1) + insert; // logical frames; the leaf is ip
+
+	// Walk out from the leaf while the frames are map code; the operation's
+	// call site is the frame past the outermost map entry point.
+	s32 outer = -1;
+	u32 k;
+	for (k = 0; k < MAX_FRAMES && k < depth; k++) {
+		u64 pc = ip;
+		if (k > 0) {
+			u32 src = k - insert;
+			pc = src == 0 ? ret : f->pc[src & (MAX_FRAMES - 1)];
+			pc--; // a return address: look up its call instruction
+		}
+		if (k > 0)
+			kind = find(pc)->kind;
+		if (kind == CODE_OTHER)
+			break;
+		if (kind == CODE_MAP_ENTRY)
+			outer = k;
+	}
+	int ended = k == depth || k == MAX_FRAMES; // no frame outside map code
+	if (outer < 0) {
+		if (ended)
+			count(&samples, SAMPLES_NO_CALLER);
+		return 0; // map work not under a map operation: hash/maphash's hashing, say
+	}
+	count(&samples, SAMPLES_MAP);
+	u32 c = (u32)outer + 1;
+	if (c >= depth) {
+		count(&samples, SAMPLES_NO_CALLER);
+		return 0;
+	}
+	u64 caller = c == insert ? ret : f->pc[(c - insert) & (MAX_FRAMES - 1)];
+	if (!bump_site(caller))
+		count(&stats, STAT_AGG_FULL);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,153 @@
+package cpuprof
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/maptrace/maptrace/bpf"
+	"github.com/maptrace/maptrace/internal/probes"
+	"github.com/maptrace/maptrace/internal/symbols"
+)
+
+// mapWork are the functions, by name prefix, that do a map operation's work
+// below its entry point: hashing and comparing keys, copying keys and
+// values, growing. Their time counts as map time only under a map entry
+// point, so hash/maphash or a copy in user code does not.
+var mapWork = []string{
+	// Hashing, by the key type's hasher (aeshashbody and memeqbody are
+	// assembly helpers without a package prefix).
+	"runtime.memhash", "runtime.strhash", "aeshashbody", "runtime.f32hash", "runtime.f64hash",
+	"runtime.c64hash", "runtime.c128hash", "runtime.interhash", "runtime.nilinterhash", "runtime.typehash",
+	// Key comparison.
+	"runtime.memequal", "memeqbody", "runtime.strequal", "runtime.f32equal", "runtime.f64equal",
+	"runtime.c64equal", "runtime.c128equal", "runtime.interequal", "runtime.nilinterequal",
+	"runtime.efaceeq", "runtime.ifaceeq",
+	// Copying keys and values in, clearing them out.
+	"runtime.memmove", "runtime.typedmemmove", "runtime.memclrNoHeapPointers", "runtime.typedmemclr",
+	"runtime.memclrHasPointers",
+	// Buckets and growth before Go 1.24.
+	"runtime.growWork", "runtime.evacuate", "runtime.hashGrow", "runtime.makeBucketArray",
+	"runtime.advanceEvacuationMark", "runtime.mapaccessK", "runtime.(*hmap).", "runtime.(*bmap).",
+	// Swiss maps from Go 1.24: the implementation behind the runtime.* entry points.
+	"internal/runtime/maps.",
+}
+
+// mapCode lists the map entry points and the map-work functions in bin, in
+// address order, with their kind.
+func mapCode(bin *symbols.Binary) []codeFunc {
+	entries := map[string]bool{}
+	for _, n := range probes.MapFuncs() {
+		entries[n] = true
+	}
+	var out []codeFunc
+	for f := range bin.Funcs() {
+		switch {
+		case entries[f.Name]:
+			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_MAP_ENTRY, resume: probeResume(bin, f)})
+		case isMapWork(f.Name):
+			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_MAP_WORK})
+		}
+	}
+	slices.SortFunc(out, func(a, b codeFunc) int { return cmp.Compare(a.Entry, b.Entry) })
+	return out
+}
+
+type codeFunc struct {
+	symbols.Func
+	kind bpf.CpuCodeKind
+	// resume is where the target resumes after the function's map probe,
+	// or 0. A clock interrupt that comes while the kernel returns from the
+	// probe with interrupts off is taken on that first user instruction,
+	// so the sample lands there in user mode: the probe's time, not the
+	// map's. Samples there do not count; without probes that instruction
+	// (MOVQ SP, BP) is a sliver of the function's time.
+	resume uint64
+}
+
+// probeResume returns the address of the instruction after the function's
+// entry probe (probes.FindSites), or 0 if it cannot tell.
+func probeResume(bin *symbols.Binary, f symbols.Func) uint64 {
+	code, err := bin.Code(f)
+	if err != nil {
+		return 0
+	}
+	s, err := probes.FindSites(code)
+	if err != nil || s.Entry >= uint64(len(code)) {
+		return 0
+	}
+	inst, err := x86asm.Decode(code[s.Entry:], 64)
+	if err != nil {
+		return 0
+	}
+	return f.Entry + s.Entry + uint64(inst.Len)
+}
+
+func isMapWork(name string) bool {
+	for _, p := range mapWork {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxSteps is the size of the program's step table (MAX_STEPS in
+// bpf/cpu.bpf.c); the last entry is the sentinel.
+const maxSteps = 1 << 12
+
+// stepEnd ends the last step (STEP_END): above any user address, and small
+// enough that the program's search can compare by subtracting.
+const stepEnd = 1 << 62
+
+// steps lays the map code out as the program's table: ascending stretches of
+// code with their kind and SP delta, the gaps between them CODE_OTHER.
+// Addresses are runtime addresses: vaddr + bias. Functions that do not fit
+// are left out and named in dropped.
+func steps(bin *symbols.Binary, funcs []codeFunc, bias uint64) (tab [maxSteps]bpf.CpuStep, dropped []string, err error) {
+	n := 0
+	push := func(s bpf.CpuStep) {
+		if n > 0 && tab[n-1].Kind == s.Kind && tab[n-1].SpDelta == s.SpDelta {
+			tab[n-1].End = s.End // contiguous and alike: one step
+			return
+		}
+		tab[n] = s
+		n++
+	}
+	var prevEnd uint64
+	for _, f := range funcs {
+		sp, err := bin.SPSteps(f.Func)
+		if err != nil {
+			return tab, nil, fmt.Errorf("map code: %w", err)
+		}
+		fs := make([]bpf.CpuStep, 0, len(sp)+2)
+		for _, s := range sp {
+			if f.resume != 0 && s.End > f.resume && (len(fs) == 0 || fs[len(fs)-1].End <= f.resume) {
+				// The instruction at resume is the step [resume, resume+1).
+				fs = append(fs, bpf.CpuStep{End: f.resume, Kind: uint32(f.kind), SpDelta: s.Delta},
+					bpf.CpuStep{End: f.resume + 1, Kind: uint32(bpf.CpuCodeKindCODE_OTHER), SpDelta: -1})
+			}
+			fs = append(fs, bpf.CpuStep{End: s.End, Kind: uint32(f.kind), SpDelta: s.Delta})
+		}
+		// A gap, the steps and one spare for the sentinel.
+		if n+1+len(fs) > maxSteps-1 {
+			dropped = append(dropped, f.Name)
+			continue
+		}
+		if f.Entry > prevEnd {
+			push(bpf.CpuStep{End: f.Entry + bias, Kind: uint32(bpf.CpuCodeKindCODE_OTHER), SpDelta: -1})
+		}
+		for _, s := range fs {
+			s.End += bias
+			push(s)
+		}
+		prevEnd = f.End
+	}
+	for i := n; i < maxSteps; i++ {
+		tab[i] = bpf.CpuStep{End: stepEnd, Kind: uint32(bpf.CpuCodeKindCODE_OTHER), SpDelta: -1}
+	}
+	return tab, dropped, nil
+}

@@ -1,0 +1,139 @@
+package cpuprof
+
+import (
+	"math/rand"
+	"reflect"
+	"sort"
+	"testing"
+
+	"github.com/maptrace/maptrace/bpf"
+	"github.com/maptrace/maptrace/internal/probes"
+	"github.com/maptrace/maptrace/internal/symbols"
+	"github.com/maptrace/maptrace/internal/testtarget"
+)
+
+// find is bpf/cpu.bpf.c's search, step for step.
+func find(tab *[maxSteps]bpf.CpuStep, pc uint64) bpf.CpuStep {
+	i := uint32(0)
+	for half := uint32(maxSteps / 2); half > 0; half >>= 1 {
+		end := tab[(i+half-1)&(maxSteps-1)].End
+		below := uint32(1 - ((pc - end) >> 63))
+		i += half * below
+	}
+	return tab[i&(maxSteps-1)]
+}
+
+// TestSteps checks the step table the program searches, built from a real
+// binary: kinds, SP deltas, the probe's resume instruction, and that the
+// program's branch-free search finds what a binary search does.
+func TestSteps(t *testing.T) {
+	for _, tc := range []string{"go1.20.14", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			bin, err := symbols.Open(testtarget.Build(t, "../../testdata/cpusplit", tc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bin.Close()
+			const bias = 0x10000 // as if PIE
+			tab, dropped, err := steps(bin, mapCode(bin), bias)
+			if err != nil || len(dropped) > 0 {
+				t.Fatalf("steps: %v; dropped %v", err, dropped)
+			}
+			n := sort.Search(maxSteps, func(i int) bool { return tab[i].End == stepEnd })
+			t.Logf("%d steps", n)
+			for i := 1; i < maxSteps; i++ {
+				if tab[i].End < tab[i-1].End {
+					t.Fatalf("step %d ends at %#x, before step %d (%#x)", i, tab[i].End, i-1, tab[i-1].End)
+				}
+			}
+			rng := rand.New(rand.NewSource(1))
+			for range 100000 {
+				pc := tab[0].End - 0x1000 + uint64(rng.Int63n(int64(tab[n-1].End-tab[0].End+0x2000)))
+				want := tab[sort.Search(maxSteps, func(i int) bool { return tab[i].End > pc })]
+				if got := find(&tab, pc); got != want {
+					t.Fatalf("find(%#x) = %+v, want %+v", pc, got, want)
+				}
+			}
+
+			kind := func(name string) (symbols.Func, bpf.CpuCodeKind, bool) {
+				f, ok := bin.Func(name)
+				if !ok {
+					return f, 0, false
+				}
+				return f, bpf.CpuCodeKind(find(&tab, f.Entry+bias).Kind), true
+			}
+			if f, k, _ := kind("main.lookups"); k != bpf.CpuCodeKindCODE_OTHER {
+				t.Errorf("%s is %v, want other code", f.Name, k)
+			}
+			for _, name := range []string{"runtime.strhash", "aeshashbody", "memeqbody", "runtime.memequal"} {
+				f, k, ok := kind(name)
+				if !ok || k != bpf.CpuCodeKindCODE_MAP_WORK {
+					t.Errorf("%s: found %v, kind %v, want map work", name, ok, k)
+					continue
+				}
+				// Frameless: the return address is at SP everywhere.
+				for pc := f.Entry; pc < f.End; pc++ {
+					if s := find(&tab, pc+bias); s.SpDelta != 0 {
+						t.Fatalf("%s+%#x: SP delta %d, want 0", name, pc-f.Entry, s.SpDelta)
+					}
+				}
+			}
+			entries := 0
+			for _, name := range probes.MapFuncs() {
+				f, k, ok := kind(name)
+				if !ok {
+					continue
+				}
+				entries++
+				if k != bpf.CpuCodeKindCODE_MAP_ENTRY || find(&tab, f.Entry+bias).SpDelta != 0 {
+					t.Errorf("%s: %+v at its entry, want a map entry with SP delta 0", name, find(&tab, f.Entry+bias))
+				}
+				// Every pc of the function but the probe's resume
+				// instruction is the entry's, with the runtime's SP delta.
+				sp, err := bin.SPSteps(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resume := probeResume(bin, f)
+				if resume == 0 {
+					t.Errorf("%s: no probe resume address", name)
+				}
+				j := 0
+				for pc := f.Entry; pc < f.End; pc++ {
+					for sp[j].End <= pc {
+						j++
+					}
+					got := find(&tab, pc+bias)
+					want := bpf.CpuStep{End: got.End, Kind: uint32(bpf.CpuCodeKindCODE_MAP_ENTRY), SpDelta: sp[j].Delta}
+					if pc == resume {
+						want = bpf.CpuStep{End: resume + 1 + bias, Kind: uint32(bpf.CpuCodeKindCODE_OTHER), SpDelta: -1}
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("%s+%#x: %+v, want %+v", name, pc-f.Entry, got, want)
+					}
+				}
+			}
+			if entries < 5 {
+				t.Errorf("%d map entry points in the table", entries)
+			}
+		})
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string][]int{
+		"0":         {0},
+		"0-3":       {0, 1, 2, 3},
+		"0-1,4,6-7": {0, 1, 4, 6, 7},
+	} {
+		got, err := parseCPUList(in)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("parseCPUList(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "a", "3-1", "1-"} {
+		if got, err := parseCPUList(in); err == nil {
+			t.Errorf("parseCPUList(%q) = %v, want an error", in, got)
+		}
+	}
+}

@@ -1,0 +1,250 @@
+package cpuprof_test
+
+import (
+	"debug/elf"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maptrace/maptrace/internal/collector"
+	"github.com/maptrace/maptrace/internal/cpuprof"
+	"github.com/maptrace/maptrace/internal/symbols"
+	"github.com/maptrace/maptrace/internal/target"
+	"github.com/maptrace/maptrace/internal/testtarget"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: perf events and BPF")
+	}
+}
+
+// sampled is a target under the sampler, started by the test.
+type sampled struct {
+	p   *testtarget.Proc
+	bin *symbols.Binary
+	sym *collector.Symbolizer
+	s   *cpuprof.Sampler
+}
+
+func startSampled(t *testing.T, toolchain string) *sampled {
+	t.Helper()
+	x := startTarget(t, toolchain)
+	s, err := cpuprof.Start(x.p.PID(), x.bin, x.sym.Bias())
+	if err != nil {
+		t.Fatalf("start sampler: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	if len(s.Dropped) > 0 {
+		t.Errorf("map functions dropped from the table: %v", s.Dropped)
+	}
+	x.s = s
+	return x
+}
+
+// startTarget starts the test target and reads its symbols.
+func startTarget(t *testing.T, toolchain string) *sampled {
+	t.Helper()
+	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/cpusplit", toolchain))
+	proc, err := target.Find(p.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proc.Close() })
+	bin, err := symbols.Open(proc.ExeLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bin.Close() })
+	return &sampled{p: p, bin: bin, sym: collector.NewSymbolizer(bin, loadBias(t, proc))}
+}
+
+func loadBias(t *testing.T, proc *target.Process) uint64 {
+	f, err := elf.Open(proc.ExeLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Off == 0 {
+			bias, err := proc.LoadBias(p.Vaddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return bias
+		}
+	}
+	t.Fatal("no PT_LOAD at offset 0")
+	return 0
+}
+
+// run sends cmd and returns the target's answer, split in fields, and the
+// samples taken while it ran.
+func (x *sampled) run(t *testing.T, cmd string) ([]string, *cpuprof.Result) {
+	t.Helper()
+	before, err := x.s.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.p.Send(t, cmd)
+	answer := strings.Fields(x.p.Line(t, 60*time.Second))
+	after, err := x.s.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer, diff(after, before)
+}
+
+func diff(a, b *cpuprof.Result) *cpuprof.Result {
+	d := &cpuprof.Result{Hz: a.Hz, Samples: a.Samples - b.Samples, User: a.User - b.User, Map: a.Map - b.Map,
+		NoCaller: a.NoCaller - b.NoCaller, Lost: a.Lost - b.Lost, Sites: map[uint64]uint64{}}
+	for k, n := range a.Sites {
+		if n > b.Sites[k] {
+			d.Sites[k] = n - b.Sites[k]
+		}
+	}
+	return d
+}
+
+// topSite is the function of the call site with the most samples.
+func (x *sampled) topSite(r *cpuprof.Result) (fn string, share float64) {
+	type site struct {
+		pc uint64
+		n  uint64
+	}
+	var ss []site
+	for pc, n := range r.Sites {
+		ss = append(ss, site{pc, n})
+	}
+	if len(ss) == 0 {
+		return "", 0
+	}
+	sort.Slice(ss, func(i, j int) bool { return ss[i].n > ss[j].n })
+	frame := x.sym.Return(ss[0].pc)[0]
+	fn, _, _ = strings.Cut(frame, " (")
+	return fn, float64(ss[0].n) / float64(r.Map)
+}
+
+func nanos(t *testing.T, s string) float64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("bad answer field %q", s)
+	}
+	return float64(n)
+}
+
+// TestMapShare checks the share of the target's CPU time found in map
+// operations against the share the target measured with its own thread
+// clock, alternating map lookups with arithmetic, on a swiss-map and a
+// classic-map toolchain; and that the lookups' call site is the top one.
+func TestMapShare(t *testing.T) {
+	needRoot(t)
+	// Go 1.20 opens frames without PUSHQ BP, 1.24 brought swiss maps.
+	for _, tc := range []string{"go1.20.14", "go1.23.12", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			x := startSampled(t, tc)
+			for _, arith := range []int{300000, 60000} {
+				answer, r := x.run(t, fmt.Sprintf("mix 2000 2000 %d", arith))
+				if len(answer) != 3 || answer[0] != "mix" {
+					t.Fatalf("target said %q", answer)
+				}
+				mapNS, otherNS := nanos(t, answer[1]), nanos(t, answer[2])
+				want := mapNS / (mapNS + otherNS)
+				got := float64(r.Map) / float64(r.Samples)
+				fn, top := x.topSite(r)
+				t.Logf("arith %d: map share %.3f, the target's own %.3f; %d samples (%.2fs; target's clock %.2fs), %d user, %d map, %d without caller, %d lost; top site %s with %.0f%%",
+					arith, got, want, r.Samples, r.Seconds(r.Samples), (mapNS+otherNS)/1e9, r.User, r.Map, r.NoCaller, r.Lost, fn, top*100)
+				if d := got - want; d < -0.1 || d > 0.1 {
+					t.Errorf("arith %d: map share %.3f, want %.3f ± 0.1", arith, got, want)
+				}
+				if fn != "main.lookups" || top < 0.9 {
+					t.Errorf("arith %d: top site %s with %.0f%% of the map samples, want main.lookups with 90%%+", arith, fn, top*100)
+				}
+				// The sampler sees the target's CPU time: 1/Hz per sample.
+				if s, own := r.Seconds(r.Samples), (mapNS+otherNS)/1e9; s < 0.8*own || s > 1.25*own {
+					t.Errorf("arith %d: sampled %.2fs of CPU time, the target's clock %.2fs", arith, s, own)
+				}
+			}
+		})
+	}
+}
+
+// TestNoMapWork checks that a target doing no map operation has no map
+// time: neither arithmetic nor the runtime's hash functions called by
+// hash/maphash, which are map work only under a map operation.
+func TestNoMapWork(t *testing.T) {
+	needRoot(t)
+	x := startSampled(t, "local")
+	for _, cmd := range []string{"arith 1500", "maphash 1500"} {
+		answer, r := x.run(t, cmd)
+		if len(answer) != 2 {
+			t.Fatalf("target said %q", answer)
+		}
+		share := float64(r.Map) / float64(r.Samples)
+		t.Logf("%s: %d samples, %d user, %d map (%.3f), %d without caller", cmd, r.Samples, r.User, r.Map, share, r.NoCaller)
+		if r.Samples < 500 {
+			t.Errorf("%s: %d samples in 1.5s of CPU time at %d Hz", cmd, r.Samples, r.Hz)
+		}
+		if share > 0.01 {
+			t.Errorf("%s: map share %.3f, want ≈ 0", cmd, share)
+		}
+	}
+}
+
+// TestClose checks that closing leaves no perf event or BPF program behind,
+// and that closing twice is harmless.
+func TestClose(t *testing.T) {
+	needRoot(t)
+	x := startTarget(t, "local")
+	before := openFDs(t)
+	s, err := cpuprof.Start(x.p.PID(), x.bin, x.sym.Bias())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during := openFDs(t); during <= before {
+		t.Errorf("%d file descriptors open while sampling, %d before", during, before)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d file descriptors open after Close, %d before Start", after, before)
+	}
+}
+
+// TestIoctlAttach samples through the ioctl that kernels without BPF
+// perf-event links take.
+func TestIoctlAttach(t *testing.T) {
+	needRoot(t)
+	defer cpuprof.SetUseLink(cpuprof.SetUseLink(false))
+	x := startSampled(t, "local")
+	answer, r := x.run(t, "mix 500 2000 60000")
+	if len(answer) != 3 {
+		t.Fatalf("target said %q", answer)
+	}
+	t.Logf("%d samples, %d map", r.Samples, r.Map)
+	if r.Samples < 150 || r.Map == 0 {
+		t.Errorf("%d samples, %d in maps, in 0.5s of CPU time at %d Hz", r.Samples, r.Map, r.Hz)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}

@@ -1,0 +1,80 @@
+package trace_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maptrace/maptrace/internal/report"
+	"github.com/maptrace/maptrace/internal/testtarget"
+	"github.com/maptrace/maptrace/internal/trace"
+)
+
+// cpuTrace traces p with opts while it answers cmd, and returns the report.
+func cpuTrace(t *testing.T, p *testtarget.Proc, opts trace.Options, cmd string) *report.Report {
+	t.Helper()
+	opts.PID, opts.Log = p.PID(), os.Stderr
+	sess, err := trace.Start(opts)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		r   *report.Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := sess.Wait(ctx)
+		done <- result{r, err}
+	}()
+	p.Send(t, cmd)
+	answer := p.Line(t, 60*time.Second)
+	cancel()
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("trace: %v", res.err)
+	}
+	if !strings.HasPrefix(answer, strings.Fields(cmd)[0]+" ") {
+		t.Fatalf("target said %q", answer)
+	}
+	return res.r
+}
+
+// TestMapCPUWithProbes checks that the map CPU time stays what it is without
+// map probes when every map operation is probed: a probe's cost is kernel
+// time at the map function's entry, and kernel samples are not map time.
+// Each lookup hashes and compares a 16 KiB key, so that the map work is
+// comparable to the probe's cost and measurable in a few seconds.
+func TestMapCPUWithProbes(t *testing.T) {
+	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/cpusplit", "local"))
+	const lookups = "800000"
+	// Mutex probes only: the sampler runs, no map probe does.
+	plain := cpuTrace(t, p, trace.Options{Mutex: true}, "fixed "+lookups)
+	probed := cpuTrace(t, p, trace.Options{Mutex: true, Maps: true, Overhead: 100}, "fixed "+lookups)
+	for i, r := range []*report.Report{plain, probed} {
+		c := r.CPU
+		top := ""
+		if len(c.Sites) > 0 {
+			top = c.Sites[0].Frame
+		}
+		t.Logf("%s: %.2fs CPU (%d samples at %d Hz), %.2fs in maps (%.2f of it), probes %d hits, est. %.2fs; top site %s",
+			[]string{"no map probes", "every map operation probed"}[i], c.Seconds, c.Samples, c.Hz, c.MapSeconds, c.MapSeconds/c.Seconds, r.Overhead.ProbeHits, r.Overhead.EstCostSeconds, top)
+		if c.Hz == 0 || c.MapSamples < 100 {
+			t.Fatalf("too few map samples: %+v", c)
+		}
+		if !strings.HasPrefix(top, "main.main ") || c.Sites[0].Samples < c.MapSamples*9/10 {
+			t.Errorf("top map CPU site %q with %d of %d samples, want main.main's lookup loop with 90%%+", top, c.Sites[0].Samples, c.MapSamples)
+		}
+	}
+	if probed.Overhead.ProbeHits < 800000 || probed.Overhead.EstCostSeconds < plain.CPU.MapSeconds/4 {
+		t.Fatalf("map probes did not cost enough to tell: %d hits, est. %.2fs", probed.Overhead.ProbeHits, probed.Overhead.EstCostSeconds)
+	}
+	if ratio := probed.CPU.MapSeconds / plain.CPU.MapSeconds; ratio < 0.75 || ratio > 1.33 {
+		t.Errorf("map CPU %.2fs with every operation probed, %.2fs without (×%.2f); the probes cost est. %.2fs",
+			probed.CPU.MapSeconds, plain.CPU.MapSeconds, ratio, probed.Overhead.EstCostSeconds)
+	}
+}

@@ -1,0 +1,3 @@
+module cpusplit
+
+go 1.19
