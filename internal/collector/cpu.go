@@ -40,3 +40,49 @@ func CPU(res *cpuprof.Result, sym *Symbolizer) report.CPU {
 	}
 	return c
 }
+
+// AttributeCPU sets each map row's CPUSeconds from the sampled map CPU of
+// the call sites it was used at. callers[i] are maps[i]'s call sites with
+// their counts, keyed by the return address, as the samples are; a site
+// shared by several rows (a helper used on maps of several classes) is
+// split by their counts there. A sampled site no row was probed at (the
+// map probes were off, or the site's first stack was walked elsewhere) is
+// matched by function instead.
+func AttributeCPU(maps []report.Map, callers []map[uint64]uint64, res *cpuprof.Result, sym *Symbolizer) {
+	byPC := map[uint64][]int{}
+	byFunc := map[string][]int{}
+	for i, cs := range callers {
+		for pc := range cs {
+			byPC[pc] = append(byPC[pc], i)
+			if f := sym.Return(pc); len(f) > 0 {
+				fn := report.FrameFunc(f[0])
+				if !slices.Contains(byFunc[fn], i) {
+					byFunc[fn] = append(byFunc[fn], i)
+				}
+			}
+		}
+	}
+	for pc, n := range res.Sites {
+		rows := byPC[pc]
+		weight := func(i int) uint64 { return callers[i][pc] }
+		if len(rows) == 0 {
+			f := sym.Return(pc)
+			if len(f) == 0 {
+				continue
+			}
+			rows = byFunc[report.FrameFunc(f[0])]
+			weight = func(i int) uint64 { return mapOps(maps[i]) }
+		}
+		var total uint64
+		for _, i := range rows {
+			total += weight(i)
+		}
+		for _, i := range rows {
+			share := 1 / float64(len(rows))
+			if total > 0 {
+				share = float64(weight(i)) / float64(total)
+			}
+			maps[i].CPUSeconds += share * res.Seconds(n)
+		}
+	}
+}

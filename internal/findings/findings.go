@@ -48,6 +48,10 @@ const (
 	// longWaitShare of the window.
 	starveFactor = 4
 
+	// A class of at least manyMaps maps in one window is maps made and
+	// dropped, not a few long-lived ones.
+	manyMaps = 100
+
 	// manyWaiters goroutines waiting for one lock is worth saying.
 	manyWaiters = 8
 )
@@ -561,6 +565,10 @@ func (a *analysis) lockedBy(frames []string) *report.Mutex {
 
 // mapCPU: maps whose operations cost the target CPU time.
 func (a *analysis) mapCPU() {
+	if len(a.r.Maps) == 0 {
+		a.mapCPUSites()
+		return
+	}
 	for _, m := range a.r.Maps {
 		if m.CPUSeconds < minorShare*a.cpuBase || m.CPUSeconds <= 0 {
 			continue
@@ -584,7 +592,7 @@ func (a *analysis) mapCPU() {
 			detail += fmt.Sprintf("; key %q takes %.0f%% of the keyed operations", k.Key, 100*sh)
 		}
 		switch {
-		case m.Maps > 1 && m.Name == "":
+		case m.Maps >= manyMaps && m.Name == "":
 			advice = fmt.Sprintf("these are short-lived maps (%d of them): allocate fewer — reuse one per goroutine "+
 				"(clear it), size it once with make(map[K]V, n), or use a slice or struct for a handful of fixed keys.", m.Maps)
 		case hot && readMostly(m):
@@ -602,6 +610,21 @@ func (a *analysis) mapCPU() {
 			severity = report.SeverityWarning
 		}
 		a.add(cost, severity, title, detail+".", advice, m.CPUSeconds, a.cpuBase)
+	}
+}
+
+// mapCPUSites: with no map rows (the map probes were off), the call sites
+// whose map operations cost CPU time, from the samples alone.
+func (a *analysis) mapCPUSites() {
+	for _, site := range a.r.CPU.Sites {
+		if site.Seconds < minorShare*a.cpuBase || site.Seconds <= 0 {
+			continue
+		}
+		title := fmt.Sprintf("map operations at %s: %s of CPU (%.1f%% of the target's CPU)", report.ShortFrame(site.Frame),
+			report.Duration(uint64(site.Seconds*1e9)), 100*site.Seconds/a.cpuBase)
+		a.add(cost, report.SeverityInfo, title,
+			fmt.Sprintf("%d CPU samples landed in map operations called there; the map probes were off, so which maps and keys is not known.", site.Samples),
+			"trace with map probes (without --no-maps) to see the maps, their keys and who else uses them.", site.Seconds, a.cpuBase)
 	}
 }
 

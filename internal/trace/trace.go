@@ -356,6 +356,7 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 	r.Window = report.Window{Start: s.start0, End: end, Seconds: end.Sub(s.start0).Seconds()}
 	var errs []error
 	var mutexHits uint64
+	var mapCallers []map[uint64]uint64
 	if s.mutexObjs != nil {
 		c := &collector.Mutexes{Maps: &s.mutexObjs.MutexMaps, Plan: s.mutexPlan, Sym: s.sym}
 		ms, gs, err := c.Collect()
@@ -378,6 +379,7 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		errs = append(errs, err)
 		if res != nil {
 			r.Maps, r.Races, r.TargetError = res.Maps, res.Races, res.Fatal
+			mapCallers = res.Callers
 			r.Goroutines = mergeGoroutines(r.Goroutines, res.Goroutines)
 		}
 	}
@@ -387,6 +389,7 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		errs = append(errs, err)
 		if res != nil {
 			r.CPU = collector.CPU(res, s.sym)
+			collector.AttributeCPU(r.Maps, mapCallers, res, s.sym)
 		}
 	}
 	cost := time.Duration(r.Overhead.ProbeHits) * s.hitCost
