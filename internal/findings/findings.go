@@ -249,11 +249,11 @@ func (a *analysis) mutexes() {
 	window := a.r.Window.Seconds * 1e9
 	for i := range a.r.Mutexes {
 		m := &a.r.Mutexes[i]
-		if m.Kind == report.KindRWMutexWrite && a.starving(m) {
-			continue
-		}
 		wait := float64(m.WaitNS) / 1e9
 		if wait < minorShare*a.waitBase {
+			continue
+		}
+		if m.Kind == report.KindRWMutexWrite && a.starving(m) {
 			continue
 		}
 		who := "goroutines waited %s for it"
@@ -443,7 +443,8 @@ func (a *analysis) interleaved() {
 	}
 }
 
-// interleaveFrames are the distinct top user frames of the interleaved writes.
+// interleaveFrames are the distinct top user frames of the interleaved
+// writes, with their import paths (allStdlib needs them).
 func interleaveFrames(il *report.Interleave) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -453,7 +454,7 @@ func interleaveFrames(il *report.Interleave) []string {
 			continue
 		}
 		seen[report.FrameFunc(f)] = true
-		out = append(out, report.ShortFrame(f))
+		out = append(out, f)
 	}
 	return out
 }
@@ -500,7 +501,7 @@ func (a *analysis) lockedBy(frames []string) *report.Mutex {
 		}
 		all := true
 		for _, f := range frames {
-			if !waiters[report.FrameFunc(f)] {
+			if !waiters[report.Short(report.FrameFunc(f))] {
 				all = false
 				break
 			}
