@@ -112,10 +112,10 @@ func (a *analysis) ranked() []report.Finding {
 		if x.BelowThreshold != y.BelowThreshold {
 			return !x.BelowThreshold
 		}
-		if x.kind == correctness || y.kind == correctness {
-			if x.kind != y.kind {
-				return x.kind == correctness
-			}
+		if x.kind != y.kind {
+			return x.kind < y.kind // correctness, cost, tracing, note
+		}
+		if x.kind == correctness {
 			return rank(x.Severity) < rank(y.Severity)
 		}
 		return x.CostSeconds > y.CostSeconds
@@ -257,11 +257,11 @@ func (a *analysis) mutexes() {
 	a.groups = groupMutexes(a.r.Mutexes)
 	for i := range a.groups {
 		m := &a.groups[i]
-		if m.Kind == report.KindRWMutexWrite && a.starving(m) {
-			continue
-		}
 		wait := float64(m.WaitNS) / 1e9
 		if wait < minorShare*a.waitBase {
+			continue
+		}
+		if m.Kind == report.KindRWMutexWrite && a.starving(m) {
 			continue
 		}
 		who := "goroutines waited %s for it"
@@ -494,7 +494,8 @@ func (a *analysis) interleaved() {
 	}
 }
 
-// interleaveFrames are the distinct top user frames of the interleaved writes.
+// interleaveFrames are the distinct top user frames of the interleaved
+// writes, with their import paths (allStdlib needs them).
 func interleaveFrames(il *report.Interleave) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -504,7 +505,7 @@ func interleaveFrames(il *report.Interleave) []string {
 			continue
 		}
 		seen[report.FrameFunc(f)] = true
-		out = append(out, report.ShortFrame(f))
+		out = append(out, f)
 	}
 	return out
 }
@@ -551,7 +552,7 @@ func (a *analysis) lockedBy(frames []string) *report.Mutex {
 		}
 		all := true
 		for _, f := range frames {
-			if !waiters[report.FrameFunc(f)] {
+			if !waiters[report.Short(report.FrameFunc(f))] {
 				all = false
 				break
 			}

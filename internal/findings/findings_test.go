@@ -1,6 +1,8 @@
 package findings
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -27,11 +29,54 @@ func base() *report.Report {
 	}
 }
 
-// want is one expected finding: its severity and title exactly, and
-// fragments its detail and advice must contain.
+// want is one expected finding: its severity and title exactly, fragments
+// its detail and advice must contain (a fragment starting with "!" must not
+// be there), its cost in seconds and whether it is below threshold.
 type want struct {
 	severity, title string
 	detail, advice  []string
+	cost            float64
+	below           bool
+}
+
+// check compares got with ws, in order.
+func check(t *testing.T, got []report.Finding, ws []want) {
+	t.Helper()
+	if len(got) != len(ws) {
+		t.Errorf("got %d findings, want %d:", len(got), len(ws))
+		for _, f := range got {
+			t.Errorf("  [%s] %s (cost %gs, below %v)\n      %s\n      fix: %s", f.Severity, f.Title, f.CostSeconds, f.BelowThreshold, f.Detail, f.Advice)
+		}
+		return
+	}
+	contains := func(i int, what, text string, frags []string) {
+		for _, s := range frags {
+			if no, ok := strings.CutPrefix(s, "!"); ok {
+				if strings.Contains(text, no) {
+					t.Errorf("finding %d %s %q\nhas %q", i, what, text, no)
+				}
+			} else if !strings.Contains(text, s) {
+				t.Errorf("finding %d %s %q\nlacks %q", i, what, text, s)
+			}
+		}
+	}
+	for i, w := range ws {
+		f := got[i]
+		if f.Severity != w.severity || f.Title != w.title {
+			t.Errorf("finding %d: [%s] %q\nwant       [%s] %q", i, f.Severity, f.Title, w.severity, w.title)
+		}
+		contains(i, "detail", f.Detail, w.detail)
+		contains(i, "advice", f.Advice, w.advice)
+		if math.Abs(f.CostSeconds-w.cost) > 1e-9 {
+			t.Errorf("finding %d %q: cost %gs, want %gs", i, f.Title, f.CostSeconds, w.cost)
+		}
+		if f.BelowThreshold != w.below {
+			t.Errorf("finding %d %q: below threshold %v, want %v", i, f.Title, f.BelowThreshold, w.below)
+		}
+		if f.Detail == "" || f.Advice == "" {
+			t.Errorf("finding %d has no detail or no advice: %+v", i, f)
+		}
+	}
 }
 
 func TestAnalyze(t *testing.T) {
@@ -43,13 +88,15 @@ func TestAnalyze(t *testing.T) {
 			{Stack: stack("runtime.mapassign_fast64", "main.sell", "main.worker"), Op: report.OpWrite, Count: 400},
 		},
 	}
-	writeRace := report.Race{
-		Map: "0xc000100000", Name: "main.inventory", Kind: "write/write", Count: 3,
-		Sides: []report.RaceSide{
-			{Goid: 17, Op: report.OpWrite, Stack: stack("runtime.mapassign_fast64", "main.restock", "main.worker")},
-			{Goid: 18, Op: report.OpWrite, Stack: stack("runtime.mapassign_fast64", "main.sell", "main.worker")},
-		},
+	writeSides := []report.RaceSide{
+		{Goid: 17, Op: report.OpWrite, Stack: stack("runtime.mapassign_fast64", "main.restock", "main.worker")},
+		{Goid: 18, Op: report.OpWrite, Stack: stack("runtime.mapassign_fast64", "main.sell", "main.worker")},
 	}
+	writeRace := report.Race{Map: "0xc000100000", Name: "main.inventory", MapID: "main.inventory", Kind: "write/write", Count: 3, Sides: writeSides}
+	// interleavedMap is racedMap written in turn by restock and sell, with no race seen.
+	interleavedMap := racedMap
+	interleavedMap.InterleavedWrites = 12
+	interleavedMap.Interleave = &report.Interleave{Count: 12, Sides: writeSides}
 	readMostlyMap := report.Map{
 		Address: "0xc000200000", KeyType: "string",
 		Reads: 50000, Writes: 100, Goroutines: 6,
@@ -79,6 +126,32 @@ func TestAnalyze(t *testing.T) {
 		Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireMutex", "sync.(*Mutex).lockSlow", "main.record", "main.worker"), Contentions: 900, WaitNS: 200 * ms}},
 		Holders: []report.Holder{{Stack: stack("sync.runtime_Semrelease", "sync.(*Mutex).unlockSlow", "main.record", "main.worker"), Count: 880}},
 	}
+	// shortMu is a mutex whose waits are short (p99 1ms) and add up to wait.
+	shortMu := func(wait uint64) report.Mutex {
+		m := ordersMu
+		m.WaitNS, m.P99NS, m.MaxWaitNS = wait, ms, 2*ms
+		return m
+	}
+	// classMap is a class of heap maps: 5000 map[string]string made in main.handle.
+	classMap := report.Map{
+		Class: "main.handle", Type: "map[string]string", Maps: 5000, KeyType: "string",
+		Reads: 20000, Writes: 30000, Goroutines: 40, Writers: 40, CPUSeconds: 0.8,
+		Sites: []report.Site{{Stack: stack("runtime.mapassign_faststr", "main.handle", "main.serve"), Op: report.OpWrite, Count: 30000}},
+	}
+	// lockedMap is written in turn by push and pop, which both wait for queueMu.
+	lockedMap := report.Map{
+		Address: "0xc000600000", Name: "main.queue", Reads: 10, Writes: 4000, Deletes: 3900, Goroutines: 2, Writers: 2,
+		InterleavedWrites: 300,
+		Interleave: &report.Interleave{Count: 300, Sides: []report.RaceSide{
+			{Goid: 5, Op: report.OpWrite, Stack: stack("runtime.mapassign_fast64", "main.push")},
+			{Goid: 6, Op: report.OpDelete, Stack: stack("runtime.mapdelete_fast64", "main.pop")},
+		}},
+	}
+	queueMu := report.Mutex{Address: "0x5d0000", Name: "main.queueMu", Kind: report.KindMutex, Contentions: 40, WaitNS: 20 * ms, P99NS: ms,
+		Waiters: []report.Waiter{
+			{Stack: stack("sync.runtime_SemacquireMutex", "sync.(*Mutex).Lock", "main.push"), Contentions: 20, WaitNS: 10 * ms},
+			{Stack: stack("sync.runtime_SemacquireMutex", "sync.(*Mutex).Lock", "main.pop"), Contentions: 20, WaitNS: 10 * ms},
+		}}
 
 	tests := []struct {
 		name string
@@ -86,6 +159,8 @@ func TestAnalyze(t *testing.T) {
 		want []want
 	}{
 		{name: "nothing measured", edit: func(*report.Report) {}},
+
+		// Correctness.
 		{
 			name: "target died of a write race",
 			edit: func(r *report.Report) {
@@ -96,34 +171,47 @@ func TestAnalyze(t *testing.T) {
 			},
 			want: []want{
 				{report.SeverityCritical, "target died: fatal error: concurrent map writes",
-					[]string{`"fatal error: concurrent map writes" 3.5s into the trace`},
-					[]string{"hold the same lock", "go test -race"}},
+					[]string{`"fatal error: concurrent map writes" 3.5s into the trace`, "not safe for concurrent use"},
+					[]string{"hold the same lock", "go test -race"}, 0, false},
 				{report.SeverityCritical, "concurrent map access (write/write) on map main.inventory",
 					[]string{"goroutine 17 (write at main.restock (x.go:1))", "goroutine 18 (write at main.sell (x.go:1))",
-						"seen 3 times", "the runtime killed the process", "100 reads, 900 writes"},
-					[]string{"sync.Mutex", "writes are 90%", "shard the map"}},
+						"seen 3 times", "the runtime killed the process", "The map had 100 reads, 900 writes, 0 deletes, 0 iterations from 2 goroutines"},
+					[]string{"sync.Mutex", "writes are 90%", "shard the map"}, 0, false},
 			},
 		},
 		{
 			name: "read race on a read-mostly map, other side unseen",
 			edit: func(r *report.Report) {
 				r.Maps = []report.Map{readMostlyMap}
-				r.Races = []report.Race{{Map: readMostlyMap.Address, Kind: "read/write", Count: 1, Sides: []report.RaceSide{
+				r.Races = []report.Race{{Map: readMostlyMap.Address, MapID: readMostlyMap.ID(), Kind: "read/write", Count: 1, Sides: []report.RaceSide{
 					{Goid: 7, Op: report.OpRead, Stack: stack("runtime.mapaccess1_faststr", "main.price")},
 					{Op: report.OpWrite},
 				}}}
 				r.Maps[0].HotKeys = nil
 			},
 			want: []want{
-				{report.SeverityCritical, "concurrent map access (read/write) on map 0xc000200000 (used in main.price)",
+				{report.SeverityCritical, "concurrent map access (read/write) on map 0xc000200000",
 					[]string{"goroutine 7 (read at main.price (x.go:1))", "a write not seen (the map probes were off)", "seen 1 time)",
-						`"fatal error: concurrent map ...`},
-					[]string{"sync.RWMutex", "read 500× as often as written", "sync.Map"}},
+						`"fatal error: concurrent map ...`, "The map had 50000 reads, 100 writes"},
+					[]string{"sync.RWMutex", "read 500× as often as written", "sync.Map"}, 0, false},
 			},
 		},
 		{
-			name: "race on a map the report did not list",
+			name: "race on a class of heap maps, matched by row ID",
 			edit: func(r *report.Report) {
+				r.Maps = []report.Map{{Class: "main.handle", Type: "map[string]int", Maps: 40, Reads: 10, Writes: 30, Goroutines: 3}}
+				r.Races = []report.Race{{Map: "0xc000a00000", MapID: "map[string]int from main.handle", Kind: "write/write", Count: 1, Sides: writeSides}}
+			},
+			want: []want{
+				{report.SeverityCritical, "concurrent map access (write/write) on map[string]int maps from main.handle",
+					[]string{"The map had 10 reads, 30 writes, 0 deletes, 0 iterations from 3 goroutines"},
+					[]string{"writes are 75%"}, 0, false},
+			},
+		},
+		{
+			name: "race on a map the report did not list; a row at the same address is not matched without its ID",
+			edit: func(r *report.Report) {
+				r.Maps = []report.Map{{Address: "0xc0000f0000", Reads: 10}}
 				r.Races = []report.Race{{Map: "0xc0000f0000", Kind: "iterate/write", Count: 2, Sides: []report.RaceSide{
 					{Goid: 3, Op: report.OpIterate, Stack: stack("runtime.mapIterNext", "main.dump")},
 					{Goid: 4, Op: report.OpWrite},
@@ -131,20 +219,147 @@ func TestAnalyze(t *testing.T) {
 				r.TargetError = "concurrent map writes" // another race killed it
 			},
 			want: []want{
-				{report.SeverityCritical, "target died: fatal error: concurrent map writes", nil, nil},
+				{report.SeverityCritical, "target died: fatal error: concurrent map writes", nil, nil, 0, false},
 				{report.SeverityCritical, "concurrent map access (iterate/write) on map 0xc0000f0000",
-					[]string{"goroutine 3 (iterate at main.dump (x.go:1))", "goroutine 4 (write at an unrecorded stack)", "the runtime kills the process when it catches this"},
-					[]string{"sync.Mutex (a sync.RWMutex when reads dominate", "sync.Map", "sharded map"}},
+					[]string{"goroutine 3 (iterate at main.dump (x.go:1))", "goroutine 4 (write at an unrecorded stack)",
+						"the runtime kills the process when it catches this", "!The map had"},
+					[]string{"sync.Mutex (a sync.RWMutex when reads dominate", "sync.Map", "sharded map"}, 0, false},
+			},
+		},
+		{
+			name: "the runtime's iterate/write fatal error is the iterate/write race",
+			edit: func(r *report.Report) {
+				r.TargetError = "concurrent map iteration and map write"
+				r.Races = []report.Race{{Map: "0xc0000f0000", Kind: "iterate/write", Count: 1, Sides: writeSides}}
+			},
+			want: []want{
+				{report.SeverityCritical, "target died: fatal error: concurrent map iteration and map write", nil, []string{"hold the same lock"}, 0, false},
+				{report.SeverityCritical, "concurrent map access (iterate/write) on map 0xc0000f0000",
+					[]string{"the runtime killed the process for it"}, nil, 0, false},
 			},
 		},
 		{
 			name: "target died of something else",
 			edit: func(r *report.Report) { r.TargetError = "all goroutines are asleep - deadlock!" },
 			want: []want{
-				{report.SeverityCritical, "target died: fatal error: all goroutines are asleep - deadlock!", nil,
-					[]string{"goroutine dump"}},
+				{report.SeverityCritical, "target died: fatal error: all goroutines are asleep - deadlock!",
+					[]string{"!not safe for concurrent use"}, []string{"goroutine dump"}, 0, false},
 			},
 		},
+
+		// Interleaved writes.
+		{
+			name: "map written by goroutines in turn, no lock seen",
+			edit: func(r *report.Report) { r.Maps = []report.Map{interleavedMap} },
+			want: []want{
+				{report.SeverityWarning, "main.inventory is written by goroutines in turn (interleaved writes, 12 times): a race if no lock guards it",
+					[]string{"then the first again, within 10ms, 12 times",
+						"goroutine 17 (write at main.restock (x.go:1)) and goroutine 18 (write at main.sell (x.go:1))",
+						"(100 reads, 900 writes, 0 deletes by 2 goroutines)", "!waited for"},
+					[]string{"same mutex", "go test -race", "one map per goroutine"}, 0, false},
+			},
+		},
+		{
+			name: "map written by goroutines in turn, both waiting for the same mutex",
+			edit: func(r *report.Report) {
+				r.Maps = []report.Map{interleavedMap}
+				r.Mutexes = []report.Mutex{{Address: "0x5d0000", Name: "main.invMu", Kind: report.KindMutex, Contentions: 2, WaitNS: 1000,
+					Waiters: []report.Waiter{
+						{Stack: stack("sync.runtime_SemacquireMutex", "main.restock"), Contentions: 1, WaitNS: 500},
+						{Stack: stack("sync.runtime_SemacquireMutex", "main.sell"), Contentions: 1, WaitNS: 500},
+					}}}
+			},
+			want: []want{
+				// The tracing kind: not a cost, never below threshold. The mutex's 1µs of waits is no finding.
+				{report.SeverityInfo, "main.inventory is written by goroutines in turn, apparently under main.invMu",
+					[]string{"12 times", "every writing function also waited for main.invMu"}, []string{"nothing to fix", "main.invMu"}, 0, false},
+			},
+		},
+		{
+			name: "map written in turn; the mutex is waited for by one writer only, or is an RWMutex's read side",
+			edit: func(r *report.Report) {
+				r.Maps = []report.Map{interleavedMap}
+				r.Mutexes = []report.Mutex{
+					{Address: "0x5d0000", Name: "main.invMu", Kind: report.KindMutex, Contentions: 1, WaitNS: 500,
+						Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireMutex", "main.restock"), Contentions: 1, WaitNS: 500}}},
+					{Address: "0x5e0000", Name: "main.rw", Kind: report.KindRWMutexRead, Contentions: 2, WaitNS: 1000,
+						Waiters: []report.Waiter{
+							{Stack: stack("sync.runtime_SemacquireRWMutexR", "main.restock"), Contentions: 1, WaitNS: 500},
+							{Stack: stack("sync.runtime_SemacquireRWMutexR", "main.sell"), Contentions: 1, WaitNS: 500},
+						}},
+				}
+			},
+			want: []want{
+				{report.SeverityWarning, "main.inventory is written by goroutines in turn (interleaved writes, 12 times): a race if no lock guards it",
+					[]string{"!waited for"}, nil, 0, false},
+			},
+		},
+		{
+			name: "map written in turn under a mutex, full import paths",
+			edit: func(r *report.Report) {
+				add := []string{"runtime.mapassign_faststr (/go/src/runtime/map.go:1)", "github.com/acme/app/store.(*S).put (/src/app/store/s.go:10)"}
+				del := []string{"runtime.mapdelete_faststr (/go/src/runtime/map.go:2)", "github.com/acme/app/store.(*S).evict (/src/app/store/s.go:30)"}
+				r.Maps = []report.Map{{Address: "0xc000700000", Name: "github.com/acme/app/store.cache", Writes: 50, Deletes: 50, Goroutines: 2, Writers: 2,
+					InterleavedWrites: 4, Interleave: &report.Interleave{Count: 4, Sides: []report.RaceSide{
+						{Goid: 8, Op: report.OpWrite, Stack: add}, {Goid: 9, Op: report.OpDelete, Stack: del}}}}}
+				wait := func(f string) []string {
+					return []string{"sync.runtime_SemacquireMutex (/go/src/sync/sema.go:1)", "sync.(*Mutex).Lock (/go/src/sync/mutex.go:2)", f}
+				}
+				r.Mutexes = []report.Mutex{{Address: "0x5f0000", Name: "github.com/acme/app/store.mu", Kind: report.KindMutex, Contentions: 2, WaitNS: 1000,
+					Waiters: []report.Waiter{
+						{Stack: wait("github.com/acme/app/store.(*S).put (/src/app/store/s.go:9)"), Contentions: 1, WaitNS: 500},
+						{Stack: wait("github.com/acme/app/store.(*S).evict (/src/app/store/s.go:29)"), Contentions: 1, WaitNS: 500},
+					}}}
+			},
+			want: []want{
+				{report.SeverityInfo, "store.cache is written by goroutines in turn, apparently under store.mu",
+					[]string{"goroutine 8 (write at store.(*S).put (s.go:10)) and goroutine 9 (delete at store.(*S).evict (s.go:30))"}, nil, 0, false},
+			},
+		},
+		{
+			name: "maps written in turn by the standard library only are not a finding; a user package named like one is",
+			edit: func(r *report.Report) {
+				sides := func(a, b string) *report.Interleave {
+					return &report.Interleave{Count: 5, Sides: []report.RaceSide{
+						{Goid: 3, Op: report.OpWrite, Stack: []string{"runtime.mapassign_faststr (/go/src/runtime/map.go:1)", a}},
+						{Goid: 4, Op: report.OpWrite, Stack: []string{"runtime.mapassign_faststr (/go/src/runtime/map.go:1)", b}},
+					}}
+				}
+				r.Maps = []report.Map{
+					{Address: "0xc000800000", Name: "os/signal.handlers", Writes: 20, Goroutines: 2, Writers: 2, InterleavedWrites: 5,
+						Interleave: sides("os/signal.Notify (/go/src/os/signal/signal.go:150)", "os/signal.process (/go/src/os/signal/signal.go:240)")},
+					{Address: "0xc000810000", Class: "net/http.(*Transport).roundTrip", Type: "map[string]int", Maps: 3, Writes: 20, Goroutines: 2, Writers: 2, InterleavedWrites: 5,
+						Interleave: sides("net/http.(*Transport).roundTrip (/go/src/net/http/transport.go:600)", "net/http.(*persistConn).readLoop (/go/src/net/http/transport.go:2200)")},
+					{Address: "0xc000820000", Name: "github.com/acme/app/log.sinks", Writes: 20, Goroutines: 2, Writers: 2, InterleavedWrites: 5,
+						Interleave: sides("github.com/acme/app/log.(*L).add (/src/app/log/log.go:10)", "github.com/acme/app/log.(*L).drop (/src/app/log/log.go:20)")},
+				}
+			},
+			want: []want{
+				{report.SeverityWarning, "log.sinks is written by goroutines in turn (interleaved writes, 5 times): a race if no lock guards it",
+					[]string{"goroutine 3 (write at log.(*L).add (log.go:10)) and goroutine 4 (write at log.(*L).drop (log.go:20))"}, nil, 0, false},
+			},
+		},
+		{
+			name: "a map handed from one goroutine to another is not a finding",
+			edit: func(r *report.Report) {
+				handed := racedMap // two writers, one after the other: no interleaving
+				noEvidence := racedMap
+				noEvidence.Name, noEvidence.Address, noEvidence.InterleavedWrites = "main.other", "0xc000110000", 3 // count without its sides
+				r.Maps = []report.Map{handed, noEvidence}
+			},
+		},
+		{
+			name: "a raced map written in turn: the race alone",
+			edit: func(r *report.Report) {
+				r.Maps = []report.Map{interleavedMap}
+				r.Races = []report.Race{writeRace}
+			},
+			want: []want{
+				{report.SeverityCritical, "concurrent map access (write/write) on map main.inventory", nil, nil, 0, false},
+			},
+		},
+
+		// Mutexes.
 		{
 			name: "contended mutex guarding a read-mostly map with a hot key",
 			edit: func(r *report.Report) {
@@ -152,15 +367,17 @@ func TestAnalyze(t *testing.T) {
 				r.Maps = []report.Map{readMostlyMap}
 			},
 			want: []want{
-				{report.SeverityWarning, "main.pricesMu: goroutines waited 2.50s for it (25% of the 10.0s window)",
-					[]string{"mutex: 4000 waits, total 2.50s, p50 500.0µs, p99 8.00ms, max 30.00ms",
+				{report.SeverityWarning, "main.pricesMu: goroutines waited 2.50s for it in 10.0s",
+					[]string{"mutex: 4000 waits, p50 500.0µs, p99 8.00ms, max 30.00ms;",
 						"waited for at main.price (x.go:3) (2.50s in 4000 waits)", "released to waiters by main.price (x.go:2) (3900×)",
-						"also use map 0xc000200000 (used in main.price) (50000 reads, 100 writes)"},
-					[]string{"read 500× as often as written", "sync.RWMutex and take RLock in the readers (main.price)", "atomic.Pointer", "copy-on-write"}},
-				{report.SeverityWarning, `hot key "sku:1" in map 0xc000200000 (used in main.price): 50% of 50100 keyed operations`,
+						"also use map 0xc000200000 (50000 reads, 100 writes)"},
+					[]string{"read 500× as often as written", "sync.RWMutex and take RLock in the readers (main.price)", "atomic.Pointer", "copy-on-write"},
+					2.5, false},
+				{report.SeverityWarning, `hot key "sku:1" in map 0xc000200000, used under contended main.pricesMu: 50% of 50100 keyed operations`,
 					[]string{`"sku:1" was used 25000 times out of 50100`, "busiest site is a read at main.price (x.go:1) (50000 times)",
 						"goroutines that wait for main.pricesMu"},
-					[]string{`look key "sku:1" up once`}},
+					[]string{`look key "sku:1" up once`, "atomic.Pointer"},
+					25000.0 / 50100 * 2.5, false},
 			},
 		},
 		{
@@ -170,9 +387,10 @@ func TestAnalyze(t *testing.T) {
 				r.Maps = []report.Map{ordersMap(report.HotKey{Key: "42", Count: 500})}
 			},
 			want: []want{
-				{report.SeverityWarning, "main.ordersMu: goroutines waited 200.00ms for it (2% of the 10.0s window)",
-					[]string{"p99 20.00ms"},
-					[]string{"map main.orders is write-hot (90% of its operations are writes) with keys spread out: shard it by key hash"}},
+				{report.SeverityWarning, "main.ordersMu: goroutines waited 200.00ms for it in 10.0s",
+					[]string{"p99 20.00ms", "also use main.orders (1000 reads, 9000 writes)"},
+					[]string{"main.orders is write-hot (90% of its operations are writes) with keys spread out: shard it by key hash"},
+					0.2, false},
 			},
 		},
 		{
@@ -182,35 +400,75 @@ func TestAnalyze(t *testing.T) {
 				r.Maps = []report.Map{ordersMap(report.HotKey{Key: "42", Count: 6000})}
 			},
 			want: []want{
-				{report.SeverityWarning, "main.ordersMu: goroutines waited 200.00ms for it (2% of the 10.0s window)", nil,
-					[]string{`key "42" takes 60%`, "keep that key's value out of the map", "shard the rest by key hash"}},
-				{report.SeverityWarning, `hot key "42" in map main.orders: 60% of 10000 keyed operations`,
+				{report.SeverityWarning, "main.ordersMu: goroutines waited 200.00ms for it in 10.0s", nil,
+					[]string{`key "42" takes 60%`, "keep that key's value out of the map", "shard the rest by key hash"}, 0.2, false},
+				{report.SeverityWarning, `hot key "42" in main.orders, used under contended main.ordersMu: 60% of 10000 keyed operations`,
 					[]string{"goroutines that wait for main.ordersMu"},
-					[]string{`give that key its own atomic counter`}},
+					[]string{`give that key its own atomic counter`}, 0.6 * 0.2, false},
 			},
 		},
 		{
-			name: "contended mutex with no map: shorten the critical section",
+			name: "contended mutex with no map and no name: shorten the critical section",
 			edit: func(r *report.Report) {
 				m := ordersMu
 				m.Name = ""
 				r.Mutexes = []report.Mutex{m}
 			},
 			want: []want{
-				{report.SeverityWarning, "mutex 0x5b0000 (locked in main.record): goroutines waited 200.00ms for it (2% of the 10.0s window)", nil,
-					[]string{"shorten the critical section", "Lock/Unlock in main.record (x.go:2) (880×)"}},
+				{report.SeverityWarning, "lock in main.record: goroutines waited 200.00ms for it in 10.0s", nil,
+					[]string{"shorten the critical section", "Lock/Unlock in main.record (x.go:2) (880×)"}, 0.2, false},
 			},
 		},
 		{
-			name: "short waits are not a finding",
+			name: "short waits that add up to 2% of the window: info",
+			edit: func(r *report.Report) { r.Mutexes = []report.Mutex{shortMu(200 * ms)} },
+			want: []want{
+				{report.SeverityInfo, "main.ordersMu: goroutines waited 200.00ms for it in 10.0s", []string{"p99 1.00ms"}, nil, 0.2, false},
+			},
+		},
+		{
+			name: "short waits that add up to over 10% of the window: warning",
+			edit: func(r *report.Report) { r.Mutexes = []report.Mutex{shortMu(1100 * ms)} },
+			want: []want{
+				{report.SeverityWarning, "main.ordersMu: goroutines waited 1.10s for it in 10.0s", nil, nil, 1.1, false},
+			},
+		},
+		{
+			name: "a p99 over 10ms from fewer than 3 waits is not long",
 			edit: func(r *report.Report) {
 				m := ordersMu
-				m.Contentions, m.WaitNS, m.P99NS = 2, 50*ms, 40*ms // p99 over too few waits, total 0.5%
+				m.Contentions, m.WaitNS, m.P99NS = 2, 80*ms, 40*ms
 				r.Mutexes = []report.Mutex{m}
+			},
+			want: []want{
+				{report.SeverityInfo, "main.ordersMu: goroutines waited 80.00ms for it in 10.0s", []string{"mutex: 2 waits"}, nil, 0.08, true},
 			},
 		},
 		{
-			name: "slow RWMutex writer of a read-mostly map; stacks merged by frame",
+			name: "many goroutines waiting: said in the mutex's finding",
+			edit: func(r *report.Report) {
+				m := shortMu(300 * ms)
+				m.Goroutines = 12
+				r.Mutexes = []report.Mutex{m}
+			},
+			want: []want{
+				{report.SeverityInfo, "main.ordersMu: goroutines waited 300.00ms for it in 10.0s",
+					[]string{"mutex: 900 waits, p50 1.00ms, p99 1.00ms, max 2.00ms, by 12 goroutines;"}, nil, 0.3, false},
+			},
+		},
+		{
+			name: "a few goroutines waiting: not said",
+			edit: func(r *report.Report) {
+				m := shortMu(300 * ms)
+				m.Goroutines = manyWaiters - 1
+				r.Mutexes = []report.Mutex{m}
+			},
+			want: []want{
+				{report.SeverityInfo, "main.ordersMu: goroutines waited 300.00ms for it in 10.0s", []string{"!goroutines;", "!by 7"}, nil, 0.3, false},
+			},
+		},
+		{
+			name: "slow RWMutex readers of a read-mostly map; stacks merged by frame",
 			edit: func(r *report.Report) {
 				rd := []string{"sync.runtime_SemacquireRWMutexR", "sync.(*RWMutex).RLock (/go/src/sync/rwmutex.go:74)", "main.get (/src/app/cfg.go:20)", "main.serve (/src/app/main.go:9)"}
 				rd2 := append([]string{}, rd...)
@@ -224,14 +482,15 @@ func TestAnalyze(t *testing.T) {
 					Sites: []report.Site{{Stack: []string{"runtime.mapaccess1_faststr (/go/src/runtime/map.go:1)", "main.get (/src/app/cfg.go:21)"}, Op: report.OpRead, Count: 3000}}}}
 			},
 			want: []want{
-				{report.SeverityWarning, "main.cfgMu: readers waited 3.00s for RLock (30% of the 10.0s window)",
-					[]string{"waited for at main.get (cfg.go:20) (3.00s in 300 waits)", "released to waiters by main.reload (cfg.go:40) (300×)",
-						"also use map main.cfg (3000 reads, 100 writes)"},
-					[]string{"map main.cfg is read 30× as often as written", "readers and writer wait for each other", "swap it in", "copy-on-write snapshot"}},
+				{report.SeverityWarning, "main.cfgMu: readers waited 3.00s for RLock in 10.0s",
+					[]string{"rwmutex-read: 300 waits", "waited for at main.get (cfg.go:20) (3.00s in 300 waits)", "released to waiters by main.reload (cfg.go:40) (300×)",
+						"also use main.cfg (3000 reads, 100 writes)"},
+					[]string{"main.cfg is read 30× as often as written", "readers and writer wait for each other", "swap it in", "copy-on-write snapshot"},
+					3, false},
 			},
 		},
 		{
-			name: "RWMutex writers starve",
+			name: "RWMutex writers starve; the readers' own short waits are below threshold",
 			edit: func(r *report.Report) {
 				r.Mutexes = []report.Mutex{
 					{Address: "0x5c0000", Name: "main.cfgMu", Kind: report.KindRWMutexWrite, Contentions: 50, WaitNS: 900 * ms, MaxWaitNS: 80 * ms, P99NS: 60 * ms,
@@ -244,31 +503,86 @@ func TestAnalyze(t *testing.T) {
 				{report.SeverityWarning, "main.cfgMu: writers wait for readers (writer p99 60.00ms, reader p99 1.00ms)",
 					[]string{"Lock waited 50 times for readers to leave, 900.00ms in all (max 80.00ms), 9% of the 10.0s window",
 						"readers waited 400 times, 40.00ms in all", "the writer waits at main.reload (x.go:2)", "the last reader out was main.get (x.go:3) (50×)"},
-					[]string{"in main.get (x.go:3) (50×) copy what you need and RUnlock", "atomic.Pointer snapshot"}},
+					[]string{"in main.get (x.go:3) (50×) copy what you need and RUnlock", "atomic.Pointer snapshot"}, 0.9, false},
+				{report.SeverityInfo, "main.cfgMu: readers waited 40.00ms for RLock in 10.0s", []string{"rwmutex-read: 400 waits"}, nil, 0.04, true},
 			},
 		},
 		{
-			name: "map written by two goroutines, no race",
-			edit: func(r *report.Report) { r.Maps = []report.Map{racedMap} },
-			want: []want{
-				{report.SeverityWarning, "map main.inventory is written by more than one goroutine: may be unsafe — fine if always under a lock",
-					[]string{"2 goroutines wrote it, 2 used it (100 reads, 900 writes, 0 deletes)", "written at main.restock (x.go:1) and main.sell (x.go:1)"},
-					[]string{"same mutex", "go test -race"}},
-			},
-		},
-		{
-			name: "map written by two goroutines that both lock the same mutex",
+			name: "RWMutex writers with long waits but under 0.1% of the goroutine time: no finding",
 			edit: func(r *report.Report) {
-				r.Maps = []report.Map{racedMap}
-				r.Mutexes = []report.Mutex{{Address: "0x5d0000", Name: "main.invMu", Kind: report.KindMutex, Contentions: 2, WaitNS: 1000,
-					Waiters: []report.Waiter{
-						{Stack: stack("sync.runtime_SemacquireMutex", "main.restock"), Contentions: 1, WaitNS: 500},
-						{Stack: stack("sync.runtime_SemacquireMutex", "main.sell"), Contentions: 1, WaitNS: 500},
-					}}}
+				r.Target.CPUs = 64 // 640s of goroutine time: 0.1% is 640ms
+				r.Mutexes = []report.Mutex{
+					{Address: "0x5c0000", Name: "main.cfgMu", Kind: report.KindRWMutexWrite, Contentions: 3, WaitNS: 60 * ms, MaxWaitNS: 25 * ms, P99NS: 25 * ms,
+						Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireRWMutex", "sync.(*RWMutex).Lock", "main.reload"), Contentions: 3, WaitNS: 60 * ms}}},
+				}
+			},
+		},
+
+		// Thresholds: lock waits against the window times the CPUs.
+		{
+			name: "a mutex at 0.5% of the window is below threshold",
+			edit: func(r *report.Report) { r.Mutexes = []report.Mutex{shortMu(50 * ms)} },
+			want: []want{
+				{report.SeverityInfo, "main.ordersMu: goroutines waited 50.00ms for it in 10.0s", nil, nil, 0.05, true},
+			},
+		},
+		{
+			name: "a mutex at 2% of the window is not below threshold",
+			edit: func(r *report.Report) { r.Mutexes = []report.Mutex{shortMu(200 * ms)} },
+			want: []want{
+				{report.SeverityInfo, "main.ordersMu: goroutines waited 200.00ms for it in 10.0s", nil, nil, 0.2, false},
+			},
+		},
+		{
+			name: "with 4 CPUs the same 2% of the window is 0.5% of the goroutine time: below threshold",
+			edit: func(r *report.Report) {
+				r.Target.CPUs = 4
+				r.Mutexes = []report.Mutex{shortMu(200 * ms)}
 			},
 			want: []want{
-				{report.SeverityInfo, "map main.inventory is written by more than one goroutine, apparently under main.invMu",
-					[]string{"every writing function also waited for main.invMu"}, []string{"nothing to fix"}},
+				{report.SeverityInfo, "main.ordersMu: goroutines waited 200.00ms for it in 10.0s", nil, nil, 0.2, true},
+			},
+		},
+		{
+			name: "a mutex at 0.1% is a finding; at 0.05% it is not",
+			edit: func(r *report.Report) {
+				m2 := shortMu(5 * ms)
+				m2.Address, m2.Name = "0x5b1000", "main.tinyMu"
+				r.Mutexes = []report.Mutex{shortMu(10 * ms), m2}
+			},
+			want: []want{
+				{report.SeverityInfo, "main.ordersMu: goroutines waited 10.00ms for it in 10.0s", nil, nil, 0.01, true},
+			},
+		},
+		{
+			name: "with 4 CPUs, 0.1% of the window is under 0.1% of the goroutine time: no finding",
+			edit: func(r *report.Report) {
+				r.Target.CPUs = 4
+				r.Mutexes = []report.Mutex{shortMu(10 * ms)}
+			},
+		},
+		{
+			name: "a hot key under a minor lock is below threshold too",
+			edit: func(r *report.Report) {
+				m := pricesMu
+				m.WaitNS, m.P99NS = 50*ms, ms
+				r.Mutexes = []report.Mutex{m}
+				r.Maps = []report.Map{readMostlyMap}
+			},
+			want: []want{
+				{report.SeverityInfo, "main.pricesMu: goroutines waited 50.00ms for it in 10.0s", nil, nil, 0.05, true},
+				{report.SeverityWarning, `hot key "sku:1" in map 0xc000200000, used under contended main.pricesMu: 50% of 50100 keyed operations`,
+					nil, nil, 25000.0 / 50100 * 0.05, true},
+			},
+		},
+
+		// Hot keys without a contended lock.
+		{
+			name: "a read-only lookup table with a hot key, no CPU, no lock: no finding",
+			edit: func(r *report.Report) {
+				m := readMostlyMap
+				m.Writes = 0
+				r.Maps = []report.Map{m}
 			},
 		},
 		{
@@ -279,40 +593,103 @@ func TestAnalyze(t *testing.T) {
 				m2 := readMostlyMap
 				m2.Address = "0xc000400000"
 				m2.HotKeys = []report.HotKey{{Key: "a", Count: 90}, {Key: "b", Count: 9}}
+				r.Mutexes = []report.Mutex{pricesMu}
 				r.Maps = []report.Map{m1, m2}
 			},
-		},
-		{
-			name: "hot key, nothing contended",
-			edit: func(r *report.Report) { r.Maps = []report.Map{readMostlyMap} },
 			want: []want{
-				{report.SeverityInfo, `hot key "sku:1" in map 0xc000200000 (used in main.price): 50% of 50100 keyed operations`, nil, nil},
+				{report.SeverityWarning, "main.pricesMu: goroutines waited 2.50s for it in 10.0s", nil, nil, 2.5, false},
 			},
 		},
+
+		// CPU in map operations, against the target's CPU time.
 		{
-			name: "many goroutines waiting on one mutex",
+			name: "many short-lived maps cost CPU",
 			edit: func(r *report.Report) {
-				m := ordersMu
-				m.WaitNS, m.P99NS, m.Goroutines = 10*ms, ms, 9 // not long
-				m2 := m
-				m2.Address, m2.Name, m2.Contentions, m2.Goroutines = "0x5e0000", "main.other", 100, 12
-				r.Mutexes = []report.Mutex{m, m2}
+				r.CPU.Seconds = 10
+				r.Maps = []report.Map{classMap}
 			},
 			want: []want{
-				{report.SeverityInfo, "12 goroutines waited for main.other", []string{"12 goroutines blocked on it, 100 waits in all, 10.00ms of waiting"},
-					[]string{"worker pool"}},
+				{report.SeverityWarning, "map[string]string maps from main.handle: 800.00ms of CPU in map operations (8.0% of the target's CPU)",
+					[]string{"20000 reads, 30000 writes, 0 deletes, 0 iterations over 5000 maps", "the busiest site is a write at main.handle (x.go:1) (30000 times)"},
+					[]string{"short-lived maps (5000 of them): allocate fewer", "make(map[K]V, n)"}, 0.8, false},
 			},
 		},
 		{
-			name: "few goroutines waiting",
+			name: "a read-mostly map with a hot key costs CPU",
 			edit: func(r *report.Report) {
-				m := ordersMu
-				m.WaitNS, m.P99NS, m.Goroutines = 10*ms, ms, manyWaiters-1
-				r.Mutexes = []report.Mutex{m}
+				r.CPU.Seconds = 10
+				m := readMostlyMap
+				m.CPUSeconds = 0.3
+				r.Maps = []report.Map{m}
+			},
+			want: []want{
+				{report.SeverityInfo, "map 0xc000200000: 300.00ms of CPU in map operations (3.0% of the target's CPU)",
+					[]string{"50000 reads, 100 writes, 0 deletes, 0 iterations;", "!over", `key "sku:1" takes 50% of the keyed operations`},
+					[]string{"read 500× as often as written", `key "sku:1" dominates: look it up once`}, 0.3, false},
 			},
 		},
 		{
-			name: "sampled map counts",
+			name: "a read-mostly map with keys spread costs CPU",
+			edit: func(r *report.Report) {
+				r.CPU.Seconds = 10
+				m := readMostlyMap
+				m.CPUSeconds, m.HotKeys = 0.5, []report.HotKey{{Key: "a", Count: 100}, {Key: "other", Count: 900}}
+				r.Maps = []report.Map{m}
+			},
+			want: []want{
+				{report.SeverityWarning, "map 0xc000200000: 500.00ms of CPU in map operations (5.0% of the target's CPU)",
+					[]string{"!takes"}, []string{"cache lookups the caller repeats", "smaller key"}, 0.5, false},
+			},
+		},
+		{
+			name: "a named map of writes costs CPU; one named map of a class is not short-lived",
+			edit: func(r *report.Report) {
+				r.CPU.Seconds = 10
+				m := ordersMap(report.HotKey{Key: "42", Count: 6000})
+				m.CPUSeconds, m.Maps = 0.2, 1
+				r.Maps = []report.Map{m}
+			},
+			want: []want{
+				// A hot key in a map that costs CPU is in the map's finding, not one of its own.
+				{report.SeverityInfo, "main.orders: 200.00ms of CPU in map operations (2.0% of the target's CPU)",
+					[]string{`key "42" takes 60%`, "a write at main.record (x.go:1) (9000 times)"},
+					[]string{"writes dominate", "!short-lived"}, 0.2, false},
+			},
+		},
+		{
+			name: "map CPU under 1% of the target's CPU is below threshold; under 0.1% it is no finding",
+			edit: func(r *report.Report) {
+				r.CPU.Seconds = 10
+				m1, m2 := classMap, classMap
+				m1.CPUSeconds = 0.05
+				m2.Class, m2.CPUSeconds = "main.other", 0.009
+				r.Maps = []report.Map{m1, m2}
+			},
+			want: []want{
+				{report.SeverityInfo, "map[string]string maps from main.handle: 50.00ms of CPU in map operations (0.5% of the target's CPU)",
+					nil, nil, 0.05, true},
+			},
+		},
+		{
+			name: "with no CPU samples, map CPU is against the window times the CPUs",
+			edit: func(r *report.Report) {
+				r.Target.CPUs = 2 // 20s
+				m1, m2 := classMap, classMap
+				m1.CPUSeconds = 0.3                         // 1.5%
+				m2.Class, m2.CPUSeconds = "main.other", 0.1 // 0.5%
+				r.Maps = []report.Map{m2, m1}
+			},
+			want: []want{
+				{report.SeverityInfo, "map[string]string maps from main.handle: 300.00ms of CPU in map operations (1.5% of the target's CPU)",
+					nil, nil, 0.3, false},
+				{report.SeverityInfo, "map[string]string maps from main.other: 100.00ms of CPU in map operations (0.5% of the target's CPU)",
+					nil, nil, 0.1, true},
+			},
+		},
+
+		// About the trace.
+		{
+			name: "sampled map counts: a note, always below threshold",
 			edit: func(r *report.Report) {
 				r.Overhead.MapSamplingFraction = 0.25
 				r.Overhead.MapCountsLowerBound = true
@@ -320,8 +697,12 @@ func TestAnalyze(t *testing.T) {
 			},
 			want: []want{
 				{report.SeverityInfo, "map counts are estimates: 25.0% of map operations were probed", []string{"scaled up by 4.0×", "lower bounds"},
-					[]string{"--exact"}},
+					[]string{"--exact"}, 0, true},
 			},
+		},
+		{
+			name: "sampled, but no maps seen: no note",
+			edit: func(r *report.Report) { r.Overhead.MapSamplingFraction = 0.25 },
 		},
 		{
 			name: "a sampling fraction that rounds to 100% is not worth a note",
@@ -334,16 +715,17 @@ func TestAnalyze(t *testing.T) {
 			name: "no map probing at all",
 			edit: func(r *report.Report) { r.Overhead.MapSamplingFraction = 0 },
 			want: []want{
-				{report.SeverityInfo, "map operations were not traced: the --overhead budget allowed no map probing", nil, []string{"--overhead"}},
+				{report.SeverityInfo, "map operations were not traced: the --overhead budget allowed no map probing", nil, []string{"--overhead"}, 0, false},
 			},
 		},
 		{
 			name: "mutex probes over the budget",
 			edit: func(r *report.Report) {
-				r.Overhead.Budget, r.Overhead.MutexRatio, r.Overhead.HitCostNS = 0.05, 0.077, 6100
+				r.Overhead.Budget, r.Overhead.MutexRatio, r.Overhead.HitCostNS, r.Overhead.EstCostSeconds = 0.05, 0.077, 6100, 0.8
 			},
 			want: []want{
-				{report.SeverityWarning, "tracing mutexes cost ~7.7% of the target's CPU, over the 5% --overhead budget", []string{"6.1µs a hit"}, []string{"--no-mutex"}},
+				{report.SeverityWarning, "tracing mutexes cost ~7.7% of the target's CPU, over the 5% --overhead budget", []string{"6.1µs a hit"},
+					[]string{"--no-mutex"}, 0.8, false},
 			},
 		},
 		{
@@ -358,21 +740,42 @@ func TestAnalyze(t *testing.T) {
 				r.Overhead.Budget, r.Overhead.MutexRatio = 1, 0.2
 			},
 		},
+
+		// Ranking.
 		{
-			name: "ranked: critical, then warnings, then info",
+			name: "ranked: correctness by severity, then cost, then tracing, then below threshold",
 			edit: func(r *report.Report) {
-				r.Overhead.MapSamplingFraction = 0.5
-				r.Mutexes = []report.Mutex{pricesMu}
-				r.Maps = []report.Map{readMostlyMap, racedMap}
-				r.Races = []report.Race{writeRace}
 				r.TargetError = "concurrent map writes"
+				r.Overhead.MapSamplingFraction = 0.5
+				r.CPU.Seconds = 10
+				stock := interleavedMap
+				stock.Name, stock.Address = "main.stock", "0xc000900000"
+				stock.Sites = nil
+				stock.Interleave = &report.Interleave{Count: 7, Sides: []report.RaceSide{
+					{Goid: 21, Op: report.OpWrite, Stack: stack("runtime.mapassign_fast64", "main.fill")},
+					{Goid: 22, Op: report.OpWrite, Stack: stack("runtime.mapassign_fast64", "main.drain")},
+				}}
+				stock.InterleavedWrites = 7
+				logMu := shortMu(900 * ms) // 9%, short waits: info, yet it costs more than the map CPU warning
+				logMu.Address, logMu.Name = "0x5e0000", "main.logMu"
+				logMu.Waiters = []report.Waiter{{Stack: stack("sync.runtime_SemacquireMutex", "main.log"), Contentions: 900, WaitNS: 900 * ms}}
+				logMu.Holders = nil
+				// Added in the reverse of the order they rank in, where the analysis allows.
+				r.Maps = []report.Map{lockedMap, classMap, stock, readMostlyMap, racedMap}
+				r.Mutexes = []report.Mutex{queueMu, logMu, pricesMu}
+				r.Races = []report.Race{writeRace}
 			},
 			want: []want{
-				{report.SeverityCritical, "target died: fatal error: concurrent map writes", nil, nil},
-				{report.SeverityCritical, "concurrent map access (write/write) on map main.inventory", nil, nil},
-				{report.SeverityWarning, "main.pricesMu: goroutines waited 2.50s for it (25% of the 10.0s window)", nil, nil},
-				{report.SeverityWarning, `hot key "sku:1" in map 0xc000200000 (used in main.price): 50% of 50100 keyed operations`, nil, nil},
-				{report.SeverityInfo, "map counts are estimates: 50.0% of map operations were probed", nil, nil},
+				{report.SeverityCritical, "target died: fatal error: concurrent map writes", nil, nil, 0, false},
+				{report.SeverityCritical, "concurrent map access (write/write) on map main.inventory", nil, nil, 0, false},
+				{report.SeverityWarning, "main.stock is written by goroutines in turn (interleaved writes, 7 times): a race if no lock guards it", nil, nil, 0, false},
+				{report.SeverityWarning, "main.pricesMu: goroutines waited 2.50s for it in 10.0s", nil, nil, 2.5, false},
+				{report.SeverityWarning, `hot key "sku:1" in map 0xc000200000, used under contended main.pricesMu: 50% of 50100 keyed operations`, nil, nil, 25000.0 / 50100 * 2.5, false},
+				{report.SeverityInfo, "main.logMu: goroutines waited 900.00ms for it in 10.0s", nil, nil, 0.9, false},
+				{report.SeverityWarning, "map[string]string maps from main.handle: 800.00ms of CPU in map operations (8.0% of the target's CPU)", nil, nil, 0.8, false},
+				{report.SeverityInfo, "main.queue is written by goroutines in turn, apparently under main.queueMu", nil, nil, 0, false},
+				{report.SeverityInfo, "main.queueMu: goroutines waited 20.00ms for it in 10.0s", nil, nil, 0.02, true},
+				{report.SeverityInfo, "map counts are estimates: 50.0% of map operations were probed", nil, nil, 0, true},
 			},
 		},
 	}
@@ -380,35 +783,57 @@ func TestAnalyze(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := base()
 			tc.edit(r)
-			got := Analyze(r)
-			if len(got) != len(tc.want) {
-				t.Errorf("got %d findings, want %d:", len(got), len(tc.want))
-				for _, f := range got {
-					t.Errorf("  [%s] %s\n      %s\n      fix: %s", f.Severity, f.Title, f.Detail, f.Advice)
-				}
-				return
-			}
-			for i, w := range tc.want {
-				f := got[i]
-				if f.Severity != w.severity || f.Title != w.title {
-					t.Errorf("finding %d: [%s] %q\nwant       [%s] %q", i, f.Severity, f.Title, w.severity, w.title)
-				}
-				for _, s := range w.detail {
-					if !strings.Contains(f.Detail, s) {
-						t.Errorf("finding %d detail %q\nlacks %q", i, f.Detail, s)
-					}
-				}
-				for _, s := range w.advice {
-					if !strings.Contains(f.Advice, s) {
-						t.Errorf("finding %d advice %q\nlacks %q", i, f.Advice, s)
-					}
-				}
-				if f.Detail == "" || f.Advice == "" {
-					t.Errorf("finding %d has no detail or no advice: %+v", i, f)
-				}
-			}
+			check(t, Analyze(r), tc.want)
 		})
 	}
+}
+
+// TestBelowThresholdCap: at most maxBelow findings below threshold are
+// kept, the costliest; those at or above it are all kept.
+func TestBelowThresholdCap(t *testing.T) {
+	r := base()
+	r.TargetError = "concurrent map writes"
+	const n = maxBelow + 5
+	for i := range n { // 11ms..45ms of a 10s window: between 0.1% and 1%
+		r.Mutexes = append(r.Mutexes, report.Mutex{Address: fmt.Sprintf("0x%x", 0x1000+i), Name: fmt.Sprintf("main.mu%d", i),
+			Kind: report.KindMutex, Contentions: 10, WaitNS: uint64(11+i) * ms, P99NS: ms})
+	}
+	for i := range 3 { // 1.5s, 1.6s, 1.7s
+		r.Mutexes = append(r.Mutexes, report.Mutex{Address: fmt.Sprintf("0x%x", 0x2000+i), Name: fmt.Sprintf("main.big%d", i),
+			Kind: report.KindMutex, Contentions: 10, WaitNS: uint64(1500+100*i) * ms, P99NS: ms})
+	}
+	got := Analyze(r)
+	if len(got) != 1+3+maxBelow {
+		t.Fatalf("got %d findings, want %d", len(got), 1+3+maxBelow)
+	}
+	if got[0].Title != "target died: fatal error: concurrent map writes" || got[0].BelowThreshold {
+		t.Errorf("finding 0 is %q (below %v), want the target's death", got[0].Title, got[0].BelowThreshold)
+	}
+	for i, name := range []string{"main.big2", "main.big1", "main.big0"} {
+		if f := got[1+i]; !strings.HasPrefix(f.Title, name+":") || f.BelowThreshold {
+			t.Errorf("finding %d is %q (below %v), want %s above threshold", 1+i, f.Title, f.BelowThreshold, name)
+		}
+	}
+	for i, f := range got[4:] {
+		// The costliest first: mu34 (45ms) down to mu5 (16ms); mu0..mu4 are left out.
+		name := fmt.Sprintf("main.mu%d", n-1-i)
+		if !strings.HasPrefix(f.Title, name+":") || !f.BelowThreshold {
+			t.Errorf("finding %d is %q (below %v), want %s below threshold", 4+i, f.Title, f.BelowThreshold, name)
+		}
+	}
+}
+
+// TestAnalyzeNoWindow: with no window there is nothing to measure a cost
+// against: every cost finding is below threshold, and correctness is not.
+func TestAnalyzeNoWindow(t *testing.T) {
+	r := base()
+	r.Window.Seconds = 0
+	r.TargetError = "concurrent map writes"
+	r.Mutexes = []report.Mutex{{Address: "0x1", Name: "main.mu", Kind: report.KindMutex, Contentions: 3, WaitNS: 30 * ms, P99NS: 20 * ms}}
+	check(t, Analyze(r), []want{
+		{report.SeverityCritical, "target died: fatal error: concurrent map writes", nil, nil, 0, false},
+		{report.SeverityWarning, "main.mu: goroutines waited 30.00ms for it", nil, nil, 0.03, true},
+	})
 }
 
 func TestAnalyzeNil(t *testing.T) {
@@ -428,6 +853,7 @@ func TestAllStdlib(t *testing.T) {
 		{[]string{"example.com/y.G (y.go:1)", "net/http.(*Server).Serve (server.go:3)"}, false},
 		{[]string{"net/http.(*Transport).roundTrip (transport.go:1)"}, true},
 		{[]string{"myapp/store.(*S).put (s.go:1)", "os.f (x.go:1)"}, false},
+		{[]string{"github.com/acme/app/log.(*L).add (log.go:1)"}, false},
 	} {
 		if got := allStdlib(tc.frames); got != tc.want {
 			t.Errorf("allStdlib(%q) = %v, want %v", tc.frames, got, tc.want)

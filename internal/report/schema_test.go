@@ -98,8 +98,8 @@ func fullReport() *Report {
 				KeyType: "int64", Reads: 1731, Writes: 152, Deletes: 3,
 				Iterations: 2, Goroutines: 4, Writers: 2, InterleavedWrites: 4, CPUSeconds: 0.31,
 				Interleave: &Interleave{Count: 4, Sides: []RaceSide{{Goid: 27, Op: OpWrite, Stack: stack}, {Goid: 26, Op: OpWrite}}},
-				HotKeys: []HotKey{{Key: "region", Count: 800}, {Key: "other", Count: 931}},
-				Sites:   []Site{{Stack: stack, Op: OpRead, Count: 1731}, {Op: OpWrite, Count: 152}}}, // a site without a stack
+				HotKeys:    []HotKey{{Key: "region", Count: 800}, {Key: "other", Count: 931}},
+				Sites:      []Site{{Stack: stack, Op: OpRead, Count: 1731}, {Op: OpWrite, Count: 152}}}, // a site without a stack
 			{Kind: KindMap, Class: "net/textproto.readMIMEHeader", Maps: 2871, Type: "http.Header", KeyType: "other"},
 		},
 		Races: []Race{{Map: "0xc000abcdef", Name: "main.inventory", MapID: "main.inventory", Kind: "write/write", Count: 1,
