@@ -860,3 +860,34 @@ func TestAllStdlib(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupMutexes: one lock field of many objects (four clients' locks,
+// waited for in the same function) is one finding with the sum of their
+// waits; a named mutex stays on its own.
+func TestGroupMutexes(t *testing.T) {
+	r := base()
+	r.Target.CPUs = 2
+	for i := range 4 {
+		r.Mutexes = append(r.Mutexes, report.Mutex{
+			Address: fmt.Sprintf("0xc0000%d0000", i+1), Kind: report.KindRWMutexWrite,
+			Contentions: 100, WaitNS: 500 * ms, MaxWaitNS: uint64(10+i) * ms, P50NS: ms, P99NS: uint64(5+i) * ms, Goroutines: 3,
+			Waiters: []report.Waiter{{Stack: stack("sync.(*RWMutex).Lock", "server.(*client).deliverMsg"), Contentions: 100, WaitNS: 500 * ms}},
+		})
+	}
+	r.Mutexes = append(r.Mutexes, report.Mutex{Address: "0x5a0000", Name: "main.mu", Kind: report.KindMutex,
+		Contentions: 10, WaitNS: 300 * ms, Waiters: []report.Waiter{{Stack: stack("server.(*client).deliverMsg"), Contentions: 10, WaitNS: 300 * ms}}})
+	fs := Analyze(r)
+	if len(fs) != 2 {
+		t.Fatalf("%d findings, want 2: %+v", len(fs), fs)
+	}
+	if want := "lock in server.(*client).deliverMsg (4 mutexes): writers waited 2.00s for Lock in 10.0s"; fs[0].Title != want {
+		t.Errorf("title %q, want %q", fs[0].Title, want)
+	}
+	if fs[0].CostSeconds != 2 || !strings.Contains(fs[0].Detail, "400 waits") || !strings.Contains(fs[0].Detail, "max 13.00ms") ||
+		!strings.Contains(fs[0].Detail, "by 12 goroutines") {
+		t.Errorf("cost %v, detail %q: want 2s, 400 waits, max 13ms, 12 goroutines", fs[0].CostSeconds, fs[0].Detail)
+	}
+	if !strings.HasPrefix(fs[1].Title, "main.mu:") {
+		t.Errorf("second finding %q, want main.mu's own", fs[1].Title)
+	}
+}
