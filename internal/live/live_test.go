@@ -39,7 +39,7 @@ func prevCur() (*report.Report, *report.Report) {
 	prev.Maps = []report.Map{
 		{Address: "0xa", Name: "main.sessions", KeyType: "string", Reads: 9000, Writes: 100,
 			HotKeys: []report.HotKey{{Key: "user:1", Count: 100}, {Key: "user:2", Count: 9000}}},
-		{Address: "0xb", KeyType: "int64", Writes: 100},
+		{Type: "map[int64]int", Class: "main.(*cache).put", Maps: 3, KeyType: "int64", Writes: 100},
 	}
 	cur := snapshot(10)
 	cur.Overhead = report.Overhead{MapSamplingFraction: 0.25, Ratio: 0.031}
@@ -50,7 +50,7 @@ func prevCur() (*report.Report, *report.Report) {
 		{Address: "0x4", Name: "main.idle", Kind: report.KindMutex, Contentions: 7, WaitNS: 7 * ms}, // nothing new: 0x4 is new, so all of it is
 	}
 	cur.Maps = []report.Map{
-		{Address: "0xb", KeyType: "int64", Writes: 5100,
+		{Type: "map[int64]int", Class: "main.(*cache).put", Maps: 3, KeyType: "int64", Writes: 5100,
 			Sites: []report.Site{{Stack: []string{"runtime.mapassign_fast64 (map.go:1)", "main.(*cache).put (c.go:9)"}, Op: report.OpWrite}}},
 		{Address: "0xa", Name: "main.sessions", KeyType: "string", Reads: 10000, Writes: 100,
 			HotKeys: []report.HotKey{{Key: "user:1", Count: 700}, {Key: "user:2", Count: 9400}}},
@@ -67,12 +67,12 @@ func TestSummary(t *testing.T) {
 	got := b.String()
 	want := `── maptrace 12:00:10 · last 5.0s of 10.0s · probes cost 3.10% · maps sampled 25% (counts scaled) ───
   MUTEX (top by wait in the interval)      KIND             WAITS     WAITED       AVG
-  0x3 cache.(*LRU).Get                     mutex                3   300.00ms  100.00ms
+  lock in cache.(*LRU).Get                 mutex                3   300.00ms  100.00ms
   orders.ordersMu                          mutex               10   100.00ms   10.00ms
   main.cfgMu                               rwmutex-read         2    20.00ms   10.00ms
   main.idle                                mutex                7     7.00ms    1.00ms
   MAP (top by ops in the interval) KEY        READS    WRITES DELETES  RANGES  TOP KEY
-  0xb main.(*cache).put            int64          0      5000       0       0
+  map[int64]int maps from main.(*… int64          0      5000       0       0
   main.sessions                    string      1000         0       0       0  user:1 60%
 `
 	if got != want {
@@ -160,7 +160,7 @@ func TestSummaryColor(t *testing.T) {
 	cur.Mutexes[2].WaitNS = 900 * ms
 	colored.Reset()
 	Summary(&colored, prev, cur, true)
-	if !strings.Contains(colored.String(), yellow+"  0x3 cache.(*LRU).Get") {
+	if !strings.Contains(colored.String(), yellow+"  lock in cache.(*LRU).Get") {
 		t.Errorf("long wait not highlighted:\n%q", colored.String())
 	}
 }
