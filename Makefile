@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 # Toolchains of the test matrix (Go 1.19 comes from Debian, the rest from the module proxy).
 TOOLCHAINS := go1.20.14 go1.21.13 go1.22.12 go1.23.12 go1.24.13 go1.25.5
 
-.PHONY: all build demo test generate bench deps clean
+.PHONY: all build demo test generate bench bench-servers deps clean
 
 all: build
 
@@ -45,6 +45,12 @@ generate:
 # quick mode.
 bench: deps
 	$(GO) run ./bench -install -n 7 -out BENCHMARKS.md
+
+# Section 6 alone, printed: nats-server, etcd and Caddy under their load
+# clients, traced once each; REPORTS=DIR also keeps each raw report there
+# (NAME.json, NAME.txt). The first run builds etcd and Caddy (minutes).
+bench-servers:
+	$(GO) run ./bench -only 6 -out - $(if $(REPORTS),-reports $(REPORTS))
 
 clean:
 	rm -rf bin
