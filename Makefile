@@ -50,7 +50,7 @@ bench: deps
 # clients, traced once each; REPORTS=DIR also keeps each raw report there
 # (NAME.json, NAME.txt). The first run builds etcd and Caddy (minutes).
 bench-servers:
-	$(GO) run ./bench -only 6 -out - $(if $(REPORTS),-reports $(REPORTS))
+	@$(GO) run ./bench -only 6 -out - $(if $(REPORTS),-reports $(REPORTS))
 
 clean:
 	rm -rf bin
