@@ -5,7 +5,7 @@ GO       ?= go
 BIN      := bin/maptrace
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo test generate bench deps clean
+.PHONY: all build demo test generate bench bench-servers deps clean
 
 all: build
 
@@ -41,6 +41,12 @@ generate:
 # comparison, saying so first.
 bench:
 	$(GO) run ./bench -install -n 7 -out BENCHMARKS.md
+
+# Section 6 alone, printed: nats-server, etcd and Caddy under their load
+# clients, traced once each; REPORTS=DIR also keeps each raw report there
+# (NAME.json, NAME.txt). The first run builds etcd and Caddy (minutes).
+bench-servers:
+	@$(GO) run ./bench -only 6 -out - $(if $(REPORTS),-reports $(REPORTS))
 
 clean:
 	rm -rf bin

@@ -84,5 +84,14 @@ func (r *Results) Check() error {
 		pos("accuracy: reads ratio", a.ReadsRatio)
 		pos("accuracy: writes ratio", a.WritesRatio)
 	}
+	if r.Config != nil && r.Config.runs(6) {
+		if len(r.Servers) != len(serverDefs) {
+			errs = append(errs, fmt.Errorf("section 6 (real servers): %d of %d servers measured", len(r.Servers), len(serverDefs)))
+		}
+		for _, s := range r.Servers {
+			pos("real servers: "+s.Name+" untraced throughput", Dist{s.Untraced})
+			pos("real servers: "+s.Name+" traced throughput", Dist{s.Traced})
+		}
+	}
 	return errors.Join(errs...)
 }

@@ -9,7 +9,11 @@
 //     untraced, and the mutexes maptrace found contended in it;
 //  4. maptrace's own CPU time, memory, attach time and lost events;
 //  5. mutex wait against the runtime's own metric, hot-key counts against
-//     the truth.
+//     the truth;
+//  6. real servers (nats-server, etcd, Caddy) under their own load clients,
+//     traced once each: how many findings, which first, lost events, the
+//     text report's length, against the figures before the report was
+//     reworked.
 //
 // Every figure is min/median/max over -n runs; ratios pair runs of the same
 // round, which alternate untraced and traced. Run as root from maptrace's
@@ -42,6 +46,7 @@ type Config struct {
 	AccMS       int          // section 5: one contention run
 	Tmp         string
 	Command     string // how this run was started, for the report
+	Reports     string // section 6: where to save each server's raw report, if set
 }
 
 func parseFlags(args []string) (*Config, error) {
@@ -50,9 +55,10 @@ func parseFlags(args []string) (*Config, error) {
 	fs.IntVar(&c.N, "n", 3, "runs of every measurement (min/median/max over them)")
 	fs.BoolVar(&c.Quick, "quick", false, "one short run of every benchmark (a smoke test, not figures to quote)")
 	fs.BoolVar(&c.Install, "install", false, "apt-get install bpftrace for the comparison in section 1 if it is missing (not in -quick)")
-	fs.StringVar(&c.Out, "out", "BENCHMARKS.md", "where to write the report")
+	fs.StringVar(&c.Out, "out", "BENCHMARKS.md", "where to write the report (- for standard output)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary directory with the built binaries")
-	only := fs.String("only", "", "run only these sections, e.g. 1,3 (section 4 comes from 2 and 3)")
+	only := fs.String("only", "", "run only these sections, e.g. 1,3 (section 4 comes from 2 and 3; 6 is the real servers)")
+	fs.StringVar(&c.Reports, "reports", "", "section 6: save each server's report as NAME.json and NAME.txt in this directory")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -63,8 +69,8 @@ func parseFlags(args []string) (*Config, error) {
 		c.Only = map[int]bool{}
 		for _, f := range strings.Split(*only, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 || n > 5 {
-				return nil, fmt.Errorf("-only %q: want section numbers 1 to 5", *only)
+			if err != nil || n < 1 || n > 6 {
+				return nil, fmt.Errorf("-only %q: want section numbers 1 to 6", *only)
 			}
 			c.Only[n] = true
 		}
@@ -88,7 +94,9 @@ func main() {
 		os.Exit(2)
 	}
 	res, err := Run(cfg, os.Stderr)
-	if res != nil {
+	if res != nil && cfg.Out == "-" {
+		fmt.Print(renderMarkdown(res))
+	} else if res != nil {
 		if werr := writeReportFile(cfg.Out, res); werr != nil {
 			err = errors.Join(err, werr)
 		} else {
@@ -115,6 +123,7 @@ type Results struct {
 	Nats      *Nats
 	Collector *Collector
 	Accuracy  *Accuracy
+	Servers   []*RealServer
 	// Errors are the sections that failed, by section.
 	Errors map[string]string
 }
@@ -147,7 +156,7 @@ func Run(cfg *Config, log io.Writer) (*Results, error) {
 	if cfg.Install && !cfg.Quick {
 		installBpftrace(logf)
 	}
-	if res.Builds, err = build(root, cfg.Tmp, logf); err != nil {
+	if res.Builds, err = build(root, cfg.Tmp, logf, cfg.binaries()...); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -156,7 +165,7 @@ func Run(cfg *Config, log io.Writer) (*Results, error) {
 		errs = append(errs, fmt.Errorf("%s: %w", section, err))
 		logf("%s failed: %v", section, err)
 	}
-	run := func(n int) bool { return len(cfg.Only) == 0 || cfg.Only[n] }
+	run := cfg.runs
 	if run(1) {
 		logf("section 1: probe cost per hit")
 		if res.Probe, err = measureProbeCost(cfg, res.Builds, logf); err != nil {
@@ -187,8 +196,36 @@ func Run(cfg *Config, log io.Writer) (*Results, error) {
 			fail("accuracy", err)
 		}
 	}
+	if run(6) {
+		logf("section 6: real servers")
+		if res.Servers, err = measureServers(cfg, res.Builds, logf); err != nil {
+			fail("real servers", err)
+		}
+	}
 	res.Took = time.Since(res.Started)
 	return res, errors.Join(errs...)
+}
+
+// runs says whether section n runs. -quick leaves out section 6 unless
+// asked for: building etcd and Caddy takes minutes, and the test of
+// servers_test.go already runs it on nats-server.
+func (c *Config) runs(n int) bool {
+	if len(c.Only) > 0 {
+		return c.Only[n]
+	}
+	return n != 6 || !c.Quick
+}
+
+// binaries are the ones build() must make for the sections that run.
+func (c *Config) binaries() []string {
+	core := []string{"maptrace", "contention", "maps", "locks", "maps-race", "locks-race", "nats-server", "nats-load"}
+	switch {
+	case !c.runs(6):
+		return core
+	case len(c.Only) == 1:
+		return serverBins()
+	}
+	return append(core, serverBins()...)
 }
 
 func gitDescribe(root string) string {

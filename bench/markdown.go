@@ -71,7 +71,7 @@ func renderMarkdown(r *Results) string {
 		p("| CPU busy over the run | %.0f%% of %d cores (/proc/stat), of which other processes than these benchmarks %.0f%% |\n", 100*l.Busy, m.Cores, 100*l.Others)
 	}
 	p("| Go (targets, maptrace) | %s, %s/%s |\n| maptrace | %s |\n", m.Go, runtime.GOOS, runtime.GOARCH, r.Maptrace)
-	if r.Builds != nil {
+	if r.Builds != nil && r.Builds.NatsVersion != "" {
 		p("| nats-server | %s (github.com/nats-io/nats-server/v2, built at bench time) |\n", r.Builds.NatsVersion)
 	}
 	p("\n")
@@ -82,11 +82,25 @@ func renderMarkdown(r *Results) string {
 		}
 		p("\n")
 	}
-	renderProbe(p, r.Probe)
-	renderSlowdown(p, cfg, r.Slowdowns)
-	renderNats(p, r.Nats)
-	renderCollector(p, r.Collector)
-	renderAccuracy(p, r.Accuracy)
+	// Only the sections that ran: -only 6 writes section 6 alone.
+	if cfg.runs(1) {
+		renderProbe(p, r.Probe)
+	}
+	if cfg.runs(2) || cfg.runs(4) {
+		renderSlowdown(p, cfg, r.Slowdowns)
+	}
+	if cfg.runs(3) || cfg.runs(4) {
+		renderNats(p, r.Nats)
+	}
+	if cfg.runs(2) || cfg.runs(3) || cfg.runs(4) {
+		renderCollector(p, r.Collector)
+	}
+	if cfg.runs(5) {
+		renderAccuracy(p, r.Accuracy)
+	}
+	if cfg.runs(6) {
+		renderServers(p, r.Servers)
+	}
 	renderGoals(p, r)
 	return b.String()
 }
@@ -274,6 +288,13 @@ func renderGoals(p printer, r *Results) {
 		p("- Hot-key counts exact with --exact: %s of %d keys (median) — %s.\n", num(a.KeysExact.Median()), a.KeysExpected, met(a.KeysExact.Min() == float64(a.KeysExpected)))
 		p("- Mutex wait against the runtime's metric: %s× (median).\n", fmt.Sprintf("%.3f", a.WaitRatio.Median()))
 	}
+	for _, s := range r.Servers {
+		st := s.Stats
+		p("- %s's report: at most %d findings (%d), the bottleneck first (%s), no lost events (%d), at most %d lines of text (%d), no shared-writer warning (%s) — %s.\n",
+			s.Name, maxFindings, st.Findings, map[bool]string{true: "yes", false: "no"}[st.BottleneckFirst], st.Lost, maxTextLines, st.TextLines,
+			map[bool]string{true: "raised", false: "none"}[st.SharedWriter],
+			met(st.Findings <= maxFindings && st.BottleneckFirst && st.Lost == 0 && st.TextLines <= maxTextLines && !st.SharedWriter))
+	}
 	p("\n")
 }
 
@@ -294,4 +315,96 @@ func shortFrame(f string) string {
 		return fn
 	}
 	return fn + " (" + loc + ")"
+}
+
+func renderServers(p printer, ss []*RealServer) {
+	p("## 6. Real servers\n\n")
+	if len(ss) == 0 {
+		p("Not measured (see the failures above).\n\n")
+		return
+	}
+	p("Each server is built at bench time from the version pinned in its bench/*/go.mod (through the Go module proxy; the binaries are cached between runs), ")
+	p("started as a child process listening on 127.0.0.1 only, warmed up for %v under its load client untraced, and then traced once with default flags ", realWarm)
+	p("(`maptrace attach -p PID -d %v -f json`) while the load client runs for %v; the text report is `report.WriteText` of that JSON. ", realTrace, realLoad)
+	p("One run per server: these are the report's contents, not timings to average. ")
+	p("**Before** is the same harness on maptrace %s, before the report was reworked (bench/servers_before.go); **after** is this run. ", beforeCommit)
+	p("A report should have at most %d findings with the bottleneck first, lose no event, fit in %d lines of text, and raise no \"written by more than one goroutine: may be unsafe\" warning (a map written from several goroutines whose writes were not seen to interleave).\n\n", maxFindings, maxTextLines)
+	p("| server | version | binary | build | load client | throughput untraced (warm-up) | traced |\n|---|---|---|---|---|---|---|\n")
+	for _, s := range ss {
+		traced := human(s.Traced)
+		if s.LoadDetail != "" {
+			traced += " (" + s.LoadDetail + ")"
+		}
+		p("| %s | %s %s | %.1f MB | %s | %s | %s %s | %s |\n", s.Name, s.Module, s.Version, float64(s.BinSize)/1e6, s.Build, s.Load, human(s.Untraced), s.Unit, traced)
+	}
+	p("\nCold builds on this project's 2-vCPU VM: %s.\n\n", coldBuilds)
+	p("| figure |")
+	for _, s := range ss {
+		p(" %s before | %s after |", s.Name, s.Name)
+	}
+	p("\n|---|")
+	for range ss {
+		p("---|---|")
+	}
+	p("\n")
+	row := func(name string, before func(beforeFigures) string, after func(ReportStats) string) {
+		p("| %s |", name)
+		for _, s := range ss {
+			b, ok := realBefore[s.Name]
+			bs := "–"
+			if ok {
+				bs = before(b)
+			}
+			p(" %s | %s |", bs, after(s.Stats))
+		}
+		p("\n")
+	}
+	sev := func(n, c, w, i int) string { return fmt.Sprintf("%d (%d / %d / %d)", n, c, w, i) }
+	yes := func(v bool) string {
+		if v {
+			return "**yes**"
+		}
+		return "no"
+	}
+	row("findings (critical / warning / info)", func(b beforeFigures) string { return sev(b.Findings, b.Critical, b.Warnings, b.Info) },
+		func(s ReportStats) string { return sev(s.Findings, s.Critical, s.Warnings, s.Info) })
+	row("lost events", func(b beforeFigures) string { return fmt.Sprint(b.Lost) }, func(s ReportStats) string { return fmt.Sprint(s.Lost) })
+	row("text report, lines", func(b beforeFigures) string { return fmt.Sprint(b.TextLines) }, func(s ReportStats) string { return fmt.Sprint(s.TextLines) })
+	row("maps in the report", func(b beforeFigures) string { return fmt.Sprint(b.Maps) }, func(s ReportStats) string { return fmt.Sprint(s.Maps) })
+	row("contended mutexes", func(b beforeFigures) string { return fmt.Sprint(b.Mutexes) }, func(s ReportStats) string { return fmt.Sprint(s.Mutexes) })
+	row("shared-writer warning", func(b beforeFigures) string { return yes(b.SharedWriter) }, func(s ReportStats) string { return yes(s.SharedWriter) })
+	good := func(v bool) string {
+		if v {
+			return "yes"
+		}
+		return "**no**"
+	}
+	row("first finding names the bottleneck", func(b beforeFigures) string { return good(b.BottleneckFirst) }, func(s ReportStats) string { return good(s.BottleneckFirst) })
+	p("\nThe first finding of each report:\n\n")
+	for _, s := range ss {
+		b := realBefore[s.Name]
+		p("- %s, before: %s\n- %s, after: %s\n", s.Name, quoteOr(b.First), s.Name, quoteOr(s.Stats.First))
+	}
+	p("\nThe mutex with the most wait in each report (this run), and where it was waited for:\n\n")
+	p("| server | mutex | kind | waits | total wait | waited for in | the known bottleneck |\n|---|---|---|---|---|---|---|\n")
+	for _, s := range ss {
+		if m := s.Stats.Top; m != nil {
+			name := m.Name
+			if name == "" {
+				name = m.Address
+			}
+			p("| %s | `%s` | %s | %d | %s | `%s` | %s |\n", s.Name, name, m.Kind, m.Contentions, time.Duration(m.WaitNS).Round(time.Millisecond),
+				shortFrame(s.Stats.TopWhere), map[bool]string{true: "yes", false: "**no**"}[s.Stats.TopIsBottleneck])
+		} else {
+			p("| %s | (none contended) | | | | | **no** |\n", s.Name)
+		}
+	}
+	p("\n")
+}
+
+func quoteOr(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return "`" + strings.ReplaceAll(s, "`", "'") + "`"
 }

@@ -107,25 +107,7 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 		time.Sleep(50 * time.Millisecond)
 	}
 	url := "nats://" + addr
-	load := func(seconds float64) (float64, error) {
-		d := time.Duration(seconds * float64(time.Second))
-		cmd := exec.Command(bins.NatsLoad, "-url", url, "-pubs", strconv.Itoa(natsPubs), "-subs", strconv.Itoa(natsSubs),
-			"-size", strconv.Itoa(natsSize), "-d", d.String())
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("nats load: %v\n%s", err, out)
-		}
-		f := strings.Fields(string(out))
-		if len(f) != 7 || f[0] != "load" || f[3] != "delivered" || f[5] != "seconds" {
-			return 0, fmt.Errorf("nats load said %q", out)
-		}
-		msgs, err1 := strconv.ParseFloat(f[4], 64)
-		secs, err2 := strconv.ParseFloat(f[6], 64)
-		if err1 != nil || err2 != nil || secs <= 0 {
-			return 0, fmt.Errorf("nats load said %q", out)
-		}
-		return msgs / secs, nil
-	}
+	load := func(seconds float64) (float64, error) { return natsLoad(bins.NatsLoad, url, seconds) }
 	if _, err := load(0.5); err != nil { // warm up: connections, buffers
 		return nil, err
 	}
@@ -211,4 +193,26 @@ func waitSite(m report.Mutex) string {
 		}
 	}
 	return ""
+}
+
+// natsLoad runs bench/nats/load against url for seconds and returns the
+// messages it delivered per second.
+func natsLoad(bin, url string, seconds float64) (float64, error) {
+	d := time.Duration(seconds * float64(time.Second))
+	cmd := exec.Command(bin, "-url", url, "-pubs", strconv.Itoa(natsPubs), "-subs", strconv.Itoa(natsSubs),
+		"-size", strconv.Itoa(natsSize), "-d", d.String())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("nats load: %v\n%s", err, out)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 7 || f[0] != "load" || f[3] != "delivered" || f[5] != "seconds" {
+		return 0, fmt.Errorf("nats load said %q", out)
+	}
+	msgs, err1 := strconv.ParseFloat(f[4], 64)
+	secs, err2 := strconv.ParseFloat(f[6], 64)
+	if err1 != nil || err2 != nil || secs <= 0 {
+		return 0, fmt.Errorf("nats load said %q", out)
+	}
+	return msgs / secs, nil
 }

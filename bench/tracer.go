@@ -37,6 +37,7 @@ type TraceResult struct {
 	Window    time.Duration // wall time from attached to the stop signal
 	TotalCPU  time.Duration // user+system of the whole command (getrusage)
 	MaxRSS    int64         // peak resident set, bytes (getrusage ru_maxrss)
+	JSON      []byte        // the report as maptrace wrote it
 }
 
 // traceDuring runs work under `maptrace attach -p pid args...` and returns
@@ -108,20 +109,32 @@ func startTrace(bin, tmp string, pid int, args ...string) (*Tracer, error) {
 
 // Stop ends the trace with SIGINT, as Ctrl-C would, and reads its report.
 func (t *Tracer) Stop() (*TraceResult, error) {
+	return t.finish(true, 2*time.Minute)
+}
+
+// Wait waits for a trace started with -d to end by itself, and reads its
+// report.
+func (t *Tracer) Wait(timeout time.Duration) (*TraceResult, error) {
+	return t.finish(false, timeout)
+}
+
+func (t *Tracer) finish(interrupt bool, timeout time.Duration) (*TraceResult, error) {
 	pid := t.cmd.Process.Pid
 	res := &TraceResult{Attach: t.attached}
 	if cpu1, err := processCPU(pid); err == nil {
 		res.WindowCPU = cpu1 - t.cpu0
 	}
 	res.Window = time.Since(t.t0)
-	t.cmd.Process.Signal(os.Interrupt)
+	if interrupt {
+		t.cmd.Process.Signal(os.Interrupt)
+	}
 	var err error
 	select {
 	case err = <-t.done:
-	case <-time.After(2 * time.Minute):
+	case <-time.After(timeout):
 		t.cmd.Process.Kill()
 		<-t.done
-		return nil, fmt.Errorf("maptrace did not stop within 2 minutes of SIGINT\n%s", t.stderr.String())
+		return nil, fmt.Errorf("maptrace did not stop within %v\n%s", timeout, t.stderr.String())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("maptrace: %v\n%s", err, t.stderr.String())
@@ -139,7 +152,7 @@ func (t *Tracer) Stop() (*TraceResult, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("maptrace report: %w", err)
 	}
-	res.Report = &r
+	res.Report, res.JSON = &r, b
 	return res, nil
 }
 
