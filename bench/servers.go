@@ -58,7 +58,10 @@ type RealServer struct {
 
 // ReportStats are what section 6 and the test read off one report.
 type ReportStats struct {
+	// Findings are those the text report shows (Critical, Warnings and
+	// Info of them); Below those under the threshold, kept in the JSON only.
 	Findings, Critical, Warnings, Info int
+	Below                              int
 	First                              string // the first finding's title
 	Lost                               uint64
 	TextLines                          int
@@ -84,7 +87,6 @@ type ReportStats struct {
 // functions where the server's known bottleneck is waited for.
 func statsOf(r *report.Report, text string, bottleneck []string) ReportStats {
 	s := ReportStats{
-		Findings:  len(r.Findings),
 		Lost:      r.Overhead.LostEvents,
 		TextLines: strings.Count(text, "\n"),
 		Maps:      len(r.Maps),
@@ -94,6 +96,11 @@ func statsOf(r *report.Report, text string, bottleneck []string) ReportStats {
 		s.First = r.Findings[0].Title
 	}
 	for _, f := range r.Findings {
+		if f.BelowThreshold {
+			s.Below++
+			continue
+		}
+		s.Findings++
 		switch f.Severity {
 		case report.SeverityCritical:
 			s.Critical++
