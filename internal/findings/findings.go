@@ -91,6 +91,7 @@ func Analyze(r *report.Report) []report.Finding {
 const (
 	correctness = iota // ranked first, whatever it costs
 	cost               // ranked by cost
+	risk               // may be wrong, not seen to be: after what costs time
 	tracing            // about the trace itself, not the target
 	note               // about the trace, and said in the report's header: JSON only
 )
@@ -301,6 +302,25 @@ func (a *analysis) mutexes() {
 	}
 }
 
+// readerHandoffs is the share of hand-offs to waiting writers that readers
+// made, leaving with RUnlock; the rest were writers' Unlock.
+func readerHandoffs(hs []report.Holder) float64 {
+	var readers, all uint64
+	for _, h := range hs {
+		all += h.Count
+		for _, f := range h.Stack {
+			if fn := report.FrameFunc(f); fn == "sync.(*RWMutex).RUnlock" || fn == "sync.(*RWMutex).rUnlockSlow" {
+				readers += h.Count
+				break
+			}
+		}
+	}
+	if all == 0 {
+		return 1 // no hand-off seen: trust the kind
+	}
+	return float64(readers) / float64(all)
+}
+
 // groupMutexes merges the unnamed mutexes of one kind that were waited for
 // in the same function — one lock field of many objects, like a per-client
 // lock — into one, whose Name says how many there are. Named ones stay.
@@ -419,8 +439,8 @@ func (a *analysis) starving(w *report.Mutex) bool {
 			rd = m
 		}
 	}
-	if rd == nil || rd.Contentions == 0 {
-		return false // no reader was seen: the writers wait for each other
+	if rd == nil || rd.Contentions == 0 || readerHandoffs(w.Holders) < 0.5 {
+		return false // the writers wait mostly for each other, not for readers
 	}
 	window := a.r.Window.Seconds * 1e9
 	bigTotal := window > 0 && float64(w.WaitNS) > longWaitShare*window
@@ -469,8 +489,8 @@ func (a *analysis) interleaved() {
 			continue
 		}
 		frames := interleaveFrames(m.Interleave)
-		if len(frames) == 0 || allStdlib(frames) {
-			continue
+		if len(frames) == 0 || allStdlib(frames) || !a.anyOwn(frames) {
+			continue // a library's maps are the library's to guard
 		}
 		var sides []string
 		for _, s := range m.Interleave.Sides {
@@ -490,8 +510,21 @@ func (a *analysis) interleaved() {
 				detail+".", "nothing to fix if every access holds "+mutexLabel(*mu)+"; `go test -race` confirms it.", 0, 0)
 			continue
 		}
-		a.add(correctness, report.SeverityWarning, title, detail+".", advice, 0, 0)
+		a.add(risk, report.SeverityWarning, title, detail+".", advice, 0, 0)
 	}
+}
+
+// anyOwn says whether any frame is in the program's own code: its main
+// module, or package main. With no module known, every frame counts.
+func (a *analysis) anyOwn(frames []string) bool {
+	mod := a.r.Target.Module
+	for _, f := range frames {
+		fn := report.FrameFunc(f)
+		if mod == "" || strings.HasPrefix(fn, "main.") || strings.HasPrefix(fn, mod+"/") || strings.HasPrefix(fn, mod+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // interleaveFrames are the distinct top user frames of the interleaved

@@ -743,7 +743,7 @@ func TestAnalyze(t *testing.T) {
 
 		// Ranking.
 		{
-			name: "ranked: correctness by severity, then cost, then tracing, then below threshold",
+			name: "ranked: correctness by severity, then cost, then risk, then tracing, then below threshold",
 			edit: func(r *report.Report) {
 				r.TargetError = "concurrent map writes"
 				r.Overhead.MapSamplingFraction = 0.5
@@ -768,11 +768,11 @@ func TestAnalyze(t *testing.T) {
 			want: []want{
 				{report.SeverityCritical, "target died: fatal error: concurrent map writes", nil, nil, 0, false},
 				{report.SeverityCritical, "concurrent map access (write/write) on map main.inventory", nil, nil, 0, false},
-				{report.SeverityWarning, "main.stock is written by goroutines in turn (interleaved writes, 7 times): a race if no lock guards it", nil, nil, 0, false},
 				{report.SeverityWarning, "main.pricesMu: goroutines waited 2.50s for it in 10.0s", nil, nil, 2.5, false},
 				{report.SeverityWarning, `hot key "sku:1" in map 0xc000200000, used under contended main.pricesMu: 50% of 50100 keyed operations`, nil, nil, 25000.0 / 50100 * 2.5, false},
 				{report.SeverityInfo, "main.logMu: goroutines waited 900.00ms for it in 10.0s", nil, nil, 0.9, false},
 				{report.SeverityWarning, "map[string]string maps from main.handle: 800.00ms of CPU in map operations (8.0% of the target's CPU)", nil, nil, 0.8, false},
+				{report.SeverityWarning, "main.stock is written by goroutines in turn (interleaved writes, 7 times): a race if no lock guards it", nil, nil, 0, false},
 				{report.SeverityInfo, "main.queue is written by goroutines in turn, apparently under main.queueMu", nil, nil, 0, false},
 				{report.SeverityInfo, "main.queueMu: goroutines waited 20.00ms for it in 10.0s", nil, nil, 0.02, true},
 				{report.SeverityInfo, "map counts are estimates: 50.0% of map operations were probed", nil, nil, 0, true},
@@ -889,5 +889,65 @@ func TestGroupMutexes(t *testing.T) {
 	}
 	if !strings.HasPrefix(fs[1].Title, "main.mu:") {
 		t.Errorf("second finding %q, want main.mu's own", fs[1].Title)
+	}
+}
+
+// TestWritersWaitForWriters: an RWMutex whose waiting writers are handed
+// the lock by other writers' Unlock, not by readers' RUnlock, is plain
+// contention, not writers starved by readers.
+func TestWritersWaitForWriters(t *testing.T) {
+	handoff := func(release string, n uint64) report.Holder {
+		return report.Holder{Count: n, Stack: stack("runtime.semrelease1", release, "main.rangeKeys")}
+	}
+	for _, tc := range []struct {
+		name    string
+		holders []report.Holder
+		starve  bool
+	}{
+		{"writers hand to writers", []report.Holder{handoff("sync.(*RWMutex).Unlock", 70), handoff("sync.(*RWMutex).RUnlock", 30)}, false},
+		{"readers hand to writers", []report.Holder{handoff("sync.(*RWMutex).Unlock", 30), handoff("sync.(*RWMutex).rUnlockSlow", 70)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			r.Mutexes = []report.Mutex{
+				{Address: "0x1", Name: "main.txMu", Kind: report.KindRWMutexWrite, Contentions: 100, WaitNS: 3000 * ms, P99NS: 40 * ms, MaxWaitNS: 50 * ms,
+					Holders: tc.holders},
+				{Address: "0x1", Name: "main.txMu", Kind: report.KindRWMutexRead, Contentions: 10, WaitNS: 20 * ms, P99NS: ms},
+			}
+			fs := Analyze(r)
+			if len(fs) == 0 {
+				t.Fatal("no finding")
+			}
+			if got := strings.Contains(fs[0].Title, "writers wait for readers"); got != tc.starve {
+				t.Errorf("first finding %q: starvation %v, want %v", fs[0].Title, got, tc.starve)
+			}
+		})
+	}
+}
+
+// TestInterleavedInLibraries: interleaved writes are the program's to fix
+// only where its own code writes; a library's maps are the library's.
+func TestInterleavedInLibraries(t *testing.T) {
+	for _, tc := range []struct {
+		module, fn string
+		warn       bool
+	}{
+		{"example.com/app", "google.golang.org/grpc/internal/transport.(*http2Server).deleteStream", false},
+		{"example.com/app", "example.com/app/store.(*Store).put", true},
+		{"example.com/app", "main.handle", true},
+		{"", "google.golang.org/grpc/internal/transport.(*http2Server).deleteStream", true},
+	} {
+		r := base()
+		r.Target.Module = tc.module
+		side := func(goid int64) report.RaceSide {
+			return report.RaceSide{Goid: goid, Op: report.OpWrite, Stack: stack("runtime.mapassign_fast32", tc.fn)}
+		}
+		r.Maps = []report.Map{{Kind: report.KindMap, Class: tc.fn, Type: "map[uint32]int", Maps: 40, Writes: 900, Goroutines: 30, Writers: 30,
+			InterleavedWrites: 50, Interleave: &report.Interleave{Count: 50, Sides: []report.RaceSide{side(7), side(9)}}}}
+		fs := Analyze(r)
+		warned := len(fs) > 0 && strings.Contains(fs[0].Title, "interleaved writes")
+		if warned != tc.warn {
+			t.Errorf("module %q, writes in %s: warned %v, want %v (%+v)", tc.module, tc.fn, warned, tc.warn, fs)
+		}
 	}
 }

@@ -74,6 +74,9 @@ type Target struct {
 	Exe       string `json:"exe"`
 	GoVersion string `json:"go_version"`
 	Arch      string `json:"arch"`
+	// Module is the main module's path ("go.etcd.io/etcd/server/v3"):
+	// the program's own code, as against its libraries'.
+	Module string `json:"module"`
 	// CPUs is how many CPUs the target may run on: with the window, the
 	// goroutine time lock waits are measured against.
 	CPUs int `json:"cpus"`

@@ -80,7 +80,7 @@ func fullReport() *Report {
 	stack := []string{"main.lockMutex (/src/main.go:12)", "main.main (/src/main.go:40)"}
 	return &Report{
 		Version: Version,
-		Target:  Target{PID: 1234, Exe: "/srv/bin/server", GoVersion: "go1.26.8", Arch: "amd64", CPUs: 2},
+		Target:  Target{PID: 1234, Exe: "/srv/bin/server", GoVersion: "go1.26.8", Arch: "amd64", Module: "example.com/server", CPUs: 2},
 		Window:  Window{Start: start, End: start.Add(12500 * time.Millisecond), Seconds: 12.5},
 		EndedBy: EndedByTargetExit,
 		Overhead: Overhead{ProbeHits: 5078, EstCostSeconds: 0.027, MapSamplingFraction: 0.725, MapCountsLowerBound: true,

@@ -45,6 +45,7 @@ var (
 // link-time virtual addresses (the caller subtracts the PIE load bias).
 type Binary struct {
 	GoVersion string // "go1.26.8", from debug/buildinfo
+	Module    string // the main module's path, from debug/buildinfo
 	Arch      string // "amd64", "arm64" (GOARCH naming)
 	Stripped  bool   // no .symtab
 	HasDWARF  bool   // readable DWARF
@@ -104,6 +105,7 @@ func parse(data []byte) (*Binary, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNotGo, err)
 	}
 	b.GoVersion = bi.GoVersion
+	b.Module = bi.Main.Path
 	b.minor = goMinor(bi.GoVersion)
 	if b.minor != 0 && b.minor < 18 {
 		return nil, fmt.Errorf("%w: %s (its function table predates the Go 1.18 format)", ErrUnsupportedVersion, b.GoVersion)

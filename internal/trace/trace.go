@@ -184,7 +184,7 @@ func (s *session) open() error {
 	s.multi = probes.MultiSupported()
 	s.r = &report.Report{
 		Version:  report.Version,
-		Target:   report.Target{PID: pid, Exe: proc.Exe, GoVersion: bin.GoVersion, Arch: bin.Arch, CPUs: cpusOf(pid)},
+		Target:   report.Target{PID: pid, Exe: proc.Exe, GoVersion: bin.GoVersion, Arch: bin.Arch, Module: bin.Module, CPUs: cpusOf(pid)},
 		Overhead: report.Overhead{MapSamplingFraction: 1},
 	}
 	return nil
