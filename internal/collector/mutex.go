@@ -284,23 +284,29 @@ type lookuper interface {
 	Lookup(key, value any) error
 }
 
-// statSlots is the number of error counters (STAT_MAX in bpf/common.h).
-const statSlots = 8
-
-// Lost sums a collection's error counters: lost stacks, full tables.
-func Lost(stats lookuper) uint64 {
-	var n uint64
-	for i := uint32(0); i < statSlots; i++ {
+// Lost reads a collection's error counters (STAT_* in bpf/common.h): lost
+// stacks, goroutines with no room to wait in, full tables.
+func Lost(stats lookuper) report.Lost {
+	sum := func(i uint32) uint64 {
 		var per []uint64
 		if stats.Lookup(i, &per) != nil {
-			continue
+			return 0
 		}
+		var n uint64
 		for _, v := range per {
 			n += v
 		}
+		return n
 	}
-	return n
+	return report.Lost{Stacks: sum(statStackLost), InFlight: sum(statInflightFull), TablesFull: sum(statAggFull)}
 }
+
+// The error counters' slots (STAT_* in bpf/common.h).
+const (
+	statStackLost    = 0
+	statInflightFull = 1
+	statAggFull      = 2
+)
 
 // Hits sums the hit counters of a plan's probes, by probed function.
 func Hits(m lookuper, plan *probes.Plan) map[string]uint64 {

@@ -52,6 +52,9 @@ const (
 	// dropped, not a few long-lived ones.
 	manyMaps = 100
 
+	// otherKeyName is the hot keys' entry for all the keys not listed.
+	otherKeyName = "other"
+
 	// manyWaiters goroutines waiting for one lock is worth saying.
 	manyWaiters = 8
 )
@@ -673,7 +676,7 @@ func (a *analysis) hotKeys() {
 			continue
 		}
 		k, sh, ok := topKey(m)
-		if !ok || sh < hotKeyShare || keyOps(m) < hotKeyMinOps {
+		if !ok || sh < hotKeyShare || keyOps(m) < hotKeyMinOps || !manyKeys(m) {
 			continue
 		}
 		title := fmt.Sprintf("hot key %q in %s, used under contended %s: %.0f%% of %d keyed operations", k.Key, mapLabel(m),
@@ -804,12 +807,25 @@ func keyOps(m report.Map) uint64 {
 	return n
 }
 
+// manyKeys says whether a map was used with more than a couple of keys: in
+// a map of one or two keys, one of them being "hot" says nothing.
+func manyKeys(m report.Map) bool {
+	n := 0
+	for _, k := range m.HotKeys {
+		if k.Key == otherKeyName {
+			return true
+		}
+		n++
+	}
+	return n >= 3
+}
+
 // topKey is the most used real key and its share of the keyed operations.
 func topKey(m report.Map) (report.HotKey, float64, bool) {
 	var best report.HotKey
 	found := false
 	for _, k := range m.HotKeys {
-		if k.Key == "other" {
+		if k.Key == otherKeyName {
 			continue
 		}
 		if !found || k.Count > best.Count {

@@ -951,3 +951,30 @@ func TestInterleavedInLibraries(t *testing.T) {
 		}
 	}
 }
+
+// TestHotKeyNeedsManyKeys: in a map used with one or two keys, under a
+// contended lock, the "hot" key is just the key: no finding for it.
+func TestHotKeyNeedsManyKeys(t *testing.T) {
+	for _, tc := range []struct {
+		keys []report.HotKey
+		want bool
+	}{
+		{[]report.HotKey{{Key: "1", Count: 5000}}, false},
+		{[]report.HotKey{{Key: "1", Count: 4900}, {Key: "2", Count: 100}}, false},
+		{[]report.HotKey{{Key: "1", Count: 4000}, {Key: "2", Count: 500}, {Key: "3", Count: 500}}, true},
+		{[]report.HotKey{{Key: "1", Count: 4000}, {Key: "other", Count: 1000}}, true},
+	} {
+		r := base()
+		r.Mutexes = []report.Mutex{{Address: "0x1", Name: "main.mu", Kind: report.KindMutex, Contentions: 100, WaitNS: 3000 * ms,
+			P99NS: 40 * ms, Waiters: []report.Waiter{{Stack: stack("sync.(*Mutex).Lock", "main.get"), Contentions: 100, WaitNS: 3000 * ms}}}}
+		r.Maps = []report.Map{{Address: "0x2", Name: "main.buckets", Kind: report.KindMap, Maps: 1, Reads: 5000, HotKeys: tc.keys,
+			Sites: []report.Site{{Stack: stack("runtime.mapaccess1_fast64", "main.get"), Op: report.OpRead, Count: 5000}}}}
+		hot := false
+		for _, f := range Analyze(r) {
+			hot = hot || strings.HasPrefix(f.Title, "hot key")
+		}
+		if hot != tc.want {
+			t.Errorf("keys %v: hot-key finding %v, want %v", tc.keys, hot, tc.want)
+		}
+	}
+}

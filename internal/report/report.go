@@ -110,7 +110,30 @@ type Overhead struct {
 	// LostEvents counts what the probes could not record: stacks that could
 	// not be walked or stored, and updates to a full table.
 	LostEvents uint64 `json:"lost_events"`
+	// Lost says what the lost events were.
+	Lost Lost `json:"lost"`
 }
+
+// Lost are lost events by cause.
+type Lost struct {
+	// Stacks the kernel could not walk or store: their counts are kept
+	// under an empty stack.
+	Stacks uint64 `json:"stacks"`
+	// InFlight are parks not timed: no room to note the waiting goroutine.
+	InFlight uint64 `json:"in_flight"`
+	// TablesFull are updates dropped because a table was full.
+	TablesFull uint64 `json:"tables_full"`
+}
+
+// Add adds o's counts to l.
+func (l *Lost) Add(o Lost) {
+	l.Stacks += o.Stacks
+	l.InFlight += o.InFlight
+	l.TablesFull += o.TablesFull
+}
+
+// Total is all lost events.
+func (l Lost) Total() uint64 { return l.Stacks + l.InFlight + l.TablesFull }
 
 // Mutex is one contended sync.Mutex or sync.RWMutex (one side of it).
 type Mutex struct {

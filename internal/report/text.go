@@ -23,6 +23,10 @@ type TextOptions struct {
 // DefaultTop is the rows per section of the text report.
 const DefaultTop = 10
 
+// detailed findings show their evidence and fix in the text report; the
+// rest show their titles.
+const detailed = 5
+
 // WriteText writes the report for a person at a terminal, with the default
 // options.
 func WriteText(w io.Writer, r *Report) error { return WriteTextOptions(w, r, TextOptions{}) }
@@ -43,7 +47,9 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 	fmt.Fprintf(b, "probes: %d hits, est. cost %s (%.2f%% of the target's CPU time)\n", r.Overhead.ProbeHits,
 		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio)
 	if r.Overhead.LostEvents > 0 {
-		fmt.Fprintf(b, "lost: %d events (stacks not walked or tables full): counts are low by as much\n", r.Overhead.LostEvents)
+		l := r.Overhead.Lost
+		fmt.Fprintf(b, "lost: %d events (%d stacks not walked, %d parks not timed, %d updates to full tables)\n",
+			r.Overhead.LostEvents, l.Stacks, l.InFlight, l.TablesFull)
 	}
 	if r.CPU.Samples > 0 {
 		fmt.Fprintf(b, "cpu: the target used %s of CPU (%.2f cores); %s (%.1f%%) in map operations\n",
@@ -149,7 +155,7 @@ func (t *text) mutexes(ms []Mutex) {
 		if i >= t.limit(n, 3) {
 			continue // stacks for the top few
 		}
-		for _, wt := range mergeWaiters(m.Waiters)[:t.limit(len(mergeWaiters(m.Waiters)), 2)] {
+		for _, wt := range mergeWaiters(m.Waiters)[:t.limit(len(mergeWaiters(m.Waiters)), 1)] {
 			fmt.Fprintf(b, "      waited %s in %d waits at:\n", Duration(wt.WaitNS), wt.Contentions)
 			t.stack(wt.Stack, "        ")
 		}
@@ -308,12 +314,15 @@ func (t *text) findings(all []Finding) {
 	b := &t.b
 	fmt.Fprintf(b, "\nFINDINGS (%d; most urgent first)\n", len(fs))
 	n := t.limit(len(fs), t.o.Top)
-	for _, f := range fs[:n] {
+	for i, f := range fs[:n] {
 		title := "  [" + strings.ToUpper(f.Severity) + "] " + f.Title
 		if f.CostSeconds > 0 {
 			title += " — costs " + Duration(uint64(f.CostSeconds*1e9))
 		}
 		wrap(b, title, "      ")
+		if i >= t.limit(n, detailed) {
+			continue // the title only: the evidence is in the JSON, or with --verbose
+		}
 		if f.Detail != "" {
 			wrap(b, "      "+f.Detail, "      ")
 		}
@@ -332,6 +341,9 @@ func (t *text) findings(all []Finding) {
 func (t *text) stack(stack []string, indent string) {
 	b := &t.b
 	frames := UserFrames(stack)
+	if n := len(frames); n > 1 && FrameFunc(frames[n-1]) == "runtime.goexit" {
+		frames = frames[:n-1] // every goroutine's outermost frame
+	}
 	for i, f := range frames {
 		if i == t.limit(len(frames), 3) {
 			fmt.Fprintf(b, "%s…\n", indent)

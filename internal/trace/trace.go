@@ -362,7 +362,7 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		ms, gs, err := c.Collect()
 		errs = append(errs, err)
 		r.Mutexes, r.Goroutines = ms, gs
-		r.Overhead.LostEvents += collector.Lost(s.mutexObjs.Stats)
+		r.Overhead.Lost.Add(collector.Lost(s.mutexObjs.Stats))
 		mutexHits = sum(collector.Hits(s.mutexObjs.Hits, s.mutexPlan))
 		r.Overhead.ProbeHits += mutexHits
 	}
@@ -372,7 +372,7 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		r.Overhead.MapCountsLowerBound = s.gov.LowerBound()
 		mapHits := sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) + sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
 		r.Overhead.ProbeHits += mapHits
-		r.Overhead.LostEvents += collector.Lost(s.mapObjs.Stats)
+		r.Overhead.Lost.Add(collector.Lost(s.mapObjs.Stats))
 		c := &collector.Maps{Maps: &s.mapObjs.MapsMaps, Sym: s.sym, Keys: s.opts.Keys, Name: s.mapName,
 			Globals: s.mapGlobals, Scale: 1 / max(frac, 1e-6)}
 		res, err := c.Collect()
@@ -383,6 +383,7 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 			r.Goroutines = mergeGoroutines(r.Goroutines, res.Goroutines)
 		}
 	}
+	r.Overhead.LostEvents = r.Overhead.Lost.Total()
 	r.Goroutines = r.Goroutines[:min(len(r.Goroutines), 10)]
 	if s.sampler != nil {
 		res, err := s.sampler.Read()
