@@ -284,8 +284,11 @@ type lookuper interface {
 	Lookup(key, value any) error
 }
 
-// statSlots is the number of error counters (STAT_MAX in bpf/common.h).
-const statSlots = 8
+// Error counters: STAT_MAX and STAT_KEYS_FULL in bpf/common.h.
+const (
+	statSlots    = 8
+	statKeysFull = 3
+)
 
 // Lost sums a collection's error counters: lost stacks, full tables.
 func Lost(stats lookuper) uint64 {
@@ -298,6 +301,20 @@ func Lost(stats lookuper) uint64 {
 		for _, v := range per {
 			n += v
 		}
+	}
+	return n
+}
+
+// LostKeys is the part of Lost that are map-key operations the key table had
+// no room for: counted in their map's "other" hot key only.
+func LostKeys(stats lookuper) uint64 {
+	var per []uint64
+	if stats.Lookup(uint32(statKeysFull), &per) != nil {
+		return 0
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
 	}
 	return n
 }

@@ -107,6 +107,10 @@ type Overhead struct {
 	// LostEvents counts what the probes could not record: stacks that could
 	// not be walked or stored, and updates to a full table.
 	LostEvents uint64 `json:"lost_events"`
+	// LostKeys is the part of LostEvents that are map-key operations the
+	// kernel's key table had no room for between two drains: they count in
+	// their map's "other" hot key only, so a hot key may be missing.
+	LostKeys uint64 `json:"lost_keys"`
 }
 
 // CPU is what CPU-clock sampling of the target saw.

@@ -45,6 +45,10 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 	if r.Overhead.LostEvents > 0 {
 		fmt.Fprintf(b, "lost: %d events (stacks not walked or tables full): counts are low by as much\n", r.Overhead.LostEvents)
 	}
+	if r.Overhead.LostKeys > 0 {
+		wrap(b, fmt.Sprintf("lost: %d of them map-key operations, counted only as their map's \"other\" key (the key table "+
+			"filled between two drains): a hot key may be missing", r.Overhead.LostKeys), "    ")
+	}
 	if r.CPU.Samples > 0 {
 		fmt.Fprintf(b, "cpu: the target used %s of CPU (%.2f cores); %s (%.1f%%) in map operations\n",
 			Duration(uint64(r.CPU.Seconds*1e9)), r.CPU.Seconds/max(r.Window.Seconds, 1e-9),
