@@ -74,6 +74,7 @@ enum {
 	STAT_STACK_LOST = 0,
 	STAT_INFLIGHT_FULL = 1,
 	STAT_AGG_FULL = 2,
+	STAT_KEYS_FULL = 3, // map-key operations not counted per key: the key table was full
 	STAT_MAX = 8,
 };
 
@@ -105,6 +106,42 @@ static __always_inline void count(void *map, u32 idx)
 	u64 *v = bpf_map_lookup_elem(map, &idx);
 	if (v)
 		__sync_fetch_and_add(v, 1);
+}
+
+// lookup_or_init returns key's value in a hash map, inserting a copy of init
+// first if the key is new; 0, counted as STAT_AGG_FULL, when the map is full.
+// LRU maps never need it: an insert into a full one evicts an entry instead.
+static __always_inline void *lookup_or_init(void *map, void *key, void *init)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+	if (v)
+		return v;
+	// NOEXIST: another CPU may insert the key first; the lookup finds theirs.
+	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	v = bpf_map_lookup_elem(map, key);
+	if (!v)
+		count(&stats, STAT_AGG_FULL);
+	return v;
+}
+
+// bump adds one to a u64 counter in a hash map: 1 if the key was there, 2
+// if it was added, 0 when the map is full (the caller says what was lost).
+static __always_inline int bump(void *map, void *key)
+{
+	u64 *n = bpf_map_lookup_elem(map, key);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return 1;
+	}
+	u64 one = 1;
+	if (bpf_map_update_elem(map, key, &one, BPF_NOEXIST) == 0)
+		return 2;
+	n = bpf_map_lookup_elem(map, key); // another CPU inserted it first
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return 1;
+	}
+	return 0;
 }
 
 // user_stack walks the user stack by frame pointers into stacks.

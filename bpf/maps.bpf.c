@@ -63,14 +63,14 @@ struct map_key {
 
 struct class_stat {
 	u64 ops[6]; // by OP_*
-	u64 other_keys;
+	u64 other_keys;  // keyed operations the key table had no room for
 	u64 maps;        // distinct maps seen in the class
 	u64 interleaved; // writes by A, then B, then A again on one map, within INTERLEAVE_NS
 	u32 key_kind;
 	u32 key_size;
 };
 
-// The class of each map seen: an LRU, so that churning heap maps recycle it.
+// The class of each map seen.
 struct map_info {
 	struct class_key class;
 };
@@ -162,6 +162,8 @@ struct last_op {
 	u32 _pad;
 };
 
+// An LRU, so that churning heap maps recycle it; an LRU insert evicts rather
+// than fails, so this and the other LRU tables below lose nothing countable.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, u64);
@@ -183,15 +185,37 @@ struct {
 	__uint(max_entries, 16384);
 } sites SEC(".maps");
 
-// Bounded key counts: once full, new keys are counted as the class's other_keys.
+// Key counts, in two tables: the probes count into the one keys_side names
+// while user space drains the other — reads and deletes all of it, every
+// ~250ms — into a bounded summary per class, so that a key that becomes hot
+// late in a map of many keys is still found. A table filled before its drain
+// counts the rest as the class's other_keys and as STAT_KEYS_FULL.
+#define KEY_TABLE_SIZE 65536
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct map_key);
 	__type(value, u64);
-	__uint(max_entries, 16384);
-} keys SEC(".maps");
+	__uint(max_entries, KEY_TABLE_SIZE);
+} keys_a SEC(".maps");
 
-// Per goroutine: LRU, since goroutines come and go; the busy ones stay.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct map_key);
+	__type(value, u64);
+	__uint(max_entries, KEY_TABLE_SIZE);
+} keys_b SEC(".maps");
+
+// 0: the probes count keys into keys_a, 1: into keys_b. Flipped by user space.
+volatile u32 keys_side;
+// Keys added to each table since its last drain: user space, which reads
+// them for free (they are memory-mapped), drains a table early once it is
+// half full, so that it fills only at rates far beyond one drain interval's.
+volatile u64 keys_added_a;
+volatile u64 keys_added_b;
+
+// Per goroutine: LRU, since goroutines come and go; the busy ones stay (and
+// goroutine_keys's least used keys give way to new ones).
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct goroutine_key);
@@ -350,25 +374,6 @@ static __always_inline void add(u64 *p, u64 n)
 	__sync_fetch_and_add(p, n);
 }
 
-// count adds one to a u64 counter in a hash map; false when the map is full.
-static __always_inline int bump(void *map, void *key)
-{
-	u64 *n = bpf_map_lookup_elem(map, key);
-	if (n) {
-		add(n, 1);
-		return 1;
-	}
-	u64 one = 1;
-	if (bpf_map_update_elem(map, key, &one, BPF_NOEXIST) == 0)
-		return 1;
-	n = bpf_map_lookup_elem(map, key); // another CPU inserted it first
-	if (n) {
-		add(n, 1);
-		return 1;
-	}
-	return 0;
-}
-
 // site counts a call at its site and returns the site's stack id (-1 if the
 // stack could not be taken or the site table is full).
 static __always_inline s64 site(struct pt_regs *ctx, struct class_key *c, u64 caller, u32 op)
@@ -405,16 +410,10 @@ static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u
 	} else {
 		*c = mi->class;
 	}
-	struct class_stat *st = bpf_map_lookup_elem(&class_stats, c);
-	if (!st) {
-		struct class_stat ns = {};
-		bpf_map_update_elem(&class_stats, c, &ns, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&class_stats, c);
-		if (!st) {
-			count(&stats, STAT_AGG_FULL);
-			return 0;
-		}
-	}
+	struct class_stat ns = {};
+	struct class_stat *st = lookup_or_init(&class_stats, c, &ns);
+	if (!st)
+		return 0;
 	if (fresh)
 		add(&st->maps, 1);
 	return st;
@@ -444,15 +443,13 @@ static __always_inline void check_race(struct pt_regs *ctx, u64 m, u32 op, s64 g
 		}
 	}
 	rk.stackid = stackid == -2 ? user_stack(ctx) : stackid;
-	struct race_val *rv = bpf_map_lookup_elem(&races, &rk);
-	if (rv) {
-		add(&rv->count, 1);
-		rv->goid = goid;
-		rv->other_goid = other;
+	struct race_val zero = {};
+	struct race_val *rv = lookup_or_init(&races, &rk, &zero);
+	if (!rv)
 		return;
-	}
-	struct race_val nv = {.count = 1, .goid = goid, .other_goid = other};
-	bpf_map_update_elem(&races, &rk, &nv, BPF_NOEXIST);
+	add(&rv->count, 1);
+	rv->goid = goid;
+	rv->other_goid = other;
 }
 
 // Writes by one goroutine, another, then the first again, within this span,
@@ -476,14 +473,12 @@ static __always_inline void note_write(struct class_key *c, struct class_stat *s
 	if (ws->prev.goid == w->goid && ws->prev.ns && w->ns - ws->prev.ns < INTERLEAVE_NS) {
 		add(&st->interleaved, 1);
 		struct interleave_key ik = {.class = *c, .caller = w->caller, .other_caller = ws->last.caller};
-		struct interleave_val *iv = bpf_map_lookup_elem(&interleaves, &ik);
-		if (iv) {
+		// The first pair's stacks and goroutines stand for the rest.
+		struct interleave_val niv = {.stackid = w->stackid, .other_stackid = ws->last.stackid,
+					     .goid = w->goid, .other_goid = ws->last.goid};
+		struct interleave_val *iv = lookup_or_init(&interleaves, &ik, &niv);
+		if (iv)
 			add(&iv->count, 1);
-		} else {
-			struct interleave_val niv = {.count = 1, .stackid = w->stackid, .other_stackid = ws->last.stackid,
-						     .goid = w->goid, .other_goid = ws->last.goid};
-			bpf_map_update_elem(&interleaves, &ik, &niv, BPF_NOEXIST);
-		}
 	}
 	ws->prev = ws->last;
 	ws->last = *w;
@@ -557,9 +552,21 @@ int map_op(struct pt_regs *ctx)
 	read_key(ctx, mode, &gkk->key);
 	st->key_kind = gkk->key.kind;
 	st->key_size = gkk->key.len;
-	if (!bump(&keys, &gkk->key))
+	int counted;
+	if (keys_side) {
+		counted = bump(&keys_b, &gkk->key);
+		if (counted == 2)
+			add((u64 *)&keys_added_b, 1);
+	} else {
+		counted = bump(&keys_a, &gkk->key);
+		if (counted == 2)
+			add((u64 *)&keys_added_a, 1);
+	}
+	if (!counted) {
 		add(&st->other_keys, 1);
-	bump(&goroutine_keys, gkk);
+		count(&stats, STAT_KEYS_FULL);
+	}
+	bump(&goroutine_keys, gkk); // an LRU: never full
 	return 0;
 }
 

@@ -153,7 +153,8 @@ const (
 	MapsMapGoroutines     = "goroutines"
 	MapsMapHits           = "hits"
 	MapsMapInterleaves    = "interleaves"
-	MapsMapKeys           = "keys"
+	MapsMapKeysA          = "keys_a"
+	MapsMapKeysB          = "keys_b"
 	MapsMapLastOps        = "last_ops"
 	MapsMapMapClasses     = "map_classes"
 	MapsMapRaces          = "races"
@@ -167,6 +168,9 @@ const (
 	MapsVarCollectKeys    = "collect_keys"
 	MapsVarGoidOffset     = "goid_offset"
 	MapsVarIterMapOffset  = "iter_map_offset"
+	MapsVarKeysAddedA     = "keys_added_a"
+	MapsVarKeysAddedB     = "keys_added_b"
+	MapsVarKeysSide       = "keys_side"
 	MapsVarMapFlagsOffset = "map_flags_offset"
 	MapsVarMapWritingMask = "map_writing_mask"
 )
@@ -227,7 +231,8 @@ type MapsMapSpecs struct {
 	Goroutines    *ebpf.MapSpec `ebpf:"goroutines"`
 	Hits          *ebpf.MapSpec `ebpf:"hits"`
 	Interleaves   *ebpf.MapSpec `ebpf:"interleaves"`
-	Keys          *ebpf.MapSpec `ebpf:"keys"`
+	KeysA         *ebpf.MapSpec `ebpf:"keys_a"`
+	KeysB         *ebpf.MapSpec `ebpf:"keys_b"`
 	LastOps       *ebpf.MapSpec `ebpf:"last_ops"`
 	MapClasses    *ebpf.MapSpec `ebpf:"map_classes"`
 	Races         *ebpf.MapSpec `ebpf:"races"`
@@ -245,6 +250,9 @@ type MapsVariableSpecs struct {
 	CollectKeys    *ebpf.VariableSpec `ebpf:"collect_keys"`
 	GoidOffset     *ebpf.VariableSpec `ebpf:"goid_offset"`
 	IterMapOffset  *ebpf.VariableSpec `ebpf:"iter_map_offset"`
+	KeysAddedA     *ebpf.VariableSpec `ebpf:"keys_added_a"`
+	KeysAddedB     *ebpf.VariableSpec `ebpf:"keys_added_b"`
+	KeysSide       *ebpf.VariableSpec `ebpf:"keys_side"`
 	MapFlagsOffset *ebpf.VariableSpec `ebpf:"map_flags_offset"`
 	MapWritingMask *ebpf.VariableSpec `ebpf:"map_writing_mask"`
 }
@@ -275,7 +283,8 @@ type MapsMaps struct {
 	Goroutines    *ebpf.Map `ebpf:"goroutines"`
 	Hits          *ebpf.Map `ebpf:"hits"`
 	Interleaves   *ebpf.Map `ebpf:"interleaves"`
-	Keys          *ebpf.Map `ebpf:"keys"`
+	KeysA         *ebpf.Map `ebpf:"keys_a"`
+	KeysB         *ebpf.Map `ebpf:"keys_b"`
 	LastOps       *ebpf.Map `ebpf:"last_ops"`
 	MapClasses    *ebpf.Map `ebpf:"map_classes"`
 	Races         *ebpf.Map `ebpf:"races"`
@@ -294,7 +303,8 @@ func (m *MapsMaps) Close() error {
 		m.Goroutines,
 		m.Hits,
 		m.Interleaves,
-		m.Keys,
+		m.KeysA,
+		m.KeysB,
 		m.LastOps,
 		m.MapClasses,
 		m.Races,
@@ -313,6 +323,9 @@ type MapsVariables struct {
 	CollectKeys    *ebpf.Variable `ebpf:"collect_keys"`
 	GoidOffset     *ebpf.Variable `ebpf:"goid_offset"`
 	IterMapOffset  *ebpf.Variable `ebpf:"iter_map_offset"`
+	KeysAddedA     *ebpf.Variable `ebpf:"keys_added_a"`
+	KeysAddedB     *ebpf.Variable `ebpf:"keys_added_b"`
+	KeysSide       *ebpf.Variable `ebpf:"keys_side"`
 	MapFlagsOffset *ebpf.Variable `ebpf:"map_flags_offset"`
 	MapWritingMask *ebpf.Variable `ebpf:"map_writing_mask"`
 }

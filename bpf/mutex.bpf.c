@@ -49,7 +49,9 @@ struct goroutine_val {
 // on another thread, so thread ids would mismatch. A goroutine parks on one
 // semaphore at a time, so semrelease1 waking it ends the park recorded here,
 // and deletes it; a park that is not a sync mutex's deletes it too, so an
-// entry whose wake-up was missed cannot match a later one.
+// entry whose wake-up was missed cannot match a later one. An LRU: an
+// insert evicts the longest-parked goroutine rather than fail, and 65536
+// goroutines parked on sync mutexes at once is far beyond real programs.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, u64);
@@ -101,7 +103,7 @@ struct stack_key {
 // Stack ids by their innermost frames. The kernel's walk of a whole Go stack
 // costs ~1.5 µs in a busy server, twice what reading a few frames and one
 // lookup here cost; stacks that share their innermost frames share the
-// first one's walk.
+// first one's walk. An LRU: when full, a stack is walked again, nothing lost.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct stack_key);
@@ -204,21 +206,13 @@ int sema_ready(struct pt_regs *ctx)
 	};
 	bpf_map_delete_elem(&inflight, &g);
 
-	struct wait_val *v = bpf_map_lookup_elem(&waits, &key);
-	if (!v) {
-		u32 zero = 0;
-		struct wait_val *z = bpf_map_lookup_elem(&zero_wait, &zero);
-		if (!z)
-			return 0;
-		// A racing CPU may have inserted it first: NOEXIST then fails, and the
-		// lookup below finds theirs.
-		bpf_map_update_elem(&waits, &key, z, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&waits, &key);
-		if (!v) {
-			count(&stats, STAT_AGG_FULL);
-			return 0;
-		}
-	}
+	u32 zero = 0;
+	struct wait_val *z = bpf_map_lookup_elem(&zero_wait, &zero);
+	if (!z)
+		return 0;
+	struct wait_val *v = lookup_or_init(&waits, &key, z);
+	if (!v)
+		return 0;
 	// Per-CPU, but a preempted program can share the CPU with another: add
 	// atomically. A lost max under that race is harmless.
 	__sync_fetch_and_add(&v->count, 1);
@@ -232,28 +226,18 @@ int sema_ready(struct pt_regs *ctx)
 
 	// The hand-off, on the releaser's stack: who held what they waited for.
 	struct release_key rk = {.sema = sema, .stackid = cached_stack(ctx)};
-	u64 *n = bpf_map_lookup_elem(&releases, &rk);
-	if (n) {
-		__sync_fetch_and_add(n, 1);
-	} else {
-		u64 one = 1;
-		if (bpf_map_update_elem(&releases, &rk, &one, BPF_NOEXIST))
-			count(&stats, STAT_AGG_FULL);
-	}
+	if (!bump(&releases, &rk))
+		count(&stats, STAT_AGG_FULL);
 
 	s64 goid = goid_of(g);
 	struct waiter_key wk = {.sema = sema, .goid = goid};
-	if (!bpf_map_lookup_elem(&waiter_goids, &wk)) {
-		u8 one = 1;
-		bpf_map_update_elem(&waiter_goids, &wk, &one, BPF_NOEXIST);
-	}
-	struct goroutine_val *gv = bpf_map_lookup_elem(&goroutines, &goid);
+	u8 one = 1;
+	lookup_or_init(&waiter_goids, &wk, &one);
+	struct goroutine_val gz = {};
+	struct goroutine_val *gv = lookup_or_init(&goroutines, &goid, &gz);
 	if (gv) {
 		__sync_fetch_and_add(&gv->count, 1);
 		__sync_fetch_and_add(&gv->total_ns, delta);
-	} else {
-		struct goroutine_val nv = {.count = 1, .total_ns = delta};
-		bpf_map_update_elem(&goroutines, &goid, &nv, BPF_NOEXIST);
 	}
 	return 0;
 }

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v2"
 	"golang.org/x/term"
 
 	"github.com/maptrace/maptrace/internal/live"
@@ -24,16 +28,17 @@ import (
 // traceFlags are the flags attach and demo share.
 type traceFlags struct {
 	outputFlags
-	duration time.Duration
-	mutex    bool
-	noMutex  bool
-	maps     bool
-	noMaps   bool
-	overhead float64
-	exact    bool
-	keys     string
-	listen   string
-	interval time.Duration
+	duration  time.Duration
+	mutex     bool
+	noMutex   bool
+	maps      bool
+	noMaps    bool
+	overhead  float64
+	exact     bool
+	keys      string
+	listen    string
+	webConfig string
+	interval  time.Duration
 }
 
 // maxOverhead caps --overhead: a larger budget is no light touch on a
@@ -56,8 +61,10 @@ func (f *traceFlags) register(cmd *cobra.Command) {
 	fs.Float64Var(&f.overhead, "overhead", 5, fmt.Sprintf("the probes' budget, `PCT` percent of the target's CPU time (at most %d): "+
 		"mutex probes first, map probes duty-cycled in what is left", maxOverhead))
 	fs.BoolVar(&f.exact, "exact", false, "exact map counts: "+exactNote)
-	fs.StringVar(&f.keys, "keys", "raw", "how map keys appear: raw, hash (a stable short hash, for keys that are user data) or none")
+	fs.StringVar(&f.keys, "keys", "raw", "how map keys appear: raw, hash (a short hash, the same throughout one trace, for keys that are user data) "+
+		"or none; /metrics hashes them unless --keys raw is given")
 	fs.StringVar(&f.listen, "listen", "", "serve Prometheus metrics at http://`ADDR`/metrics while tracing (e.g. 127.0.0.1:9435)")
+	fs.StringVar(&f.webConfig, "web.config.file", "", "TLS and basic authentication for --listen, from a Prometheus web configuration `FILE`")
 	fs.DurationVarP(&f.interval, "interval", "i", 0, "also print a short live summary every `D`")
 	f.outputFlags.register(cmd)
 }
@@ -87,6 +94,16 @@ func (f *traceFlags) check(cmd *cobra.Command) error {
 	}
 	if f.interval < 0 {
 		return usageError{fmt.Errorf("--interval %v: must not be negative", f.interval)}
+	}
+	if f.webConfig != "" {
+		if f.listen == "" {
+			return usageError{errors.New("--web.config.file secures --listen: give --listen ADDR too")}
+		}
+		if err := web.Validate(f.webConfig); err != nil {
+			// YAML errors come on several lines.
+			msg := strings.Join(strings.Fields(unwrapPath(err).Error()), " ")
+			return usageError{fmt.Errorf("--web.config.file %s: %s: fix the file (a Prometheus web configuration)", f.webConfig, msg)}
+		}
 	}
 	return f.outputFlags.check()
 }
@@ -184,9 +201,15 @@ func runTrace(cmd *cobra.Command, pid int, f *traceFlags, ln net.Listener, attac
 		return targetError(pid, err)
 	}
 	if ln != nil {
-		stopServing := serveMetrics(ln, sess, f.keys)
+		// Keys can be user data: a scraper sees them as written only when
+		// asked for by name.
+		keys := metrics.KeysHash
+		if cmd.Flags().Changed("keys") {
+			keys = f.keys
+		}
+		stopServing, scheme := serveMetrics(ln, sess, keys, f.webConfig, stderr)
 		defer stopServing()
-		fmt.Fprintf(stderr, "maptrace: serving metrics at http://%s/metrics\n", ln.Addr())
+		fmt.Fprintf(stderr, "maptrace: serving metrics at %s://%s/metrics\n", scheme, ln.Addr())
 	}
 	if f.interval > 0 {
 		stopLive := liveView(stderr, sess, f.interval)
@@ -229,18 +252,56 @@ func liveView(w io.Writer, sess *trace.Session, every time.Duration) (stop func(
 }
 
 // serveMetrics serves the trace's Prometheus metrics on ln until stop is
-// called.
-func serveMetrics(ln net.Listener, src metrics.Source, keys string) (stop func()) {
+// called, with the TLS and basic authentication of webConfig, if given (a
+// file check has validated), and says whether it serves http or https.
+// The server's own warnings go to stderr, one line each.
+func serveMetrics(ln net.Listener, src metrics.Source, keys, webConfig string, stderr io.Writer) (stop func(), scheme string) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.NewHandler(src, keys))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	logger := slog.New(warnings{stderr})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() {
+		err := web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webConfig}, logger)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("--listen " + ln.Addr().String() + ": " + err.Error())
+		}
+	}()
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
-	}
+	}, webScheme(webConfig)
 }
+
+// webScheme is https if the web configuration turns TLS on.
+func webScheme(webConfig string) string {
+	var c web.Config
+	if b, err := os.ReadFile(webConfig); err == nil && yaml.Unmarshal(b, &c) == nil && c.TLSConfig.IsEnabled() {
+		return "https"
+	}
+	return "http"
+}
+
+// warnings is a slog.Handler that writes warnings and errors as maptrace's
+// one-line warnings, and drops the rest (the metrics server's notes on
+// what it listens on).
+type warnings struct{ w io.Writer }
+
+func (h warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h warnings) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString("maptrace: warning: metrics: " + strings.TrimSpace(r.Message))
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, ", %s: %v", a.Key, a.Value)
+		return true
+	})
+	_, err := fmt.Fprintln(h.w, strings.ReplaceAll(b.String(), "\n", " "))
+	return err
+}
+
+func (h warnings) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h warnings) WithGroup(string) slog.Handler      { return h }
 
 func untilText(d time.Duration) string {
 	if d > 0 {

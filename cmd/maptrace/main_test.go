@@ -87,6 +87,14 @@ func TestBadInput(t *testing.T) {
 	}
 	defer busy.Close()
 	dir := t.TempDir()
+	noKey := filepath.Join(dir, "web-nokey.yml")
+	if err := os.WriteFile(noKey, []byte("tls_server_config:\n  cert_file: cert.pem\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notYAML := filepath.Join(dir, "web-bad.yml")
+	if err := os.WriteFile(notYAML, []byte("basic_auth_users: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name string
@@ -117,6 +125,10 @@ func TestBadInput(t *testing.T) {
 		{"output is a directory", []string{"attach", "-p", notGo, "-o", dir}, 2, "-o " + dir + ": is a directory: give a file name", false},
 		{"profile in no directory", []string{"attach", "-p", notGo, "--flamegraph", "/nonexistent/f.html"}, 2, "--flamegraph /nonexistent/f.html: no directory", false},
 		{"two outputs, one file", []string{"attach", "-p", notGo, "-o", dir + "/x", "--folded", dir + "/x"}, 2, "-o and --folded both name", false},
+		{"web config without listen", []string{"attach", "-p", notGo, "--web.config.file", noKey}, 2, "--web.config.file secures --listen: give --listen ADDR too", false},
+		{"web config missing", []string{"attach", "-p", notGo, "--listen", "127.0.0.1:0", "--web.config.file", dir + "/none.yml"}, 2, "--web.config.file " + dir + "/none.yml: no such file or directory", false},
+		{"web config without key", []string{"attach", "-p", notGo, "--listen", "127.0.0.1:0", "--web.config.file", noKey}, 2, "--web.config.file " + noKey + ": missing one of key or key_file", false},
+		{"web config not YAML", []string{"attach", "-p", notGo, "--listen", "127.0.0.1:0", "--web.config.file", notYAML}, 2, "--web.config.file " + notYAML + ": yaml: ", false},
 		{"listen address in use", []string{"attach", "-p", notGo, "--listen", busy.Addr().String()}, 2, "--listen " + busy.Addr().String() + ": bind: address already in use: give a free host:port", true},
 		{"no such pid", []string{"attach", "-p", "99999999"}, 1, "pid 99999999: no such process: check it", true},
 		{"exited pid", []string{"attach", "-p", gonePID}, 1, "pid " + gonePID + ": no such process", true},
@@ -493,10 +505,32 @@ func TestListen(t *testing.T) {
 			t.Errorf("/metrics lacks %s:\n%.2000s", want, body)
 		}
 	}
+	// Without --keys raw, /metrics hashes the keys the report shows raw.
+	keys := keyLabels(string(body))
+	if len(keys) == 0 {
+		t.Errorf("no hot key series:\n%.2000s", body)
+	}
+	for _, k := range keys {
+		if k != "other" && !hashedKey.MatchString(k) {
+			t.Errorf("key %q on /metrics without --keys raw, want hashed", k)
+		}
+	}
 	m.Process.Signal(os.Interrupt)
 	if err := m.Wait(); err != nil {
 		t.Errorf("maptrace: %v", err)
 	}
+}
+
+// hashedKey is a key as --keys hash shows it.
+var hashedKey = regexp.MustCompile(`^h:[0-9a-f]{12}$`)
+
+// keyLabels are the key label values of the hot key series in a scrape.
+func keyLabels(body string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`(?m)^maptrace_map_hot_key_ops_total\{[^}]*key="([^"]*)"`).FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
 }
 
 // TestOutputs writes every output format from one trace, and prints the live

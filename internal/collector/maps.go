@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -39,6 +38,10 @@ type Maps struct {
 	Maps *bpf.MapsMaps
 	Sym  *Symbolizer
 	Keys string // KeysRaw, KeysHash or KeysNone
+	// HotKeys holds the key counts drained from the probes (nil with
+	// KeysNone); Hasher hashes keys for KeysHash.
+	HotKeys *HotKeys
+	Hasher  *KeyHasher
 	// Name names a map header address (a global map variable), or "".
 	Name func(addr uint64) string
 	// Globals lists the target's global map variables by header address.
@@ -137,9 +140,6 @@ func (c *Maps) Collect() (*MapsResult, error) {
 		} else {
 			m.Class = classFunc(c.Sym, k.Site, stacks[k])
 		}
-		if st.OtherKeys > 0 && c.Keys != KeysNone {
-			m.HotKeys = append(m.HotKeys, report.HotKey{Key: otherKeyName, Count: c.scale(st.OtherKeys)})
-		}
 		id := m.ID()
 		r := rows[id]
 		if r == nil {
@@ -154,10 +154,8 @@ func (c *Maps) Collect() (*MapsResult, error) {
 	if err := c.sites(byClass); err != nil {
 		return nil, err
 	}
-	if c.Keys != KeysNone {
-		if err := c.keys(byClass); err != nil {
-			return nil, err
-		}
+	if c.Keys != KeysNone && c.HotKeys != nil {
+		c.keys(byClass, classes)
 	}
 	gs, err := c.goroutines(byClass)
 	if err != nil {
@@ -304,32 +302,49 @@ func mergeSites(sites []report.Site) []report.Site {
 	return out[:min(len(out), topSites)]
 }
 
-func (c *Maps) keys(byClass map[bpf.MapsClassKey]*row) error {
-	var (
-		k bpf.MapsMapKey
-		n uint64
-	)
-	it := c.Maps.Keys.Iterate()
-	for it.Next(&k, &n) {
-		if r := byClass[k.Class]; r != nil {
-			r.m.HotKeys = append(r.m.HotKeys, report.HotKey{Key: FormatKey(k, c.Keys), Count: c.scale(n)})
+// keys lists each class's kept keys by their guaranteed counts, and as
+// "other" the rest of its keyed operations: those of keys not kept, those the
+// guaranteed counts leave out, and those the kernel's key table had no room
+// for.
+func (c *Maps) keys(byClass map[bpf.MapsClassKey]*row, classes map[bpf.MapsClassKey]*bpf.MapsClassStat) {
+	for k, r := range byClass {
+		kept, total := c.HotKeys.classKeys(k)
+		total += classes[k].OtherKeys
+		var listed uint64
+		for _, e := range kept {
+			r.m.HotKeys = append(r.m.HotKeys, report.HotKey{Key: c.showKey(e.key), Count: c.scale(e.lower)})
+			listed += e.lower
+		}
+		if total > listed {
+			r.m.HotKeys = append(r.m.HotKeys, report.HotKey{Key: otherKeyName, Count: c.scale(total - listed)})
 		}
 	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read map keys: %w", err)
+}
+
+// showKey shows a key per --keys.
+func (c *Maps) showKey(k bpf.MapsMapKey) string {
+	if c.Keys == KeysHash {
+		return c.Hasher.Hash(FormatKey(k))
 	}
-	return nil
+	return FormatKey(k)
 }
 
 // topHotKeys keeps the n most used keys and folds the rest into "other".
+// A key counted in several classes of one row is one key.
 func topHotKeys(ks []report.HotKey, n int) []report.HotKey {
 	var other uint64
 	var out []report.HotKey
+	at := map[string]int{}
 	for _, k := range ks {
 		if k.Key == otherKeyName {
 			other += k.Count
 			continue
 		}
+		if i, ok := at[k.Key]; ok {
+			out[i].Count += k.Count
+			continue
+		}
+		at[k.Key] = len(out)
 		out = append(out, k)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -351,14 +366,10 @@ func topHotKeys(ks []report.HotKey, n int) []report.HotKey {
 }
 
 // FormatKey shows a key as the user wrote it: integers in decimal, strings as
-// text, anything else in hex; with KeysHash, as a stable short hash instead.
-func FormatKey(k bpf.MapsMapKey, mode string) string {
+// text, anything else in hex. KeyHasher hashes what it shows.
+func FormatKey(k bpf.MapsMapKey) string {
 	n := min(int(k.Len), len(k.Data))
 	raw := k.Data[:n]
-	if mode == KeysHash {
-		sum := sha256.Sum256(raw)
-		return "h:" + hex.EncodeToString(sum[:6])
-	}
 	switch k.Kind {
 	case keyKindStr:
 		s := strconv.Quote(string(raw))
@@ -420,7 +431,7 @@ func (c *Maps) goroutines(byClass map[bpf.MapsClassKey]*row) ([]report.Goroutine
 		it := c.Maps.GoroutineKeys.Iterate()
 		for it.Next(&gk, &n) {
 			if g := perGoid[gk.Goid]; g != nil {
-				key := FormatKey(gk.Key, c.Keys)
+				key := c.showKey(gk.Key)
 				if r := byClass[gk.Key.Class]; r != nil && r.m.Name != "" {
 					key = r.m.Name + "[" + key + "]"
 				}

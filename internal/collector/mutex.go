@@ -298,7 +298,8 @@ func Lost(stats lookuper) report.Lost {
 		}
 		return n
 	}
-	return report.Lost{Stacks: sum(statStackLost), InFlight: sum(statInflightFull), TablesFull: sum(statAggFull)}
+	return report.Lost{Stacks: sum(statStackLost), InFlight: sum(statInflightFull), TablesFull: sum(statAggFull),
+		Keys: sum(statKeysFull)}
 }
 
 // The error counters' slots (STAT_* in bpf/common.h).
@@ -306,6 +307,7 @@ const (
 	statStackLost    = 0
 	statInflightFull = 1
 	statAggFull      = 2
+	statKeysFull     = 3
 )
 
 // Hits sums the hit counters of a plan's probes, by probed function.

@@ -76,6 +76,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.NewHandler(sess, "raw"))
+	// What /metrics serves without --keys raw: the same trace, keys hashed.
+	mux.Handle("/hashed", metrics.NewHandler(sess, "hash"))
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -172,9 +174,42 @@ func TestEndToEnd(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	checkHashedKeys(t, sess, instance)
+
 	// The workload's own end report arrives once the run is over.
 	if l := p.Line(t, time.Until(deadline)); !strings.HasPrefix(l, "mutex_wait_seconds ") {
 		t.Errorf("target said %q after the run", l)
+	}
+}
+
+// checkHashedKeys scrapes the raw and the hashed key series of one trace:
+// each raw series must have a hashed one, under the trace's hash of its key.
+// (Counts are not compared: the two scrapes may read snapshots apart.)
+func checkHashedKeys(t *testing.T, sess *trace.Session, instance string) {
+	t.Helper()
+	series := func(path string) map[string]string {
+		out := map[string]string{}
+		re := regexp.MustCompile(`(?m)^maptrace_map_hot_key_ops_total\{key="([^"]*)",map="([^"]*)"\} (\S+)$`)
+		for _, m := range re.FindAllStringSubmatch(get(t, "http://"+instance+path), -1) {
+			out[m[2]+" "+m[1]] = m[3]
+		}
+		return out
+	}
+	raw, hashed := series("/metrics"), series("/hashed")
+	if len(raw) == 0 || len(raw) != len(hashed) {
+		t.Fatalf("hot key series: %d raw, %d hashed", len(raw), len(hashed))
+	}
+	for mk := range raw {
+		m, k, _ := strings.Cut(mk, " ")
+		if k != metrics.Other {
+			k = sess.HashedKey(k)
+			if !regexp.MustCompile(`^h:[0-9a-f]{12}$`).MatchString(k) {
+				t.Errorf("hashed key %q", k)
+			}
+		}
+		if _, ok := hashed[m+" "+k]; !ok {
+			t.Errorf("raw series %s has no hashed series %s %s: %v", mk, m, k, hashed)
+		}
 	}
 }
 

@@ -28,6 +28,9 @@ import (
 // Source gives the trace's cumulative report so far (counts since attach).
 type Source interface {
 	Snapshot() (*report.Report, error)
+	// HashedKey is a map key, as the report shows it, as --keys hash
+	// shows it in the same trace.
+	HashedKey(key string) string
 }
 
 // Label bounds.
@@ -40,8 +43,10 @@ const (
 	Other = "other"
 	// MinInterval is how long a snapshot serves scrapes before the next one.
 	MinInterval = time.Second
-	// keysNone is --keys none: no key label values at all.
-	keysNone = "none"
+	// Key modes of NewHandler, as --keys names them.
+	KeysRaw  = "raw"
+	KeysHash = "hash"
+	KeysNone = "none"
 )
 
 // The metric names, which docs/metrics.md lists: add, never rename.
@@ -96,8 +101,10 @@ var (
 )
 
 // NewHandler returns the /metrics handler: a collector on its own registry
-// that reads src.Snapshot() at most once per MinInterval. keys is --keys
-// (raw, hash or none); with none no hot key series are exported.
+// that reads src.Snapshot() at most once per MinInterval. keys is how hot
+// keys become label values: KeysRaw as the report shows them, KeysHash
+// hashed as --keys hash shows them, KeysNone not at all (no hot key series).
+// Anything else is KeysHash: a scraper sees raw keys only when asked to.
 func NewHandler(src Source, keys string) http.Handler {
 	return newCollector(src, keys).handler()
 }
@@ -179,8 +186,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range mapOpSeries(r.Maps) {
 		emit(prometheus.NewConstMetric(descMapOps, prometheus.CounterValue, float64(m.n), m.labels[0], m.labels[1]))
 	}
-	if c.keys != keysNone {
-		for _, k := range hotKeySeries(r.Maps) {
+	if c.keys != KeysNone {
+		hash := c.src.HashedKey
+		if c.keys == KeysRaw {
+			hash = nil
+		}
+		for _, k := range hotKeySeries(r.Maps, hash) {
 			emit(prometheus.NewConstMetric(descHotKeyOps, prometheus.CounterValue, float64(k.n), k.labels[0], k.labels[1]))
 		}
 	}
@@ -385,8 +396,9 @@ func mapOpSeries(ms []report.Map) []*counterSeries {
 
 // hotKeySeries is maptrace_map_hot_key_ops_total: the TopKeys keys of each
 // of the top maps, their other keys as key="other"; the maps beyond the top
-// have all their key counts under map="other", key="other".
-func hotKeySeries(ms []report.Map) []*counterSeries {
+// have all their key counts under map="other", key="other". hash, if set,
+// hashes each key.
+func hotKeySeries(ms []report.Map, hash func(string) string) []*counterSeries {
 	order, names := topMaps(ms)
 	var s series
 	for _, i := range order {
@@ -401,8 +413,11 @@ func hotKeySeries(ms []report.Map) []*counterSeries {
 		})
 		for j, k := range keys {
 			key := k.Key
-			if names[i] == Other || j >= TopKeys {
+			switch {
+			case names[i] == Other || j >= TopKeys || key == Other:
 				key = Other
+			case hash != nil:
+				key = hash(key)
 			}
 			s.add(names[i], key, k.Count)
 		}

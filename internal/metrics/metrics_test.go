@@ -35,6 +35,9 @@ func (f *fakeSource) Snapshot() (*report.Report, error) {
 	return f.r, f.err
 }
 
+// HashedKey marks the key rather than hash it, so tests can see which was.
+func (f *fakeSource) HashedKey(key string) string { return "h:" + key }
+
 // scrape serves one /metrics request and parses the text exposition.
 func scrape(t *testing.T, h http.Handler) (map[string]*dto.MetricFamily, string) {
 	t.Helper()
@@ -327,6 +330,24 @@ func TestKeysNone(t *testing.T) {
 	}
 	if n := count(fams, "maptrace_map_ops_total"); n != 8 {
 		t.Errorf("%d map op series, want 8", n)
+	}
+}
+
+// TestKeysHashed checks that /metrics hashes keys unless told raw: a report's
+// raw keys go through the source's hash, "other" stays as it is.
+func TestKeysHashed(t *testing.T) {
+	for _, mode := range []string{KeysHash, ""} {
+		fams, body := scrape(t, NewHandler(&fakeSource{r: sample()}, mode))
+		for _, want := range []struct {
+			key string
+			n   float64
+		}{{"h:user:42", 500}, {"h:user:7", 100}, {Other, 77}} {
+			eq(t, fmt.Sprintf("mode %q key %s", mode, want.key), value(t, fams, "maptrace_map_hot_key_ops_total",
+				map[string]string{"map": "main.sessions", "key": want.key}), want.n)
+		}
+		if strings.Contains(body, `key="user:`) {
+			t.Errorf("mode %q: a raw key on /metrics:\n%s", mode, body)
+		}
 	}
 }
 

@@ -109,6 +109,12 @@ func LoadMaps(goidOffset uint64, l MapLayout, keys bool, multi bool) (*bpf.MapsO
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
 	}
+	if !keys {
+		// No key is counted: the key tables need no room (they take ~8 MB of kernel memory each).
+		for _, name := range []string{bpf.MapsMapKeysA, bpf.MapsMapKeysB} {
+			spec.Maps[name].MaxEntries = 1
+		}
+	}
 	PrepareSpec(spec, multi)
 	var objs bpf.MapsObjects
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {

@@ -123,6 +123,10 @@ type Lost struct {
 	InFlight uint64 `json:"in_flight"`
 	// TablesFull are updates dropped because a table was full.
 	TablesFull uint64 `json:"tables_full"`
+	// Keys are map-key operations the kernel's key table had no room for
+	// between two drains: they count in their map's "other" hot key only,
+	// so a hot key may be missing.
+	Keys uint64 `json:"keys"`
 }
 
 // Add adds o's counts to l.
@@ -130,10 +134,11 @@ func (l *Lost) Add(o Lost) {
 	l.Stacks += o.Stacks
 	l.InFlight += o.InFlight
 	l.TablesFull += o.TablesFull
+	l.Keys += o.Keys
 }
 
 // Total is all lost events.
-func (l Lost) Total() uint64 { return l.Stacks + l.InFlight + l.TablesFull }
+func (l Lost) Total() uint64 { return l.Stacks + l.InFlight + l.TablesFull + l.Keys }
 
 // Mutex is one contended sync.Mutex or sync.RWMutex (one side of it).
 type Mutex struct {

@@ -28,9 +28,10 @@ func TestTextWidth(t *testing.T) {
 	long := "github.com/some-company/some-service/internal/very/deep/package/name"
 	stack := []string{"runtime.x (/usr/local/go/src/runtime/x.go:1)", long + ".(*Server).handleRequestWithAVeryLongName (" + long + "/server.go:1234)", long + ".main (/src/main.go:1)"}
 	r := &Report{
-		Target:   Target{PID: 123456, Exe: "/opt/" + long + "/bin/server", GoVersion: "go1.26.8", Arch: "amd64"},
-		EndedBy:  EndedByDuration,
-		Overhead: Overhead{ProbeHits: 123456789, EstCostSeconds: 12.5, Ratio: 0.05, MapSamplingFraction: 0.123, MapCountsLowerBound: true},
+		Target:  Target{PID: 123456, Exe: "/opt/" + long + "/bin/server", GoVersion: "go1.26.8", Arch: "amd64"},
+		EndedBy: EndedByDuration,
+		Overhead: Overhead{ProbeHits: 123456789, EstCostSeconds: 12.5, Ratio: 0.05, MapSamplingFraction: 0.123, MapCountsLowerBound: true,
+			LostEvents: 123456789, Lost: Lost{Keys: 123456789}},
 		Mutexes: []Mutex{{Address: "0xc000123456", Name: long + ".globalStateMutexWithALongName", Kind: KindRWMutexWrite,
 			Contentions: 123456789, WaitNS: 123456789012, MaxWaitNS: 9e9, P50NS: 1e9, P99NS: 8e9,
 			Waiters: []Waiter{{Stack: stack, Contentions: 1, WaitNS: 1}}, Holders: []Holder{{Stack: stack, Count: 1}}}},
@@ -45,6 +46,9 @@ func TestTextWidth(t *testing.T) {
 	var b strings.Builder
 	if err := WriteText(&b, r); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "123456789 key operations the key table had no room for") {
+		t.Errorf("no line on the lost key operations:\n%s", b.String())
 	}
 	for _, l := range strings.Split(b.String(), "\n") {
 		if n := utf8.RuneCountInString(l); n > textWidth {

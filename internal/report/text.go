@@ -48,8 +48,12 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio)
 	if r.Overhead.LostEvents > 0 {
 		l := r.Overhead.Lost
-		fmt.Fprintf(b, "lost: %d events (%d stacks not walked, %d parks not timed, %d updates to full tables)\n",
-			r.Overhead.LostEvents, l.Stacks, l.InFlight, l.TablesFull)
+		line := fmt.Sprintf("lost: %d events (%d stacks not walked, %d parks not timed, %d updates to full tables, "+
+			"%d key operations the key table had no room for)", r.Overhead.LostEvents, l.Stacks, l.InFlight, l.TablesFull, l.Keys)
+		if l.Keys > 0 {
+			line += `: those count only in their map's "other" key, so a hot key may be missing`
+		}
+		wrap(b, line, "    ")
 	}
 	if r.CPU.Samples > 0 {
 		fmt.Fprintf(b, "cpu: the target used %s of CPU (%.2f cores); %s (%.1f%%) in map operations\n",

@@ -3,6 +3,7 @@ package trace_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -209,5 +210,53 @@ func TestGovernorSampling(t *testing.T) {
 				t.Errorf("estimated overhead %.3f of the target's CPU, budget %g%%", o.Ratio, tc.budget)
 			}
 		})
+	}
+}
+
+// TestLateHotKey reads a map with a million distinct keys, one of which
+// turns hot halfway through, with every operation probed: the late hot key
+// must be the map's top hot key with about its true count, however many
+// keys came before it, and no key count may be lost.
+func TestLateHotKey(t *testing.T) {
+	testtarget.NeedRoot(t)
+	const ops = 1_000_000
+	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/latehot", "local"))
+	start := time.Now()
+	r, answer := mapTrace(t, p, 100, fmt.Sprintf("late %d", ops), 50*time.Second)
+	f := strings.Fields(answer)
+	if len(f) != 3 || f[0] != "late" {
+		t.Fatalf("target said %q", answer)
+	}
+	key := f[1]
+	truth, _ := strconv.ParseUint(f[2], 10, 64)
+	m := findMapNamed(r, "main.lateMap")
+	if m == nil {
+		t.Fatalf("main.lateMap not seen: %+v", r.Maps)
+	}
+	if len(m.HotKeys) == 0 {
+		t.Fatalf("main.lateMap: no hot keys")
+	}
+	top := m.HotKeys[0]
+	t.Logf("%d reads in %v (trace included); top hot key %s×%d, true %d (%.4f); other %v; lost events %d (keys %d)",
+		m.Reads, time.Since(start).Round(time.Millisecond), top.Key, top.Count, truth, float64(top.Count)/float64(truth),
+		m.HotKeys[len(m.HotKeys)-1], r.Overhead.LostEvents, r.Overhead.Lost.Keys)
+	if top.Key != key {
+		t.Errorf("top hot key %s×%d, want %s: %v", top.Key, top.Count, key, m.HotKeys)
+	}
+	if diff := math.Abs(float64(top.Count)-float64(truth)) / float64(truth); diff > 0.03 {
+		t.Errorf("hot key counted %d, true %d: off by %.1f%%", top.Count, truth, 100*diff)
+	}
+	if m.Reads != ops {
+		t.Errorf("%d reads, want %d", m.Reads, ops)
+	}
+	var sum uint64
+	for _, k := range m.HotKeys {
+		sum += k.Count
+	}
+	if sum != m.Reads {
+		t.Errorf("hot key counts add up to %d, want the %d keyed operations", sum, m.Reads)
+	}
+	if r.Overhead.LostEvents != 0 {
+		t.Errorf("%d lost events (%d key operations)", r.Overhead.LostEvents, r.Overhead.Lost.Keys)
 	}
 }

@@ -86,6 +86,11 @@ type session struct {
 	mapNames   map[uint64]string // map header address → variable
 	quitNamer  chan struct{}
 	namerDone  sync.WaitGroup
+
+	hasher    *collector.KeyHasher // this trace's secret for --keys hash
+	hotKeys   *collector.HotKeys   // nil with --keys none or no map probes
+	quitDrain chan struct{}
+	drainDone sync.WaitGroup
 }
 
 // Run traces opts.PID until ctx is done, opts.Duration passes or the target
@@ -114,7 +119,7 @@ func Start(opts Options) (*Session, error) {
 	if opts.Keys == "" {
 		opts.Keys = collector.KeysRaw
 	}
-	s := &session{opts: opts}
+	s := &session{opts: opts, hasher: collector.NewKeyHasher()}
 	if err := s.open(); err != nil {
 		s.close()
 		return nil, err
@@ -139,7 +144,7 @@ func (t *Session) Snapshot() (*report.Report, error) {
 	if s.final != nil {
 		return s.final, nil
 	}
-	return s.collect(time.Now())
+	return s.collect(time.Now(), false)
 }
 
 // Wait traces until ctx is done, the duration passes or the target exits,
@@ -148,6 +153,16 @@ func (t *Session) Wait(ctx context.Context) (*report.Report, error) {
 	s := t.s
 	defer s.close()
 	return s.run(ctx)
+}
+
+// HashedKey is key, as this trace's reports show a map key, as --keys hash
+// shows it in this trace. With --keys hash the reports' keys are hashed
+// already and come back as they are.
+func (t *Session) HashedKey(key string) string {
+	if t.s.opts.Keys == collector.KeysHash {
+		return key
+	}
+	return t.s.hasher.Hash(key)
 }
 
 // Target is the traced process's identity.
@@ -222,6 +237,9 @@ func (s *session) attach() error {
 		}
 		s.r.Missing = append(s.r.Missing, s.mapPlan.Missing...)
 		s.r.Missing = append(s.r.Missing, s.fatalPlan.Missing...)
+		if keys {
+			s.hotKeys = collector.NewHotKeys(&s.mapObjs.MapsMaps, &s.mapObjs.MapsVariables)
+		}
 		if err := s.attachAlways("fatal-error", s.fatalPlan); err != nil {
 			return err
 		}
@@ -297,6 +315,16 @@ func (s *session) start() error {
 		s.namerDone.Add(1)
 		go func() { defer s.namerDone.Done(); s.nameMaps(s.quitNamer) }()
 	}
+	if s.hotKeys != nil {
+		s.quitDrain = make(chan struct{})
+		s.drainDone.Add(1)
+		go func() {
+			defer s.drainDone.Done()
+			s.hotKeys.Run(s.quitDrain, func(err error) {
+				fmt.Fprintf(s.opts.Log, "maptrace: warning: %v: hot keys may be missing\n", err)
+			})
+		}()
+	}
 	if s.gov != nil {
 		if err := s.gov.Begin(); err != nil {
 			s.stopGov()
@@ -337,12 +365,13 @@ func (s *session) run(ctx context.Context) (*report.Report, error) {
 	err = errors.Join(err, <-s.govDone)
 	s.detach()
 	s.stopNamer()
+	s.stopDrain()
 	end := time.Now()
 	s.cpu.stop()
 
 	s.collectMu.Lock()
 	defer s.collectMu.Unlock()
-	r, cerr := s.collect(end)
+	r, cerr := s.collect(end, true)
 	r.EndedBy = endedBy
 	r.Findings = findings.Analyze(r) // again: the ending is evidence too
 	s.final = r
@@ -350,8 +379,9 @@ func (s *session) run(ctx context.Context) (*report.Report, error) {
 }
 
 // collect reads everything the programs aggregated into a report whose
-// window ends at end. Counts are cumulative since attach.
-func (s *session) collect(end time.Time) (*report.Report, error) {
+// window ends at end. Counts are cumulative since attach. final says the
+// probes are detached: every key count can be drained.
+func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	r := *s.r // the fixed parts: target, missing symbols
 	r.Window = report.Window{Start: s.start0, End: end, Seconds: end.Sub(s.start0).Seconds()}
 	var errs []error
@@ -373,8 +403,15 @@ func (s *session) collect(end time.Time) (*report.Report, error) {
 		mapHits := sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) + sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
 		r.Overhead.ProbeHits += mapHits
 		r.Overhead.Lost.Add(collector.Lost(s.mapObjs.Stats))
-		c := &collector.Maps{Maps: &s.mapObjs.MapsMaps, Sym: s.sym, Keys: s.opts.Keys, Name: s.mapName,
-			Globals: s.mapGlobals, Scale: 1 / max(frac, 1e-6)}
+		if s.hotKeys != nil {
+			if final {
+				errs = append(errs, s.hotKeys.DrainAll())
+			} else {
+				s.hotKeys.Drain() // a failure is the drain loop's to tell
+			}
+		}
+		c := &collector.Maps{Maps: &s.mapObjs.MapsMaps, Sym: s.sym, Keys: s.opts.Keys, HotKeys: s.hotKeys,
+			Hasher: s.hasher, Name: s.mapName, Globals: s.mapGlobals, Scale: 1 / max(frac, 1e-6)}
 		res, err := c.Collect()
 		errs = append(errs, err)
 		if res != nil {
@@ -497,6 +534,14 @@ func (s *session) stopNamer() {
 	}
 }
 
+func (s *session) stopDrain() {
+	if s.quitDrain != nil {
+		close(s.quitDrain)
+		s.drainDone.Wait()
+		s.quitDrain = nil
+	}
+}
+
 func (s *session) detach() {
 	if s.sampler != nil {
 		s.sampler.Stop() // the counts stay readable for the final report
@@ -513,6 +558,7 @@ func (s *session) close() {
 		s.stopGov()
 	}
 	s.stopNamer()
+	s.stopDrain()
 	s.detach()
 	if s.sampler != nil {
 		s.sampler.Close()

@@ -1,0 +1,3 @@
+module latehot
+
+go 1.19
