@@ -47,7 +47,7 @@ func TestTextWidth(t *testing.T) {
 	if err := WriteText(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "a hot key may be missing") {
+	if !strings.Contains(strings.Join(strings.Fields(b.String()), " "), "so a hot key may be missing") {
 		t.Errorf("no line on the lost key operations:\n%s", b.String())
 	}
 	for _, l := range strings.Split(b.String(), "\n") {
