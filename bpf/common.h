@@ -84,7 +84,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
 	__uint(key_size, sizeof(u32));
 	__uint(value_size, MAX_STACK_DEPTH * sizeof(u64));
-	__uint(max_entries, 16384);
+	__uint(max_entries, 32768);
 } stacks SEC(".maps");
 
 struct {

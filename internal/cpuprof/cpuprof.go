@@ -103,6 +103,9 @@ func Start(pid int, bin *symbols.Binary, bias uint64) (*Sampler, error) {
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
 	}
+	// The sampler walks its stacks itself: the stack map every program gets
+	// from common.h would only take kernel memory.
+	spec.Maps[bpf.CpuMapStacks].MaxEntries = 1
 	s := &Sampler{Dropped: dropped}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		return nil, fmt.Errorf("load sampler program: %w", err)
