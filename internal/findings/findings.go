@@ -387,6 +387,8 @@ func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
 			return fmt.Sprintf("%s is %s: make this lock a sync.RWMutex and take RLock in the readers (%s), "+
 				"or keep the map in an atomic.Pointer and replace it with an updated copy on each write (copy-on-write snapshot), "+
 				"so readers never lock.", label, rwText(*used), strings.Join(mapFuncs(*used, report.OpRead), ", ")), used
+		case writeHot(*used) && !manyKeys(*used):
+			// One or two keys: sharding by key cannot spread the writes.
 		case writeHot(*used):
 			if k, sh, ok := topKey(*used); ok && sh >= hotKeyShare {
 				return fmt.Sprintf("%s is write-hot and key %q takes %.0f%% of its operations, so sharding by key hash alone would move "+
@@ -397,6 +399,12 @@ func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
 				"into N maps, each with its own mutex, so writers of different keys stop waiting for each other.",
 				label, 100*share(writes, reads+writes)), used
 		}
+	}
+	if own := a.ownCaller(m); own != "" {
+		return fmt.Sprintf("this lock is %s's, not your code's: your code reaches it from %s. Take it less often there "+
+			"(batch or cache what it does), or spread the load over several instances of what the lock guards "+
+			"(for a net/http Transport: one per upstream, or more idle connections per host).",
+			pkgOf(topFunc(m.Waiters[0].Stack)), report.ShortFrame(own)), used
 	}
 	holders := holderText(m.Holders, 2)
 	if holders == "" {
@@ -515,6 +523,38 @@ func (a *analysis) interleaved() {
 		}
 		a.add(risk, report.SeverityWarning, title, detail+".", advice, 0, 0)
 	}
+}
+
+// ownCaller is, for a mutex locked in a library or the standard library
+// rather than in the program's own code, the innermost frame of the
+// program's own code on the top waiter's stack; "" otherwise.
+func (a *analysis) ownCaller(m *report.Mutex) string {
+	if a.r.Target.Module == "" || len(m.Waiters) == 0 {
+		return ""
+	}
+	top := m.Waiters[0]
+	for _, w := range m.Waiters {
+		if w.WaitNS > top.WaitNS {
+			top = w
+		}
+	}
+	user := report.UserFrames(top.Stack)
+	if len(user) == 0 || a.anyOwn(user[:1]) {
+		return ""
+	}
+	for _, f := range user[1:] {
+		if a.anyOwn([]string{f}) {
+			return f
+		}
+	}
+	return ""
+}
+
+// pkgOf is the package of a short function name: "http" of
+// "http.(*Transport).tryPutIdleConn".
+func pkgOf(fn string) string {
+	pkg, _, _ := strings.Cut(fn, ".")
+	return pkg
 }
 
 // anyOwn says whether any frame is in the program's own code: its main
