@@ -978,3 +978,26 @@ func TestHotKeyNeedsManyKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestLibraryLock: a lock inside the standard library, contended through
+// the program's own code, is named with where the program reaches it.
+func TestLibraryLock(t *testing.T) {
+	r := base()
+	r.Target.Module = "example.com/proxy"
+	r.Mutexes = []report.Mutex{{Address: "0xc000100000", Kind: report.KindMutex, Contentions: 900, WaitNS: 2000 * ms, P99NS: 20 * ms,
+		Waiters: []report.Waiter{{Contentions: 900, WaitNS: 2000 * ms, Stack: stack("sync.(*Mutex).Lock",
+			"net/http.(*Transport).tryPutIdleConn", "net/http.(*persistConn).readLoop", "example.com/proxy/upstream.(*Pool).roundTrip")}}}}
+	fs := Analyze(r)
+	if len(fs) != 1 {
+		t.Fatalf("%d findings: %+v", len(fs), fs)
+	}
+	for _, want := range []string{"this lock is http's, not your code's", "upstream.(*Pool).roundTrip"} {
+		if !strings.Contains(fs[0].Advice, want) {
+			t.Errorf("advice %q lacks %q", fs[0].Advice, want)
+		}
+	}
+	r.Target.Module = "example.com/other" // the waiting code is nobody's own: no such advice
+	if fs := Analyze(r); strings.Contains(fs[0].Advice, "not your code's") {
+		t.Errorf("advice %q without the program's own frame", fs[0].Advice)
+	}
+}
