@@ -375,6 +375,12 @@ func long(m *report.Mutex, window float64) bool {
 // waiters use, if one is found.
 func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
 	used := a.guardedMap(m)
+	if own := a.ownCaller(m); own != "" {
+		return fmt.Sprintf("this lock is %s's, not your code's: your code reaches it from %s. Take it less often there "+
+			"(batch or cache what it does), or spread the load over several instances of what the lock guards "+
+			"(for a net/http Transport: one per upstream, or more idle connections per host).",
+			pkgOf(topFunc(m.Waiters[0].Stack)), report.ShortFrame(own)), used
+	}
 	if used != nil {
 		reads, writes := readOps(*used), writeOps(*used)
 		label := mapLabel(*used)
@@ -399,12 +405,6 @@ func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
 				"into N maps, each with its own mutex, so writers of different keys stop waiting for each other.",
 				label, 100*share(writes, reads+writes)), used
 		}
-	}
-	if own := a.ownCaller(m); own != "" {
-		return fmt.Sprintf("this lock is %s's, not your code's: your code reaches it from %s. Take it less often there "+
-			"(batch or cache what it does), or spread the load over several instances of what the lock guards "+
-			"(for a net/http Transport: one per upstream, or more idle connections per host).",
-			pkgOf(topFunc(m.Waiters[0].Stack)), report.ShortFrame(own)), used
 	}
 	holders := holderText(m.Holders, 2)
 	if holders == "" {
@@ -532,19 +532,16 @@ func (a *analysis) ownCaller(m *report.Mutex) string {
 	if a.r.Target.Module == "" || len(m.Waiters) == 0 {
 		return ""
 	}
-	top := m.Waiters[0]
-	for _, w := range m.Waiters {
-		if w.WaitNS > top.WaitNS {
-			top = w
-		}
+	ws := append([]report.Waiter(nil), m.Waiters...)
+	sort.SliceStable(ws, func(i, j int) bool { return ws[i].WaitNS > ws[j].WaitNS })
+	if user := report.UserFrames(ws[0].Stack); len(user) == 0 || a.anyOwn(user[:1]) {
+		return "" // locked in the program's own code
 	}
-	user := report.UserFrames(top.Stack)
-	if len(user) == 0 || a.anyOwn(user[:1]) {
-		return ""
-	}
-	for _, f := range user[1:] {
-		if a.anyOwn([]string{f}) {
-			return f
+	for _, w := range ws { // the longest-waiting stack that shows the program's code
+		for _, f := range report.UserFrames(w.Stack)[1:] {
+			if a.anyOwn([]string{f}) {
+				return f
+			}
 		}
 	}
 	return ""
