@@ -456,8 +456,11 @@ func raceSeries(rs []report.Race) []*counterSeries {
 }
 
 func raceMap(r report.Race) string {
-	if r.Name != "" {
+	switch {
+	case r.Name != "":
 		return r.Name
+	case r.MapID != "": // a heap map: its class, as in maptrace_map_ops_total
+		return r.MapID
 	}
 	return r.Map
 }
