@@ -60,6 +60,10 @@ func (r *Results) Check() error {
 			errs = append(errs, fmt.Errorf("nats: no contended mutex found: %+v", n.Top))
 		}
 	}
+	for _, row := range budgetRows(r.Slowdowns, r.Nats) {
+		pos("budget: "+row.Name+" estimate", row.Estimate)
+		fin("budget: "+row.Name+" measured loss", row.Loss)
+	}
 	if c := r.Collector; c == nil || len(c.Rows) == 0 {
 		errs = append(errs, errors.New("section 4 (collector cost): no results"))
 	} else {

@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,14 @@ type Config struct {
 	Tmp         string
 	Command     string // how this run was started, for the report
 	Reports     string // section 6: where to save each server's raw report, if set
+	// Maptrace, if set, is the maptrace binary to trace with instead of
+	// one built from the working tree: an older commit's, for a
+	// before/after comparison under the same harness.
+	Maptrace string
+	// Before, if set, is an older maptrace binary run beside the one under
+	// test in sections 2 and 3, every budgeted mode in every round;
+	// BeforeVersion is what it says it is.
+	Before, BeforeVersion string
 }
 
 func parseFlags(args []string) (*Config, error) {
@@ -59,6 +68,8 @@ func parseFlags(args []string) (*Config, error) {
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temporary directory with the built binaries")
 	only := fs.String("only", "", "run only these sections, e.g. 1,3 (section 4 comes from 2 and 3; 6 is the real servers)")
 	fs.StringVar(&c.Reports, "reports", "", "section 6: save each server's report as NAME.json and NAME.txt in this directory")
+	fs.StringVar(&c.Before, "before", "", "sections 2 and 3: also trace every budgeted mode with this older maptrace binary, in the same rounds (before/after)")
+	fs.StringVar(&c.Maptrace, "maptrace", "", "trace with this maptrace binary instead of building the working tree's (an older commit's, for a before/after comparison)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -151,6 +162,18 @@ func Run(cfg *Config, log io.Writer) (*Results, error) {
 	}
 	res := &Results{Config: cfg, Machine: readMachine(), Started: time.Now(), Errors: map[string]string{}}
 	res.Maptrace = gitDescribe(root)
+	if cfg.Maptrace != "" {
+		v, err := binVersion(&cfg.Maptrace)
+		if err != nil {
+			return nil, fmt.Errorf("-maptrace: %w", err)
+		}
+		res.Maptrace = v + " (-maptrace; the harness at " + res.Maptrace + ")"
+	}
+	if cfg.Before != "" {
+		if cfg.BeforeVersion, err = binVersion(&cfg.Before); err != nil {
+			return nil, fmt.Errorf("-before: %w", err)
+		}
+	}
 	res.Load = startLoad()
 	defer res.Load.end()
 	if cfg.Install && !cfg.Quick {
@@ -158,6 +181,9 @@ func Run(cfg *Config, log io.Writer) (*Results, error) {
 	}
 	if res.Builds, err = build(root, cfg.Tmp, logf, cfg.binaries()...); err != nil {
 		return nil, err
+	}
+	if cfg.Maptrace != "" {
+		res.Builds.Maptrace = cfg.Maptrace
 	}
 	var errs []error
 	fail := func(section string, err error) {
@@ -174,7 +200,7 @@ func Run(cfg *Config, log io.Writer) (*Results, error) {
 	}
 	if run(2) || run(4) {
 		logf("section 2: target slowdown")
-		for _, w := range workloads(res.Builds) {
+		for _, w := range workloads(res.Builds, cfg.Before, cfg.BeforeVersion) {
 			s, err := measureSlowdown(cfg, res.Builds, w, logf)
 			if err != nil {
 				fail("slowdown: "+w.Name, err)
@@ -219,6 +245,9 @@ func (c *Config) runs(n int) bool {
 // binaries are the ones build() must make for the sections that run.
 func (c *Config) binaries() []string {
 	core := []string{"maptrace", "contention", "maps", "locks", "maps-race", "locks-race", "nats-server", "nats-load"}
+	if c.Maptrace != "" {
+		core = core[1:]
+	}
 	switch {
 	case !c.runs(6):
 		return core
@@ -226,6 +255,20 @@ func (c *Config) binaries() []string {
 		return serverBins()
 	}
 	return append(core, serverBins()...)
+}
+
+// binVersion makes *bin absolute and asks it its version.
+func binVersion(bin *string) (string, error) {
+	abs, err := filepath.Abs(*bin)
+	if err != nil {
+		return "", err
+	}
+	*bin = abs
+	out, err := exec.Command(abs, "version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s version: %v", abs, err)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(string(out), "maptrace ")), nil
 }
 
 func gitDescribe(root string) string {

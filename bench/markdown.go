@@ -93,6 +93,7 @@ func renderMarkdown(r *Results) string {
 		renderNats(p, r.Nats)
 	}
 	if cfg.runs(2) || cfg.runs(3) || cfg.runs(4) {
+		renderBudget(p, budgetRows(r.Slowdowns, r.Nats))
 		renderCollector(p, r.Collector)
 	}
 	if cfg.runs(5) {
@@ -201,6 +202,89 @@ func renderNats(p printer, n *Nats) {
 	p("\n")
 }
 
+// BudgetRow is one traced configuration under a budget: what it was
+// allowed, what maptrace's report estimated, and what the target lost.
+type BudgetRow struct {
+	Name     string
+	Budget   float64
+	Estimate Dist // report overhead.ratio
+	Own      Dist // report overhead.own_charged_seconds over the target's CPU: the part of the estimate that is maptrace's own CPU
+	Factor   Dist // report overhead.hit_cost_factor
+	Mutex    Dist // report overhead.mutex_sampling_fraction (1 in reports without it)
+	Loss     Dist // 1 - traced/untraced throughput, round by round
+}
+
+// budgetRows are the traced runs of sections 2 and 3 that had a budget.
+func budgetRows(slow []*Slowdown, n *Nats) []BudgetRow {
+	var rows []BudgetRow
+	add := func(name string, ratios Dist, rs []*TraceResult) {
+		if len(rs) == 0 || rs[0].Report.Overhead.Budget >= 1 || rs[0].Report.Overhead.Budget <= 0 {
+			return
+		}
+		row := BudgetRow{Name: name, Budget: rs[0].Report.Overhead.Budget}
+		for i, r := range rs {
+			o := r.Report.Overhead
+			row.Estimate.Add(o.Ratio)
+			if cpu := r.Report.CPU.Seconds; cpu > 0 {
+				row.Own.Add(o.OwnChargedSeconds / cpu)
+			}
+			row.Factor.Add(max(o.HitCostFactor, 1))
+			mf := o.MutexSamplingFraction
+			if mf == 0 {
+				mf = 1
+			}
+			row.Mutex.Add(mf)
+			if i < len(ratios) {
+				row.Loss.Add(1 - ratios[i])
+			}
+		}
+		rows = append(rows, row)
+	}
+	for _, s := range slow {
+		for _, tr := range s.Traced {
+			add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.Results)
+		}
+	}
+	if n != nil {
+		for _, m := range n.Modes {
+			add("nats-server, "+m.Mode.Name, m.Ratio, m.Results)
+		}
+	}
+	return rows
+}
+
+// estimateBand is how far the report's estimate may be from the measured
+// loss, as a share of the loss.
+const estimateBand = 0.3
+
+func renderBudget(p printer, rows []BudgetRow) {
+	p("## Budget, estimate and measured loss\n\n")
+	if len(rows) == 0 {
+		p("Not measured (see the failures above).\n\n")
+		return
+	}
+	p("The traced runs of sections 2 and 3 that had a budget (`--overhead`): the budget, the report's estimate of what the tracing cost the target (`overhead.ratio`: probe hits at the cost measured in the target, plus maptrace's own CPU time where it competed with the target, over the target's CPU time), the part of the estimate that is maptrace's own CPU time (`own_charged_seconds` over the target's CPU time), the measured cost of a hit over the calibrated one (`hit_cost_factor`), the share of the time the mutex probes were attached (`mutex_sampling_fraction`), and the loss measured: 1 − traced/untraced throughput, round by round. ")
+	p("Medians over the rounds (the loss also min and max): a round's loss is one throughput against another measured seconds apart, noisy on a shared machine. The goals: the median loss at most the budget, and the median estimate within ±%.0f%% of the median loss.\n\n", 100*estimateBand)
+	p("| traced run | budget | estimate | of which maptrace's CPU | hit cost factor | mutex probes attached | measured loss, min | median | max | loss ≤ budget | estimate ÷ loss |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		loss, est := r.Loss.Median(), r.Estimate.Median()
+		ok := "yes"
+		if loss > r.Budget {
+			ok = "**no**"
+		}
+		within := "–"
+		if loss > 0 {
+			within = fmt.Sprintf("%.2f", est/loss)
+			if math.Abs(est/loss-1) > estimateBand {
+				within = "**" + within + "**"
+			}
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, pct(100*r.Budget), pct(100*est), pct(100*r.Own.Median()),
+			fmt.Sprintf("%.2f", r.Factor.Median()), pct(100*r.Mutex.Median()), cells(r.Loss, func(v float64) string { return pct(100 * v) }), ok, within)
+	}
+	p("\n")
+}
+
 func renderCollector(p printer, c *Collector) {
 	p("## 4. Collector cost\n\n")
 	if c == nil || len(c.Rows) == 0 {
@@ -264,7 +348,7 @@ func renderGoals(p printer, r *Results) {
 			if tr.Mode.Name != defaultMode.Name {
 				continue
 			}
-			p("- %s traced with default flags within the 5%% budget (≥ 0.95× untraced): %s× (median; min %s×) — %s. The mutex probes, always attached, spend the budget first; the map probes are duty-cycled in what is left.\n",
+			p("- %s traced with default flags within the 5%% budget (≥ 0.95× untraced): %s× (median; min %s×) — %s. The mutex probes spend the budget first (duty-cycled too if they alone exceed it); the map probes are duty-cycled in what is left.\n",
 				s.Workload.Name, fmt.Sprintf("%.3f", tr.Ratio.Median()), fmt.Sprintf("%.3f", tr.Ratio.Min()), met(tr.Ratio.Median() >= 0.95))
 		}
 	}
@@ -276,6 +360,11 @@ func renderGoals(p printer, r *Results) {
 			}
 			p("- nats-server traced (%s) ≥ 0.95× untraced, %s: %s× (median; min %s×) — %s.\n", m.Mode.Name, goal, fmt.Sprintf("%.3f", m.Ratio.Median()), fmt.Sprintf("%.3f", m.Ratio.Min()), met(m.Ratio.Median() >= 0.95))
 		}
+	}
+	for _, row := range budgetRows(r.Slowdowns, r.Nats) {
+		loss, est := row.Loss.Median(), row.Estimate.Median()
+		p("- %s: the report's estimate (%s) within ±%.0f%% of the measured loss (%s, median) — %s.\n",
+			row.Name, pct(100*est), 100*estimateBand, pct(100*loss), met(loss > 0 && math.Abs(est/loss-1) <= estimateBand))
 	}
 	if c := r.Collector; c != nil && len(c.Rows) > 0 {
 		most := 0.0

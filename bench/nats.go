@@ -112,7 +112,7 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 		return nil, err
 	}
 	pid := srv.Process.Pid
-	for _, m := range natsModes {
+	for _, m := range withBefore(natsModes, cfg.Before, cfg.BeforeVersion) {
 		n.Modes = append(n.Modes, NatsMode{Mode: m})
 	}
 	for round := 0; round < cfg.N; round++ {
@@ -123,7 +123,7 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 				return nil, err
 			}
 			var v float64
-			res, err := traceDuring(bins.Maptrace, cfg.Tmp, pid, nm.Mode.Args, func() (err error) {
+			res, err := traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, func() (err error) {
 				v, err = load(cfg.NatsSeconds)
 				return err
 			})

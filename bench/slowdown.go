@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -20,6 +21,33 @@ type Workload struct {
 type TraceMode struct {
 	Name string
 	Args []string
+	// Before, if set, is an older maptrace binary (-before) this mode runs
+	// instead of the one under test.
+	Before string
+}
+
+// bin is the maptrace binary the mode runs.
+func (m TraceMode) bin(current string) string {
+	if m.Before != "" {
+		return m.Before
+	}
+	return current
+}
+
+// withBefore follows each budgeted mode with the same mode on the -before
+// binary, so that both run in every round, side by side.
+func withBefore(modes []TraceMode, before, version string) []TraceMode {
+	if before == "" {
+		return modes
+	}
+	var out []TraceMode
+	for _, m := range modes {
+		out = append(out, m)
+		if !slices.Contains(m.Args, "--exact") {
+			out = append(out, TraceMode{Name: m.Name + ", before (" + version + ")", Args: m.Args, Before: before})
+		}
+	}
+	return out
 }
 
 var defaultMode = TraceMode{Name: "default (mutex + maps, --overhead 5)"}
@@ -43,8 +71,8 @@ type TracedRuns struct {
 	Results    []*TraceResult
 }
 
-func workloads(b *Binaries) []Workload {
-	return []Workload{
+func workloads(b *Binaries, before, version string) []Workload {
+	ws := []Workload{
 		{
 			Name: "contended sync.Mutex", Target: "bench/targets/locks `mutex MS` (3 goroutines, ~50µs hold, as testdata/contention)",
 			Bin: b.Locks, RaceBin: b.LocksRace, Verb: "mutex", Unit: "critical sections/s",
@@ -61,6 +89,10 @@ func workloads(b *Binaries) []Workload {
 			Modes: []TraceMode{defaultMode, fullMode},
 		},
 	}
+	for i := range ws {
+		ws[i].Modes = withBefore(ws[i].Modes, before, version)
+	}
+	return ws
 }
 
 // measureSlowdown runs a workload untraced, under each trace mode and as a
@@ -102,7 +134,7 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		for i := range s.Traced {
 			tr := &s.Traced[i]
 			var v float64
-			res, err := traceDuring(bins.Maptrace, cfg.Tmp, plain.PID(), tr.Mode.Args, func() (err error) {
+			res, err := traceDuring(tr.Mode.bin(bins.Maptrace), cfg.Tmp, plain.PID(), tr.Mode.Args, func() (err error) {
 				v, err = rate(plain)
 				return err
 			})

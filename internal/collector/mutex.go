@@ -1,10 +1,14 @@
 package collector
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/probes"
@@ -19,6 +23,11 @@ type Mutexes struct {
 	Maps *bpf.MutexMaps
 	Plan *probes.Plan
 	Sym  *Symbolizer
+	// Share, if set, is the share of the trace in which a wait of a given
+	// length could be seen, the mutex probes having been duty-cycled
+	// (governor.MutexShare): counts and wait times are scaled up by it,
+	// each wait by its length's.
+	Share func(time.Duration) float64
 }
 
 // mutexID is one side of one mutex: where it is and how it was waited for.
@@ -28,10 +37,11 @@ type mutexID struct {
 }
 
 type mutexAgg struct {
-	m       report.Mutex
-	hist    [len(bpf.MutexWaitVal{}.Hist)]uint64
-	semas   map[uint64]bool
-	waiters map[string]*report.Waiter
+	m          report.Mutex
+	countScale float64 // 0: not scaled
+	hist       [len(bpf.MutexWaitVal{}.Hist)]uint64
+	semas      map[uint64]bool
+	waiters    map[string]*report.Waiter
 }
 
 // Collect returns the contended mutexes, most waited-on first, and the
@@ -92,6 +102,15 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 	}
 
 	out := make([]report.Mutex, 0, len(aggs))
+	var all [len(bpf.MutexWaitVal{}.Hist)]uint64
+	for _, a := range aggs {
+		for i, n := range a.hist {
+			all[i] += n
+		}
+		if c.Share != nil {
+			a.scale(c.Share)
+		}
+	}
 	for _, a := range aggs {
 		m := a.m
 		m.P50NS = percentile(a.hist[:], 0.50, m.MaxWaitNS)
@@ -103,6 +122,9 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 		sort.Slice(m.Waiters, func(i, j int) bool { return m.Waiters[i].WaitNS > m.Waiters[j].WaitNS })
 		m.Waiters = m.Waiters[:min(len(m.Waiters), topStacks)]
 		m.Holders = topHolders(holders, a.semas)
+		for i := range m.Holders {
+			m.Holders[i].Count = scaled(m.Holders[i].Count, a.countScale)
+		}
 		seen := map[int64]bool{}
 		for sema := range a.semas {
 			for _, g := range goids[sema] {
@@ -115,7 +137,62 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].WaitNS > out[j].WaitNS })
 
 	gs, err := c.goroutines()
+	if c.Share != nil {
+		count, wait, _ := scales(all[:], c.Share)
+		for i := range gs {
+			gs[i].Contentions = scaled(gs[i].Contentions, count)
+			gs[i].WaitNS = scaled(gs[i].WaitNS, wait)
+		}
+	}
 	return out, gs, err
+}
+
+// scale scales a mutex's counts, wait times and histogram up for the waits
+// the duty-cycled probes could not see, by share.
+func (a *mutexAgg) scale(share func(time.Duration) float64) {
+	count, wait, hist := scales(a.hist[:], share)
+	copy(a.hist[:], hist)
+	a.countScale = count
+	a.m.Contentions = scaled(a.m.Contentions, count)
+	a.m.WaitNS = scaled(a.m.WaitNS, wait)
+	for _, w := range a.waiters {
+		w.Contentions = scaled(w.Contentions, count)
+		w.WaitNS = scaled(w.WaitNS, wait)
+	}
+}
+
+// scales are how much a histogram's waits are scaled up, as counts and as
+// wait time, and the scaled histogram: the waits of bucket i (2^i to
+// 2^(i+1) ns) by one over the share of the trace in which a wait of that
+// length could be seen.
+func scales(hist []uint64, share func(time.Duration) float64) (count, wait float64, out []uint64) {
+	out = make([]uint64, len(hist))
+	var n, sn, w, sw float64
+	for i, k := range hist {
+		lo := math.Ldexp(1, i)
+		sh := share(time.Duration(1.5 * lo))
+		if sh <= 0 { // seen, so at least its bucket's shortest could be
+			sh = share(time.Duration(lo))
+		}
+		if sh <= 0 {
+			sh = 1
+		}
+		x := float64(k) / sh
+		out[i] = uint64(math.Round(x))
+		d := 1.5 * lo
+		n, sn, w, sw = n+float64(k), sn+x, w+float64(k)*d, sw+x*d
+	}
+	if n == 0 {
+		return 1, 1, out
+	}
+	return sn / n, sw / w, out
+}
+
+func scaled(v uint64, by float64) uint64 {
+	if by == 0 {
+		return v
+	}
+	return uint64(math.Round(float64(v) * by))
 }
 
 // classify finds which mutex a park was for and how, from the sync wrapper
@@ -315,7 +392,7 @@ func Hits(m lookuper, plan *probes.Plan) map[string]uint64 {
 	out := map[string]uint64{}
 	for i, name := range plan.Names {
 		var per []uint64
-		if err := m.Lookup(uint32(i), &per); err != nil {
+		if err := m.Lookup(uint32(plan.Base+i), &per); err != nil {
 			continue
 		}
 		for _, v := range per {
@@ -323,4 +400,66 @@ func Hits(m lookuper, plan *probes.Plan) map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// HitSum sums the hit counters of plans of one collection, in one system
+// call where the kernel reads arrays in batches (Linux 5.6+): the governor
+// reads them every few milliseconds.
+type HitSum struct {
+	m       *ebpf.Map
+	idx     []int // counter indexes to sum
+	keys    []uint32
+	vals    []uint64
+	perCPU  int
+	noBatch bool
+}
+
+// NewHitSum sums the counters of plans in m.
+func NewHitSum(m *ebpf.Map, plans ...*probes.Plan) *HitSum {
+	h := &HitSum{m: m}
+	n := 0
+	for _, p := range plans {
+		for i := range p.Names {
+			h.idx = append(h.idx, p.Base+i)
+			n = max(n, p.Base+i+1)
+		}
+	}
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil || n == 0 {
+		h.noBatch = true
+		return h
+	}
+	h.perCPU = cpus
+	h.keys = make([]uint32, n)
+	h.vals = make([]uint64, n*cpus)
+	return h
+}
+
+// Sum is the counters' total.
+func (h *HitSum) Sum() uint64 {
+	if !h.noBatch {
+		var cursor ebpf.MapBatchCursor
+		got, err := h.m.BatchLookup(&cursor, h.keys, h.vals, nil)
+		if err == nil || errors.Is(err, ebpf.ErrKeyNotExist) && got == len(h.keys) {
+			var n uint64
+			for _, i := range h.idx {
+				for _, v := range h.vals[i*h.perCPU : (i+1)*h.perCPU] {
+					n += v
+				}
+			}
+			return n
+		}
+		h.noBatch = true // not supported here: one lookup a counter from now on
+	}
+	var n uint64
+	for _, i := range h.idx {
+		var per []uint64
+		if h.m.Lookup(uint32(i), &per) != nil {
+			continue
+		}
+		for _, v := range per {
+			n += v
+		}
+	}
+	return n
 }

@@ -242,6 +242,20 @@ func (s *Sampler) Read() (*Result, error) {
 	return r, nil
 }
 
+// Counts returns the target's samples so far, all and those in kernel
+// mode: cheap enough to read at every window's edges.
+func (s *Sampler) Counts() (all, kernel uint64, err error) {
+	if all, err = sumPerCPU(s.objs.Samples, uint32(bpf.CpuSampleCountSAMPLES_TOTAL)); err != nil {
+		return 0, 0, err
+	}
+	user, err := sumPerCPU(s.objs.Samples, uint32(bpf.CpuSampleCountSAMPLES_USER))
+	if err != nil {
+		return 0, 0, err
+	}
+	// Read after the total, a user sample may be newer than it.
+	return all, all - min(user, all), nil
+}
+
 func sumPerCPU(m *ebpf.Map, idx uint32) (uint64, error) {
 	var per []uint64
 	if err := m.Lookup(idx, &per); err != nil {

@@ -768,10 +768,24 @@ func (a *analysis) sampling() {
 			"loop many times over: on a test or canary process, not production.", 0, 0)
 }
 
-// overBudget: the mutex probes alone cost more than the budget. They time
-// every park, so they are not duty-cycled like the map probes.
+// overBudget: the mutex probes alone cost more than the budget, so they
+// were duty-cycled and their figures are estimates. A report from before
+// they were governed only says what they cost.
 func (a *analysis) overBudget() {
 	o := a.r.Overhead
+	if o.MutexCountsScaled {
+		f := o.MutexSamplingFraction
+		detail := fmt.Sprintf("the mutex probes fire twice per park, at ~%s a hit on this machine, and would have cost ~%.1f%% of "+
+			"the target's CPU, over the %g%% --overhead budget; they were attached %.1f%% of the time. A wait counts only if it "+
+			"began and ended while they were attached, so counts and wait times are scaled up by the share of the trace in "+
+			"which a wait of its length could be seen: estimates, the longest waits the roughest.",
+			report.Duration(uint64(o.HitCostNS*max(o.HitCostFactor, 1))), 100*o.MutexRatio/max(f, 1e-6), 100*o.Budget, 100*f)
+		a.add(tracing, report.SeverityInfo,
+			fmt.Sprintf("mutex figures are estimates: the mutex probes were attached %.1f%% of the time to stay within the budget", 100*f),
+			detail, "for exact mutex figures, trace a short while with a larger --overhead (at most 25), on a test or canary "+
+				"process if the contention is heavy.", 0, 0)
+		return
+	}
 	if o.Budget <= 0 || o.Budget >= 1 || o.MutexRatio <= o.Budget {
 		return
 	}

@@ -729,6 +729,17 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			name: "mutex probes duty-cycled",
+			edit: func(r *report.Report) {
+				r.Overhead.Budget, r.Overhead.MutexRatio, r.Overhead.HitCostNS, r.Overhead.HitCostFactor = 0.05, 0.04, 5000, 1.2
+				r.Overhead.MutexCountsScaled, r.Overhead.MutexSamplingFraction = true, 0.4
+			},
+			want: []want{
+				{report.SeverityInfo, "mutex figures are estimates: the mutex probes were attached 40.0% of the time to stay within the budget",
+					[]string{"6.0µs a hit", "~10.0% of the target's CPU", "scaled up"}, []string{"--overhead"}, 0, false},
+			},
+		},
+		{
 			name: "mutex probes within the budget, or no budget",
 			edit: func(r *report.Report) {
 				r.Overhead.Budget, r.Overhead.MutexRatio = 0.05, 0.049

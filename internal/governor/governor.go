@@ -1,9 +1,17 @@
-// Package governor keeps the map probes within an overhead budget. Map
-// functions run millions of times a second and a probe hit costs ~100× a map
-// lookup, so the probes are attached in windows (duty cycling), each ended
-// early once its share of the budget is spent; counts are then scaled by the
-// fraction of the target's work the windows covered. The probes that stay
-// attached (the mutex probes) spend the same budget first.
+// Package governor keeps the probes within an overhead budget. Map functions
+// run millions of times a second and a probe hit costs ~100× a map lookup,
+// so the map probes are attached in windows (duty cycling), each ended early
+// once its share of the budget is spent; counts are then scaled by the
+// fraction of the target's work the windows covered. The mutex probes fire
+// only when a goroutine parks: they stay attached and spend the budget first
+// while it holds them, and are duty-cycled too when they alone exceed it.
+//
+// What the probes cost is measured, not only assumed: each hit is charged
+// the calibrated cost times a factor measured in the target, from the
+// kernel-mode share of its CPU-clock samples with probes attached against
+// without (a hit is kernel time of the target's thread: the trap, the
+// program, the cache and TLB misses around them). maptrace's own CPU time
+// is charged too where the machine had no idle CPU to run it on.
 package governor
 
 import (
@@ -11,6 +19,18 @@ import (
 	"sync"
 	"time"
 )
+
+// Group is probes attached and detached together.
+type Group struct {
+	Attach func() error
+	Detach func()
+	// Hits is the group's probe hits so far.
+	Hits func() uint64
+	// Tail, optional, is how long, in the last Detach, the probes that end
+	// an event (a mutex wait's wake-up) stayed attached after those that
+	// begin one (its park) were detached, at the start of Detach.
+	Tail func() time.Duration
+}
 
 // Config is what the governor controls and measures.
 type Config struct {
@@ -21,26 +41,39 @@ type Config struct {
 	HitCost time.Duration
 	// Period is the duty cycle's length; 500ms if zero.
 	Period time.Duration
-	Attach func() error
-	Detach func()
-	// Hits is the number of governed probe hits so far.
-	Hits func() uint64
-	// Fixed is the number of hits so far of the probes that stay attached,
-	// nil if none: their cost comes out of the budget before the map
-	// probes'.
+	// Mutex are the mutex probes, nil if not traced: kept attached while
+	// their cost fits the budget, duty-cycled when it does not.
+	Mutex *Group
+	// Maps are the map probes, nil if not traced: attached in windows in
+	// what the mutex probes leave of the budget.
+	Maps *Group
+	// Fixed is the number of hits so far of probes that stay attached
+	// whatever they cost (the fatal-error probe), nil if none.
 	Fixed func() uint64
 	// CPU is the target's CPU time so far.
 	CPU func() (time.Duration, error)
+	// Samples are the target's CPU-clock samples so far, all and those in
+	// kernel mode, at Hz a CPU; nil if not sampled, and the cost of a hit
+	// stays the calibrated one.
+	Samples func() (all, kernel uint64, err error)
+	Hz      float64
+	// Own is maptrace's own CPU time so far; Machine the machine's idle
+	// and busy CPU time so far, summed over its CPUs. Either nil: maptrace's
+	// own CPU time is not charged.
+	Own     func() time.Duration
+	Machine func() (idle, busy time.Duration, err error)
 }
 
 // Governor runs the duty cycle.
 type Governor struct {
-	cfg Config
+	cfg   Config
+	begun time.Time
 
-	mu       sync.Mutex
-	onCPU    time.Duration // target CPU time while attached, probes included
-	onFixed  time.Duration // of which estimated time in the probes that stay attached
-	offFixed time.Duration // the same while not fully attached
+	mu sync.Mutex
+	// The map fraction's measurements.
+	onCPU    time.Duration // target CPU time while the map probes were fully attached, probes included
+	onFixed  time.Duration // of which the other probes' estimated time
+	offFixed time.Duration // the other probes' time while not fully attached
 	onSpan   time.Duration // wall time fully attached (after attach, before detach)
 	offCPU   time.Duration // target CPU time while not fully attached
 	// Map probe hits while fully attached, and in whole windows (attach
@@ -48,6 +81,21 @@ type Governor struct {
 	// work they cover is the attached work scaled by the two's ratio.
 	onHits, windowHits uint64
 	wallTime           time.Duration
+
+	// The measured cost: the target's kernel time with probes attached in
+	// excess of its kernel time without, and the calibrated cost of the
+	// hits in the same spans.
+	excess, expected time.Duration
+	// maptrace's CPU time over the periods so far, and the part of it
+	// charged to the budget.
+	ownCPU, ownCharged time.Duration
+
+	// The mutex probes' windows: closed ones, and whether one is open.
+	mutexOn   bool
+	mutexFrom time.Time
+	mutexWins []window
+	mutexCut  bool      // detached at least once before the end
+	ended     time.Time // when Run returned
 
 	// first is the first window, attached by Begin.
 	first struct {
@@ -57,8 +105,22 @@ type Governor struct {
 	}
 }
 
-// pollEvery is how often a window checks its spending.
-const pollEvery = 2 * time.Millisecond
+const (
+	// The spending of what is attached is checked at half the time it
+	// would take to reach its limit at the rate since the last check, at
+	// least pollMin and at most pollMax apart: often as a window nears its
+	// end, seldom while far from it (every check wakes maptrace up, and
+	// maptrace's own CPU time counts too), and within pollMax of a burst.
+	pollMin = 2 * time.Millisecond
+	pollMax = 20 * time.Millisecond
+	// prior is how much calibrated probe time the measured factor needs
+	// before it counts as much as the calibration: kernel samples come 499
+	// a second, and a few of them say little.
+	prior = 50 * time.Millisecond
+	// maxFactor bounds the measured factor: beyond it the contrast says
+	// more about a target changing its ways than about the probes.
+	maxFactor = 10
+)
 
 // New returns a governor for cfg.
 func New(cfg Config) *Governor {
@@ -71,111 +133,488 @@ func New(cfg Config) *Governor {
 // Begin attaches the probes for the first window, so that tracing covers the
 // target from the moment the caller returns.
 func (g *Governor) Begin() error {
-	g.first.start = time.Now()
-	g.first.cpu = g.cpuNow()
-	g.first.hits = g.cfg.Hits()
-	return g.cfg.Attach()
+	g.begun = time.Now()
+	if m := g.cfg.Mutex; m != nil {
+		if err := g.attachMutex(); err != nil {
+			return err
+		}
+	}
+	if p := g.cfg.Maps; p != nil {
+		g.first.start = time.Now()
+		g.first.cpu = g.cpuNow()
+		g.first.hits = p.Hits()
+		if err := p.Attach(); err != nil {
+			g.detachMutex()
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *Governor) attachMutex() error {
+	if err := g.cfg.Mutex.Attach(); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.mutexOn, g.mutexFrom = true, time.Now()
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *Governor) detachMutex() {
+	if g.cfg.Mutex == nil {
+		return
+	}
+	g.mu.Lock()
+	on := g.mutexOn
+	g.mu.Unlock()
+	if !on {
+		return
+	}
+	span := time.Since(g.mutexFrom)
+	g.cfg.Mutex.Detach()
+	var tail time.Duration
+	if g.cfg.Mutex.Tail != nil {
+		tail = g.cfg.Mutex.Tail()
+	}
+	g.mu.Lock()
+	g.mutexWins = append(g.mutexWins, window{span, tail})
+	g.mutexOn = false
+	g.mu.Unlock()
+}
+
+// window is one attachment of the mutex probes: from the end of the
+// attach to the start of the detach, and how long the wake-up probes stayed
+// after it.
+type window struct {
+	span, tail time.Duration
+}
+
+// cycle is Run's state from one period to the next.
+type cycle struct {
+	rate      float64       // target CPUs busy, less the probes
+	debt      time.Duration // spent beyond the allowances so far
+	fixedPrev time.Duration // the fatal-error probe's cost in the period before
+	ownPrev   time.Duration // maptrace's charged CPU time in the period before
+	mutexRate float64       // the mutex probes' cost a second while attached
+	first     bool
 }
 
 // Run cycles the probes, after Begin, until ctx is done, and leaves them
 // detached.
 //
 // Each period's allowance is the budget's share of the target's CPU time
-// (measured over the period before), less what the probes that stay
-// attached spent in the period before, less any overspending so far (a
-// window overshoots by what fires between its last check and its detach).
-// When nothing is left, the period has no window.
+// (measured over the period before), less what the fatal-error probe and
+// maptrace's own CPU time cost in the period before, less any overspending
+// so far (a window overshoots by what fires between its last check and its
+// detach). The mutex probes may spend all of it; the map probes get what
+// the mutex probes are expected to leave. Whatever is attached is detached
+// once the period's spending reaches its limit: the map probes at theirs
+// (or when everything spent reaches the allowance), the mutex probes when
+// they alone spent the allowance.
 func (g *Governor) Run(ctx context.Context) error {
-	if g.cfg.Budget >= 1 {
-		<-ctx.Done()
-		g.cfg.Detach()
-		return nil
-	}
-	rate := 1.0 // target CPUs busy, until measured
-	var fixedPrev, debt time.Duration
-	for attached := true; ctx.Err() == nil; attached = false {
-		start, cpuStart, hStart := g.first.start, g.first.cpu, g.first.hits
-		fixedStart := g.fixedCost()
-		allowance := time.Duration(g.cfg.Budget * rate * float64(g.cfg.Period))
-		allowed := allowance - fixedPrev - debt
-		if !attached {
-			start, hStart = time.Now(), g.cfg.Hits()
-			cpuStart, _ = g.cfg.CPU()
-			if allowed > 0 {
-				if err := g.cfg.Attach(); err != nil {
-					return err
-				}
-				attached = true
-			}
+	defer func() {
+		if g.cfg.Maps != nil && g.cfg.Budget >= 1 { // else every period detaches its window
+			g.cfg.Maps.Detach()
 		}
-		// The attached interval is measured from after the attach to
-		// before the detach: while they run, the probes are only partly
-		// in place and the target works mostly unobserved. Their hits
-		// are the window's all the same, spent from its allowance.
-		cpu0, h0, f0, t0 := g.cpuNow(), g.cfg.Hits(), g.fixedCost(), time.Now()
-		cpu1, h1, f1, span := cpu0, h0, f0, time.Duration(0)
-		if attached {
-			g.window(ctx, start, hStart, allowed)
-			cpu1, h1, f1, span = g.cpuNow(), g.cfg.Hits(), g.fixedCost(), time.Since(t0)
-			g.cfg.Detach()
-		}
-		hEnd := g.cfg.Hits()
-		probe := time.Duration(hEnd-hStart) * g.cfg.HitCost
-
-		sleep(ctx, g.cfg.Period-time.Since(start))
-		cpuEnd, fixedEnd := g.cpuNow(), g.fixedCost()
-		wall := time.Since(start)
-		fixed := fixedEnd - fixedStart
-
+		g.detachMutex()
 		g.mu.Lock()
-		g.onCPU += cpu1 - cpu0
-		g.onFixed += f1 - f0
-		g.offFixed += fixed - (f1 - f0)
-		g.onSpan += span
-		g.offCPU += cpuEnd - cpuStart - (cpu1 - cpu0)
-		g.onHits += h1 - h0
-		g.windowHits += hEnd - hStart
-		g.wallTime += wall
+		g.ended = time.Now()
 		g.mu.Unlock()
-		fixedPrev = fixed
-		debt = max(0, debt+probe+fixed-allowance)
-		if wall > 0 {
-			rate = max(0.05, float64(cpuEnd-cpuStart-probe-fixed)/float64(wall))
+	}()
+	c := &cycle{rate: 1, first: true}
+	for ctx.Err() == nil {
+		if g.cfg.Budget >= 1 {
+			g.idle(ctx)
+			continue
 		}
+		if err := g.period(ctx, c); err != nil {
+			return err
+		}
+		c.first = false
 	}
 	return nil
 }
 
-// fixedCost is the estimated time spent so far in the probes that stay
-// attached.
-func (g *Governor) fixedCost() time.Duration {
-	if g.cfg.Fixed == nil {
+// idle is a period with everything attached (no budget): only maptrace's
+// own CPU time is measured.
+func (g *Governor) idle(ctx context.Context) {
+	start := g.read(readCPU | readOwn)
+	sleep(ctx, g.cfg.Period)
+	g.chargeOwnSpan(start, g.read(readCPU|readOwn))
+}
+
+// reading is what the governor reads at the edges of a span.
+type reading struct {
+	t           time.Time
+	cpu         time.Duration
+	mutex, maps uint64 // hits
+	fixed       uint64
+	all, kernel uint64 // samples, if samplesRead
+	samplesRead bool
+	own         time.Duration
+	idle, busy  time.Duration
+	ownRead     bool
+}
+
+// What a reading reads besides the time.
+const (
+	readMutex = 1 << iota
+	readMaps
+	readFixed
+	readCPU
+	readSamples
+	readOwn
+	readEdge = readMutex | readMaps | readFixed | readCPU // at a span's edge
+)
+
+// read reads what says; what it leaves out is zero.
+func (g *Governor) read(what int) reading {
+	r := reading{t: time.Now()}
+	if what&readCPU != 0 {
+		r.cpu = g.cpuNow()
+	}
+	if what&readMutex != 0 && g.cfg.Mutex != nil {
+		r.mutex = g.cfg.Mutex.Hits()
+	}
+	if what&readMaps != 0 && g.cfg.Maps != nil {
+		r.maps = g.cfg.Maps.Hits()
+	}
+	if what&readFixed != 0 && g.cfg.Fixed != nil {
+		r.fixed = g.cfg.Fixed()
+	}
+	if what&readSamples != 0 && g.cfg.Samples != nil {
+		var err error
+		r.all, r.kernel, err = g.cfg.Samples()
+		r.samplesRead = err == nil
+	}
+	if what&readOwn != 0 {
+		r.own, r.idle, r.busy = g.ownNow()
+		r.ownRead = g.cfg.Own != nil && g.cfg.Machine != nil
+	}
+	return r
+}
+
+// period runs one duty cycle.
+func (g *Governor) period(ctx context.Context, c *cycle) error {
+	cost := g.HitCost()
+	spend := func(hits uint64) time.Duration { return time.Duration(hits) * cost }
+	allowance := time.Duration(g.cfg.Budget * c.rate * float64(g.cfg.Period))
+	room := allowance - c.fixedPrev - c.ownPrev
+	var mutexExpected time.Duration
+	switch {
+	case g.cfg.Mutex == nil:
+	case c.first: // their cost unknown yet: half for them
+		mutexExpected = room / 2
+	default:
+		mutexExpected = time.Duration(c.mutexRate * float64(g.cfg.Period))
+	}
+	// The map probes get what the mutex probes are expected to leave, less
+	// the debt; the mutex probes pay the part of the debt the map probes'
+	// room cannot.
+	mapsAllowed := room - mutexExpected - c.debt
+	avail := room - max(0, c.debt-max(0, room-mutexExpected))
+
+	start := g.read(readEdge | readSamples | readOwn)
+	if c.first && g.cfg.Maps != nil { // the first map window began with Begin
+		start.t, start.cpu, start.maps = g.first.start, g.first.cpu, g.first.hits
+	}
+	if g.cfg.Mutex != nil && !g.isMutexOn() && avail > 0 {
+		if err := g.attachMutex(); err != nil {
+			return err
+		}
+	}
+	mapsOn := c.first && g.cfg.Maps != nil
+	if g.cfg.Maps != nil && !c.first && mapsAllowed > 0 {
+		if err := g.cfg.Maps.Attach(); err != nil {
+			return err
+		}
+		mapsOn = true
+	}
+	defer func() {
+		if mapsOn { // cut short by an error
+			g.cfg.Maps.Detach()
+		}
+	}()
+	mutexFrom := g.mutexSince(start.t) // the mutex probes' attached time in this period starts here
+
+	// The map probes' fully attached interval runs from after the attach
+	// to before the detach: while they attach and detach they are only
+	// partly in place and the target works mostly unobserved. Their hits
+	// are the window's all the same, spent from its allowance.
+	on0 := g.read(readEdge)
+	on1 := on0
+	var det reading // after the last detach before the period's end
+	mapsCut, mutexCut := false, false
+	var mutexSpan time.Duration
+	deadline := start.t.Add(g.cfg.Period)
+	last := on0 // the last check
+	poll := pollMin
+	for {
+		if !mapsOn && !g.isMutexOn() {
+			poll = time.Until(deadline)
+		}
+		sleep(ctx, min(poll, time.Until(deadline)))
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			break
+		}
+		// Only what is attached spends: the rest is as last read.
+		what := 0
+		if mapsOn {
+			what |= readMaps
+		}
+		if g.isMutexOn() {
+			what |= readMutex
+		}
+		now := g.read(what)
+		if what&readMaps == 0 {
+			now.maps = last.maps
+		}
+		if what&readMutex == 0 {
+			now.mutex = last.mutex
+		}
+		now.fixed = start.fixed // the fatal-error probe: read at the edges
+		mSpent, pSpent, fSpent := spend(now.mutex-start.mutex), spend(now.maps-start.maps), spend(now.fixed-start.fixed)
+		var left time.Duration = 1 << 62 // to the nearest limit
+		if mapsOn && (pSpent >= mapsAllowed || mSpent+pSpent+fSpent >= avail) {
+			on1 = g.read(readEdge)
+			g.cfg.Maps.Detach()
+			mapsOn, mapsCut = false, true
+			det = g.read(readEdge | readSamples)
+		} else if mapsOn {
+			left = min(mapsAllowed-pSpent, avail-mSpent-pSpent-fSpent)
+		}
+		// The mutex probes go first: cut only when they alone spent the
+		// allowance (the map probes' spending on top goes to the debt).
+		if g.isMutexOn() && mSpent+fSpent >= avail {
+			mutexSpan += time.Since(mutexFrom)
+			g.detachMutex()
+			g.markCut()
+			mutexCut = true
+			det = g.read(readEdge | readSamples)
+		} else if g.isMutexOn() {
+			left = min(left, avail-mSpent-fSpent)
+		}
+		poll = pollMax
+		if rate := float64(spend(now.mutex+now.maps-last.mutex-last.maps)) / float64(now.t.Sub(last.t)); rate > 0 {
+			poll = min(max(time.Duration(float64(left)/rate/2), pollMin), pollMax)
+		}
+		last = now
+	}
+	if mapsOn { // a map window never outlasts its period
+		on1 = g.read(readEdge)
+		g.cfg.Maps.Detach()
+		mapsOn = false
+	}
+	if g.isMutexOn() {
+		mutexSpan += time.Since(mutexFrom)
+	}
+	end := g.read(readEdge | readSamples | readOwn)
+	wall := end.t.Sub(start.t)
+
+	mSpent := spend(end.mutex - start.mutex)
+	pSpent := spend(end.maps - start.maps)
+	fSpent := spend(end.fixed - start.fixed)
+	probes := mSpent + pSpent + fSpent
+	own := g.chargeOwnSpan(start, end)
+	c.debt = max(0, c.debt+probes+own-allowance)
+	c.fixedPrev, c.ownPrev = fSpent, own
+	if wall > 0 {
+		c.rate = max(0.05, float64(end.cpu-start.cpu-probes)/float64(wall))
+	}
+	if mutexSpan > 0 {
+		c.mutexRate = float64(mSpent) / float64(mutexSpan)
+	}
+	if mapsCut || mutexCut {
+		// The hits of what was cut, before the cut: what stayed attached
+		// fired on both sides of it.
+		var hits uint64
+		if mapsCut {
+			hits += det.maps - start.maps
+		}
+		if mutexCut {
+			hits += det.mutex - start.mutex
+		}
+		g.contrast(start, det, end, hits)
+	}
+
+	if g.cfg.Maps != nil {
+		fixedOn := spend(on1.mutex-on0.mutex) + spend(on1.fixed-on0.fixed)
+		g.mu.Lock()
+		g.onCPU += on1.cpu - on0.cpu
+		g.onFixed += fixedOn
+		g.offFixed += mSpent + fSpent - fixedOn
+		g.onSpan += on1.t.Sub(on0.t)
+		g.offCPU += end.cpu - start.cpu - (on1.cpu - on0.cpu)
+		g.onHits += on1.maps - on0.maps
+		g.windowHits += end.maps - start.maps
+		g.wallTime += wall
+		g.mu.Unlock()
+	}
+	return nil
+}
+
+// contrast measures the probes' cost in one period from the target's
+// kernel-mode samples: those from the period's start to the last cut in
+// it, against the share of kernel samples after it. hits are the hits
+// before the cut of the probes cut: what that excess is the cost of.
+func (g *Governor) contrast(start, det, end reading, hits uint64) {
+	if !start.samplesRead || !det.samplesRead || !end.samplesRead || g.cfg.Hz <= 0 {
+		return
+	}
+	offAll, offKernel := end.all-det.all, end.kernel-det.kernel
+	if offAll == 0 {
+		return // no baseline
+	}
+	onAll, onKernel := det.all-start.all, det.kernel-start.kernel
+	share := float64(offKernel) / float64(offAll)
+	excess := time.Duration((float64(onKernel) - share*float64(onAll)) / g.cfg.Hz * float64(time.Second))
+	g.mu.Lock()
+	g.excess += excess
+	g.expected += time.Duration(hits) * g.cfg.HitCost
+	g.mu.Unlock()
+}
+
+// Factor is the measured cost of a hit over the calibrated one: at least
+// 1, as the calibration in maptrace's own loop is a lower bound too (it
+// misses the cold caches of a real target, the samples miss the user-mode
+// slowdown after a trap).
+func (g *Governor) Factor() float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.factor()
+}
+
+func (g *Governor) factor() float64 {
+	f := float64(g.excess+prior) / float64(g.expected+prior)
+	return min(max(f, 1), maxFactor)
+}
+
+// Measured is the measurement behind Factor: the target's kernel time
+// with probes attached in excess of its share without, and the calibrated
+// cost of the hits in the same spans.
+func (g *Governor) Measured() (excess, expected time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.excess, g.expected
+}
+
+// HitCost is the cost of a hit as measured so far.
+func (g *Governor) HitCost() time.Duration {
+	return time.Duration(float64(g.cfg.HitCost) * g.Factor())
+}
+
+// chargeOwnSpan charges maptrace's own CPU time between two readings.
+func (g *Governor) chargeOwnSpan(a, b reading) time.Duration {
+	if !a.ownRead || !b.ownRead {
 		return 0
 	}
-	return time.Duration(g.cfg.Fixed()) * g.cfg.HitCost
+	return g.chargeOwn(b.own-a.own, b.idle-a.idle, b.busy-a.busy, b.cpu-a.cpu)
+}
+
+// chargeOwn applies the rule for maptrace's own CPU time: the part of it
+// the machine's idle CPU time could not have covered displaced other work,
+// and the target's share of that work (its part of the machine's busy time
+// besides maptrace) counts against the budget. On a machine with a CPU to
+// spare, maptrace costs the target nothing.
+func (g *Governor) chargeOwn(own, idle, busy, target time.Duration) time.Duration {
+	var charged time.Duration
+	if over := own - idle; over > 0 {
+		others := busy - own
+		share := 1.0
+		if others > target && others > 0 {
+			share = float64(target) / float64(others)
+		}
+		charged = time.Duration(float64(over) * share)
+	}
+	g.mu.Lock()
+	g.ownCPU += own
+	g.ownCharged += charged
+	g.mu.Unlock()
+	return charged
+}
+
+func (g *Governor) ownNow() (own, idle, busy time.Duration) {
+	if g.cfg.Own == nil || g.cfg.Machine == nil {
+		return 0, 0, 0
+	}
+	idle, busy, _ = g.cfg.Machine()
+	return g.cfg.Own(), idle, busy
+}
+
+// Own is maptrace's own CPU time over the periods so far, and the part of
+// it charged to the budget.
+func (g *Governor) Own() (cpu, charged time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ownCPU, g.ownCharged
+}
+
+func (g *Governor) isMutexOn() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mutexOn
+}
+
+// mutexSince is when the mutex probes' attached time in a period starting
+// at t begins: t, or their attach if later.
+func (g *Governor) mutexSince(t time.Time) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mutexFrom.After(t) {
+		return g.mutexFrom
+	}
+	return t
+}
+
+func (g *Governor) markCut() {
+	g.mu.Lock()
+	g.mutexCut = true
+	g.mu.Unlock()
+}
+
+// MutexScaled reports whether the mutex probes were duty-cycled: their
+// counts then cover the windows only, and MutexShare scales them.
+func (g *Governor) MutexScaled() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mutexCut
+}
+
+// MutexShare is the share of the time traced in which a wait of length d
+// could be seen: a wait counts only if it began and ended in one window of
+// the mutex probes (a wait across a detach is not half-counted, a wait
+// from before an attach not matched with its end). A window of length W
+// whose wake-up probes stay a tail T after it sees those that begin in its
+// first W-(d-T). It is 1 while the mutex probes were never detached.
+func (g *Governor) MutexShare(d time.Duration) float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.mutexCut || g.begun.IsZero() {
+		return 1
+	}
+	end := g.ended
+	if end.IsZero() {
+		end = time.Now()
+	}
+	total := end.Sub(g.begun)
+	if total <= 0 {
+		return 1
+	}
+	wins := g.mutexWins
+	if g.mutexOn {
+		wins = append(wins[:len(wins):len(wins)], window{span: end.Sub(g.mutexFrom)})
+	}
+	var seen time.Duration
+	for _, w := range wins {
+		seen += max(0, w.span-max(0, d-w.tail))
+	}
+	return min(1, float64(seen)/float64(total))
 }
 
 func (g *Governor) cpuNow() time.Duration {
 	d, _ := g.cfg.CPU()
 	return d
-}
-
-// window waits while attached, until the period ends or the window has
-// spent its allowance.
-func (g *Governor) window(ctx context.Context, start time.Time, h0 uint64, allowed time.Duration) {
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		spent := time.Duration(g.cfg.Hits()-h0) * g.cfg.HitCost
-		if spent >= allowed || time.Since(start) >= g.cfg.Period {
-			return
-		}
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -229,8 +668,9 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	onProbe := time.Duration(g.onHits) * g.cfg.HitCost
-	offProbe := time.Duration(g.windowHits-g.onHits) * g.cfg.HitCost // attaching and detaching
+	cost := time.Duration(float64(g.cfg.HitCost) * g.factor())
+	onProbe := time.Duration(g.onHits) * cost
+	offProbe := time.Duration(g.windowHits-g.onHits) * cost          // attaching and detaching
 	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'
 	onWork := onCPU - onProbe
 	scale := 1.0 // attaching and detaching cover part of the work too

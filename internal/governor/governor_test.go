@@ -2,6 +2,7 @@ package governor
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -68,63 +69,134 @@ func TestEstimate(t *testing.T) {
 	}
 }
 
-// fakeTarget is one busy CPU whose map probes hit once a millisecond while
-// attached, and whose probes that stay attached hit fixedEvery, each hit
-// costing 1ms. Attaching and detaching take link each, the probes firing
-// through it, as the first of many uprobes is in place before the last.
-type fakeTarget struct {
-	attached   bool
-	attaches   int
-	start      time.Time
-	total      uint64
-	t0         time.Time
-	fixedEvery time.Duration
-	link       time.Duration
+// fakeGroup is probes of a fake target: while attached they hit once every
+// every (after burst, if set), each hit costing 1ms. Attaching and
+// detaching take link each, the probes firing through it, as the first of
+// many uprobes is in place before the last.
+type fakeGroup struct {
+	mu       sync.Mutex
+	every    time.Duration
+	link     time.Duration
+	burst    time.Time
+	attached bool
+	since    time.Time
+	total    uint64
+	attaches int
+	on       time.Duration // time attached
 }
 
-func (f *fakeTarget) hits() uint64 {
+func (f *fakeGroup) current() uint64 {
 	if !f.attached {
 		return 0
 	}
-	return uint64(time.Since(f.start) / time.Millisecond)
+	from := f.since
+	if f.burst.After(from) {
+		from = f.burst
+	}
+	if d := time.Since(from); d > 0 {
+		return uint64(d / f.every)
+	}
+	return 0
 }
 
-// run runs a governor with budget 10% and 200ms periods for 1s.
-func (f *fakeTarget) run(t *testing.T) {
-	f.t0 = time.Now()
-	cfg := Config{
-		Budget:  0.1,
-		HitCost: time.Millisecond,
-		Period:  200 * time.Millisecond,
+func (f *fakeGroup) group() *Group {
+	return &Group{
 		Attach: func() error {
-			f.attached, f.start = true, time.Now()
+			f.mu.Lock()
+			f.attached, f.since = true, time.Now()
 			f.attaches++
+			f.mu.Unlock()
 			time.Sleep(f.link)
 			return nil
 		},
 		Detach: func() {
 			time.Sleep(f.link)
-			f.total += f.hits()
+			f.mu.Lock()
+			f.total += f.current()
+			f.on += time.Since(f.since)
 			f.attached = false
+			f.mu.Unlock()
 		},
-		Hits: func() uint64 { return f.total + f.hits() },
-		CPU:  func() (time.Duration, error) { return time.Since(f.t0), nil },
+		Hits: func() uint64 {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.total + f.current()
+		},
 	}
-	if f.fixedEvery > 0 {
-		cfg.Fixed = func() uint64 { return uint64(time.Since(f.t0) / f.fixedEvery) }
+}
+
+func (f *fakeGroup) isAttached() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attached
+}
+
+// fakeTarget is one busy CPU with map probes and, if mutex is set, mutex
+// probes. Its CPU-clock samples come 1000 a second; factor times each
+// hit's 1ms is kernel time (the real cost of a hit against the calibrated
+// 1ms), and kernel is its own kernel share besides.
+type fakeTarget struct {
+	maps   fakeGroup
+	mutex  *fakeGroup
+	t0     time.Time
+	factor float64
+	kernel float64
+	budget float64
+	run    time.Duration
+}
+
+func (f *fakeTarget) config() Config {
+	if f.budget == 0 {
+		f.budget = 0.1
 	}
-	g := New(cfg)
+	if f.maps.every == 0 {
+		f.maps.every = time.Millisecond
+	}
+	cfg := Config{
+		Budget:  f.budget,
+		HitCost: time.Millisecond,
+		Period:  200 * time.Millisecond,
+		Maps:    f.maps.group(),
+		CPU:     func() (time.Duration, error) { return time.Since(f.t0), nil },
+	}
+	if f.mutex != nil {
+		cfg.Mutex = f.mutex.group()
+	}
+	if f.factor > 0 {
+		cfg.Hz = 1000
+		cfg.Samples = func() (uint64, uint64, error) {
+			all := uint64(time.Since(f.t0) / time.Millisecond)
+			hits := cfg.Maps.Hits()
+			if cfg.Mutex != nil {
+				hits += cfg.Mutex.Hits()
+			}
+			probe := f.factor * float64(hits)
+			return all, uint64(probe + f.kernel*(float64(all)-probe)), nil
+		}
+	}
+	return cfg
+}
+
+// start runs a governor for f.run (1s if zero) of 200ms periods.
+func (f *fakeTarget) start(t *testing.T) *Governor {
+	t.Helper()
+	f.t0 = time.Now()
+	g := New(f.config())
 	if err := g.Begin(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if f.run == 0 {
+		f.run = time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.run)
 	defer cancel()
 	if err := g.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f.attached {
+	if f.maps.isAttached() || f.mutex != nil && f.mutex.isAttached() {
 		t.Error("probes left attached")
 	}
+	return g
 }
 
 // TestRunCycles: each window must end once it has spent its allowance, hits
@@ -132,39 +204,153 @@ func (f *fakeTarget) run(t *testing.T) {
 // detached.
 func TestRunCycles(t *testing.T) {
 	for _, link := range []time.Duration{0, 5 * time.Millisecond} {
-		f := &fakeTarget{link: link}
-		f.run(t)
-		if f.attaches < 4 {
-			t.Errorf("link %v: %d windows in 1s of 200ms periods", link, f.attaches)
+		f := &fakeTarget{maps: fakeGroup{link: link}}
+		f.start(t)
+		if f.maps.attaches < 4 {
+			t.Errorf("link %v: %d windows in 1s of 200ms periods", link, f.maps.attaches)
 		}
 		// Budget 10% of one CPU for 200ms is 20ms of probe time: about 20
 		// hits a window (18 once the probes' own share is taken out of the
 		// rate), not 20 plus the 10 that fire while slow links attach and
 		// detach.
-		if perWindow := f.total / uint64(f.attaches); perWindow < 15 || perWindow > 25 {
+		if perWindow := f.maps.total / uint64(f.maps.attaches); perWindow < 15 || perWindow > 25 {
 			t.Errorf("link %v: %d hits a window, want about 20", link, perWindow)
 		}
 	}
 }
 
-// TestRunFixedFirst: the probes that stay attached spend the budget first.
-func TestRunFixedFirst(t *testing.T) {
+// TestRunMutexFirst: the mutex probes spend the budget first, and stay
+// attached while it holds them.
+func TestRunMutexFirst(t *testing.T) {
 	// They take 5% of the CPU (a 1ms hit every 20ms): of the 20ms a period
 	// allows, ~10ms is theirs, so the map windows after the first (which
-	// knows nothing yet) get about 7 hits (10% of the 85% left, less 10).
-	f := &fakeTarget{fixedEvery: 20 * time.Millisecond}
-	f.run(t)
-	if f.attaches < 4 {
-		t.Errorf("%d windows in 1s of 200ms periods", f.attaches)
+	// leaves them half, not knowing their cost yet) get about 7 hits (10%
+	// of the 85% left, less 10).
+	f := &fakeTarget{mutex: &fakeGroup{every: 20 * time.Millisecond}}
+	g := f.start(t)
+	if f.maps.attaches < 4 {
+		t.Errorf("%d windows in 1s of 200ms periods", f.maps.attaches)
 	}
-	if later := (f.total - 20) / uint64(f.attaches-1); later < 4 || later > 11 {
-		t.Errorf("%d hits in all, %d windows: %d a window after the first, want about 7", f.total, f.attaches, later)
+	if later := (f.maps.total - 10) / uint64(f.maps.attaches-1); later < 4 || later > 11 {
+		t.Errorf("%d hits in all, %d windows: %d a window after the first, want about 7", f.maps.total, f.maps.attaches, later)
 	}
+	if f.mutex.attaches != 1 || g.MutexScaled() || g.MutexShare(0) != 1 {
+		t.Errorf("mutex probes within the budget: attached %d times, scaled %v, share %v; want 1, false, 1",
+			f.mutex.attaches, g.MutexScaled(), g.MutexShare(0))
+	}
+}
 
-	// They take 20%, twice the budget: no window after the first.
-	f = &fakeTarget{fixedEvery: 5 * time.Millisecond}
-	f.run(t)
-	if f.attaches != 1 {
-		t.Errorf("%d windows with the budget spent by the probes that stay attached, want 1 (Begin's)", f.attaches)
+// TestRunMutexDutyCycled: mutex probes that alone cost more than the
+// budget are attached in windows that end when the period's allowance is
+// spent, leave nothing to the map probes, and their share is told.
+func TestRunMutexDutyCycled(t *testing.T) {
+	// 20% of the CPU, twice the budget: each 200ms period allows 20ms,
+	// 20 hits, which they spend in ~100ms.
+	f := &fakeTarget{mutex: &fakeGroup{every: 5 * time.Millisecond}, run: 1200 * time.Millisecond}
+	g := f.start(t)
+	if f.maps.attaches != 1 {
+		t.Errorf("%d map windows with the budget spent by the mutex probes, want 1 (Begin's)", f.maps.attaches)
+	}
+	if f.mutex.attaches < 4 {
+		t.Errorf("mutex probes attached %d times in 6 periods, want one window a period", f.mutex.attaches)
+	}
+	if !g.MutexScaled() {
+		t.Error("mutex probes cut, but not scaled")
+	}
+	share := float64(f.mutex.on) / float64(f.run)
+	if s := g.MutexShare(0); s < share-0.1 || s > share+0.1 || s > 0.75 || s < 0.2 {
+		t.Errorf("mutex share %.2f, attached %.2f of the time; want about half", s, share)
+	}
+	// The probes' time over the trace stays near the budget: 10% of 1.2s.
+	if spent := time.Duration(f.mutex.total+f.maps.total) * time.Millisecond; spent > 160*time.Millisecond {
+		t.Errorf("probes spent %v in 1.2s at a 10%% budget", spent)
+	}
+}
+
+// TestRunBurst: a target idle under the probes that starts heavy probed
+// work is cut within one window, mutex probes or map probes, and its
+// later periods stay within their allowance.
+func TestRunBurst(t *testing.T) {
+	for _, which := range []string{"maps", "mutex"} {
+		t.Run(which, func(t *testing.T) {
+			f := &fakeTarget{mutex: &fakeGroup{every: time.Hour}, run: 1300 * time.Millisecond}
+			burst := time.Now().Add(450 * time.Millisecond)
+			hot := &f.maps
+			if which == "mutex" {
+				hot = f.mutex
+			}
+			hot.every, hot.burst = time.Millisecond, burst // all the CPU in probes, as a map loop's
+			g := f.start(t)
+			// After the burst: ~850ms at 10%, 85ms; the first cut at most
+			// a 20ms allowance and a poll late. Without a cut it would be
+			// 850 hits.
+			spent := time.Duration(hot.total) * time.Millisecond
+			if spent > 200*time.Millisecond {
+				t.Errorf("%d hits (%v of probe time) in 850ms of burst at a 10%% budget", hot.total, spent)
+			}
+			if which == "mutex" && !g.MutexScaled() {
+				t.Error("mutex probes not cut")
+			}
+		})
+	}
+}
+
+// TestFactor: when a hit costs the target more kernel time than the
+// calibration says, the measured factor rises to it and the windows
+// shrink with it.
+func TestFactor(t *testing.T) {
+	base := &fakeTarget{factor: 1, run: 1500 * time.Millisecond}
+	g1 := base.start(t)
+	dear := &fakeTarget{factor: 2.5, kernel: 0.1, run: 1500 * time.Millisecond}
+	g2 := dear.start(t)
+	if f := g1.Factor(); f > 1.3 {
+		t.Errorf("factor %.2f where hits cost what was calibrated", f)
+	}
+	if f := g2.Factor(); f < 1.8 || f > 3 {
+		t.Errorf("factor %.2f where hits cost 2.5× the calibration", f)
+	}
+	if dear.maps.total*13/10 > base.maps.total {
+		t.Errorf("%d hits at 2.5× the cost, %d at 1×: the windows did not shrink", dear.maps.total, base.maps.total)
+	}
+}
+
+// TestChargeOwn: maptrace's own CPU time counts only beyond the machine's
+// idle time, and then for the target's share of the work it displaced.
+func TestChargeOwn(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name                    string
+		own, idle, busy, target time.Duration
+		want                    time.Duration
+	}{
+		{"idle CPU to spare", 10 * ms, 500 * ms, 1500 * ms, 500 * ms, 0},
+		{"busy machine, the target half of it", 10 * ms, 0, 2000 * ms, 995 * ms, 5 * ms},
+		{"busy machine, all the target", 10 * ms, 0, 2000 * ms, 1990 * ms, 10 * ms},
+		{"some idle", 10 * ms, 4 * ms, 2000 * ms, 1990 * ms, 6 * ms},
+	} {
+		g := New(Config{Budget: 0.05, HitCost: ms})
+		if got := g.chargeOwn(tc.own, tc.idle, tc.busy, tc.target); got < tc.want-ms/100 || got > tc.want+ms/100 {
+			t.Errorf("%s: charged %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestMutexShare: a wait counts only within one window, so a long wait is
+// seen in less of the time than a short one.
+func TestMutexShare(t *testing.T) {
+	g := New(Config{Budget: 0.05, HitCost: time.Millisecond})
+	g.begun = time.Now().Add(-time.Second)
+	g.ended = time.Now()
+	g.mutexCut = true
+	// Two windows of 100ms, the second's wake-up probes staying 20ms
+	// longer.
+	g.mutexWins = []window{{span: 100 * time.Millisecond}, {span: 100 * time.Millisecond, tail: 20 * time.Millisecond}}
+	for _, tc := range []struct {
+		d    time.Duration
+		want float64
+	}{{0, 0.2}, {10 * time.Millisecond, 0.19}, {30 * time.Millisecond, 0.16}, {100 * time.Millisecond, 0.02}, {time.Second, 0}} {
+		if got := g.MutexShare(tc.d); got < tc.want-0.005 || got > tc.want+0.005 {
+			t.Errorf("share for %v waits: %.3f, want %.3f", tc.d, got, tc.want)
+		}
 	}
 }

@@ -143,6 +143,7 @@ func PlanMaps(bin *symbols.Binary, objs *bpf.MapsObjects) (maps, fatal *Plan, er
 	if len(absent) > 0 {
 		maps.Missing = append(maps.Missing, "map functions not linked into this binary (unused by it): "+strings.Join(absent, ", "))
 	}
+	fatal.Base = len(maps.Names) // the same hit counters: the ones after the map probes'
 	for _, name := range fatalFuncs {
 		s, err := FuncSites(bin, name)
 		if err != nil {

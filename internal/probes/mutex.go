@@ -52,15 +52,19 @@ var wakeup = probeGroup{"mutex wake-ups", []string{"runtime.semrelease1"}, 0, 19
 // Plan is the probes of one BPF collection.
 type Plan struct {
 	Probes []Probe
-	// Names maps a hit counter's index to the probed function.
+	// Names maps a hit counter's index, less Base, to the probed function.
 	Names []string
+	// Base is the index of Names[0]'s hit counter: plans that share a
+	// collection's counters (the map and fatal-error probes) must not
+	// share counters.
+	Base int
 	// Missing says what could not be probed in this binary, and why.
 	Missing []string
 }
 
 // add places prog at fn's entry, with its own hit counter.
 func (p *Plan) add(fn string, s Sites, prog *ebpf.Program, value uint8) {
-	p.Probes = append(p.Probes, entryProbe(fn, s, prog, len(p.Names), value))
+	p.Probes = append(p.Probes, entryProbe(fn, s, prog, p.Base+len(p.Names), value))
 	p.Names = append(p.Names, fn)
 }
 
@@ -123,14 +127,18 @@ func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 			return nil, err
 		}
 	}
-	p.Probes = append(p.Probes, Probe{Func: park.names[0], Offset: at, Prog: objs.SemaPark, Cookie: Cookie(len(p.Names), 0)})
+	parkProbe := Probe{Func: park.names[0], Offset: at, Prog: objs.SemaPark, Cookie: Cookie(p.Base+len(p.Names), 0)}
 	p.Names = append(p.Names, park.names[0]+" → runtime.gopark")
 
-	idx := len(p.Names)
+	// The wake-up probes first and the park probe last: attached in this
+	// order, every park noted has its wake-up probed, and detached in the
+	// reverse (Links.CloseReverse) the parks noted last still end in view.
+	idx := p.Base + len(p.Names)
 	for _, c := range ready {
 		p.Probes = append(p.Probes, Probe{Func: wakeup.names[0], Offset: c.At, Prog: objs.SemaReady, Cookie: Cookie(idx, 0)})
 	}
 	p.Names = append(p.Names, wakeup.names[0]+" → runtime.readyWithTime")
+	p.Probes = append(p.Probes, parkProbe)
 	return p, nil
 }
 

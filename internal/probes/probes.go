@@ -5,6 +5,7 @@ package probes
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
@@ -133,6 +134,23 @@ func (ls *Links) Close() error {
 	}
 	ls.links = nil
 	return errors.Join(errs...)
+}
+
+// CloseReverse detaches every probe, in the reverse order of attaching,
+// and says how long detaching the last attached link took: the time the
+// others stayed attached after it began.
+func (ls *Links) CloseReverse() (time.Duration, error) {
+	var errs []error
+	var first time.Duration
+	for i := len(ls.links) - 1; i >= 0; i-- {
+		start := time.Now()
+		errs = append(errs, ls.links[i].Close())
+		if i == len(ls.links)-1 {
+			first = time.Since(start)
+		}
+	}
+	ls.links = nil
+	return first, errors.Join(errs...)
 }
 
 // Count is the number of links held.

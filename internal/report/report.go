@@ -100,11 +100,28 @@ type Overhead struct {
 	MapCountsLowerBound bool `json:"map_counts_lower_bound"`
 	// HitCostNS is the calibrated cost of one probe hit.
 	HitCostNS float64 `json:"hit_cost_ns"`
-	// Ratio is the estimated share of the target's time spent in probes.
+	// HitCostFactor is a hit's cost measured in the target (its extra
+	// kernel-mode CPU samples while probes were attached) over HitCostNS,
+	// at least 1; 0 in reports from before it was measured.
+	HitCostFactor float64 `json:"hit_cost_factor,omitempty"`
+	// OwnCPUSeconds is maptrace's own CPU time while tracing, and
+	// OwnChargedSeconds the part of it counted in EstCostSeconds: what the
+	// machine's idle CPU time could not cover, in the target's share.
+	OwnCPUSeconds     float64 `json:"own_cpu_seconds,omitempty"`
+	OwnChargedSeconds float64 `json:"own_charged_seconds,omitempty"`
+	// Ratio is the estimated share of the target's time spent in probes
+	// and in maptrace's charged CPU time: EstCostSeconds over the
+	// target's CPU time.
 	Ratio float64 `json:"ratio"`
 	// MutexRatio is the part of Ratio spent in the mutex probes, which
-	// stay attached: the budget limits the map probes only.
+	// spend the budget first.
 	MutexRatio float64 `json:"mutex_ratio"`
+	// MutexCountsScaled says the mutex probes alone cost more than the
+	// budget and were duty-cycled: mutex counts and wait times are
+	// estimates, scaled up from the waits seen in their windows, attached
+	// MutexSamplingFraction of the time (1 when always attached).
+	MutexCountsScaled     bool    `json:"mutex_counts_scaled,omitempty"`
+	MutexSamplingFraction float64 `json:"mutex_sampling_fraction,omitempty"`
 	// Budget is --overhead as a share of the target's time (0.05 for 5%).
 	Budget float64 `json:"budget"`
 	// LostEvents counts what the probes could not record: stacks that could

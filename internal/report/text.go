@@ -60,6 +60,10 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 			Duration(uint64(r.CPU.Seconds*1e9)), r.CPU.Seconds/max(r.Window.Seconds, 1e-9),
 			Duration(uint64(r.CPU.MapSeconds*1e9)), 100*r.CPU.MapSeconds/r.CPU.Seconds)
 	}
+	if r.Overhead.MutexCountsScaled {
+		fmt.Fprintf(b, "mutexes: counts and waits scaled from the %.1f%% of the time the mutex probes were attached (their cost exceeded the budget)\n",
+			100*r.Overhead.MutexSamplingFraction)
+	}
 	if r.Overhead.MapSamplingFraction < 1 {
 		fmt.Fprintf(b, "maps: counts scaled from the %.1f%% of operations probed", 100*r.Overhead.MapSamplingFraction)
 		if r.Overhead.MapCountsLowerBound {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/maptrace/maptrace/bpf"
@@ -39,7 +40,8 @@ type Options struct {
 	Mutex    bool
 	Maps     bool
 	// Overhead is the budget, in percent of the target's CPU time, for the
-	// map probes; 100 or more probes every map operation.
+	// probes (DefaultOverhead if 0); 100 or more probes every map operation
+	// and keeps the mutex probes attached whatever they cost.
 	Overhead float64
 	// Keys is how map keys are shown: collector.KeysRaw, KeysHash or KeysNone.
 	Keys string
@@ -48,6 +50,9 @@ type Options struct {
 	// Attached, if set, is called once the probes are in place.
 	Attached func()
 }
+
+// DefaultOverhead is the budget when Options.Overhead is 0, as --overhead's.
+const DefaultOverhead = 5
 
 // largeBinary is the executable size from which attaching says what it is
 // doing, because reading its tables takes a noticeable moment.
@@ -70,8 +75,10 @@ type session struct {
 	fatalPlan  *probes.Plan
 	gov        *governor.Governor
 	links      []*probes.Links
-	mapLinksMu sync.Mutex
+	linksMu    sync.Mutex // the governed links
 	mapLinks   *probes.Links
+	mutexLinks *probes.Links
+	mutexTail  time.Duration // see lastMutexTail
 
 	start0    time.Time
 	stopGov   context.CancelFunc
@@ -118,6 +125,9 @@ func Start(opts Options) (*Session, error) {
 	}
 	if opts.Keys == "" {
 		opts.Keys = collector.KeysRaw
+	}
+	if opts.Overhead <= 0 {
+		opts.Overhead = DefaultOverhead
 	}
 	s := &session{opts: opts, hasher: collector.NewKeyHasher()}
 	if err := s.open(); err != nil {
@@ -223,9 +233,6 @@ func (s *session) attach() error {
 			return err
 		}
 		s.r.Missing = append(s.r.Missing, s.mutexPlan.Missing...)
-		if err := s.attachAlways("mutex", s.mutexPlan); err != nil {
-			return err
-		}
 	}
 	if s.opts.Maps {
 		keys := s.opts.Keys != collector.KeysNone
@@ -243,30 +250,97 @@ func (s *session) attach() error {
 		if err := s.attachAlways("fatal-error", s.fatalPlan); err != nil {
 			return err
 		}
-		s.gov = governor.New(governor.Config{
-			Budget:  s.opts.Overhead / 100,
-			HitCost: s.hitCost,
-			Attach:  s.attachMaps,
-			Detach:  s.detachMaps,
-			Hits:    func() uint64 { return sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) },
-			Fixed:   s.fixedHits,
-			CPU:     s.proc.CPUTime,
-		})
 	}
+	s.newGovernor()
 	for _, m := range s.r.Missing {
 		fmt.Fprintf(s.opts.Log, "maptrace: note: %s\n", m)
 	}
 	return nil
 }
 
-// fixedHits counts the hits of the probes that stay attached: the mutex
-// probes and the fatal-error probe.
-func (s *session) fixedHits() uint64 {
-	n := sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
-	if s.mutexObjs != nil {
-		n += sum(collector.Hits(s.mutexObjs.Hits, s.mutexPlan))
+// newGovernor sets up the governor of the mutex and map probes, which
+// Begin attaches.
+func (s *session) newGovernor() {
+	cfg := governor.Config{
+		Budget:  s.opts.Overhead / 100,
+		HitCost: s.hitCost,
+		CPU:     s.proc.CPUTime,
+		Hz:      cpuprof.Hz,
+		Samples: func() (uint64, uint64, error) {
+			if s.sampler == nil {
+				return 0, 0, errors.New("no CPU sampling")
+			}
+			return s.sampler.Counts()
+		},
+		Own:     ownCPU,
+		Machine: machineCPU,
 	}
-	return n
+	if s.mutexObjs != nil && len(s.mutexPlan.Probes) > 0 {
+		cfg.Mutex = &governor.Group{Attach: s.attachMutex, Detach: s.detachMutex, Tail: s.lastMutexTail,
+			Hits: collector.NewHitSum(s.mutexObjs.Hits, s.mutexPlan).Sum}
+	}
+	if s.mapObjs != nil {
+		cfg.Maps = &governor.Group{Attach: s.attachMaps, Detach: s.detachMaps,
+			Hits: collector.NewHitSum(s.mapObjs.Hits, s.mapPlan).Sum}
+		cfg.Fixed = collector.NewHitSum(s.mapObjs.Hits, s.fatalPlan).Sum
+	}
+	if cfg.Mutex != nil || cfg.Maps != nil {
+		s.gov = governor.New(cfg)
+	}
+}
+
+// attachMutex attaches the mutex probes for a window. The parks noted in
+// an earlier window go first: a goroutine parked then and woken now would
+// be timed across the gap, and one whose wake-up fell in the gap would be
+// matched with a later one's.
+func (s *session) attachMutex() error {
+	if err := clearInflight(s.mutexObjs.Inflight); err != nil {
+		return fmt.Errorf("pid %d: clear mutex parks: %w", s.opts.PID, err)
+	}
+	l, err := probes.Attach(s.proc.ExeLink, s.opts.PID, s.multi, s.mutexPlan.Probes)
+	if err != nil {
+		return fmt.Errorf("pid %d: attach mutex probes: %w", s.opts.PID, err)
+	}
+	s.linksMu.Lock()
+	s.mutexLinks = l
+	s.linksMu.Unlock()
+	return nil
+}
+
+// detachMutex detaches the park probe first: a wait that began before it
+// may still end while the wake-up probes are detached after it.
+func (s *session) detachMutex() {
+	s.linksMu.Lock()
+	defer s.linksMu.Unlock()
+	if s.mutexLinks != nil {
+		s.mutexTail, _ = s.mutexLinks.CloseReverse()
+		s.mutexLinks = nil
+	}
+}
+
+// lastMutexTail is how long the wake-up probes outlasted the park probe in
+// the last detach.
+func (s *session) lastMutexTail() time.Duration {
+	s.linksMu.Lock()
+	defer s.linksMu.Unlock()
+	return s.mutexTail
+}
+
+// clearInflight deletes every noted park (keyed by goroutine).
+func clearInflight(m *ebpf.Map) error {
+	var keys []uint64
+	var k uint64
+	var prev any
+	for m.NextKey(prev, &k) == nil {
+		keys = append(keys, k)
+		prev = k
+	}
+	for _, k := range keys {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *session) attachAlways(what string, p *probes.Plan) error {
@@ -286,15 +360,15 @@ func (s *session) attachMaps() error {
 	if err != nil {
 		return fmt.Errorf("pid %d: attach map probes: %w", s.opts.PID, err)
 	}
-	s.mapLinksMu.Lock()
+	s.linksMu.Lock()
 	s.mapLinks = l
-	s.mapLinksMu.Unlock()
+	s.linksMu.Unlock()
 	return nil
 }
 
 func (s *session) detachMaps() {
-	s.mapLinksMu.Lock()
-	defer s.mapLinksMu.Unlock()
+	s.linksMu.Lock()
+	defer s.linksMu.Unlock()
 	if s.mapLinks != nil {
 		s.mapLinks.Close()
 		s.mapLinks = nil
@@ -387,8 +461,14 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	var errs []error
 	var mutexHits uint64
 	var mapCallers []map[uint64]uint64
+	r.Overhead.MutexSamplingFraction = 1
 	if s.mutexObjs != nil {
 		c := &collector.Mutexes{Maps: &s.mutexObjs.MutexMaps, Plan: s.mutexPlan, Sym: s.sym}
+		if s.gov != nil && s.gov.MutexScaled() {
+			c.Share = s.gov.MutexShare
+			r.Overhead.MutexSamplingFraction = s.gov.MutexShare(0)
+			r.Overhead.MutexCountsScaled = true
+		}
 		ms, gs, err := c.Collect()
 		errs = append(errs, err)
 		r.Mutexes, r.Goroutines = ms, gs
@@ -430,13 +510,25 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 			collector.AttributeCPU(r.Maps, mapCallers, res, s.sym)
 		}
 	}
-	cost := time.Duration(r.Overhead.ProbeHits) * s.hitCost
+	// The estimate: every hit at the cost measured in the target, and
+	// maptrace's own CPU time where it competed with the target.
+	hitCost, factor := s.hitCost, 1.0
+	var own, charged time.Duration
+	if s.gov != nil {
+		factor = s.gov.Factor()
+		hitCost = s.gov.HitCost()
+		own, charged = s.gov.Own()
+	}
+	cost := time.Duration(r.Overhead.ProbeHits)*hitCost + charged
 	r.Overhead.Budget = s.opts.Overhead / 100
 	r.Overhead.HitCostNS = float64(s.hitCost.Nanoseconds())
+	r.Overhead.HitCostFactor = factor
+	r.Overhead.OwnCPUSeconds = own.Seconds()
+	r.Overhead.OwnChargedSeconds = charged.Seconds()
 	r.Overhead.EstCostSeconds = cost.Seconds()
 	if used := s.cpu.used(); used > 0 {
 		r.Overhead.Ratio = cost.Seconds() / used.Seconds()
-		r.Overhead.MutexRatio = (time.Duration(mutexHits) * s.hitCost).Seconds() / used.Seconds()
+		r.Overhead.MutexRatio = (time.Duration(mutexHits) * hitCost).Seconds() / used.Seconds()
 	}
 	r.Findings = findings.Analyze(&r)
 	return &r, errors.Join(errs...)
@@ -547,6 +639,7 @@ func (s *session) detach() {
 		s.sampler.Stop() // the counts stay readable for the final report
 	}
 	s.detachMaps()
+	s.detachMutex()
 	for _, l := range s.links {
 		l.Close()
 	}

@@ -28,7 +28,10 @@ func traceRun(t *testing.T, p *testtarget.Proc, ms int) (*report.Report, float64
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, err := trace.Run(ctx, trace.Options{PID: p.PID(), Mutex: true, Log: os.Stderr, Attached: func() { close(attached) }})
+		// The largest budget: these tests check what the probes see, and
+		// the mutex probes stay attached unless a hit costs ~10× this
+		// machine's (TestMutexDutyCycled checks them duty-cycled).
+		r, err := trace.Run(ctx, trace.Options{PID: p.PID(), Mutex: true, Overhead: 25, Log: os.Stderr, Attached: func() { close(attached) }})
 		done <- result{r, err}
 	}()
 	select {
@@ -175,9 +178,14 @@ func checkContention(t *testing.T, bin string, named bool) {
 	got := float64(total) / 1e9
 	if truth >= 0 {
 		ratio := got / truth
-		t.Logf("%s: maptrace %.4fs, runtime/metrics %.4fs, ratio %.3f", r.Target.GoVersion, got, truth, ratio)
-		if math.Abs(ratio-1) > 0.15 {
-			t.Errorf("total wait %.4fs vs runtime's %.4fs: ratio %.3f, want within 15%%", got, truth, ratio)
+		tol := 0.15
+		if r.Overhead.MutexCountsScaled { // a slow machine: scaled from windows, as TestMutexDutyCycled allows
+			tol = 0.35
+		}
+		t.Logf("%s: maptrace %.4fs, runtime/metrics %.4fs, ratio %.3f (mutex probes attached %.0f%% of the time)",
+			r.Target.GoVersion, got, truth, ratio, 100*r.Overhead.MutexSamplingFraction)
+		if math.Abs(ratio-1) > tol {
+			t.Errorf("total wait %.4fs vs runtime's %.4fs: ratio %.3f, want within %.0f%%", got, truth, ratio, 100*tol)
 		}
 	}
 	// Detached, the target runs on.
