@@ -212,16 +212,17 @@ type BudgetRow struct {
 	Factor   Dist // report overhead.hit_cost_factor
 	Mutex    Dist // report overhead.mutex_sampling_fraction (1 in reports without it)
 	Loss     Dist // 1 - traced/untraced throughput, round by round
+	Kernel   Dist // the target's extra kernel share traced (TracedRuns.Kernel)
 }
 
 // budgetRows are the traced runs of sections 2 and 3 that had a budget.
 func budgetRows(slow []*Slowdown, n *Nats) []BudgetRow {
 	var rows []BudgetRow
-	add := func(name string, ratios Dist, rs []*TraceResult) {
+	add := func(name string, ratios, kernel Dist, rs []*TraceResult) {
 		if len(rs) == 0 || rs[0].Report.Overhead.Budget >= 1 || rs[0].Report.Overhead.Budget <= 0 {
 			return
 		}
-		row := BudgetRow{Name: name, Budget: rs[0].Report.Overhead.Budget}
+		row := BudgetRow{Name: name, Budget: rs[0].Report.Overhead.Budget, Kernel: kernel}
 		for i, r := range rs {
 			o := r.Report.Overhead
 			row.Estimate.Add(o.Ratio)
@@ -242,12 +243,12 @@ func budgetRows(slow []*Slowdown, n *Nats) []BudgetRow {
 	}
 	for _, s := range slow {
 		for _, tr := range s.Traced {
-			add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.Results)
+			add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.Kernel, tr.Results)
 		}
 	}
 	if n != nil {
 		for _, m := range n.Modes {
-			add("nats-server, "+m.Mode.Name, m.Ratio, m.Results)
+			add("nats-server, "+m.Mode.Name, m.Ratio, m.Kernel, m.Results)
 		}
 	}
 	return rows
@@ -263,9 +264,9 @@ func renderBudget(p printer, rows []BudgetRow) {
 		p("Not measured (see the failures above).\n\n")
 		return
 	}
-	p("The traced runs of sections 2 and 3 that had a budget (`--overhead`): the budget, the report's estimate of what the tracing cost the target (`overhead.ratio`: probe hits at the cost measured in the target, plus maptrace's own CPU time where it competed with the target, over the target's CPU time), the part of the estimate that is maptrace's own CPU time (`own_charged_seconds` over the target's CPU time), the measured cost of a hit over the calibrated one (`hit_cost_factor`), the share of the time the mutex probes were attached (`mutex_sampling_fraction`), and the loss measured: 1 − traced/untraced throughput, round by round. ")
-	p("Medians over the rounds (the loss also min and max): a round's loss is one throughput against another measured seconds apart, noisy on a shared machine. The goals: the median loss at most the budget, and the median estimate within ±%.0f%% of the median loss.\n\n", 100*estimateBand)
-	p("| traced run | budget | estimate | of which maptrace's CPU | hit cost factor | mutex probes attached | measured loss, min | median | max | loss ≤ budget | estimate ÷ loss |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("The traced runs of sections 2 and 3 that had a budget (`--overhead`): the budget, the report's estimate of what the tracing cost the target (`overhead.ratio`: probe hits at the cost measured in the target, plus maptrace's own CPU time where it competed with the target, over the target's CPU time), the part of the estimate that is maptrace's own CPU time (`own_charged_seconds` over the target's CPU time), the measured cost of a hit over the calibrated one (`hit_cost_factor`), the share of the time the mutex probes were attached (`mutex_sampling_fraction`), the loss measured: 1 − traced/untraced throughput, round by round, and the probes' share of the target's CPU measured apart from maptrace: the target's kernel-mode share of its CPU time traced less untraced (/proc/PID/stat; a probe hit is kernel time of the thread that hits it). ")
+	p("Medians over the rounds (the loss also min and max): a round's loss is one throughput against another measured seconds apart, noisy on a shared machine; the kernel share is a ratio within each run, which a busy machine disturbs far less. The goals: the median loss at most the budget, and the median estimate within ±%.0f%% of the median loss.\n\n", 100*estimateBand)
+	p("| traced run | budget | estimate | of which maptrace's CPU | hit cost factor | mutex probes attached | target's extra kernel share | measured loss, min | median | max | loss ≤ budget | estimate ÷ loss |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		loss, est := r.Loss.Median(), r.Estimate.Median()
 		ok := "yes"
@@ -279,8 +280,9 @@ func renderBudget(p printer, rows []BudgetRow) {
 				within = "**" + within + "**"
 			}
 		}
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, pct(100*r.Budget), pct(100*est), pct(100*r.Own.Median()),
-			fmt.Sprintf("%.2f", r.Factor.Median()), pct(100*r.Mutex.Median()), cells(r.Loss, func(v float64) string { return pct(100 * v) }), ok, within)
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, pct(100*r.Budget), pct(100*est), pct(100*r.Own.Median()),
+			fmt.Sprintf("%.2f", r.Factor.Median()), pct(100*r.Mutex.Median()), pct(100*r.Kernel.Median()),
+			cells(r.Loss, func(v float64) string { return pct(100 * v) }), ok, within)
 	}
 	p("\n")
 }

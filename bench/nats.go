@@ -36,6 +36,7 @@ type NatsMode struct {
 	Mode    TraceMode
 	Traced  Dist // messages delivered per second
 	Ratio   Dist // traced / the untraced run just before it
+	Kernel  Dist // nats-server's kernel share traced less untraced (TracedRuns.Kernel)
 	Results []*TraceResult
 }
 
@@ -118,13 +119,20 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 	for round := 0; round < cfg.N; round++ {
 		for i := range n.Modes {
 			nm := &n.Modes[i]
-			u, err := load(cfg.NatsSeconds)
+			var u, v float64
+			uk, err := kernelShare(pid, func() (err error) {
+				u, err = load(cfg.NatsSeconds)
+				return err
+			})
 			if err != nil {
 				return nil, err
 			}
-			var v float64
+			var k float64
 			res, err := traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, func() (err error) {
-				v, err = load(cfg.NatsSeconds)
+				k, err = kernelShare(pid, func() (err error) {
+					v, err = load(cfg.NatsSeconds)
+					return err
+				})
 				return err
 			})
 			if err != nil {
@@ -133,6 +141,7 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 			n.Untraced.Add(u)
 			nm.Traced.Add(v)
 			nm.Ratio.Add(v / u)
+			nm.Kernel.Add(k - uk)
 			nm.Results = append(nm.Results, res)
 			logf("nats round %d/%d, %s: %.0f msgs/s untraced, %.0f traced (%.3f), attach %v",
 				round+1, cfg.N, nm.Mode.Name, u, v, v/u, res.Attach.Round(time.Millisecond))

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -124,4 +126,51 @@ func (p *Proc) Close() {
 	p.in.Close()
 	p.cmd.Process.Kill()
 	p.cmd.Wait()
+}
+
+// cpuSplit is a process's user and system CPU time so far, from
+// /proc/PID/stat (in USER_HZ ticks, 100 a second).
+func cpuSplit(pid int) (user, system time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	s := string(b)
+	i := strings.LastIndex(s, ")")
+	if i < 0 || i+2 > len(s) {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	k, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	const tick = time.Second / 100
+	return time.Duration(u) * tick, time.Duration(k) * tick, nil
+}
+
+// kernelShare measures the share of a process's CPU time spent in kernel
+// mode while work runs: a probe hit is kernel time of the thread that hit
+// it, so a traced run's share above an untraced run's is what the probes
+// took, measured apart from maptrace and from how busy the machine is.
+func kernelShare(pid int, work func() error) (float64, error) {
+	u0, k0, err := cpuSplit(pid)
+	if err != nil {
+		return 0, err
+	}
+	if err := work(); err != nil {
+		return 0, err
+	}
+	u1, k1, err := cpuSplit(pid)
+	if err != nil {
+		return 0, err
+	}
+	if u1-u0+k1-k0 <= 0 {
+		return math.NaN(), nil
+	}
+	return float64(k1-k0) / float64(u1-u0+k1-k0), nil
 }

@@ -68,7 +68,10 @@ type TracedRuns struct {
 	Mode       TraceMode
 	Throughput Dist
 	Ratio      Dist // traced / untraced, round by round
-	Results    []*TraceResult
+	// Kernel is the target's kernel-mode share of its CPU time traced,
+	// less untraced, round by round: the probes' share of it.
+	Kernel  Dist
+	Results []*TraceResult
 }
 
 func workloads(b *Binaries, before, version string) []Workload {
@@ -119,6 +122,14 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		}
 		return n / elapsed.Seconds(), nil
 	}
+	var kernel float64 // the untraced run's kernel share
+	rateKernel := func(p *Proc) (v, k float64, err error) {
+		k, err = kernelShare(p.PID(), func() (err error) {
+			v, err = rate(p)
+			return err
+		})
+		return v, k, err
+	}
 	// Warm up both: page faults, the first goroutine stacks.
 	for _, p := range []*Proc{plain, race} {
 		if _, _, err := p.Count(w.Verb, 100); err != nil {
@@ -126,16 +137,17 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		}
 	}
 	for round := 0; round < cfg.N; round++ {
-		u, err := rate(plain)
+		u, uk, err := rateKernel(plain)
 		if err != nil {
 			return nil, err
 		}
 		s.Untraced.Add(u)
+		kernel = uk
 		for i := range s.Traced {
 			tr := &s.Traced[i]
-			var v float64
+			var v, k float64
 			res, err := traceDuring(tr.Mode.bin(bins.Maptrace), cfg.Tmp, plain.PID(), tr.Mode.Args, func() (err error) {
-				v, err = rate(plain)
+				v, k, err = rateKernel(plain)
 				return err
 			})
 			if err != nil {
@@ -143,6 +155,7 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 			}
 			tr.Throughput.Add(v)
 			tr.Ratio.Add(v / u)
+			tr.Kernel.Add(k - kernel)
 			tr.Results = append(tr.Results, res)
 		}
 		r, err := rate(race)
