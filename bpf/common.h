@@ -108,6 +108,49 @@ static __always_inline void count(void *map, u32 idx)
 		__sync_fetch_and_add(v, 1);
 }
 
+// What a program costs in the target it probes, sampled: one run in
+// PROG_TIME_EVERY on each CPU is timed, into its program's slot. maptrace
+// charges each probe its trap (calibrated) plus its program's time here, not
+// one program's cost for all: a mutex probe that walks a deep stack costs
+// several times a map probe, and a map probe's tables miss the cache in a
+// busy target as they never do in a calibration loop.
+#define PROG_TIME_EVERY 16
+#define PROG_TIME_SLOTS 4
+
+struct prog_time {
+	u64 seen; // runs on this CPU, timed or not (a lost count is harmless)
+	u64 runs; // timed runs
+	u64 ns;   // their time
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct prog_time);
+	__uint(max_entries, PROG_TIME_SLOTS);
+} prog_time SEC(".maps");
+
+// time_start returns the start of a run to time, or 0 for one not timed.
+static __always_inline u64 time_start(u32 slot)
+{
+	struct prog_time *t = bpf_map_lookup_elem(&prog_time, &slot);
+	if (!t || (t->seen++ % PROG_TIME_EVERY) != 0)
+		return 0;
+	return bpf_ktime_get_ns();
+}
+
+static __always_inline void time_end(u32 slot, u64 start)
+{
+	if (!start)
+		return;
+	u64 ns = bpf_ktime_get_ns() - start;
+	struct prog_time *t = bpf_map_lookup_elem(&prog_time, &slot);
+	if (t) { // atomically, as the error counters: a preempted run may share the CPU
+		__sync_fetch_and_add(&t->runs, 1);
+		__sync_fetch_and_add(&t->ns, ns);
+	}
+}
+
 // lookup_or_init returns key's value in a hash map, inserting a copy of init
 // first if the key is new; 0, counted as STAT_AGG_FULL, when the map is full.
 // LRU maps never need it: an insert into a full one evicts an entry instead.

@@ -26,6 +26,13 @@ type CpuFrames struct {
 	Pc [32]uint64
 }
 
+type CpuProgTime struct {
+	_    structs.HostLayout
+	Seen uint64
+	Runs uint64
+	Ns   uint64
+}
+
 type CpuSampleCount uint32
 
 const (
@@ -50,6 +57,7 @@ const (
 	CpuMapFramesScratch = "frames_scratch"
 	CpuMapHits          = "hits"
 	CpuMapMapCpuSites   = "map_cpu_sites"
+	CpuMapProgTime      = "prog_time"
 	CpuMapSamples       = "samples"
 	CpuMapStacks        = "stacks"
 	CpuMapStats         = "stats"
@@ -111,6 +119,7 @@ type CpuMapSpecs struct {
 	FramesScratch *ebpf.MapSpec `ebpf:"frames_scratch"`
 	Hits          *ebpf.MapSpec `ebpf:"hits"`
 	MapCpuSites   *ebpf.MapSpec `ebpf:"map_cpu_sites"`
+	ProgTime      *ebpf.MapSpec `ebpf:"prog_time"`
 	Samples       *ebpf.MapSpec `ebpf:"samples"`
 	Stacks        *ebpf.MapSpec `ebpf:"stacks"`
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
@@ -148,6 +157,7 @@ type CpuMaps struct {
 	FramesScratch *ebpf.Map `ebpf:"frames_scratch"`
 	Hits          *ebpf.Map `ebpf:"hits"`
 	MapCpuSites   *ebpf.Map `ebpf:"map_cpu_sites"`
+	ProgTime      *ebpf.Map `ebpf:"prog_time"`
 	Samples       *ebpf.Map `ebpf:"samples"`
 	Stacks        *ebpf.Map `ebpf:"stacks"`
 	Stats         *ebpf.Map `ebpf:"stats"`
@@ -158,6 +168,7 @@ func (m *CpuMaps) Close() error {
 		m.FramesScratch,
 		m.Hits,
 		m.MapCpuSites,
+		m.ProgTime,
 		m.Samples,
 		m.Stacks,
 		m.Stats,

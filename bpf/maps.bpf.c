@@ -484,8 +484,10 @@ static __always_inline void note_write(struct class_key *c, struct class_stat *s
 	ws->last = *w;
 }
 
-SEC("uprobe")
-int map_op(struct pt_regs *ctx)
+// prog_time's slot for map_op.
+#define PROG_TIME_MAP_OP 0
+
+static __always_inline int map_op_run(struct pt_regs *ctx)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
 	count(&hits, COOKIE_PROBE(cookie));
@@ -568,6 +570,15 @@ int map_op(struct pt_regs *ctx)
 	}
 	bump(&goroutine_keys, gkk); // an LRU: never full
 	return 0;
+}
+
+SEC("uprobe")
+int map_op(struct pt_regs *ctx)
+{
+	u64 start = time_start(PROG_TIME_MAP_OP);
+	int ret = map_op_run(ctx);
+	time_end(PROG_TIME_MAP_OP, start);
+	return ret;
 }
 
 // runtime.fatal / runtime.throw entry: the target is about to die. They never

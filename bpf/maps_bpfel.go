@@ -95,6 +95,13 @@ type MapsMapKey struct {
 	Pad   [3]uint8
 }
 
+type MapsProgTime struct {
+	_    structs.HostLayout
+	Seen uint64
+	Runs uint64
+	Ns   uint64
+}
+
 type MapsRaceKey struct {
 	_            structs.HostLayout
 	Map          uint64
@@ -157,6 +164,7 @@ const (
 	MapsMapKeysB          = "keys_b"
 	MapsMapLastOps        = "last_ops"
 	MapsMapMapClasses     = "map_classes"
+	MapsMapProgTime       = "prog_time"
 	MapsMapRaces          = "races"
 	MapsMapScratch        = "scratch"
 	MapsMapSites          = "sites"
@@ -235,6 +243,7 @@ type MapsMapSpecs struct {
 	KeysB         *ebpf.MapSpec `ebpf:"keys_b"`
 	LastOps       *ebpf.MapSpec `ebpf:"last_ops"`
 	MapClasses    *ebpf.MapSpec `ebpf:"map_classes"`
+	ProgTime      *ebpf.MapSpec `ebpf:"prog_time"`
 	Races         *ebpf.MapSpec `ebpf:"races"`
 	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 	Sites         *ebpf.MapSpec `ebpf:"sites"`
@@ -287,6 +296,7 @@ type MapsMaps struct {
 	KeysB         *ebpf.Map `ebpf:"keys_b"`
 	LastOps       *ebpf.Map `ebpf:"last_ops"`
 	MapClasses    *ebpf.Map `ebpf:"map_classes"`
+	ProgTime      *ebpf.Map `ebpf:"prog_time"`
 	Races         *ebpf.Map `ebpf:"races"`
 	Scratch       *ebpf.Map `ebpf:"scratch"`
 	Sites         *ebpf.Map `ebpf:"sites"`
@@ -307,6 +317,7 @@ func (m *MapsMaps) Close() error {
 		m.KeysB,
 		m.LastOps,
 		m.MapClasses,
+		m.ProgTime,
 		m.Races,
 		m.Scratch,
 		m.Sites,

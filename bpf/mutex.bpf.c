@@ -158,8 +158,11 @@ struct {
 // semacquire1's CALL of gopark: the goroutine queued on the semaphore and
 // parks. The semaphore, semacquire1's first argument, is in its spill slot
 // above the frame (the plan checks that semacquire1 spills it).
-SEC("uprobe")
-int sema_park(struct pt_regs *ctx)
+// prog_time's slots.
+#define PROG_TIME_PARK 0
+#define PROG_TIME_READY 1
+
+static __always_inline int sema_park_run(struct pt_regs *ctx)
 {
 	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
 
@@ -183,11 +186,19 @@ int sema_park(struct pt_regs *ctx)
 	return 0;
 }
 
+SEC("uprobe")
+int sema_park(struct pt_regs *ctx)
+{
+	u64 start = time_start(PROG_TIME_PARK);
+	int ret = sema_park_run(ctx);
+	time_end(PROG_TIME_PARK, start);
+	return ret;
+}
+
 // semrelease1's CALL of readyWithTime(s *sudog, …): a releaser makes the
 // goroutine s.g (the sudog's first word) runnable. That ends the wait as Go's own
 // metrics and profiles count it: time parked, not the scheduling delay after.
-SEC("uprobe")
-int sema_ready(struct pt_regs *ctx)
+static __always_inline int sema_ready_run(struct pt_regs *ctx)
 {
 	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
 
@@ -240,6 +251,15 @@ int sema_ready(struct pt_regs *ctx)
 		__sync_fetch_and_add(&gv->total_ns, delta);
 	}
 	return 0;
+}
+
+SEC("uprobe")
+int sema_ready(struct pt_regs *ctx)
+{
+	u64 start = time_start(PROG_TIME_READY);
+	int ret = sema_ready_run(ctx);
+	time_end(PROG_TIME_READY, start);
+	return ret;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

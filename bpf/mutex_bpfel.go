@@ -19,6 +19,13 @@ type MutexGoroutineVal struct {
 	TotalNs uint64
 }
 
+type MutexProgTime struct {
+	_    structs.HostLayout
+	Seen uint64
+	Runs uint64
+	Ns   uint64
+}
+
 type MutexReleaseKey struct {
 	_       structs.HostLayout
 	Sema    uint64
@@ -69,6 +76,7 @@ const (
 	MutexMapHits        = "hits"
 	MutexMapInflight    = "inflight"
 	MutexMapParkCallers = "park_callers"
+	MutexMapProgTime    = "prog_time"
 	MutexMapReleases    = "releases"
 	MutexMapStackCache  = "stack_cache"
 	MutexMapStacks      = "stacks"
@@ -135,6 +143,7 @@ type MutexMapSpecs struct {
 	Hits        *ebpf.MapSpec `ebpf:"hits"`
 	Inflight    *ebpf.MapSpec `ebpf:"inflight"`
 	ParkCallers *ebpf.MapSpec `ebpf:"park_callers"`
+	ProgTime    *ebpf.MapSpec `ebpf:"prog_time"`
 	Releases    *ebpf.MapSpec `ebpf:"releases"`
 	StackCache  *ebpf.MapSpec `ebpf:"stack_cache"`
 	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
@@ -175,6 +184,7 @@ type MutexMaps struct {
 	Hits        *ebpf.Map `ebpf:"hits"`
 	Inflight    *ebpf.Map `ebpf:"inflight"`
 	ParkCallers *ebpf.Map `ebpf:"park_callers"`
+	ProgTime    *ebpf.Map `ebpf:"prog_time"`
 	Releases    *ebpf.Map `ebpf:"releases"`
 	StackCache  *ebpf.Map `ebpf:"stack_cache"`
 	Stacks      *ebpf.Map `ebpf:"stacks"`
@@ -190,6 +200,7 @@ func (m *MutexMaps) Close() error {
 		m.Hits,
 		m.Inflight,
 		m.ParkCallers,
+		m.ProgTime,
 		m.Releases,
 		m.StackCache,
 		m.Stacks,

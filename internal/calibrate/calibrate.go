@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/maptrace/maptrace/internal/collector"
 	"github.com/maptrace/maptrace/internal/probes"
 	"github.com/maptrace/maptrace/internal/symbols"
 )
@@ -33,26 +34,39 @@ func probed(t, m unsafe.Pointer, k uint64) uint64 {
 //go:noinline
 func leaf(k uint64) uint64 { return k * 3 }
 
+// Cost is what a probe hit costs on this machine.
+type Cost struct {
+	// Hit is a whole hit of the map program: the trap, the kernel's
+	// uprobe dispatch and the program.
+	Hit time.Duration
+	// Program is the program's part of it, timed by the program itself.
+	Program time.Duration
+}
+
+// Trap is what a hit costs besides its program: what every probe pays,
+// whatever its program does.
+func (c Cost) Trap() time.Duration { return max(0, c.Hit-c.Program) }
+
 // Measure returns the cost of one hit of the map program on an entry site
 // (PUSHQ BP, which the kernel emulates, as every maptrace probe's is), from
 // calls of a function of this process timed probed and unprobed. The probe
 // is a map read's by a uint64 key, hot keys counted: the commonest hit. It
 // loads its own copy of the program, so that the trace's maps stay clean.
-func Measure(goidOffset uint64, layout probes.MapLayout, multi bool) (time.Duration, error) {
+func Measure(goidOffset uint64, layout probes.MapLayout, multi bool) (Cost, error) {
 	maps, err := probes.LoadMaps(goidOffset, layout, true, multi)
 	if err != nil {
-		return 0, err
+		return Cost{}, err
 	}
 	defer maps.Close()
 	bin, err := symbols.Open("/proc/self/exe")
 	if err != nil {
-		return 0, err
+		return Cost{}, err
 	}
 	defer bin.Close()
 	name := "github.com/maptrace/maptrace/internal/calibrate.probed"
 	sites, err := probes.FuncSites(bin, name)
 	if err != nil {
-		return 0, err
+		return Cost{}, err
 	}
 
 	// The calls are timed on this thread's CPU clock, which a hit's kernel
@@ -75,7 +89,7 @@ func Measure(goidOffset uint64, layout probes.MapLayout, multi bool) (time.Durat
 	l, err := probes.Attach("/proc/self/exe", os.Getpid(), multi,
 		[]probes.Probe{{Func: name, Offset: sites.Entry, Prog: maps.MapOp, Cookie: probes.Fast64ReadCookie(0)}})
 	if err != nil {
-		return 0, fmt.Errorf("calibrate the probe cost: %w", err)
+		return Cost{}, fmt.Errorf("calibrate the probe cost: %w", err)
 	}
 	defer l.Close()
 	// The median of a few rounds: a VM's steal time or a migration can
@@ -85,7 +99,11 @@ func Measure(goidOffset uint64, layout probes.MapLayout, multi bool) (time.Durat
 		costs = append(costs, max(0, run()-base)/calls)
 	}
 	slices.Sort(costs)
-	return costs[rounds/2], nil
+	c := Cost{Hit: costs[rounds/2]}
+	if runs, ns, err := collector.ProgTime(maps.ProgTime, probes.ProgTimeMapOp); err == nil && runs > 0 {
+		c.Program = min(c.Hit, time.Duration(ns/runs))
+	}
+	return c, nil
 }
 
 func threadCPU() time.Duration {

@@ -463,3 +463,17 @@ func (h *HitSum) Sum() uint64 {
 	}
 	return n
 }
+
+// ProgTime reads a program's timed runs and their total nanoseconds from a
+// collection's prog_time table (bpf/common.h): every 16th run is timed.
+func ProgTime(m *ebpf.Map, slot uint32) (runs, ns uint64, err error) {
+	var per []bpf.MapsProgTime
+	if err := m.Lookup(slot, &per); err != nil {
+		return 0, 0, err
+	}
+	for _, p := range per {
+		runs += p.Runs
+		ns += p.Ns
+	}
+	return runs, ns, nil
+}

@@ -779,7 +779,7 @@ func (a *analysis) overBudget() {
 			"the target's CPU, over the %g%% --overhead budget; they were attached %.1f%% of the time. A wait counts only if it "+
 			"began and ended while they were attached, so counts and wait times are scaled up by the share of the trace in "+
 			"which a wait of its length could be seen: estimates, the longest waits the roughest.",
-			report.Duration(uint64(o.HitCostNS*max(o.HitCostFactor, 1))), 100*o.MutexRatio/max(f, 1e-6), 100*o.Budget, 100*f)
+			report.Duration(uint64(mutexHitCost(o))), 100*o.MutexRatio/max(f, 1e-6), 100*o.Budget, 100*f)
 		a.add(tracing, report.SeverityInfo,
 			fmt.Sprintf("mutex figures are estimates: the mutex probes were attached %.1f%% of the time to stay within the budget", 100*f),
 			detail, "for exact mutex figures, trace a short while with a larger --overhead (at most 25), on a test or canary "+
@@ -794,6 +794,16 @@ func (a *analysis) overBudget() {
 		fmt.Sprintf("the mutex probes stay attached and fire twice per park, at ~%s a hit on this machine; the budget limits only "+
 			"the map probes. Lock hand-offs are slowed by about one hit each.", report.Duration(uint64(o.HitCostNS))),
 		"keep such traces short (-d 10s), or trace maps alone with --no-mutex.", o.EstCostSeconds, 0)
+}
+
+// mutexHitCost is what a mutex probe hit cost in the target, as measured:
+// the calibrated hit in reports from before it was.
+func mutexHitCost(o report.Overhead) float64 {
+	c := o.HitCostNS
+	if o.MutexHitCostNS > 0 {
+		c = o.MutexHitCostNS
+	}
+	return c * max(o.HitCostFactor, 1)
 }
 
 // Helpers.

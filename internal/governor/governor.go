@@ -30,6 +30,10 @@ type Group struct {
 	// an event (a mutex wait's wake-up) stayed attached after those that
 	// begin one (its park) were detached, at the start of Detach.
 	Tail func() time.Duration
+	// Cost, optional, is what one of the group's hits costs as measured so
+	// far (the trap, and its programs' run time in the target); HitCost if
+	// nil. The measured factor applies on top.
+	Cost func() time.Duration
 }
 
 // Config is what the governor controls and measures.
@@ -295,10 +299,22 @@ func (g *Governor) read(what int) reading {
 	return r
 }
 
+// groupCost is what a hit of group gr costs, before the factor.
+func (g *Governor) groupCost(gr *Group) time.Duration {
+	if gr == nil || gr.Cost == nil {
+		return g.cfg.HitCost
+	}
+	return gr.Cost()
+}
+
 // period runs one duty cycle.
 func (g *Governor) period(ctx context.Context, c *cycle) error {
-	cost := g.HitCost()
-	spend := func(hits uint64) time.Duration { return time.Duration(hits) * cost }
+	f := g.Factor()
+	costOf := func(gr *Group) func(uint64) time.Duration {
+		cost := time.Duration(float64(g.groupCost(gr)) * f)
+		return func(hits uint64) time.Duration { return time.Duration(hits) * cost }
+	}
+	mutexSpend, mapSpend, fixedSpend := costOf(g.cfg.Mutex), costOf(g.cfg.Maps), costOf(nil)
 	allowance := time.Duration(g.cfg.Budget * c.rate * float64(g.cfg.Period))
 	room := allowance - c.fixedPrev - c.ownPrev
 	var mutexExpected time.Duration
@@ -374,7 +390,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 			now.mutex = last.mutex
 		}
 		now.fixed = start.fixed // the fatal-error probe: read at the edges
-		mSpent, pSpent, fSpent := spend(now.mutex-start.mutex), spend(now.maps-start.maps), spend(now.fixed-start.fixed)
+		mSpent, pSpent, fSpent := mutexSpend(now.mutex-start.mutex), mapSpend(now.maps-start.maps), fixedSpend(now.fixed-start.fixed)
 		var left time.Duration = 1 << 62 // to the nearest limit
 		if mapsOn && (pSpent >= mapsAllowed || mSpent+pSpent+fSpent >= avail) {
 			on1 = g.read(readEdge)
@@ -396,7 +412,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 			left = min(left, avail-mSpent-fSpent)
 		}
 		poll = pollMax
-		if rate := float64(spend(now.mutex+now.maps-last.mutex-last.maps)) / float64(now.t.Sub(last.t)); rate > 0 {
+		if rate := float64(mutexSpend(now.mutex-last.mutex)+mapSpend(now.maps-last.maps)) / float64(now.t.Sub(last.t)); rate > 0 {
 			poll = min(max(time.Duration(float64(left)/rate/2), pollMin), pollMax)
 		}
 		last = now
@@ -412,9 +428,9 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	end := g.read(readEdge | readSamples | readOwn)
 	wall := end.t.Sub(start.t)
 
-	mSpent := spend(end.mutex - start.mutex)
-	pSpent := spend(end.maps - start.maps)
-	fSpent := spend(end.fixed - start.fixed)
+	mSpent := mutexSpend(end.mutex - start.mutex)
+	pSpent := mapSpend(end.maps - start.maps)
+	fSpent := fixedSpend(end.fixed - start.fixed)
 	probes := mSpent + pSpent + fSpent
 	own := g.chargeOwnSpan(start, end)
 	c.debt = max(0, c.debt+probes+own-allowance)
@@ -426,20 +442,20 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		c.mutexRate = float64(mSpent) / float64(mutexSpan)
 	}
 	if mapsCut || mutexCut {
-		// The hits of what was cut, before the cut: what stayed attached
-		// fired on both sides of it.
-		var hits uint64
+		// The hits of what was cut, before the cut, at their cost before
+		// the factor: what stayed attached fired on both sides of it.
+		var expected time.Duration
 		if mapsCut {
-			hits += det.maps - start.maps
+			expected += time.Duration(det.maps-start.maps) * g.groupCost(g.cfg.Maps)
 		}
 		if mutexCut {
-			hits += det.mutex - start.mutex
+			expected += time.Duration(det.mutex-start.mutex) * g.groupCost(g.cfg.Mutex)
 		}
-		g.contrast(start, det, end, hits)
+		g.contrast(start, det, end, expected)
 	}
 
 	if g.cfg.Maps != nil {
-		fixedOn := spend(on1.mutex-on0.mutex) + spend(on1.fixed-on0.fixed)
+		fixedOn := mutexSpend(on1.mutex-on0.mutex) + fixedSpend(on1.fixed-on0.fixed)
 		g.mu.Lock()
 		g.onCPU += on1.cpu - on0.cpu
 		g.onFixed += fixedOn
@@ -456,9 +472,10 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 
 // contrast measures the probes' cost in one period from the target's
 // kernel-mode samples: those from the period's start to the last cut in
-// it, against the share of kernel samples after it. hits are the hits
-// before the cut of the probes cut: what that excess is the cost of.
-func (g *Governor) contrast(start, det, end reading, hits uint64) {
+// it, against the share of kernel samples after it. expected is what the
+// hits before the cut of the probes cut were taken to cost: what that
+// excess is the cost of.
+func (g *Governor) contrast(start, det, end reading, expected time.Duration) {
 	if !start.samplesRead || !det.samplesRead || !end.samplesRead || g.cfg.Hz <= 0 {
 		return
 	}
@@ -471,7 +488,7 @@ func (g *Governor) contrast(start, det, end reading, hits uint64) {
 	excess := time.Duration((float64(onKernel) - share*float64(onAll)) / g.cfg.Hz * float64(time.Second))
 	g.mu.Lock()
 	g.excess += excess
-	g.expected += time.Duration(hits) * g.cfg.HitCost
+	g.expected += expected
 	g.mu.Unlock()
 }
 
@@ -499,9 +516,18 @@ func (g *Governor) Measured() (excess, expected time.Duration) {
 	return g.excess, g.expected
 }
 
-// HitCost is the cost of a hit as measured so far.
+// HitCost is the cost of a hit of the calibrated program as measured so
+// far: the calibration times the factor.
 func (g *Governor) HitCost() time.Duration {
 	return time.Duration(float64(g.cfg.HitCost) * g.Factor())
+}
+
+// Costs are what a hit of the mutex probes, of the map probes and of the
+// fatal-error probe costs as measured so far, the factor included.
+func (g *Governor) Costs() (mutex, maps, fixed time.Duration) {
+	f := g.Factor()
+	at := func(gr *Group) time.Duration { return time.Duration(float64(g.groupCost(gr)) * f) }
+	return at(g.cfg.Mutex), at(g.cfg.Maps), at(nil)
 }
 
 // chargeOwnSpan charges maptrace's own CPU time between two readings.
@@ -666,9 +692,9 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.cfg.Budget >= 1 {
 		return 1, false
 	}
+	cost := time.Duration(float64(g.groupCost(g.cfg.Maps)) * g.Factor())
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	cost := time.Duration(float64(g.cfg.HitCost) * g.factor())
 	onProbe := time.Duration(g.onHits) * cost
 	offProbe := time.Duration(g.windowHits-g.onHits) * cost          // attaching and detaching
 	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'

@@ -83,6 +83,7 @@ type fakeGroup struct {
 	total    uint64
 	attaches int
 	on       time.Duration // time attached
+	cost     time.Duration // what a hit costs, if not the calibrated 1ms
 }
 
 func (f *fakeGroup) current() uint64 {
@@ -100,7 +101,12 @@ func (f *fakeGroup) current() uint64 {
 }
 
 func (f *fakeGroup) group() *Group {
+	var cost func() time.Duration
+	if f.cost > 0 {
+		cost = func() time.Duration { return f.cost }
+	}
 	return &Group{
+		Cost: cost,
 		Attach: func() error {
 			f.mu.Lock()
 			f.attached, f.since = true, time.Now()
@@ -216,6 +222,19 @@ func TestRunCycles(t *testing.T) {
 		if perWindow := f.maps.total / uint64(f.maps.attaches); perWindow < 15 || perWindow > 25 {
 			t.Errorf("link %v: %d hits a window, want about 20", link, perWindow)
 		}
+	}
+}
+
+// TestGroupCost: probes whose hits cost twice the calibration (their
+// programs timed in the target) get half the hits a window.
+func TestGroupCost(t *testing.T) {
+	f := &fakeTarget{maps: fakeGroup{cost: 2 * time.Millisecond}}
+	g := f.start(t)
+	if perWindow := f.maps.total / uint64(f.maps.attaches); perWindow < 7 || perWindow > 13 {
+		t.Errorf("%d hits a window at 2ms a hit, want about 10", perWindow)
+	}
+	if _, maps, fixed := g.Costs(); maps != 2*time.Millisecond || fixed != time.Millisecond {
+		t.Errorf("costs: maps %v, fixed %v; want 2ms, 1ms", maps, fixed)
 	}
 }
 

@@ -49,6 +49,14 @@ var park = probeGroup{"mutex parks", []string{"runtime.semacquire1"}, 0, 19}
 // waiters through readyWithTime too, often, and they are not mutex waits.
 var wakeup = probeGroup{"mutex wake-ups", []string{"runtime.semrelease1"}, 0, 19}
 
+// The programs' slots in their collection's prog_time table (PROG_TIME_*
+// in bpf/maps.bpf.c and bpf/mutex.bpf.c).
+const (
+	ProgTimeMapOp = 0
+	ProgTimePark  = 0
+	ProgTimeReady = 1
+)
+
 // Plan is the probes of one BPF collection.
 type Plan struct {
 	Probes []Probe

@@ -104,6 +104,13 @@ type Overhead struct {
 	// kernel-mode CPU samples while probes were attached) over HitCostNS,
 	// at least 1; 0 in reports from before it was measured.
 	HitCostFactor float64 `json:"hit_cost_factor,omitempty"`
+	// MapHitCostNS and MutexHitCostNS are what a hit of the map and of the
+	// mutex probes costs in this target, before HitCostFactor: the trap
+	// (HitCostNS less the calibrated program's own time) plus their
+	// programs' average run time in the target, as the programs time
+	// themselves (one run in 16). 0 in reports from before.
+	MapHitCostNS   float64 `json:"map_hit_cost_ns,omitempty"`
+	MutexHitCostNS float64 `json:"mutex_hit_cost_ns,omitempty"`
 	// OwnCPUSeconds is maptrace's own CPU time while tracing, and
 	// OwnChargedSeconds the part of it counted in EstCostSeconds: what the
 	// machine's idle CPU time could not cover, in the target's share.

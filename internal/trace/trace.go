@@ -66,6 +66,7 @@ type session struct {
 	sym     *collector.Symbolizer
 	multi   bool
 	hitCost time.Duration // of one probe hit, calibrated
+	cal     calibrate.Cost
 	r       *report.Report
 
 	mutexObjs  *bpf.MutexObjects
@@ -222,9 +223,10 @@ func (s *session) attach() error {
 	if err != nil {
 		return fmt.Errorf("pid %d (%s): %w", pid, s.proc.Exe, err)
 	}
-	if s.hitCost, err = calibrate.Measure(goidOff, probes.LayoutFor(s.bin.GoVersion), s.multi); err != nil {
+	if s.cal, err = calibrate.Measure(goidOff, probes.LayoutFor(s.bin.GoVersion), s.multi); err != nil {
 		return err
 	}
+	s.hitCost = s.cal.Hit
 	if s.opts.Mutex {
 		if s.mutexObjs, err = probes.LoadMutex(goidOff, s.multi); err != nil {
 			return err
@@ -277,16 +279,43 @@ func (s *session) newGovernor() {
 	}
 	if s.mutexObjs != nil && len(s.mutexPlan.Probes) > 0 {
 		cfg.Mutex = &governor.Group{Attach: s.attachMutex, Detach: s.detachMutex, Tail: s.lastMutexTail,
-			Hits: collector.NewHitSum(s.mutexObjs.Hits, s.mutexPlan).Sum}
+			Hits: collector.NewHitSum(s.mutexObjs.Hits, s.mutexPlan).Sum,
+			Cost: func() time.Duration {
+				return s.programCost(s.mutexObjs.ProgTime, probes.ProgTimePark, probes.ProgTimeReady)
+			}}
 	}
 	if s.mapObjs != nil {
 		cfg.Maps = &governor.Group{Attach: s.attachMaps, Detach: s.detachMaps,
-			Hits: collector.NewHitSum(s.mapObjs.Hits, s.mapPlan).Sum}
+			Hits: collector.NewHitSum(s.mapObjs.Hits, s.mapPlan).Sum,
+			Cost: func() time.Duration { return s.programCost(s.mapObjs.ProgTime, probes.ProgTimeMapOp) }}
 		cfg.Fixed = collector.NewHitSum(s.mapObjs.Hits, s.fatalPlan).Sum
 	}
 	if cfg.Mutex != nil || cfg.Maps != nil {
 		s.gov = governor.New(cfg)
 	}
+}
+
+// minTimed is how many timed runs of a collection's programs their
+// average needs before it replaces the calibrated program's time.
+const minTimed = 32
+
+// programCost is what a hit of a collection's probes costs: the trap,
+// calibrated, and the average run time of its programs (slots of its
+// prog_time table) in the target, as they time themselves; the calibrated
+// hit until they have timed enough runs.
+func (s *session) programCost(m *ebpf.Map, slots ...uint32) time.Duration {
+	var runs, ns uint64
+	for _, slot := range slots {
+		r, n, err := collector.ProgTime(m, slot)
+		if err != nil {
+			return s.cal.Hit
+		}
+		runs, ns = runs+r, ns+n
+	}
+	if runs < minTimed {
+		return s.cal.Hit
+	}
+	return s.cal.Trap() + time.Duration(ns/runs)
 }
 
 // attachMutex attaches the mutex probes for a window. The parks noted in
@@ -459,7 +488,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	r := *s.r // the fixed parts: target, missing symbols
 	r.Window = report.Window{Start: s.start0, End: end, Seconds: end.Sub(s.start0).Seconds()}
 	var errs []error
-	var mutexHits uint64
+	var mutexHits, mapHits, fatalHits uint64
 	var mapCallers []map[uint64]uint64
 	r.Overhead.MutexSamplingFraction = 1
 	if s.mutexObjs != nil {
@@ -480,8 +509,9 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 		frac := s.gov.Fraction()
 		r.Overhead.MapSamplingFraction = frac
 		r.Overhead.MapCountsLowerBound = s.gov.LowerBound()
-		mapHits := sum(collector.Hits(s.mapObjs.Hits, s.mapPlan)) + sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
-		r.Overhead.ProbeHits += mapHits
+		mapHits = sum(collector.Hits(s.mapObjs.Hits, s.mapPlan))
+		fatalHits = sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
+		r.Overhead.ProbeHits += mapHits + fatalHits
 		r.Overhead.Lost.Add(collector.Lost(s.mapObjs.Stats))
 		if s.hotKeys != nil {
 			if final {
@@ -512,23 +542,30 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	}
 	// The estimate: every hit at the cost measured in the target, and
 	// maptrace's own CPU time where it competed with the target.
-	hitCost, factor := s.hitCost, 1.0
+	mutexCost, mapCost, fixedCost, factor := s.hitCost, s.hitCost, s.hitCost, 1.0
 	var own, charged time.Duration
 	if s.gov != nil {
 		factor = s.gov.Factor()
-		hitCost = s.gov.HitCost()
+		mutexCost, mapCost, fixedCost = s.gov.Costs()
 		own, charged = s.gov.Own()
 	}
-	cost := time.Duration(r.Overhead.ProbeHits)*hitCost + charged
+	mutexTime := time.Duration(mutexHits) * mutexCost
+	cost := mutexTime + time.Duration(mapHits)*mapCost + time.Duration(fatalHits)*fixedCost + charged
 	r.Overhead.Budget = s.opts.Overhead / 100
 	r.Overhead.HitCostNS = float64(s.hitCost.Nanoseconds())
 	r.Overhead.HitCostFactor = factor
+	if s.mutexObjs != nil {
+		r.Overhead.MutexHitCostNS = float64(mutexCost.Nanoseconds()) / factor
+	}
+	if s.mapObjs != nil {
+		r.Overhead.MapHitCostNS = float64(mapCost.Nanoseconds()) / factor
+	}
 	r.Overhead.OwnCPUSeconds = own.Seconds()
 	r.Overhead.OwnChargedSeconds = charged.Seconds()
 	r.Overhead.EstCostSeconds = cost.Seconds()
 	if used := s.cpu.used(); used > 0 {
 		r.Overhead.Ratio = cost.Seconds() / used.Seconds()
-		r.Overhead.MutexRatio = (time.Duration(mutexHits) * hitCost).Seconds() / used.Seconds()
+		r.Overhead.MutexRatio = mutexTime.Seconds() / used.Seconds()
 	}
 	r.Findings = findings.Analyze(&r)
 	return &r, errors.Join(errs...)
