@@ -157,7 +157,7 @@ func renderSlowdown(p printer, cfg *Config, ss []*Slowdown) {
 		p("Not measured (see the failures above).\n\n")
 		return
 	}
-	p("Each round runs the workload for %d ms untraced, then under `maptrace attach` in each mode (attached before the run starts, stopped with SIGINT after it ends), then the same workload built with `go build -race`. Throughput is what the target prints for the run.\n\n", cfg.WorkMS)
+	p("Each round runs the workload for %d ms untraced, then under `maptrace attach` in each mode (attached before the run starts, stopped with SIGINT after it ends), then the same workload built with `go build -race`; every other round in the reverse order. Throughput is what the target prints for the run.\n\n", cfg.WorkMS)
 	p("| workload | run | throughput, min | median | max | × untraced, min | median | max |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range ss {
 		w := s.Workload
@@ -182,7 +182,7 @@ func renderNats(p printer, n *Nats) {
 	}
 	p("nats-server %s (%.1f MB binary), built at bench time from the Go module proxy, listens on a free port of 127.0.0.1. ", n.Version, float64(n.BinSize)/1e6)
 	p("A separate process (bench/nats/load, nats.go) connects %d publishers and %d subscribers (each subscriber receives every message) and publishes %d-byte messages for %.0f s, at most 8192 deliveries outstanding (a bounded load). ", natsPubs, natsSubs, natsSize, n.Seconds)
-	p("Throughput is messages delivered per second. Each round runs, for each way of tracing, the load untraced and then under `maptrace attach`; each traced run's ratio is against the untraced run just before it. ")
+	p("Throughput is messages delivered per second. Each round runs, for each way of tracing, the load untraced and then under `maptrace attach` (the other way round every other round); each traced run's ratio is against the untraced run beside it. ")
 	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what.\n\n")
 	p("| run | delivered msgs/s, min | median | max | × untraced, min | median | max |\n|---|---|---|---|---|---|---|\n")
 	p("| untraced (every untraced run) | %s | (baseline) | | |\n", cells(n.Untraced, human))

@@ -119,23 +119,34 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 	for round := 0; round < cfg.N; round++ {
 		for i := range n.Modes {
 			nm := &n.Modes[i]
-			var u, v float64
-			uk, err := kernelShare(pid, func() (err error) {
-				u, err = load(cfg.NatsSeconds)
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
-			var k float64
-			res, err := traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, func() (err error) {
-				k, err = kernelShare(pid, func() (err error) {
-					v, err = load(cfg.NatsSeconds)
+			var u, v, uk, k float64
+			untraced := func() (err error) {
+				uk, err = kernelShare(pid, func() (err error) {
+					u, err = load(cfg.NatsSeconds)
 					return err
 				})
 				return err
-			})
-			if err != nil {
+			}
+			var res *TraceResult
+			traced := func() (err error) {
+				res, err = traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, func() (err error) {
+					k, err = kernelShare(pid, func() (err error) {
+						v, err = load(cfg.NatsSeconds)
+						return err
+					})
+					return err
+				})
+				return err
+			}
+			// Untraced first in even rounds, traced first in odd ones.
+			first, second := untraced, traced
+			if round%2 == 1 {
+				first, second = traced, untraced
+			}
+			if err := first(); err != nil {
+				return nil, err
+			}
+			if err := second(); err != nil {
 				return nil, err
 			}
 			n.Untraced.Add(u)

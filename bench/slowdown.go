@@ -122,7 +122,6 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		}
 		return n / elapsed.Seconds(), nil
 	}
-	var kernel float64 // the untraced run's kernel share
 	rateKernel := func(p *Proc) (v, k float64, err error) {
 		k, err = kernelShare(p.PID(), func() (err error) {
 			v, err = rate(p)
@@ -137,30 +136,49 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		}
 	}
 	for round := 0; round < cfg.N; round++ {
-		u, uk, err := rateKernel(plain)
-		if err != nil {
-			return nil, err
-		}
-		s.Untraced.Add(u)
-		kernel = uk
+		// One run of each kind, in this order in even rounds and in the
+		// reverse in odd ones: whatever a run leaves behind for the next
+		// (the -race build's runtime tidying up, a trace's report being
+		// written) falls on each kind as often.
+		runs := []int{-1} // -1 untraced, -2 race, else a mode
 		for i := range s.Traced {
-			tr := &s.Traced[i]
-			var v, k float64
-			res, err := traceDuring(tr.Mode.bin(bins.Maptrace), cfg.Tmp, plain.PID(), tr.Mode.Args, func() (err error) {
-				v, k, err = rateKernel(plain)
-				return err
-			})
+			runs = append(runs, i)
+		}
+		runs = append(runs, -2)
+		if round%2 == 1 {
+			slices.Reverse(runs)
+		}
+		var u, uk, r float64
+		traced := make([]float64, len(s.Traced))
+		tracedK := make([]float64, len(s.Traced))
+		for _, run := range runs {
+			var err error
+			switch run {
+			case -1:
+				u, uk, err = rateKernel(plain)
+			case -2:
+				r, err = rate(race)
+			default:
+				tr := &s.Traced[run]
+				var res *TraceResult
+				res, err = traceDuring(tr.Mode.bin(bins.Maptrace), cfg.Tmp, plain.PID(), tr.Mode.Args, func() (err error) {
+					traced[run], tracedK[run], err = rateKernel(plain)
+					return err
+				})
+				if err == nil {
+					tr.Results = append(tr.Results, res)
+				}
+			}
 			if err != nil {
 				return nil, err
 			}
-			tr.Throughput.Add(v)
-			tr.Ratio.Add(v / u)
-			tr.Kernel.Add(k - kernel)
-			tr.Results = append(tr.Results, res)
 		}
-		r, err := rate(race)
-		if err != nil {
-			return nil, err
+		s.Untraced.Add(u)
+		for i := range s.Traced {
+			tr := &s.Traced[i]
+			tr.Throughput.Add(traced[i])
+			tr.Ratio.Add(traced[i] / u)
+			tr.Kernel.Add(tracedK[i] - uk)
 		}
 		s.Race.Add(r)
 		s.RaceRate.Add(r / u)
