@@ -112,11 +112,15 @@ type Governor struct {
 const (
 	// The spending of what is attached is checked at half the time it
 	// would take to reach its limit at the rate since the last check, at
-	// least pollMin and at most pollMax apart: often as a window nears its
-	// end, seldom while far from it (every check wakes maptrace up, and
-	// maptrace's own CPU time counts too), and within pollMax of a burst.
-	pollMin = 2 * time.Millisecond
-	pollMax = 20 * time.Millisecond
+	// least pollMin and at most pollMax apart (pollMutex with the mutex
+	// probes alone attached): often as a window nears its end, seldom
+	// while far from it (every check wakes maptrace up, and maptrace's own
+	// CPU time counts too), and within pollMax of a burst of map work. The
+	// mutex probes fire only on parks, which cost more than the probes on
+	// them: a burst of contention spends more slowly than a map loop.
+	pollMin   = 2 * time.Millisecond
+	pollMax   = 20 * time.Millisecond
+	pollMutex = 100 * time.Millisecond
 	// prior is how much calibrated probe time the measured factor needs
 	// before it counts as much as the calibration: kernel samples come 499
 	// a second, and a few of them say little.
@@ -411,9 +415,13 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		} else if g.isMutexOn() {
 			left = min(left, avail-mSpent-fSpent)
 		}
-		poll = pollMax
+		most := pollMax
+		if !mapsOn {
+			most = pollMutex
+		}
+		poll = most
 		if rate := float64(mutexSpend(now.mutex-last.mutex)+mapSpend(now.maps-last.maps)) / float64(now.t.Sub(last.t)); rate > 0 {
-			poll = min(max(time.Duration(float64(left)/rate/2), pollMin), pollMax)
+			poll = min(max(time.Duration(float64(left)/rate/2), pollMin), most)
 		}
 		last = now
 	}

@@ -15,7 +15,8 @@ import (
 )
 
 // cpuClock follows the target's CPU time through the trace, sampling it
-// every 100ms so that a target that exits still has a recent reading.
+// every 250ms so that a target that exits still has a recent reading (and
+// seldom enough that the wake-ups cost maptrace little).
 type cpuClock struct {
 	mu          sync.Mutex
 	first, last time.Duration
@@ -30,7 +31,7 @@ func newCPUClock(p *target.Process) *cpuClock {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
+		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
 			c.sample(p)
