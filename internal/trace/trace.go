@@ -428,6 +428,8 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 		if res != nil {
 			r.CPU = collector.CPU(res, s.sym)
 			collector.AttributeCPU(r.Maps, mapCallers, res, s.sym)
+			// Time is what the report ranks by: the maps that cost CPU first.
+			sort.SliceStable(r.Maps, func(i, j int) bool { return r.Maps[i].CPUSeconds > r.Maps[j].CPUSeconds })
 		}
 	}
 	cost := time.Duration(r.Overhead.ProbeHits) * s.hitCost
