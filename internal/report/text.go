@@ -265,7 +265,7 @@ func (t *text) maps(ms []Map, fraction float64) {
 	for _, m := range ms {
 		nmaps += max(m.Maps, 1)
 	}
-	fmt.Fprintf(b, "\nHOT MAPS (%d rows for %d maps, heap maps by type and first user; by CPU, then operations%s)\n", len(ms), nmaps, scaled)
+	fmt.Fprintf(b, "\nHOT MAPS (%d rows for %d maps, heap maps by type and first user; top by CPU, ops%s)\n", len(ms), nmaps, scaled)
 	fmt.Fprintf(b, "  %-40s %-7s %8s %8s %8s %7s %5s %7s\n", "MAP", "KEY", "READS", "WRITES", "DELETES", "RANGES", "GOROS", "CPU")
 	n := t.limit(len(ms), t.o.Top)
 	for i, m := range ms[:n] {
