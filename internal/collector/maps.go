@@ -170,6 +170,14 @@ func (c *Maps) Collect() (*MapsResult, error) {
 		r := rows[id]
 		r.m.Goroutines, r.m.Writers = len(r.goids), len(r.writers)
 		r.m.HotKeys = topHotKeys(r.m.HotKeys, topKeys)
+		if pointerKeyed(r.m.Type) {
+			r.m.KeyType = "pointer"
+			for i, k := range r.m.HotKeys {
+				if v, err := strconv.ParseInt(k.Key, 10, 64); err == nil {
+					r.m.HotKeys[i].Key = fmt.Sprintf("%#x", uint64(v))
+				}
+			}
+		}
 		r.m.Sites = mergeSites(r.m.Sites)
 		if r.il != nil {
 			r.m.Interleave = r.il
@@ -182,6 +190,13 @@ func (c *Maps) Collect() (*MapsResult, error) {
 	}
 	res.Fatal = c.fatal(byClass, &res.Races)
 	return res, nil
+}
+
+// pointerKeyed says whether a map type's keys are pointers, which the
+// runtime hashes as 64-bit integers: they read better in hex.
+func pointerKeyed(mapType string) bool {
+	return strings.HasPrefix(mapType, "map[*") || strings.HasPrefix(mapType, "map[unsafe.Pointer]") ||
+		strings.HasPrefix(mapType, "map[chan")
 }
 
 // mergeMap adds the counts of b, a class of the same row, to a.

@@ -173,6 +173,46 @@ func (m Mutex) Label() string {
 	return "mutex " + m.Address
 }
 
+// GroupMutexes merges the unnamed mutexes of one kind that were waited for
+// in the same function — one lock field of many objects, like a per-client
+// lock — into one, whose Name says how many there are. Named ones stay.
+func GroupMutexes(ms []Mutex) []Mutex {
+	var out []Mutex
+	count := map[int]int{}
+	at := map[string]int{}
+	for _, m := range ms {
+		key := m.Label() + "\x00" + m.Kind
+		if m.Name != "" {
+			key = m.Address + "\x00" + m.Name + "\x00" + m.Kind
+		}
+		i, ok := at[key]
+		if !ok {
+			at[key] = len(out)
+			count[len(out)] = 1
+			m.Waiters = append([]Waiter(nil), m.Waiters...)
+			m.Holders = append([]Holder(nil), m.Holders...)
+			out = append(out, m)
+			continue
+		}
+		g := &out[i]
+		count[i]++
+		g.Contentions += m.Contentions
+		g.WaitNS += m.WaitNS
+		g.MaxWaitNS = max(g.MaxWaitNS, m.MaxWaitNS)
+		g.P50NS = max(g.P50NS, m.P50NS)
+		g.P99NS = max(g.P99NS, m.P99NS)
+		g.Goroutines += m.Goroutines
+		g.Waiters = append(g.Waiters, m.Waiters...)
+		g.Holders = append(g.Holders, m.Holders...)
+	}
+	for i, n := range count {
+		if n > 1 {
+			out[i].Name = fmt.Sprintf("%s (%d mutexes)", out[i].Label(), n)
+		}
+	}
+	return out
+}
+
 // Waiter is a stack that waited for a mutex.
 type Waiter struct {
 	Stack       []string `json:"stack"`

@@ -145,7 +145,12 @@ func (t *text) mutexes(ms []Mutex) {
 		b.WriteString("\nMUTEX CONTENTION: none seen\n")
 		return
 	}
-	fmt.Fprintf(b, "\nMUTEX CONTENTION (%d contended; top by total wait)\n", len(ms))
+	n0 := len(ms)
+	if !t.o.Verbose {
+		ms = GroupMutexes(ms) // one lock field of many objects: one row
+		sort.SliceStable(ms, func(i, j int) bool { return ms[i].WaitNS > ms[j].WaitNS })
+	}
+	fmt.Fprintf(b, "\nMUTEX CONTENTION (%d contended; top by total wait)\n", n0)
 	fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", "MUTEX", "KIND", "WAITS", "TOTAL", "P50", "P99", "MAX")
 	n := t.limit(len(ms), t.o.Top)
 	for i, m := range ms[:n] {
