@@ -405,21 +405,14 @@ func WriteJSON(w io.Writer, r *Report) error {
 		}
 		if m.Interleave != nil {
 			il := *m.Interleave
-			il.Sides = list(il.Sides)
-			for j := range il.Sides {
-				il.Sides[j].Stack = list(il.Sides[j].Stack)
-			}
+			il.Sides = sides(il.Sides)
 			m.Interleave = &il
 		}
 	}
 	c.CPU.Sites = list(c.CPU.Sites)
 	c.Races = list(c.Races)
 	for i := range c.Races {
-		rc := &c.Races[i]
-		rc.Sides = list(rc.Sides)
-		for j := range rc.Sides {
-			rc.Sides[j].Stack = list(rc.Sides[j].Stack)
-		}
+		c.Races[i].Sides = sides(c.Races[i].Sides)
 	}
 	c.Findings = list(c.Findings)
 	c.Goroutines = list(c.Goroutines)
@@ -435,6 +428,15 @@ var importPath = regexp.MustCompile(`[A-Za-z0-9_.~\-]+/`)
 // "map[string]*server.client" for
 // "map[string]*github.com/nats-io/nats-server/v2/server.client".
 func ShortType(t string) string { return importPath.ReplaceAllString(t, "") }
+
+// sides is list for race sides, their stacks too.
+func sides(ss []RaceSide) []RaceSide {
+	out := list(ss)
+	for i := range out {
+		out[i].Stack = list(out[i].Stack)
+	}
+	return out
+}
 
 // list returns a copy of s, never nil, so that filling in the lists nested
 // in its elements leaves the caller's report as it was.

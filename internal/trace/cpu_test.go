@@ -1,8 +1,6 @@
 package trace_test
 
 import (
-	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,33 +13,11 @@ import (
 // cpuTrace traces p with opts while it answers cmd, and returns the report.
 func cpuTrace(t *testing.T, p *testtarget.Proc, opts trace.Options, cmd string) *report.Report {
 	t.Helper()
-	opts.PID, opts.Log = p.PID(), os.Stderr
-	sess, err := trace.Start(opts)
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	type result struct {
-		r   *report.Report
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		r, err := sess.Wait(ctx)
-		done <- result{r, err}
-	}()
-	p.Send(t, cmd)
-	answer := p.Line(t, 60*time.Second)
-	cancel()
-	res := <-done
-	if res.err != nil {
-		t.Fatalf("trace: %v", res.err)
-	}
+	r, answer := traceCmd(t, p, opts, cmd, 60*time.Second)
 	if !strings.HasPrefix(answer, strings.Fields(cmd)[0]+" ") {
 		t.Fatalf("target said %q", answer)
 	}
-	return res.r
+	return r
 }
 
 // TestMapCPUWithProbes checks that the map CPU time stays what it is without

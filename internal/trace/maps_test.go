@@ -19,7 +19,15 @@ import (
 // (or the target's death) and returns the report and the answer.
 func mapTrace(t *testing.T, p *testtarget.Proc, overhead float64, cmd string, timeout time.Duration) (*report.Report, string) {
 	t.Helper()
-	sess, err := trace.Start(trace.Options{PID: p.PID(), Mutex: true, Maps: true, Overhead: overhead, Log: os.Stderr})
+	return traceCmd(t, p, trace.Options{Mutex: true, Maps: true, Overhead: overhead}, cmd, timeout)
+}
+
+// traceCmd traces p with opts while it answers cmd (or dies), and returns
+// the report and the answer, "" if none came within timeout.
+func traceCmd(t *testing.T, p *testtarget.Proc, opts trace.Options, cmd string, timeout time.Duration) (*report.Report, string) {
+	t.Helper()
+	opts.PID, opts.Log = p.PID(), os.Stderr
+	sess, err := trace.Start(opts)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
