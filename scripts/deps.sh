@@ -14,11 +14,13 @@ declare -A present
 case $what in
 test)
 	# Go 1.19 (the oldest of the matrix), Prometheus and promtool (the
-	# dashboard and alert tests), Chromium (the flame graph test).
+	# dashboard and alert tests), Chromium (the flame graph test), runc
+	# (the agent's container test).
 	present=(
 		[golang-1.19-go]="test -x /usr/lib/go-1.19/bin/go"
 		[prometheus]="test -x /usr/bin/prometheus -a -x /usr/bin/promtool"
 		[chromium]="command -v chromium || command -v chromium-browser || command -v google-chrome"
+		[runc]="command -v runc"
 	)
 	# The rest of the matrix (internal/testtarget.Toolchains) comes from the
 	# module proxy (GOTOOLCHAIN).

@@ -136,6 +136,13 @@ func TestBadInput(t *testing.T) {
 		{"doctor not go", []string{"doctor", "-p", notGo}, 1, "is not a Go program: maptrace traces Go binaries only", true},
 		{"zombie", []string{"attach", "-p", zombie}, 1, "pid " + zombie + " has no executable (a kernel thread, or a process that is exiting): give the pid of a running Go program", true},
 		{"doctor no such pid", []string{"doctor", "-p", "99999999"}, 1, "pid 99999999: no such process", false},
+		{"agent without listen", []string{"agent"}, 2, "agent needs --listen ADDR, where to serve metrics (or --survey)", false},
+		{"agent survey and listen", []string{"agent", "--survey", "--listen", "127.0.0.1:0"}, 2, "--survey and --listen: give one", false},
+		{"agent bad pattern", []string{"agent", "--listen", "127.0.0.1:0", "--match", "api-[a"}, 2, `--match "api-[a": syntax error in pattern`, false},
+		{"agent empty pattern", []string{"agent", "--survey", "--match", ""}, 2, `--match "": give a pattern`, false},
+		{"agent overhead 30", []string{"agent", "--listen", "127.0.0.1:0", "--overhead", "30"}, 2, "--overhead 30: at most 25", false},
+		{"agent nothing to trace", []string{"agent", "--listen", "127.0.0.1:0", "--no-maps", "--no-mutex"}, 2, "leave nothing to trace", false},
+		{"agent listen address in use", []string{"agent", "--listen", busy.Addr().String()}, 2, "--listen " + busy.Addr().String() + ": bind: address already in use", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.root {

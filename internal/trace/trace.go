@@ -47,6 +47,19 @@ type Options struct {
 	Log io.Writer
 	// Attached, if set, is called once the probes are in place.
 	Attached func()
+
+	// Binary, if set, is the target's executable, already read with
+	// symbols.Open, so that processes of one binary share it; the trace
+	// does not close it. Start checks that the process runs that very
+	// file, since uprobes placed by another binary's symbols would land
+	// mid-instruction.
+	Binary *symbols.Binary
+	// StartTime, if set, is when the caller saw process PID start
+	// (target.StartTime); Start fails if PID is now another process.
+	StartTime uint64
+	// HitCost, if set, is the cost of one probe hit as measured by an
+	// earlier trace (Session.HitCost), which is not measured again.
+	HitCost time.Duration
 }
 
 // largeBinary is the executable size from which attaching says what it is
@@ -168,6 +181,9 @@ func (t *Session) HashedKey(key string) string {
 // Target is the traced process's identity.
 func (t *Session) Target() report.Target { return t.s.r.Target }
 
+// HitCost is the calibrated cost of one probe hit, for Options.HitCost.
+func (t *Session) HitCost() time.Duration { return t.s.hitCost }
+
 // open finds the process and reads its executable.
 func (s *session) open() error {
 	pid := s.opts.PID
@@ -176,12 +192,17 @@ func (s *session) open() error {
 		return err
 	}
 	s.proc = proc
-	if fi, err := os.Stat(proc.ExeLink); err == nil && fi.Size() >= largeBinary {
-		fmt.Fprintf(s.opts.Log, "maptrace: pid %d: reading symbols of a %d MB binary…\n", pid, fi.Size()>>20)
+	if err := s.checkIdentity(); err != nil {
+		return err
 	}
-	bin, err := symbols.Open(proc.ExeLink)
-	if err != nil {
-		return fmt.Errorf("pid %d (%s): %w", pid, proc.Exe, err)
+	bin := s.opts.Binary
+	if bin == nil {
+		if fi, err := os.Stat(proc.ExeLink); err == nil && fi.Size() >= largeBinary {
+			fmt.Fprintf(s.opts.Log, "maptrace: pid %d: reading symbols of a %d MB binary…\n", pid, fi.Size()>>20)
+		}
+		if bin, err = symbols.Open(proc.ExeLink); err != nil {
+			return fmt.Errorf("pid %d (%s): %w", pid, proc.Exe, err)
+		}
 	}
 	s.bin = bin
 	if err := bin.CheckSupported(); err != nil {
@@ -205,6 +226,36 @@ func (s *session) open() error {
 	return nil
 }
 
+// ErrNotSameProcess means the process is not the one the caller saw
+// (Options.StartTime), or does not run the binary it gave (Options.Binary).
+var ErrNotSameProcess = errors.New("not the process seen before")
+
+// checkIdentity checks, once the pidfd pins the process, that it is the one
+// the caller meant: with the pidfd open, a start time that still matches
+// means the pidfd is that process's.
+func (s *session) checkIdentity() error {
+	pid := s.opts.PID
+	if s.opts.StartTime != 0 {
+		st, err := target.StartTime(pid)
+		if err != nil {
+			return err
+		}
+		if st != s.opts.StartTime {
+			return fmt.Errorf("pid %d: %w: the pid was reused", pid, ErrNotSameProcess)
+		}
+	}
+	if s.opts.Binary != nil {
+		id, err := symbols.FileIDOf(s.proc.ExeLink)
+		if err != nil {
+			return fmt.Errorf("pid %d: %w", pid, err)
+		}
+		if id != s.opts.Binary.File {
+			return fmt.Errorf("pid %d (%s): %w: it runs another executable now", pid, s.proc.Exe, ErrNotSameProcess)
+		}
+	}
+	return nil
+}
+
 // attach loads the programs, calibrates and places the always-on probes.
 func (s *session) attach() error {
 	pid := s.opts.PID
@@ -212,8 +263,10 @@ func (s *session) attach() error {
 	if err != nil {
 		return fmt.Errorf("pid %d (%s): %w", pid, s.proc.Exe, err)
 	}
-	if s.hitCost, err = calibrate.Measure(goidOff, probes.LayoutFor(s.bin.GoVersion), s.multi); err != nil {
-		return err
+	if s.hitCost = s.opts.HitCost; s.hitCost == 0 {
+		if s.hitCost, err = calibrate.Measure(goidOff, probes.LayoutFor(s.bin.GoVersion), s.multi); err != nil {
+			return err
+		}
 	}
 	if s.opts.Mutex {
 		if s.mutexObjs, err = probes.LoadMutex(goidOff, s.multi); err != nil {
@@ -571,7 +624,7 @@ func (s *session) close() {
 	if s.mapObjs != nil {
 		s.mapObjs.Close()
 	}
-	if s.bin != nil {
+	if s.bin != nil && s.opts.Binary == nil {
 		s.bin.Close()
 	}
 	if s.proc != nil {
