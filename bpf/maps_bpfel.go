@@ -166,6 +166,8 @@ const (
 	MapsProgFatalEnter    = "fatal_enter"
 	MapsProgMapOp         = "map_op"
 	MapsVarCollectKeys    = "collect_keys"
+	MapsVarDataHi         = "data_hi"
+	MapsVarDataLo         = "data_lo"
 	MapsVarGoidOffset     = "goid_offset"
 	MapsVarIterMapOffset  = "iter_map_offset"
 	MapsVarKeysAddedA     = "keys_added_a"
@@ -248,6 +250,8 @@ type MapsMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type MapsVariableSpecs struct {
 	CollectKeys    *ebpf.VariableSpec `ebpf:"collect_keys"`
+	DataHi         *ebpf.VariableSpec `ebpf:"data_hi"`
+	DataLo         *ebpf.VariableSpec `ebpf:"data_lo"`
 	GoidOffset     *ebpf.VariableSpec `ebpf:"goid_offset"`
 	IterMapOffset  *ebpf.VariableSpec `ebpf:"iter_map_offset"`
 	KeysAddedA     *ebpf.VariableSpec `ebpf:"keys_added_a"`
@@ -321,6 +325,8 @@ func (m *MapsMaps) Close() error {
 // It can be passed to LoadMapsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MapsVariables struct {
 	CollectKeys    *ebpf.Variable `ebpf:"collect_keys"`
+	DataHi         *ebpf.Variable `ebpf:"data_hi"`
+	DataLo         *ebpf.Variable `ebpf:"data_lo"`
 	GoidOffset     *ebpf.Variable `ebpf:"goid_offset"`
 	IterMapOffset  *ebpf.Variable `ebpf:"iter_map_offset"`
 	KeysAddedA     *ebpf.Variable `ebpf:"keys_added_a"`

@@ -31,6 +31,11 @@ const (
 	keyKindStr   = 3
 	keyKindPtr   = 4
 	otherKeyName = "other"
+	// syncMapType is the class type of heap sync.Maps, and syncMapGlobal
+	// marks that of a global one, its address (bpf/maps.bpf.c
+	// SYNC_MAP_TYPE, SYNC_MAP_GLOBAL): their methods are passed no map type.
+	syncMapType   = 1
+	syncMapGlobal = 1 << 63
 )
 
 // Maps reads the map programs' maps.
@@ -122,9 +127,15 @@ func (c *Maps) Collect() (*MapsResult, error) {
 	var order []string
 	byClass := map[bpf.MapsClassKey]*row{}
 	for k, st := range classes {
+		kind, typ := report.KindMap, ""
+		if k.Type == syncMapType || k.Type&syncMapGlobal != 0 {
+			kind, typ = report.KindSyncMap, "sync.Map"
+		} else {
+			typ = c.Sym.TypeName(k.Type)
+		}
 		m := report.Map{
-			Kind:              report.KindMap,
-			Type:              c.Sym.TypeName(k.Type),
+			Kind:              kind,
+			Type:              typ,
 			Maps:              int(st.Maps),
 			KeyType:           keyType(st.KeyKind, st.KeySize),
 			Reads:             c.scale(st.Ops[probes.OpRead]),

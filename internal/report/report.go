@@ -30,7 +30,8 @@ const (
 
 // Map kinds.
 const (
-	KindMap = "map"
+	KindMap     = "map"
+	KindSyncMap = "sync.Map"
 )
 
 // Map operations.

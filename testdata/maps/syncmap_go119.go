@@ -1,0 +1,8 @@
+//go:build !go1.20
+
+package main
+
+import "fmt"
+
+// syncHot needs Swap and the CompareAnd* methods, from Go 1.20.
+func syncHot() { fmt.Println("synchot unsupported") }
