@@ -36,6 +36,10 @@ const (
 	// SYNC_MAP_TYPE, SYNC_MAP_GLOBAL): their methods are passed no map type.
 	syncMapType   = 1
 	syncMapGlobal = 1 << 63
+	// syncMapInternal is the Go map type inside a sync.Map up to Go 1.23:
+	// only package sync can make one (entry is unexported), and its
+	// operations are the sync.Map's, counted in the sync.Map's row.
+	syncMapInternal = "map[interface {}]*sync.entry"
 )
 
 // Maps reads the map programs' maps.
@@ -130,8 +134,8 @@ func (c *Maps) Collect() (*MapsResult, error) {
 		kind, typ := report.KindMap, ""
 		if k.Type == syncMapType || k.Type&syncMapGlobal != 0 {
 			kind, typ = report.KindSyncMap, "sync.Map"
-		} else {
-			typ = c.Sym.TypeName(k.Type)
+		} else if typ = c.Sym.TypeName(k.Type); typ == syncMapInternal {
+			continue
 		}
 		m := report.Map{
 			Kind:              kind,

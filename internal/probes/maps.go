@@ -124,6 +124,20 @@ func syncMapProbes(bin *symbols.Binary) (funcs []mapFunc, flags uint8) {
 	return funcs, flagSyncMap
 }
 
+// SyncMapFuncs are the names of the sync.Map operations the map probes
+// attach to in bin, where it has them, whose callers are the call sites the
+// map programs record for sync.Maps.
+func SyncMapFuncs(bin *symbols.Binary) []string {
+	funcs, _ := syncMapProbes(bin)
+	var names []string
+	for _, f := range funcs {
+		if _, ok := bin.Func(f.name); ok {
+			names = append(names, f.name)
+		}
+	}
+	return names
+}
+
 // MapFuncs are the names of the map entry points the map probes attach to,
 // whose callers are the call sites the map programs record.
 func MapFuncs() []string {
