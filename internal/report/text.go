@@ -279,6 +279,9 @@ func (t *text) maps(ms []Map, fraction float64) {
 			cpu = Duration(uint64(m.CPUSeconds * 1e9))
 		}
 		label := m.Label()
+		if m.Kind == KindSyncMap && m.Name != "" { // a class's label has the type already
+			label += " (sync.Map)"
+		}
 		if len(label) > 40 { // the whole label on a line of its own
 			fmt.Fprintf(b, "  %s\n", clip(label, textWidth-2))
 			label = ""
