@@ -336,3 +336,24 @@ func TestSyncMap(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncMapCPU checks that CPU time in sync.Map loads, up to Go 1.23 most
+// of it in the Go map inside, goes to the sync.Map's row.
+func TestSyncMapCPU(t *testing.T) {
+	testtarget.NeedRoot(t)
+	for _, tc := range []string{"go1.22.12", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
+			r := cpuTrace(t, p, trace.Options{Mutex: true, Maps: true, Overhead: 5}, "syncloop 1500")
+			m := findMapNamed(r, "main.syncLoopMap")
+			if m == nil {
+				t.Fatalf("main.syncLoopMap not seen: %+v", r.Maps)
+			}
+			t.Logf("%s: %.3fs CPU in %d loads (%d samples in maps, %.3fs); %.3fs of the target's %.3fs",
+				m.Name, m.CPUSeconds, m.Reads, r.CPU.MapSamples, r.CPU.MapSeconds, r.CPU.MapSeconds, r.CPU.Seconds)
+			if m.Kind != report.KindSyncMap || m.CPUSeconds < 0.5*r.CPU.MapSeconds || r.CPU.MapSamples < 20 {
+				t.Errorf("%s (%s): %.3fs of %.3fs of map CPU time, want most", m.Name, m.Kind, m.CPUSeconds, r.CPU.MapSeconds)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@
 //	loop MS        a tight map-read loop; prints the lookups done
 //	work MS        map reads among other work (~10µs apart); prints the lookups done
 //	synchot        every sync.Map operation on two global sync.Maps, with known key counts
+//	syncloop MS    sync.Map loads in a tight loop; prints the loads done
 //
 // and answers each with one line. A race may kill it with the runtime's
 // "fatal error: concurrent map …", as it would in production.
@@ -203,6 +204,8 @@ func main() {
 			work(ms(1))
 		case len(f) == 1 && f[0] == "synchot":
 			syncHot()
+		case len(f) == 2 && f[0] == "syncloop":
+			syncLoop(ms(1))
 		}
 	}
 }

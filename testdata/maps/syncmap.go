@@ -5,7 +5,9 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 )
 
 // Global sync.Maps: the variable holds the map itself, so its own address is
@@ -69,4 +71,28 @@ func syncHot() {
 	} else {
 		fmt.Println("synchot done noclear")
 	}
+}
+
+var syncLoopMap sync.Map
+
+// syncLoop loads from syncLoopMap in a tight loop for d, with keys long
+// enough that hashing them is most of the work; it answers "syncloop N",
+// the loads done.
+//
+//go:noinline
+func syncLoop(d time.Duration) {
+	keys := make([]string, 4)
+	for i := range keys {
+		keys[i] = strings.Repeat(strconv.Itoa(i), 512)
+		syncLoopMap.Store(keys[i], i)
+	}
+	var ops int
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); ops += 1000 {
+		for i := 0; i < 1000; i++ {
+			if v, ok := syncLoopMap.Load(keys[i&3]); ok {
+				sink += v.(int)
+			}
+		}
+	}
+	fmt.Printf("syncloop %d\n", ops)
 }

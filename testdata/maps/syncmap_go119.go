@@ -2,7 +2,12 @@
 
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // syncHot needs Swap and the CompareAnd* methods, from Go 1.20.
 func syncHot() { fmt.Println("synchot unsupported") }
+
+func syncLoop(time.Duration) { fmt.Println("syncloop unsupported") }
