@@ -15,6 +15,9 @@ enum {
 	OP_DELETE = 3,
 	OP_ITERATE = 4,  // mapiterinit / mapIterStart: one per range loop
 	OP_ITERNEXT = 5, // mapiternext / mapIterNext: checked for races only
+	// sync.Map's slow paths up to Go 1.23, counted per class only:
+	OP_MISS = 6,     // sync.(*Map).missLocked: a key found only in the dirty map
+	OP_DIRTY = 7,    // sync.(*Map).dirtyLocked: a new key may copy the read map
 };
 
 // How the key is passed (bits 3..5 of a cookie's value).
@@ -63,6 +66,12 @@ volatile const u8 map_writing_mask;   // hashWriting (4) or 1
 volatile const u64 iter_map_offset;   // hiter.h / maps.Iter.m
 volatile const u8 collect_keys;       // --keys none turns key reading off
 volatile const u64 data_lo, data_hi;  // the target's package-level variables
+// sync.Map's fields up to Go 1.23 (0: not known): Map.read (a pointer to a
+// readOnly), Map.dirty, Map.misses, readOnly.amended.
+volatile const u64 sync_read_offset;
+volatile const u64 sync_dirty_offset;
+volatile const u64 sync_misses_offset;
+volatile const u64 sync_amended_offset;
 
 // A map class: the map's Go type (its maptype descriptor) and the return
 // address of the first operation seen on it. Short-lived heap maps of one
@@ -86,6 +95,9 @@ struct class_stat {
 	u64 other_keys;  // keyed operations the key table had no room for
 	u64 maps;        // distinct maps seen in the class
 	u64 interleaved; // writes by A, then B, then A again on one map, within INTERLEAVE_NS
+	u64 misses;       // sync.Map: keys found only in the dirty map (OP_MISS)
+	u64 promotions;   // sync.Map: the dirty map made the read map
+	u64 dirty_copies; // sync.Map: the read map copied into a new dirty map
 	u32 key_kind;
 	u32 key_size;
 };
@@ -550,6 +562,38 @@ static __always_inline void note_write(struct class_key *c, struct class_stat *s
 	ws->last = *w;
 }
 
+// sync_slow_path counts a sync.Map's miss, with the promotion it causes once
+// the misses reach the dirty map's length, or its dirty map's rebuild: at
+// the entry of missLocked (misses not yet counted) and of dirtyLocked
+// (which copies only when there is no dirty map). A map not seen by its
+// own operations yet is left out.
+static __always_inline void sync_slow_path(u64 m, u32 op)
+{
+	if (!sync_misses_offset)
+		return;
+	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
+	if (!mi)
+		return;
+	struct class_key c = mi->class;
+	struct class_stat *st = bpf_map_lookup_elem(&class_stats, &c);
+	if (!st)
+		return;
+	u64 dirty = 0;
+	bpf_probe_read_user(&dirty, sizeof(dirty), (void *)(m + sync_dirty_offset));
+	if (op == OP_DIRTY) {
+		if (!dirty)
+			add(&st->dirty_copies, 1);
+		return;
+	}
+	add(&st->misses, 1);
+	s64 misses = 0, len = 0;
+	bpf_probe_read_user(&misses, sizeof(misses), (void *)(m + sync_misses_offset));
+	if (dirty) // a classic map's header starts with its count
+		bpf_probe_read_user(&len, sizeof(len), (void *)dirty);
+	if (misses + 1 >= len)
+		add(&st->promotions, 1);
+}
+
 SEC("uprobe")
 int map_op(struct pt_regs *ctx)
 {
@@ -575,6 +619,10 @@ int map_op(struct pt_regs *ctx)
 	if (op == OP_ITERNEXT) {
 		// Once per element of a range loop: checked for races only.
 		check_race(ctx, m, op, goid, -2, caller);
+		return 0;
+	}
+	if (op == OP_MISS || op == OP_DIRTY) {
+		sync_slow_path(m, op);
 		return 0;
 	}
 	struct class_key c = {};
@@ -605,6 +653,16 @@ int map_op(struct pt_regs *ctx)
 		note_write(&c, st, m, &w);
 	}
 	add(&st->ops[op], 1);
+	if (is_sync && op == OP_ITERATE && sync_read_offset) {
+		// Range promotes the dirty map at once if it has keys the read map lacks.
+		u64 ro = 0;
+		u8 amended = 0;
+		bpf_probe_read_user(&ro, sizeof(ro), (void *)(m + sync_read_offset));
+		if (ro)
+			bpf_probe_read_user(&amended, sizeof(amended), (void *)(ro + sync_amended_offset));
+		if (amended)
+			add(&st->promotions, 1);
+	}
 
 	struct goroutine_key gk = {.goid = goid, .class = c};
 	struct goroutine_stat *gs = bpf_map_lookup_elem(&goroutines, &gk);

@@ -148,6 +148,9 @@ func (c *Maps) Collect() (*MapsResult, error) {
 			Iterations:        c.scale(st.Ops[probes.OpIterate]),
 			InterleavedWrites: c.scale(st.Interleaved),
 		}
+		if kind == report.KindSyncMap && (st.Misses > 0 || st.Promotions > 0 || st.DirtyCopies > 0) {
+			m.SyncMap = &report.SyncMapStats{Misses: c.scale(st.Misses), Promotions: c.scale(st.Promotions), DirtyCopies: c.scale(st.DirtyCopies)}
+		}
 		if addrs := named[k]; len(addrs) > 0 && uint64(len(addrs)) >= st.Maps {
 			sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
 			m.Address = fmt.Sprintf("%#x", addrs[0])
@@ -223,6 +226,14 @@ func mergeMap(a *report.Map, b report.Map) {
 	a.Iterations += b.Iterations
 	a.InterleavedWrites += b.InterleavedWrites
 	a.HotKeys = append(a.HotKeys, b.HotKeys...)
+	if b.SyncMap != nil {
+		if a.SyncMap == nil {
+			a.SyncMap = &report.SyncMapStats{}
+		}
+		a.SyncMap.Misses += b.SyncMap.Misses
+		a.SyncMap.Promotions += b.SyncMap.Promotions
+		a.SyncMap.DirtyCopies += b.SyncMap.DirtyCopies
+	}
 	if a.KeyType == "other" {
 		a.KeyType = b.KeyType
 	}

@@ -16,6 +16,8 @@ const (
 	OpDelete   = 3
 	OpIterate  = 4
 	OpIterNext = 5
+	OpMiss     = 6 // sync.Map up to Go 1.23: counted per class only
+	OpDirty    = 7
 )
 
 // How a map function receives its key (bpf/maps.bpf.c KEY_*).
@@ -84,6 +86,9 @@ var syncMapFuncs = []mapFunc{
 	{"sync.(*Map).CompareAndDelete", OpDelete, keyIface},
 	{"sync.(*Map).Range", OpIterate, keyNone},
 	{"sync.(*Map).Clear", OpWrite, keyNone},
+	// The slow paths: never inlined (they are called from several methods).
+	{"sync.(*Map).missLocked", OpMiss, keyNone},
+	{"sync.(*Map).dirtyLocked", OpDirty, keyNone},
 }
 
 // syncMapStore119 is Go 1.19's Store, which has no Swap to call.
@@ -124,14 +129,15 @@ func syncMapProbes(bin *symbols.Binary) (funcs []mapFunc, flags uint8) {
 	return funcs, flagSyncMap
 }
 
-// SyncMapFuncs are the names of the sync.Map operations the map probes
+// SyncMapFuncs are the names of the sync.Map operations (not their slow
+// paths) the map probes
 // attach to in bin, where it has them, whose callers are the call sites the
 // map programs record for sync.Maps.
 func SyncMapFuncs(bin *symbols.Binary) []string {
 	funcs, _ := syncMapProbes(bin)
 	var names []string
 	for _, f := range funcs {
-		if _, ok := bin.Func(f.name); ok {
+		if _, ok := bin.Func(f.name); ok && f.op <= OpIterate {
 			names = append(names, f.name)
 		}
 	}
@@ -160,14 +166,23 @@ type MapLayout struct {
 	// addresses): a sync.Map there is a global, counted on its own rather
 	// than with the other sync.Maps first used at the same call site.
 	DataLo, DataHi uint64
+	// SyncRead, SyncDirty, SyncMisses and SyncAmended are the offsets of
+	// sync.Map's read, dirty and misses and of readOnly.amended, up to Go
+	// 1.23; zero where not known.
+	SyncRead, SyncDirty, SyncMisses, SyncAmended uint64
 }
 
 // LayoutFor returns the map layout of a Go version: swiss maps from 1.24.
 func LayoutFor(goVersion string) MapLayout {
-	if GoMinor(goVersion) >= 24 {
+	minor := GoMinor(goVersion)
+	if minor >= 24 {
 		return MapLayout{FlagsOffset: 34, WritingMask: 1, IterMap: 24}
 	}
-	return MapLayout{FlagsOffset: 8, WritingMask: 4, IterMap: 24}
+	l := MapLayout{FlagsOffset: 8, WritingMask: 4, IterMap: 24}
+	if minor >= 20 { // mu Mutex, read atomic.Pointer[readOnly], dirty, misses; 1.19's read is an atomic.Value
+		l.SyncRead, l.SyncDirty, l.SyncMisses, l.SyncAmended = 8, 16, 24, 8
+	}
+	return l
 }
 
 // LoadMaps loads the map programs for a target.
@@ -181,13 +196,17 @@ func LoadMaps(goidOffset uint64, l MapLayout, keys bool, multi bool) (*bpf.MapsO
 		collect = 1
 	}
 	for name, v := range map[string]any{
-		"goid_offset":      goidOffset,
-		"map_flags_offset": l.FlagsOffset,
-		"map_writing_mask": l.WritingMask,
-		"iter_map_offset":  l.IterMap,
-		"data_lo":          l.DataLo,
-		"data_hi":          l.DataHi,
-		"collect_keys":     collect,
+		"goid_offset":         goidOffset,
+		"map_flags_offset":    l.FlagsOffset,
+		"map_writing_mask":    l.WritingMask,
+		"iter_map_offset":     l.IterMap,
+		"data_lo":             l.DataLo,
+		"data_hi":             l.DataHi,
+		"sync_read_offset":    l.SyncRead,
+		"sync_dirty_offset":   l.SyncDirty,
+		"sync_misses_offset":  l.SyncMisses,
+		"sync_amended_offset": l.SyncAmended,
+		"collect_keys":        collect,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)

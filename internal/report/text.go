@@ -291,6 +291,10 @@ func (t *text) maps(ms []Map, fraction float64) {
 		if i >= t.limit(n, 5) {
 			continue
 		}
+		if sm := m.SyncMap; sm != nil {
+			fmt.Fprintf(b, "      sync.Map slow paths: %s misses, %s promotions, %s dirty-map copies\n",
+				Count(sm.Misses), Count(sm.Promotions), Count(sm.DirtyCopies))
+		}
 		if len(m.HotKeys) > 0 {
 			total := m.Reads + m.Writes + m.Deletes
 			keys := make([]string, 0, 5)

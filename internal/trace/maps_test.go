@@ -357,3 +357,26 @@ func TestSyncMapCPU(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncMapMisses checks a sync.Map's misses, promotions and dirty-map
+// copies, Go 1.20 to 1.23, against what the target saw of its own map.
+func TestSyncMapMisses(t *testing.T) {
+	testtarget.NeedRoot(t)
+	for _, tc := range []string{"go1.20.14", "go1.23.12"} {
+		t.Run(tc, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
+			r, answer := mapTrace(t, p, 100, "syncmiss", 30*time.Second)
+			var want report.SyncMapStats
+			if _, err := fmt.Sscanf(answer, "syncmiss %d %d %d", &want.Misses, &want.Promotions, &want.DirtyCopies); err != nil {
+				t.Fatalf("target said %q", answer)
+			}
+			m := findMapNamed(r, "main.syncMissMap")
+			if m == nil {
+				t.Fatalf("main.syncMissMap not seen: %+v", r.Maps)
+			}
+			if m.SyncMap == nil || *m.SyncMap != want {
+				t.Errorf("%s: %+v, the target saw %+v", m.Name, m.SyncMap, want)
+			}
+		})
+	}
+}
