@@ -626,6 +626,12 @@ func (a *analysis) mapCPU() {
 			detail += fmt.Sprintf("; key %q takes %.0f%% of the keyed operations", k.Key, 100*sh)
 		}
 		switch {
+		case m.Kind == report.KindSyncMap && m.Maps >= manyMaps && m.Name == "":
+			advice = fmt.Sprintf("these are short-lived sync.Maps (%d of them), dearer to make and fill than maps: "+
+				"use a plain map where one goroutine owns it, or keep one sync.Map for longer.", m.Maps)
+		case m.Kind == report.KindSyncMap && !readMostly(m):
+			advice = "writes dominate, and sync.Map is made for keys written once and read many times (or goroutines " +
+				"using disjoint keys): a map behind a sync.Mutex, or a sharded map, costs less per write."
 		case m.Maps >= manyMaps && m.Name == "":
 			advice = fmt.Sprintf("these are short-lived maps (%d of them): allocate fewer — reuse one per goroutine "+
 				"(clear it), size it once with make(map[K]V, n), or use a slice or struct for a handful of fixed keys.", m.Maps)

@@ -121,6 +121,14 @@ func diffMaps(prev, cur []Map) []Map {
 		if d.InterleavedWrites == 0 {
 			d.Interleave = nil
 		}
+		if m.SyncMap != nil {
+			var ps SyncMapStats
+			if p.SyncMap != nil {
+				ps = *p.SyncMap
+			}
+			d.SyncMap = &SyncMapStats{Misses: sub(m.SyncMap.Misses, ps.Misses), Promotions: sub(m.SyncMap.Promotions, ps.Promotions),
+				DirtyCopies: sub(m.SyncMap.DirtyCopies, ps.DirtyCopies)}
+		}
 		keys := map[string]uint64{}
 		for _, k := range p.HotKeys {
 			keys[k.Key] = k.Count

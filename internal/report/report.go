@@ -30,7 +30,8 @@ const (
 
 // Map kinds.
 const (
-	KindMap = "map"
+	KindMap     = "map"
+	KindSyncMap = "sync.Map"
 )
 
 // Map operations.
@@ -260,6 +261,19 @@ type Map struct {
 	CPUSeconds float64  `json:"cpu_seconds"`
 	HotKeys    []HotKey `json:"hot_keys"`
 	Sites      []Site   `json:"sites"`
+	// SyncMap is a sync.Map's slow paths, up to Go 1.23; nil otherwise.
+	SyncMap *SyncMapStats `json:"sync_map,omitempty"`
+}
+
+// SyncMapStats are the slow paths of a sync.Map up to Go 1.23, whose
+// lock-free reads see only its read map: a key stored since the last
+// promotion is found in the dirty map under the lock (a miss); once the
+// misses reach the dirty map's length it becomes the read map (a
+// promotion); the next new key copies the read map into a new dirty map.
+type SyncMapStats struct {
+	Misses      uint64 `json:"misses"`
+	Promotions  uint64 `json:"promotions"`
+	DirtyCopies uint64 `json:"dirty_copies"`
 }
 
 // Interleave is the evidence of interleaved writes: the goroutine that

@@ -279,6 +279,9 @@ func (t *text) maps(ms []Map, fraction float64) {
 			cpu = Duration(uint64(m.CPUSeconds * 1e9))
 		}
 		label := m.Label()
+		if m.Kind == KindSyncMap && m.Name != "" { // a class's label has the type already
+			label += " (sync.Map)"
+		}
 		if len(label) > 40 { // the whole label on a line of its own
 			fmt.Fprintf(b, "  %s\n", clip(label, textWidth-2))
 			label = ""
@@ -287,6 +290,10 @@ func (t *text) maps(ms []Map, fraction float64) {
 			Count(m.Deletes), Count(m.Iterations), Count(uint64(m.Goroutines)), cpu)
 		if i >= t.limit(n, 5) {
 			continue
+		}
+		if sm := m.SyncMap; sm != nil {
+			fmt.Fprintf(b, "      sync.Map slow paths: %s misses, %s promotions, %s dirty-map copies\n",
+				Count(sm.Misses), Count(sm.Promotions), Count(sm.DirtyCopies))
 		}
 		if len(m.HotKeys) > 0 {
 			total := m.Reads + m.Writes + m.Deletes

@@ -64,7 +64,9 @@ type Binary struct {
 
 	tab     *pclntab
 	globals globals
-	dwarf   *dwarf.Data // nil unless HasDWARF
+	// dataLo, dataHi bound the sections of package-level variables.
+	dataLo, dataHi uint64
+	dwarf          *dwarf.Data // nil unless HasDWARF
 
 	// varTypes maps a global's name to its DWARF type; built on first use
 	// because walking all of DWARF is only needed to name struct fields.
@@ -140,6 +142,14 @@ func parse(data []byte) (*Binary, error) {
 		PIE:      f.Type == elf.ET_DYN,
 	}
 	b.segs = loadSegments(f, data)
+	for _, s := range f.Sections {
+		if dataSections[s.Name] && s.Size > 0 {
+			if b.dataLo == 0 || s.Addr < b.dataLo {
+				b.dataLo = s.Addr
+			}
+			b.dataHi = max(b.dataHi, s.Addr+s.Size)
+		}
+	}
 
 	bi, err := buildinfo.Read(bytes.NewReader(data))
 	if err != nil {

@@ -97,6 +97,7 @@ type session struct {
 
 	mapNamesMu sync.Mutex
 	mapNames   map[uint64]string // map header address → variable
+	syncNames  map[uint64]bool   // mapNames that are sync.Map variables themselves
 	quitNamer  chan struct{}
 	namerDone  sync.WaitGroup
 
@@ -216,7 +217,11 @@ func (s *session) open() error {
 		return err
 	}
 	s.sym = collector.NewSymbolizer(bin, bias)
-	s.mapNames = map[uint64]string{}
+	s.mapNames, s.syncNames = map[uint64]string{}, map[uint64]bool{}
+	// A sync.Map variable is the map, at a fixed address: named once.
+	for _, v := range bin.SyncMapVars() {
+		s.mapNames[v.Addr+bias], s.syncNames[v.Addr+bias] = v.Name, true
+	}
 	s.multi = probes.MultiSupported()
 	s.r = &report.Report{
 		Version:  report.Version,
@@ -282,7 +287,11 @@ func (s *session) attach() error {
 	}
 	if s.opts.Maps {
 		keys := s.opts.Keys != collector.KeysNone
-		if s.mapObjs, err = probes.LoadMaps(goidOff, probes.LayoutFor(s.bin.GoVersion), keys, s.multi); err != nil {
+		layout := probes.LayoutFor(s.bin.GoVersion)
+		if lo, hi := s.bin.DataRange(); hi > lo {
+			layout.DataLo, layout.DataHi = lo+s.sym.Bias(), hi+s.sym.Bias()
+		}
+		if s.mapObjs, err = probes.LoadMaps(goidOff, layout, keys, s.multi); err != nil {
 			return err
 		}
 		if s.mapPlan, s.fatalPlan, err = probes.PlanMaps(s.bin, s.mapObjs); err != nil {
@@ -574,8 +583,9 @@ func (s *session) readMapVars() {
 		if p == 0 {
 			continue
 		}
-		// Several variables may share a map; keep the shortest name.
-		if old, ok := s.mapNames[p]; !ok || old == "" || len(v.Name) < len(old) {
+		// Several variables may share a map; keep the shortest name, but
+		// a sync.Map's own over any pointer to it.
+		if old, ok := s.mapNames[p]; !s.syncNames[p] && (!ok || old == "" || len(v.Name) < len(old)) {
 			s.mapNames[p] = v.Name
 		}
 	}
