@@ -498,8 +498,10 @@ static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u
 }
 
 // A write in progress that started more than this long ago cannot be the
-// last recorded writer's: that entry is stale (its probes were off).
-#define WRITER_FRESH_NS (50 * 1000 * 1000ULL)
+// last recorded writer's: that entry is stale (its probes were off). A
+// writer preempted in the middle of its write on a busy machine can take
+// tens of milliseconds to finish it.
+#define WRITER_FRESH_NS (500 * 1000 * 1000ULL)
 
 // check_race records a race if another goroutine is writing m. stackid is
 // this call's stack, or -2 to take it only if there is a race.

@@ -119,16 +119,28 @@ func TestRaces(t *testing.T) {
 	for _, tc := range []string{"go1.22.12", "local"} {
 		for _, kind := range []string{"write", "read", "iterate"} {
 			t.Run(tc+"/"+kind, func(t *testing.T) {
-				p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
-				r, answer := mapTrace(t, p, 100, "race "+kind+" 3000", 30*time.Second)
 				wantKind := map[string]string{"write": "write/write", "read": "read/write", "iterate": "iterate/write"}[kind]
-				var race *report.Race
-				for i := range r.Races {
-					if r.Races[i].Kind == wantKind {
-						race = &r.Races[i]
+				var (
+					r      *report.Report
+					answer string
+					race   *report.Race
+				)
+				// Two goroutines overlap by chance: on a loaded machine they may
+				// not in 3s, and then neither the runtime nor maptrace sees a
+				// race. Only a second, longer run without one fails the test.
+				for _, ms := range []int{3000, 6000} {
+					p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
+					r, answer = mapTrace(t, p, 100, fmt.Sprintf("race %s %d", kind, ms), 30*time.Second)
+					for i := range r.Races {
+						if r.Races[i].Kind == wantKind {
+							race = &r.Races[i]
+						}
+					}
+					t.Logf("%dms: answer %q, ended by %s, target error %q, races %d", ms, answer, r.EndedBy, r.TargetError, len(r.Races))
+					if race != nil || r.TargetError != "" {
+						break
 					}
 				}
-				t.Logf("answer %q, ended by %s, target error %q, races %d", answer, r.EndedBy, r.TargetError, len(r.Races))
 				if race == nil {
 					t.Fatalf("no %s race: %+v", wantKind, r.Races)
 				}
