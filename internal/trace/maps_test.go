@@ -276,8 +276,11 @@ func TestLateHotKey(t *testing.T) {
 	if sum != m.Reads {
 		t.Errorf("hot key counts add up to %d, want the %d keyed operations", sum, m.Reads)
 	}
-	if r.Overhead.LostEvents != 0 {
-		t.Errorf("%d lost events (%d key operations)", r.Overhead.LostEvents, r.Overhead.Lost.Keys)
+	// The key table is drained every 250ms or at half full; on a busy
+	// machine the drain can fall behind 400k new keys a second. What it
+	// misses must be counted, as key operations, and stay small.
+	if r.Overhead.LostEvents != r.Overhead.Lost.Keys || r.Overhead.Lost.Keys > ops/10 {
+		t.Errorf("%d lost events (%d key operations): want only key operations, at most %d", r.Overhead.LostEvents, r.Overhead.Lost.Keys, ops/10)
 	}
 }
 
