@@ -17,13 +17,6 @@ import (
 	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: perf events and BPF")
-	}
-}
-
 // sampled is a target under the sampler, started by the test.
 type sampled struct {
 	p   *testtarget.Proc
@@ -148,7 +141,7 @@ func nanos(t *testing.T, s string) float64 {
 // clock, alternating map lookups with arithmetic, on a swiss-map and a
 // classic-map toolchain; and that the lookups' call site is the top one.
 func TestMapShare(t *testing.T) {
-	needRoot(t)
+	testtarget.NeedRoot(t)
 	// Go 1.20 opens frames without PUSHQ BP, 1.24 brought swiss maps.
 	for _, tc := range []string{"go1.20.14", "go1.23.12", "local"} {
 		t.Run(tc, func(t *testing.T) {
@@ -183,7 +176,7 @@ func TestMapShare(t *testing.T) {
 // time: neither arithmetic nor the runtime's hash functions called by
 // hash/maphash, which are map work only under a map operation.
 func TestNoMapWork(t *testing.T) {
-	needRoot(t)
+	testtarget.NeedRoot(t)
 	x := startSampled(t, "local")
 	for _, cmd := range []string{"arith 1500", "maphash 1500"} {
 		answer, r := x.run(t, cmd)
@@ -204,7 +197,7 @@ func TestNoMapWork(t *testing.T) {
 // TestClose checks that closing leaves no perf event or BPF program behind,
 // and that closing twice is harmless.
 func TestClose(t *testing.T) {
-	needRoot(t)
+	testtarget.NeedRoot(t)
 	x := startTarget(t, "local")
 	before := openFDs(t)
 	s, err := cpuprof.Start(x.p.PID(), x.bin, x.sym.Bias())
@@ -228,7 +221,7 @@ func TestClose(t *testing.T) {
 // TestIoctlAttach samples through the ioctl that kernels without BPF
 // perf-event links take.
 func TestIoctlAttach(t *testing.T) {
-	needRoot(t)
+	testtarget.NeedRoot(t)
 	defer cpuprof.SetUseLink(cpuprof.SetUseLink(false))
 	x := startSampled(t, "local")
 	answer, r := x.run(t, "mix 500 2000 60000")

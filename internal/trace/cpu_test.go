@@ -26,6 +26,7 @@ func cpuTrace(t *testing.T, p *testtarget.Proc, opts trace.Options, cmd string) 
 // Each lookup hashes and compares a 16 KiB key, so that the map work is
 // comparable to the probe's cost and measurable in a few seconds.
 func TestMapCPUWithProbes(t *testing.T) {
+	testtarget.NeedRoot(t)
 	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/cpusplit", "local"))
 	const lookups = "2000000" // enough CPU time for 100+ map samples on a busy machine
 	// Mutex probes only: the sampler runs, no map probe does.
