@@ -32,7 +32,8 @@ func cpuTrace(t *testing.T, p *testtarget.Proc, opts trace.Options, cmd string) 
 		done <- result{r, err}
 	}()
 	p.Send(t, cmd)
-	answer := p.Line(t, 60*time.Second)
+	// 800000 probed lookups take over 30s in an emulated guest
+	answer := p.Line(t, time.Duration(testtarget.Stretch(60000))*time.Millisecond)
 	cancel()
 	res := <-done
 	if res.err != nil {
@@ -50,6 +51,7 @@ func cpuTrace(t *testing.T, p *testtarget.Proc, opts trace.Options, cmd string) 
 // Each lookup hashes and compares a 16 KiB key, so that the map work is
 // comparable to the probe's cost and measurable in a few seconds.
 func TestMapCPUWithProbes(t *testing.T) {
+	testtarget.NeedAttach(t)
 	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/cpusplit", "local"))
 	const lookups = "800000"
 	// Mutex probes only: the sampler runs, no map probe does.
