@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Installs what `make test` (deps.sh test) or `make generate` (deps.sh
-# generate) needs and a fresh Debian machine lacks, saying what before it
-# installs anything. It starts no service, stops none, and kills nothing.
+# Installs what `make test` (deps.sh test), `make generate` (deps.sh
+# generate) or `make test-kernels` (deps.sh kernels) needs and a fresh Debian
+# machine lacks, saying what before it installs anything. It starts no
+# service, stops none, and kills nothing.
 set -euo pipefail
 
 what=${1:-test}
 GO=${GO:-go}
 label="maptrace tests need" target=deps
 [ "$what" = generate ] && label="make generate needs" target=generate
+[ "$what" = kernels ] && label="make test-kernels needs" target=test-kernels
 
 # Debian packages, each with the file that shows it is there.
 declare -A present
@@ -34,8 +36,18 @@ generate)
 	)
 	toolchains=""
 	;;
+kernels)
+	# qemu for the kernel matrix's VMs (kernels/main.go) and the static
+	# busybox their initramfs runs; the kernels themselves are downloaded
+	# into a cache by the harness, never installed.
+	present=(
+		[qemu-system-x86]="command -v qemu-system-x86_64"
+		[busybox-static]="dpkg-query -W -f='\${Status}' busybox-static | grep -q 'ok installed'"
+	)
+	toolchains=""
+	;;
 *)
-	echo "usage: $0 test|generate" >&2
+	echo "usage: $0 test|generate|kernels" >&2
 	exit 2
 	;;
 esac

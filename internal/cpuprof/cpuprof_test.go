@@ -10,12 +10,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/collector"
 	"github.com/maptrace/maptrace/internal/cpuprof"
 	"github.com/maptrace/maptrace/internal/symbols"
 	"github.com/maptrace/maptrace/internal/target"
 	"github.com/maptrace/maptrace/internal/testtarget"
 )
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	testtarget.NeedRoot(t)
+	// maptrace's preflight does this before the sampler starts; kernels
+	// before 5.11 (make test-kernels' 5.10) charge BPF maps to it.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // sampled is a target under the sampler, started by the test.
 type sampled struct {
@@ -141,7 +155,7 @@ func nanos(t *testing.T, s string) float64 {
 // clock, alternating map lookups with arithmetic, on a swiss-map and a
 // classic-map toolchain; and that the lookups' call site is the top one.
 func TestMapShare(t *testing.T) {
-	testtarget.NeedRoot(t)
+	needRoot(t)
 	// Go 1.20 opens frames without PUSHQ BP, 1.24 brought swiss maps.
 	for _, tc := range []string{"go1.20.14", "go1.23.12", "local"} {
 		t.Run(tc, func(t *testing.T) {
@@ -176,7 +190,7 @@ func TestMapShare(t *testing.T) {
 // time: neither arithmetic nor the runtime's hash functions called by
 // hash/maphash, which are map work only under a map operation.
 func TestNoMapWork(t *testing.T) {
-	testtarget.NeedRoot(t)
+	needRoot(t)
 	x := startSampled(t, "local")
 	for _, cmd := range []string{"arith 1500", "maphash 1500"} {
 		answer, r := x.run(t, cmd)
@@ -185,7 +199,7 @@ func TestNoMapWork(t *testing.T) {
 		}
 		share := float64(r.Map) / float64(r.Samples)
 		t.Logf("%s: %d samples, %d user, %d map (%.3f), %d without caller", cmd, r.Samples, r.User, r.Map, share, r.NoCaller)
-		if r.Samples < 500 {
+		if r.Samples < atLeast(500) {
 			t.Errorf("%s: %d samples in 1.5s of CPU time at %d Hz", cmd, r.Samples, r.Hz)
 		}
 		if share > 0.01 {
@@ -197,7 +211,7 @@ func TestNoMapWork(t *testing.T) {
 // TestClose checks that closing leaves no perf event or BPF program behind,
 // and that closing twice is harmless.
 func TestClose(t *testing.T) {
-	testtarget.NeedRoot(t)
+	needRoot(t)
 	x := startTarget(t, "local")
 	before := openFDs(t)
 	s, err := cpuprof.Start(x.p.PID(), x.bin, x.sym.Bias())
@@ -221,7 +235,7 @@ func TestClose(t *testing.T) {
 // TestIoctlAttach samples through the ioctl that kernels without BPF
 // perf-event links take.
 func TestIoctlAttach(t *testing.T) {
-	testtarget.NeedRoot(t)
+	needRoot(t)
 	defer cpuprof.SetUseLink(cpuprof.SetUseLink(false))
 	x := startSampled(t, "local")
 	answer, r := x.run(t, "mix 500 2000 60000")
@@ -229,9 +243,19 @@ func TestIoctlAttach(t *testing.T) {
 		t.Fatalf("target said %q", answer)
 	}
 	t.Logf("%d samples, %d map", r.Samples, r.Map)
-	if r.Samples < 150 || r.Map == 0 {
+	if r.Samples < atLeast(150) || r.Map == 0 {
 		t.Errorf("%d samples, %d in maps, in 0.5s of CPU time at %d Hz", r.Samples, r.Map, r.Hz)
 	}
+}
+
+// atLeast is the fewest samples a run must get, native on a CPU: 3/8 of
+// it under emulation, where a loaded host stalls the virtual CPUs and the
+// CPU clock's timer fires late (make test-kernels' guests got 43-100%).
+func atLeast(native uint64) uint64 {
+	if testtarget.Emulated() {
+		return native * 3 / 8
+	}
+	return native
 }
 
 func openFDs(t *testing.T) int {
@@ -240,4 +264,34 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(es)
+}
+
+// TestVerifierBudget keeps the sampler cheap to verify. Verifiers before
+// Linux 6.18 give up at a million instructions processed, which the stack
+// walk once passed on 6.1 and 6.12 (786k on 6.18), leaving maptrace without
+// CPU sampling there; and verifying is slow in make test-kernels' emulated
+// guests, where it runs on each kernel.
+func TestVerifierBudget(t *testing.T) {
+	needRoot(t)
+	spec, err := bpf.LoadCpu()
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer coll.Close()
+	info, err := coll.Programs["cpu_sample"].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := info.VerifiedInstructions()
+	if !ok {
+		t.Skip("this kernel does not say how many instructions it verified (5.16+)")
+	}
+	t.Logf("cpu_sample: %d instructions verified", n)
+	if n > 100_000 {
+		t.Errorf("cpu_sample: %d instructions verified, want at most 100k: a tenth of the verifier's limit", n)
+	}
 }

@@ -55,7 +55,7 @@ func traceCmd(t *testing.T, p *testtarget.Proc, opts trace.Options, cmd string, 
 // TestHotKeysExact checks exact per-key counts, with every operation probed,
 // for string and int64 keys, classic and swiss maps.
 func TestHotKeysExact(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	for _, tc := range []string{"go1.20.14", "go1.23.12", "go1.24.13", "local"} {
 		t.Run(tc, func(t *testing.T) {
 			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
@@ -115,7 +115,7 @@ func findMapNamed(r *report.Report, name string) *report.Map {
 // TestRaces runs two goroutines on one map with no lock, for each kind of
 // race; the runtime may kill the target, and the race must be reported either way.
 func TestRaces(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	for _, tc := range []string{"go1.22.12", "local"} {
 		for _, kind := range []string{"write", "read", "iterate"} {
 			t.Run(tc+"/"+kind, func(t *testing.T) {
@@ -167,7 +167,7 @@ func TestRaces(t *testing.T) {
 // TestLockedMapsNoRaces is the negative control: maps always used under a
 // Mutex or RWMutex, and a busy sync.Map, are never races.
 func TestLockedMapsNoRaces(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	for _, tc := range []string{"go1.20.14", "local"} {
 		t.Run(tc, func(t *testing.T) {
 			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
@@ -195,7 +195,7 @@ func TestLockedMapsNoRaces(t *testing.T) {
 // reads, where the probes dominate the attached windows, be a lower bound
 // that the report marks as such.
 func TestGovernorSampling(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	for _, tc := range []struct {
 		cmd        string
 		budget     float64 // low enough that the probes are duty-cycled even where a hit is cheap

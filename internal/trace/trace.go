@@ -373,6 +373,11 @@ func (s *session) start() error {
 	ctx, s.stopGov = context.WithCancel(context.Background())
 	s.govDone = make(chan error, 1)
 	if s.mapObjs != nil {
+		// The globals that hold maps now are named before the trace
+		// starts: a target that dies of a race on one within the namer's
+		// first tick (seen in make test-kernels' emulated guests) still
+		// gets the map's name.
+		s.readMapVars()
 		s.quitNamer = make(chan struct{})
 		s.namerDone.Add(1)
 		go func() { defer s.namerDone.Done(); s.nameMaps(s.quitNamer) }()
@@ -526,12 +531,11 @@ func (s *session) mapGlobals() map[uint64]string {
 	return out
 }
 
-// nameMaps reads the map variables at attach, then again while the target
-// lives (a global may be assigned a new map; a target that crashes cannot be
-// read afterwards). The reads back off from every 250ms to every 8s while
-// no new class of maps appears; a new one reads at once.
+// nameMaps reads the map variables again while the target lives (start
+// reads them first): a global may be assigned a new map, and a target that
+// crashes cannot be read afterwards. The reads back off from every 250ms to
+// every 8s while no new class of maps appears; a new one reads at once.
 func (s *session) nameMaps(quit <-chan struct{}) {
-	s.readMapVars()
 	const tick, most = 250 * time.Millisecond, 8 * time.Second
 	seen := map[bpf.MapsClassKey]bool{}
 	wait, last := tick, time.Now()

@@ -2,7 +2,6 @@ package trace_test
 
 import (
 	"context"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -81,7 +80,7 @@ func stackHas(ws []report.Waiter, fn string) bool {
 // version of the matrix, and checks attribution and the total wait against
 // the runtime's /sync/mutex/wait/total:seconds.
 func TestMutexContention(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	for _, tc := range testtarget.Toolchains {
 		t.Run(tc, func(t *testing.T) {
 			checkContention(t, testtarget.Build(t, "../../testdata/contention", tc), true)
@@ -92,7 +91,7 @@ func TestMutexContention(t *testing.T) {
 // TestStrippedAndPIE traces stripped and position-independent builds, with a
 // toolchain of each prologue style.
 func TestStrippedAndPIE(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	for _, tc := range []string{"go1.20.14", "local"} {
 		for _, v := range []struct {
 			name  string
@@ -110,7 +109,7 @@ func TestStrippedAndPIE(t *testing.T) {
 // waiters.
 func checkContention(t *testing.T, bin string, named bool) {
 	p := testtarget.Start(t, bin)
-	r, truth := traceRun(t, p, 3000)
+	r, truth := traceRun(t, p, testtarget.Stretch(3000))
 
 	if r.Target.GoVersion == "" || r.EndedBy != report.EndedBySignal {
 		t.Errorf("target %+v ended by %q", r.Target, r.EndedBy)
@@ -176,8 +175,18 @@ func checkContention(t *testing.T, bin string, named bool) {
 	if truth >= 0 {
 		ratio := got / truth
 		t.Logf("%s: maptrace %.4fs, runtime/metrics %.4fs, ratio %.3f", r.Target.GoVersion, got, truth, ratio)
-		if math.Abs(ratio-1) > 0.15 {
-			t.Errorf("total wait %.4fs vs runtime's %.4fs: ratio %.3f, want within 15%%", got, truth, ratio)
+		lo, hi := 0.85, 1.15
+		if testtarget.Emulated() {
+			// A loaded host stalls an emulated guest's virtual CPUs for
+			// tens of milliseconds, and the runtime's metric times one
+			// wait in 8 and counts it 8 times: a stall inside a timed
+			// wait counts 8 times over. make test-kernels saw ratios from
+			// 0.72 to 1.39 on a shared 2-core host; this band still
+			// catches waits lost or counted twice on a kernel.
+			lo, hi = 0.5, 1.6
+		}
+		if ratio < lo || ratio > hi {
+			t.Errorf("total wait %.4fs vs runtime's %.4fs: ratio %.3f, want %.2f to %.2f", got, truth, ratio, lo, hi)
 		}
 	}
 	// Detached, the target runs on.
