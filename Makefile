@@ -5,7 +5,7 @@ GO       ?= go
 BIN      := bin/maptrace
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo test generate bench bench-servers deps clean
+.PHONY: all build demo test test-kernels generate bench bench-servers deps clean
 
 all: build
 
@@ -29,6 +29,14 @@ test: deps
 	@test "$$(id -u)" = 0 || echo "maptrace: not root: the tests that load BPF programs or attach uprobes will skip (sudo make test runs them)"
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 1 -timeout 25m ./...
+
+# The kernel-dependent tests on Debian's 5.10, 6.1 and 6.12 amd64 kernels,
+# each booted under qemu, into docs/KERNELS.md (kernels/main.go says how).
+# Not part of `make test`: it has its own deps (qemu, busybox-static), takes
+# about 10 minutes under emulation, and needs no root.
+test-kernels:
+	@GO="$(GO)" bash scripts/deps.sh kernels
+	$(GO) run ./kernels -out docs/KERNELS.md
 
 # Rebuild the committed BPF objects and their Go bindings from bpf/*.c.
 generate:

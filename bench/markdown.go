@@ -480,11 +480,7 @@ func renderServers(p printer, ss []*RealServer) {
 	p("| server | mutex | kind | waits | total wait | waited for in | the known bottleneck |\n|---|---|---|---|---|---|---|\n")
 	for _, s := range ss {
 		if m := s.Stats.Top; m != nil {
-			name := m.Name
-			if name == "" {
-				name = m.Address
-			}
-			p("| %s | `%s` | %s | %d | %s | `%s` | %s |\n", s.Name, name, m.Kind, m.Contentions, time.Duration(m.WaitNS).Round(time.Millisecond),
+			p("| %s | `%s` | %s | %d | %s | `%s` | %s |\n", s.Name, m.Label(), m.Kind, m.Contentions, time.Duration(m.WaitNS).Round(time.Millisecond),
 				shortFrame(s.Stats.TopWhere), map[bool]string{true: "yes", false: "**no**"}[s.Stats.TopIsBottleneck])
 		} else {
 			p("| %s | (none contended) | | | | | **no** |\n", s.Name)

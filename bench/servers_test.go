@@ -1,9 +1,10 @@
 package main
 
 import (
-	"os"
 	"testing"
 	"time"
+
+	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
 // TestRealServerReport traces nats-server under its publish/subscribe load
@@ -13,9 +14,7 @@ import (
 // interleave. nats-server is the cheapest of section 6's servers to build
 // and to load, and TestQuick builds it already (the build is cached).
 func TestRealServerReport(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: maptrace attaches uprobes")
-	}
+	testtarget.NeedRoot(t)
 	start := time.Now()
 	root, err := repoRoot()
 	if err != nil {

@@ -92,6 +92,26 @@ static __always_inline const volatile struct step *find(u64 pc)
 	return &steps[i & (MAX_STEPS - 1)];
 }
 
+// top_bit is the index of v's highest set bit, for 0 < v < 2^32, without a
+// branch: each step's sign bit says whether v is above a power of two.
+static __always_inline u32 top_bit(u64 v)
+{
+	u64 r = 0, s;
+	s = ((0xffffULL - v) >> 63) << 4;
+	v >>= s;
+	r += s;
+	s = ((0xffULL - v) >> 63) << 3;
+	v >>= s;
+	r += s;
+	s = ((0xfULL - v) >> 63) << 2;
+	v >>= s;
+	r += s;
+	s = ((0x3ULL - v) >> 63) << 1;
+	v >>= s;
+	r += s;
+	return r + ((0x1ULL - v) >> 63);
+}
+
 static __always_inline int bump_site(u64 caller)
 {
 	u64 *n = bpf_map_lookup_elem(&map_cpu_sites, &caller);
@@ -149,37 +169,46 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	u32 insert = have_ret && (n < 2 || f->pc[1] != ret);
 	u32 depth = (n > 0 ? n : 1) + insert; // logical frames; the leaf is ip
 
+	// With the caller inserted, logical frame k (k >= 1) is f->pc[k-insert]:
+	// the leaf's own entry, pc[0], is not needed (the leaf is ip).
+	if (insert)
+		f->pc[0] = ret;
+
 	// Walk out from the leaf while the frames are map code; the operation's
-	// call site is the frame past the outermost map entry point.
-	s32 outer = -1;
+	// call site is the frame past the outermost map entry point. The walk
+	// only notes each frame's kind, as bits, without a branch: a loop whose
+	// state forks on every frame (stop here, or remember this entry point)
+	// made the verifier walk over a million instructions, past its limit
+	// before Linux 6.18's better pruning.
+	u64 kk = kind;
+	u64 others = (kk - 1) >> 63;	 // bit k: frame k is not map code
+	u64 entries = (kk >> 1) & 1; // bit k: frame k is a map entry point
 	u32 k;
-	for (k = 0; k < MAX_FRAMES && k < depth; k++) {
-		u64 pc = ip;
-		if (k > 0) {
-			u32 src = k - insert;
-			pc = src == 0 ? ret : f->pc[src & (MAX_FRAMES - 1)];
-			pc--; // a return address: look up its call instruction
-		}
-		if (k > 0)
-			kind = find(pc)->kind;
-		if (kind == CODE_OTHER)
-			break;
-		if (kind == CODE_MAP_ENTRY)
-			outer = k;
+	for (k = 1; k < MAX_FRAMES && k < depth; k++) {
+		u64 pc = f->pc[(k - insert) & (MAX_FRAMES - 1)];
+		kk = find(pc - 1)->kind; // a return address: look up its call
+		others |= ((kk - 1) >> 63) << k;
+		entries |= ((kk >> 1) & 1) << k;
 	}
-	int ended = k == depth || k == MAX_FRAMES; // no frame outside map code
-	if (outer < 0) {
+	// The frames up to the first that is not map code, or all of them: then
+	// the stack ends inside map code.
+	u64 seen = (1ULL << k) - 1;
+	u64 stop = others & seen;
+	int ended = stop == 0;
+	entries &= ended ? seen : (stop & -stop) - 1;
+	if (entries == 0) {
 		if (ended)
 			count(&samples, SAMPLES_NO_CALLER);
 		return 0; // map work not under a map operation: hash/maphash's hashing, say
 	}
+	u32 outer = top_bit(entries);
 	count(&samples, SAMPLES_MAP);
-	u32 c = (u32)outer + 1;
+	u32 c = outer + 1;
 	if (c >= depth) {
 		count(&samples, SAMPLES_NO_CALLER);
 		return 0;
 	}
-	u64 caller = c == insert ? ret : f->pc[(c - insert) & (MAX_FRAMES - 1)];
+	u64 caller = f->pc[(c - insert) & (MAX_FRAMES - 1)];
 	if (!bump_site(caller))
 		count(&stats, STAT_AGG_FULL);
 	return 0;

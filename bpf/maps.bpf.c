@@ -15,6 +15,9 @@ enum {
 	OP_DELETE = 3,
 	OP_ITERATE = 4,  // mapiterinit / mapIterStart: one per range loop
 	OP_ITERNEXT = 5, // mapiternext / mapIterNext: checked for races only
+	// sync.Map's slow paths up to Go 1.23, counted per class only:
+	OP_MISS = 6,     // sync.(*Map).missLocked: a key found only in the dirty map
+	OP_DIRTY = 7,    // sync.(*Map).dirtyLocked: a new key may copy the read map
 };
 
 // How the key is passed (bits 3..5 of a cookie's value).
@@ -25,7 +28,26 @@ enum {
 	KEY_STR = 3,     // _faststr: pointer CX, length DI
 	KEY_PTR = 4,     // generic: CX points at the key; its type says what it is
 	KEY_U64PTR = 5,  // _fast64ptr: a pointer value in CX
+	KEY_IFACE = 6,   // sync.Map: an `any`, type and data words in the two registers after the receiver
 };
+
+// Flags of a cookie's value (bits 6, 7).
+enum {
+	// SYNC_MAP: the function is a sync.Map operation. Its receiver (AX) is
+	// the map; it has no writing flag to check for races, being safe for
+	// concurrent use.
+	SYNC_MAP = 1 << 6,
+	// DICT: a generic method's shape dictionary comes after the receiver
+	// (BX), so the key comes one register later (CX, DI).
+	DICT = 1 << 7,
+};
+
+// The class type of sync.Maps on the heap: no Go map type is passed to
+// their methods, and 1 is no type descriptor's address. A global sync.Map
+// (between data_lo and data_hi) is a class of its own, of type its address
+// with SYNC_MAP_GLOBAL set: one site may be the first to use many of them.
+#define SYNC_MAP_TYPE 1
+#define SYNC_MAP_GLOBAL (1ULL << 63)
 
 // Key kinds reported to user space.
 enum {
@@ -43,6 +65,13 @@ volatile const u64 map_flags_offset;  // hmap.flags (8) or maps.Map.writing (34)
 volatile const u8 map_writing_mask;   // hashWriting (4) or 1
 volatile const u64 iter_map_offset;   // hiter.h / maps.Iter.m
 volatile const u8 collect_keys;       // --keys none turns key reading off
+volatile const u64 data_lo, data_hi;  // the target's package-level variables
+// sync.Map's fields up to Go 1.23 (0: not known): Map.read (a pointer to a
+// readOnly), Map.dirty, Map.misses, readOnly.amended.
+volatile const u64 sync_read_offset;
+volatile const u64 sync_dirty_offset;
+volatile const u64 sync_misses_offset;
+volatile const u64 sync_amended_offset;
 
 // A map class: the map's Go type (its maptype descriptor) and the return
 // address of the first operation seen on it. Short-lived heap maps of one
@@ -66,6 +95,9 @@ struct class_stat {
 	u64 other_keys;  // keyed operations the key table had no room for
 	u64 maps;        // distinct maps seen in the class
 	u64 interleaved; // writes by A, then B, then A again on one map, within INTERLEAVE_NS
+	u64 misses;       // sync.Map: keys found only in the dirty map (OP_MISS)
+	u64 promotions;   // sync.Map: the dirty map made the read map
+	u64 dirty_copies; // sync.Map: the read map copied into a new dirty map
 	u32 key_kind;
 	u32 key_size;
 };
@@ -295,12 +327,16 @@ struct {
 	__uint(max_entries, 1);
 } scratch SEC(".maps");
 
-// Go's _type: size at 0, kind at 23 (low 5 bits); a map type's key type at 48.
+// Go's _type: size at 0, tflag at 20, kind at 23 (low 5 bits); a map type's key type at 48.
 #define TYPE_SIZE_OFF 0
+#define TYPE_TFLAG_OFF 20
 #define TYPE_KIND_OFF 23
 #define MAPTYPE_KEY_OFF 48
 #define GO_KIND_MASK 0x1f
 #define GO_KIND_STRING 24
+// A type stored in an interface's data word itself, not behind it: the kind
+// byte's bit 5 up to Go 1.25, the tflag's bit 5 from Go 1.26 (unused before).
+#define GO_DIRECT_IFACE 0x20
 
 static __always_inline u8 go_kind_class(u8 k)
 {
@@ -324,10 +360,52 @@ static __always_inline void read_string(struct map_key *k, u64 ptr, u64 len)
 		bpf_probe_read_user(k->data, n & (KEY_BYTES * 2 - 1), (void *)ptr);
 }
 
-static __always_inline void read_key(struct pt_regs *ctx, u32 mode, struct map_key *k)
+// read_iface reads an `any` key: its type word says how to read its data word.
+static __always_inline void read_iface(struct map_key *k, u64 itype, u64 data)
+{
+	if (!itype)
+		return; // a nil key
+	u64 size = 0;
+	u8 kind = 0, tflag = 0;
+	bpf_probe_read_user(&size, sizeof(size), (void *)(itype + TYPE_SIZE_OFF));
+	bpf_probe_read_user(&tflag, sizeof(tflag), (void *)(itype + TYPE_TFLAG_OFF));
+	bpf_probe_read_user(&kind, sizeof(kind), (void *)(itype + TYPE_KIND_OFF));
+	if ((kind | tflag) & GO_DIRECT_IFACE) {
+		// The data word is the value: a pointer, chan, map or func.
+		k->kind = go_kind_class(kind & GO_KIND_MASK) == KIND_POINTER ? KIND_POINTER : KIND_OTHER;
+		k->len = 8;
+		__builtin_memcpy(k->data, &data, 8);
+		return;
+	}
+	kind = go_kind_class(kind & GO_KIND_MASK);
+	if (kind == KIND_STRING) {
+		u64 hdr[2] = {};
+		bpf_probe_read_user(hdr, sizeof(hdr), (void *)data);
+		read_string(k, hdr[0], hdr[1]);
+		return;
+	}
+	k->kind = kind;
+	k->len = size;
+	u64 n = size < KEY_BYTES ? size : KEY_BYTES;
+	if (n)
+		bpf_probe_read_user(k->data, n & (KEY_BYTES * 2 - 1), (void *)data);
+}
+
+static __always_inline void read_key(struct pt_regs *ctx, u32 mode, u32 flags, struct map_key *k)
 {
 	u64 v = GO_ARG3(ctx);
 	switch (mode) {
+	case KEY_IFACE: {
+		// Both pairs read whole: the verifier refuses a ctx pointer the
+		// compiler would otherwise pick between.
+		u64 a2 = GO_ARG2(ctx), a3 = GO_ARG3(ctx), a4 = GO_ARG4(ctx);
+		asm volatile("" : "+r"(a2), "+r"(a3), "+r"(a4));
+		if (flags & DICT)
+			read_iface(k, a3, a4);
+		else
+			read_iface(k, a2, a3);
+		return;
+	}
 	case KEY_U32:
 		k->kind = KIND_INT;
 		k->len = 4;
@@ -420,8 +498,10 @@ static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u
 }
 
 // A write in progress that started more than this long ago cannot be the
-// last recorded writer's: that entry is stale (its probes were off).
-#define WRITER_FRESH_NS (50 * 1000 * 1000ULL)
+// last recorded writer's: that entry is stale (its probes were off). A
+// writer preempted in the middle of its write on a busy machine can take
+// tens of milliseconds to finish it.
+#define WRITER_FRESH_NS (500 * 1000 * 1000ULL)
 
 // check_race records a race if another goroutine is writing m. stackid is
 // this call's stack, or -2 to take it only if there is a race.
@@ -484,6 +564,38 @@ static __always_inline void note_write(struct class_key *c, struct class_stat *s
 	ws->last = *w;
 }
 
+// sync_slow_path counts a sync.Map's miss, with the promotion it causes once
+// the misses reach the dirty map's length, or its dirty map's rebuild: at
+// the entry of missLocked (misses not yet counted) and of dirtyLocked
+// (which copies only when there is no dirty map). A map not seen by its
+// own operations yet is left out.
+static __always_inline void sync_slow_path(u64 m, u32 op)
+{
+	if (!sync_misses_offset)
+		return;
+	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
+	if (!mi)
+		return;
+	struct class_key c = mi->class;
+	struct class_stat *st = bpf_map_lookup_elem(&class_stats, &c);
+	if (!st)
+		return;
+	u64 dirty = 0;
+	bpf_probe_read_user(&dirty, sizeof(dirty), (void *)(m + sync_dirty_offset));
+	if (op == OP_DIRTY) {
+		if (!dirty)
+			add(&st->dirty_copies, 1);
+		return;
+	}
+	add(&st->misses, 1);
+	s64 misses = 0, len = 0;
+	bpf_probe_read_user(&misses, sizeof(misses), (void *)(m + sync_misses_offset));
+	if (dirty) // a classic map's header starts with its count
+		bpf_probe_read_user(&len, sizeof(len), (void *)dirty);
+	if (misses + 1 >= len)
+		add(&st->promotions, 1);
+}
+
 // prog_time's slot for map_op.
 #define PROG_TIME_MAP_OP 0
 
@@ -495,8 +607,12 @@ static __always_inline int map_op_run(struct pt_regs *ctx)
 		return 0;
 	u32 op = COOKIE_VALUE(cookie) & 7;
 	u32 mode = (COOKIE_VALUE(cookie) >> 3) & 7;
+	u32 flags = COOKIE_VALUE(cookie) & (SYNC_MAP | DICT);
+	int is_sync = flags & SYNC_MAP;
 
-	u64 m = op == OP_ITERNEXT ? 0 : GO_ARG2(ctx);
+	u64 a1 = GO_ARG1(ctx), a2 = GO_ARG2(ctx);
+	asm volatile("" : "+r"(a1), "+r"(a2)); // as in read_key
+	u64 m = op == OP_ITERNEXT ? 0 : is_sync ? a1 : a2;
 	if (op == OP_ITERNEXT)
 		bpf_probe_read_user(&m, sizeof(m), (void *)(GO_ARG1(ctx) + iter_map_offset));
 	if (!m)
@@ -509,28 +625,48 @@ static __always_inline int map_op_run(struct pt_regs *ctx)
 		check_race(ctx, m, op, goid, -2, caller);
 		return 0;
 	}
+	if (op == OP_MISS || op == OP_DIRTY) {
+		sync_slow_path(m, op);
+		return 0;
+	}
 	struct class_key c = {};
-	struct class_stat *st = class_of(&c, m, GO_ARG1(ctx), caller);
+	u64 type = a1;
+	if (is_sync)
+		type = m >= data_lo && m < data_hi ? m | SYNC_MAP_GLOBAL : SYNC_MAP_TYPE;
+	struct class_stat *st = class_of(&c, m, type, caller);
 	if (!st)
 		return 0;
 	s64 stackid = site(ctx, &c, caller, op);
-	check_race(ctx, m, op, goid, stackid, caller);
-
 	u32 zero = 0;
-	struct last_op *lo = bpf_map_lookup_elem(&last_ops, &goid);
-	if (lo) { // in place: an LRU update allocates
-		lo->map = m;
-		lo->op = op;
-	} else {
-		struct last_op nlo = {.map = m, .op = op};
-		bpf_map_update_elem(&last_ops, &goid, &nlo, BPF_ANY);
+	// A sync.Map is made for concurrent use: no race to check, no fatal
+	// "concurrent map" error to attribute to it, no interleaving to note.
+	if (!is_sync) {
+		check_race(ctx, m, op, goid, stackid, caller);
+		struct last_op *lo = bpf_map_lookup_elem(&last_ops, &goid);
+		if (lo) { // in place: an LRU update allocates
+			lo->map = m;
+			lo->op = op;
+		} else {
+			struct last_op nlo = {.map = m, .op = op};
+			bpf_map_update_elem(&last_ops, &goid, &nlo, BPF_ANY);
+		}
 	}
 
-	if (op == OP_WRITE || op == OP_DELETE) {
+	if (!is_sync && (op == OP_WRITE || op == OP_DELETE)) {
 		struct writer w = {.ns = bpf_ktime_get_ns(), .caller = caller, .goid = goid, .stackid = stackid, .op = op};
 		note_write(&c, st, m, &w);
 	}
 	add(&st->ops[op], 1);
+	if (is_sync && op == OP_ITERATE && sync_read_offset) {
+		// Range promotes the dirty map at once if it has keys the read map lacks.
+		u64 ro = 0;
+		u8 amended = 0;
+		bpf_probe_read_user(&ro, sizeof(ro), (void *)(m + sync_read_offset));
+		if (ro)
+			bpf_probe_read_user(&amended, sizeof(amended), (void *)(ro + sync_amended_offset));
+		if (amended)
+			add(&st->promotions, 1);
+	}
 
 	struct goroutine_key gk = {.goid = goid, .class = c};
 	struct goroutine_stat *gs = bpf_map_lookup_elem(&goroutines, &gk);
@@ -551,7 +687,7 @@ static __always_inline int map_op_run(struct pt_regs *ctx)
 	__builtin_memset(gkk, 0, sizeof(*gkk));
 	gkk->goid = goid;
 	gkk->key.class = c;
-	read_key(ctx, mode, &gkk->key);
+	read_key(ctx, mode, flags, &gkk->key);
 	st->key_kind = gkk->key.kind;
 	st->key_size = gkk->key.len;
 	int counted;

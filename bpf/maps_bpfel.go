@@ -25,6 +25,9 @@ type MapsClassStat struct {
 	OtherKeys   uint64
 	Maps        uint64
 	Interleaved uint64
+	Misses      uint64
+	Promotions  uint64
+	DirtyCopies uint64
 	KeyKind     uint32
 	KeySize     uint32
 }
@@ -154,33 +157,39 @@ type MapsWriters struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	MapsMapClassStats     = "class_stats"
-	MapsMapFatal          = "fatal"
-	MapsMapGoroutineKeys  = "goroutine_keys"
-	MapsMapGoroutines     = "goroutines"
-	MapsMapHits           = "hits"
-	MapsMapInterleaves    = "interleaves"
-	MapsMapKeysA          = "keys_a"
-	MapsMapKeysB          = "keys_b"
-	MapsMapLastOps        = "last_ops"
-	MapsMapMapClasses     = "map_classes"
-	MapsMapProgTime       = "prog_time"
-	MapsMapRaces          = "races"
-	MapsMapScratch        = "scratch"
-	MapsMapSites          = "sites"
-	MapsMapStacks         = "stacks"
-	MapsMapStats          = "stats"
-	MapsMapWriters        = "writers"
-	MapsProgFatalEnter    = "fatal_enter"
-	MapsProgMapOp         = "map_op"
-	MapsVarCollectKeys    = "collect_keys"
-	MapsVarGoidOffset     = "goid_offset"
-	MapsVarIterMapOffset  = "iter_map_offset"
-	MapsVarKeysAddedA     = "keys_added_a"
-	MapsVarKeysAddedB     = "keys_added_b"
-	MapsVarKeysSide       = "keys_side"
-	MapsVarMapFlagsOffset = "map_flags_offset"
-	MapsVarMapWritingMask = "map_writing_mask"
+	MapsMapClassStats        = "class_stats"
+	MapsMapFatal             = "fatal"
+	MapsMapGoroutineKeys     = "goroutine_keys"
+	MapsMapGoroutines        = "goroutines"
+	MapsMapHits              = "hits"
+	MapsMapInterleaves       = "interleaves"
+	MapsMapKeysA             = "keys_a"
+	MapsMapKeysB             = "keys_b"
+	MapsMapLastOps           = "last_ops"
+	MapsMapMapClasses        = "map_classes"
+	MapsMapProgTime          = "prog_time"
+	MapsMapRaces             = "races"
+	MapsMapScratch           = "scratch"
+	MapsMapSites             = "sites"
+	MapsMapStacks            = "stacks"
+	MapsMapStats             = "stats"
+	MapsMapWriters           = "writers"
+	MapsProgFatalEnter       = "fatal_enter"
+	MapsProgMapOp            = "map_op"
+	MapsVarCollectKeys       = "collect_keys"
+	MapsVarDataHi            = "data_hi"
+	MapsVarDataLo            = "data_lo"
+	MapsVarGoidOffset        = "goid_offset"
+	MapsVarIterMapOffset     = "iter_map_offset"
+	MapsVarKeysAddedA        = "keys_added_a"
+	MapsVarKeysAddedB        = "keys_added_b"
+	MapsVarKeysSide          = "keys_side"
+	MapsVarMapFlagsOffset    = "map_flags_offset"
+	MapsVarMapWritingMask    = "map_writing_mask"
+	MapsVarSyncAmendedOffset = "sync_amended_offset"
+	MapsVarSyncDirtyOffset   = "sync_dirty_offset"
+	MapsVarSyncMissesOffset  = "sync_misses_offset"
+	MapsVarSyncReadOffset    = "sync_read_offset"
 )
 
 // LoadMaps returns the embedded CollectionSpec for Maps.
@@ -256,14 +265,20 @@ type MapsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MapsVariableSpecs struct {
-	CollectKeys    *ebpf.VariableSpec `ebpf:"collect_keys"`
-	GoidOffset     *ebpf.VariableSpec `ebpf:"goid_offset"`
-	IterMapOffset  *ebpf.VariableSpec `ebpf:"iter_map_offset"`
-	KeysAddedA     *ebpf.VariableSpec `ebpf:"keys_added_a"`
-	KeysAddedB     *ebpf.VariableSpec `ebpf:"keys_added_b"`
-	KeysSide       *ebpf.VariableSpec `ebpf:"keys_side"`
-	MapFlagsOffset *ebpf.VariableSpec `ebpf:"map_flags_offset"`
-	MapWritingMask *ebpf.VariableSpec `ebpf:"map_writing_mask"`
+	CollectKeys       *ebpf.VariableSpec `ebpf:"collect_keys"`
+	DataHi            *ebpf.VariableSpec `ebpf:"data_hi"`
+	DataLo            *ebpf.VariableSpec `ebpf:"data_lo"`
+	GoidOffset        *ebpf.VariableSpec `ebpf:"goid_offset"`
+	IterMapOffset     *ebpf.VariableSpec `ebpf:"iter_map_offset"`
+	KeysAddedA        *ebpf.VariableSpec `ebpf:"keys_added_a"`
+	KeysAddedB        *ebpf.VariableSpec `ebpf:"keys_added_b"`
+	KeysSide          *ebpf.VariableSpec `ebpf:"keys_side"`
+	MapFlagsOffset    *ebpf.VariableSpec `ebpf:"map_flags_offset"`
+	MapWritingMask    *ebpf.VariableSpec `ebpf:"map_writing_mask"`
+	SyncAmendedOffset *ebpf.VariableSpec `ebpf:"sync_amended_offset"`
+	SyncDirtyOffset   *ebpf.VariableSpec `ebpf:"sync_dirty_offset"`
+	SyncMissesOffset  *ebpf.VariableSpec `ebpf:"sync_misses_offset"`
+	SyncReadOffset    *ebpf.VariableSpec `ebpf:"sync_read_offset"`
 }
 
 // MapsObjects contains all objects after they have been loaded into the kernel.
@@ -331,14 +346,20 @@ func (m *MapsMaps) Close() error {
 //
 // It can be passed to LoadMapsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MapsVariables struct {
-	CollectKeys    *ebpf.Variable `ebpf:"collect_keys"`
-	GoidOffset     *ebpf.Variable `ebpf:"goid_offset"`
-	IterMapOffset  *ebpf.Variable `ebpf:"iter_map_offset"`
-	KeysAddedA     *ebpf.Variable `ebpf:"keys_added_a"`
-	KeysAddedB     *ebpf.Variable `ebpf:"keys_added_b"`
-	KeysSide       *ebpf.Variable `ebpf:"keys_side"`
-	MapFlagsOffset *ebpf.Variable `ebpf:"map_flags_offset"`
-	MapWritingMask *ebpf.Variable `ebpf:"map_writing_mask"`
+	CollectKeys       *ebpf.Variable `ebpf:"collect_keys"`
+	DataHi            *ebpf.Variable `ebpf:"data_hi"`
+	DataLo            *ebpf.Variable `ebpf:"data_lo"`
+	GoidOffset        *ebpf.Variable `ebpf:"goid_offset"`
+	IterMapOffset     *ebpf.Variable `ebpf:"iter_map_offset"`
+	KeysAddedA        *ebpf.Variable `ebpf:"keys_added_a"`
+	KeysAddedB        *ebpf.Variable `ebpf:"keys_added_b"`
+	KeysSide          *ebpf.Variable `ebpf:"keys_side"`
+	MapFlagsOffset    *ebpf.Variable `ebpf:"map_flags_offset"`
+	MapWritingMask    *ebpf.Variable `ebpf:"map_writing_mask"`
+	SyncAmendedOffset *ebpf.Variable `ebpf:"sync_amended_offset"`
+	SyncDirtyOffset   *ebpf.Variable `ebpf:"sync_dirty_offset"`
+	SyncMissesOffset  *ebpf.Variable `ebpf:"sync_misses_offset"`
+	SyncReadOffset    *ebpf.Variable `ebpf:"sync_read_offset"`
 }
 
 // MapsPrograms contains all programs after they have been loaded into the kernel.

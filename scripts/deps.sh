@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
-# Installs what `make test` (deps.sh test) or `make generate` (deps.sh
-# generate) needs and a fresh Debian machine lacks, saying what before it
-# installs anything. It starts no service, stops none, and kills nothing.
+# Installs what `make test` (deps.sh test), `make generate` (deps.sh
+# generate) or `make test-kernels` (deps.sh kernels) needs and a fresh Debian
+# machine lacks, saying what before it installs anything. It starts no
+# service, stops none, and kills nothing.
 set -euo pipefail
 
 what=${1:-test}
 GO=${GO:-go}
 label="maptrace tests need" target=deps
 [ "$what" = generate ] && label="make generate needs" target=generate
+[ "$what" = kernels ] && label="make test-kernels needs" target=test-kernels
 
 # Debian packages, each with the file that shows it is there.
 declare -A present
 case $what in
 test)
 	# Go 1.19 (the oldest of the matrix), Prometheus and promtool (the
-	# dashboard and alert tests), Chromium (the flame graph test).
+	# dashboard and alert tests), Chromium (the flame graph test), runc
+	# (the agent's container test).
 	present=(
 		[golang-1.19-go]="test -x /usr/lib/go-1.19/bin/go"
 		[prometheus]="test -x /usr/bin/prometheus -a -x /usr/bin/promtool"
 		[chromium]="command -v chromium || command -v chromium-browser || command -v google-chrome"
+		[runc]="command -v runc"
 	)
 	# The rest of the matrix (internal/testtarget.Toolchains) comes from the
 	# module proxy (GOTOOLCHAIN).
@@ -32,8 +36,18 @@ generate)
 	)
 	toolchains=""
 	;;
+kernels)
+	# qemu for the kernel matrix's VMs (kernels/main.go) and the static
+	# busybox their initramfs runs; the kernels themselves are downloaded
+	# into a cache by the harness, never installed.
+	present=(
+		[qemu-system-x86]="command -v qemu-system-x86_64"
+		[busybox-static]="dpkg-query -W -f='\${Status}' busybox-static | grep -q 'ok installed'"
+	)
+	toolchains=""
+	;;
 *)
-	echo "usage: $0 test|generate" >&2
+	echo "usage: $0 test|generate|kernels" >&2
 	exit 2
 	;;
 esac

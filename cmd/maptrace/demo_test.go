@@ -16,7 +16,7 @@ import (
 // TestDemo runs `maptrace demo` for real: the built-in workload, traced
 // with eBPF, must show what the demo promises.
 func TestDemo(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, maptrace, "demo", "-d", "5s", "-f", "json")

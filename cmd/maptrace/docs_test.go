@@ -17,7 +17,7 @@ func TestDocsListEveryFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(b)
-	for _, cmd := range []*cobra.Command{attachCmd(), demoCmd(), doctorCmd(), versionCmd()} {
+	for _, cmd := range []*cobra.Command{attachCmd(), agentCmd(), demoCmd(), doctorCmd(), versionCmd()} {
 		name := strings.Fields(cmd.Use)[0]
 		if !strings.Contains(doc, "maptrace "+name) {
 			t.Errorf("docs/cli.md does not show `maptrace %s`", name)

@@ -28,7 +28,7 @@ func main() {
 		SuggestionsMinimumDistance: 2,
 	}
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(attachCmd(), reportCmd(), versionCmd(), demoCmd(), workloadCmd(), doctorCmd())
+	root.AddCommand(attachCmd(), agentCmd(), reportCmd(), versionCmd(), demoCmd(), workloadCmd(), doctorCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "maptrace: %s\n", flatten(err))
 		var ue usageError

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -18,6 +19,9 @@ import (
 	"github.com/maptrace/maptrace/internal/probes"
 	"github.com/maptrace/maptrace/internal/symbols"
 )
+
+// measuring serializes Measure.
+var measuring sync.Mutex
 
 // calls is how many probed calls a measurement makes: enough to average out
 // timer noise, few enough to take milliseconds even at 20µs a hit.
@@ -52,7 +56,12 @@ func (c Cost) Trap() time.Duration { return max(0, c.Hit-c.Program) }
 // calls of a function of this process timed probed and unprobed. The probe
 // is a map read's by a uint64 key, hot keys counted: the commonest hit. It
 // loads its own copy of the program, so that the trace's maps stay clean.
+//
+// Measurements run one at a time: two probes on the one probed function
+// would each count the other's hits.
 func Measure(goidOffset uint64, layout probes.MapLayout, multi bool) (Cost, error) {
+	measuring.Lock()
+	defer measuring.Unlock()
 	maps, err := probes.LoadMaps(goidOffset, layout, true, multi)
 	if err != nil {
 		return Cost{}, err

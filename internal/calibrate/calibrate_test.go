@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maptrace/maptrace/internal/preflight"
 	"github.com/maptrace/maptrace/internal/probes"
 	"github.com/maptrace/maptrace/internal/testtarget"
 )
@@ -14,18 +15,27 @@ import (
 func TestMeasure(t *testing.T) {
 	testtarget.NeedRoot(t)
 	for _, multi := range []bool{true, false} {
-		c, err := Measure(152, probes.LayoutFor("go1.26"), multi)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("uprobe_multi %v: %v per hit, %v of it in the program", multi, c.Hit, c.Program)
-		if c.Hit < 100*time.Nanosecond || c.Hit > 50*time.Microsecond {
-			t.Errorf("uprobe_multi %v: %v per hit", multi, c.Hit)
-		}
-		// The program times itself: some of the hit, not all of it (the
-		// trap is the kernel's).
-		if c.Program <= 0 || c.Program >= c.Hit {
-			t.Errorf("uprobe_multi %v: program %v of a %v hit", multi, c.Program, c.Hit)
-		}
+		t.Run(map[bool]string{true: "multi", false: "perf-event"}[multi], func(t *testing.T) {
+			f := preflight.ProbeFeatures()
+			if multi {
+				testtarget.NeedFeature(t, preflight.KernelUprobeMulti, f.UprobeMulti)
+			} else {
+				testtarget.NeedFeature(t, preflight.KernelPerfLink, f.PerfLink)
+			}
+			testtarget.NeedFeature(t, preflight.KernelCookie, f.Cookie)
+			c, err := Measure(152, probes.LayoutFor("go1.26"), multi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%v per hit, %v of it in the program", c.Hit, c.Program)
+			if c.Hit < 100*time.Nanosecond || c.Hit > 50*time.Microsecond {
+				t.Errorf("%v per hit", c.Hit)
+			}
+			// The program times itself: some of the hit, not all of it (the
+			// trap is the kernel's).
+			if c.Program <= 0 || c.Program >= c.Hit {
+				t.Errorf("program %v of a %v hit", c.Program, c.Hit)
+			}
+		})
 	}
 }

@@ -31,6 +31,15 @@ const (
 	keyKindStr   = 3
 	keyKindPtr   = 4
 	otherKeyName = "other"
+	// syncMapType is the class type of heap sync.Maps, and syncMapGlobal
+	// marks that of a global one, its address (bpf/maps.bpf.c
+	// SYNC_MAP_TYPE, SYNC_MAP_GLOBAL): their methods are passed no map type.
+	syncMapType   = 1
+	syncMapGlobal = 1 << 63
+	// syncMapInternal is the Go map type inside a sync.Map up to Go 1.23:
+	// only package sync can make one (entry is unexported), and its
+	// operations are the sync.Map's, counted in the sync.Map's row.
+	syncMapInternal = "map[interface {}]*sync.entry"
 )
 
 // Maps reads the map programs' maps.
@@ -122,9 +131,15 @@ func (c *Maps) Collect() (*MapsResult, error) {
 	var order []string
 	byClass := map[bpf.MapsClassKey]*row{}
 	for k, st := range classes {
+		kind, typ := report.KindMap, ""
+		if k.Type == syncMapType || k.Type&syncMapGlobal != 0 {
+			kind, typ = report.KindSyncMap, "sync.Map"
+		} else if typ = c.Sym.TypeName(k.Type); typ == syncMapInternal {
+			continue
+		}
 		m := report.Map{
-			Kind:              report.KindMap,
-			Type:              c.Sym.TypeName(k.Type),
+			Kind:              kind,
+			Type:              typ,
 			Maps:              int(st.Maps),
 			KeyType:           keyType(st.KeyKind, st.KeySize),
 			Reads:             c.scale(st.Ops[probes.OpRead]),
@@ -132,6 +147,9 @@ func (c *Maps) Collect() (*MapsResult, error) {
 			Deletes:           c.scale(st.Ops[probes.OpDelete]),
 			Iterations:        c.scale(st.Ops[probes.OpIterate]),
 			InterleavedWrites: c.scale(st.Interleaved),
+		}
+		if kind == report.KindSyncMap && (st.Misses > 0 || st.Promotions > 0 || st.DirtyCopies > 0) {
+			m.SyncMap = &report.SyncMapStats{Misses: c.scale(st.Misses), Promotions: c.scale(st.Promotions), DirtyCopies: c.scale(st.DirtyCopies)}
 		}
 		if addrs := named[k]; len(addrs) > 0 && uint64(len(addrs)) >= st.Maps {
 			sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
@@ -170,6 +188,14 @@ func (c *Maps) Collect() (*MapsResult, error) {
 		r := rows[id]
 		r.m.Goroutines, r.m.Writers = len(r.goids), len(r.writers)
 		r.m.HotKeys = topHotKeys(r.m.HotKeys, topKeys)
+		if pointerKeyed(r.m.Type) {
+			r.m.KeyType = "pointer"
+			for i, k := range r.m.HotKeys {
+				if v, err := strconv.ParseInt(k.Key, 10, 64); err == nil {
+					r.m.HotKeys[i].Key = fmt.Sprintf("%#x", uint64(v))
+				}
+			}
+		}
 		r.m.Sites = mergeSites(r.m.Sites)
 		if r.il != nil {
 			r.m.Interleave = r.il
@@ -184,6 +210,13 @@ func (c *Maps) Collect() (*MapsResult, error) {
 	return res, nil
 }
 
+// pointerKeyed says whether a map type's keys are pointers, which the
+// runtime hashes as 64-bit integers: they read better in hex.
+func pointerKeyed(mapType string) bool {
+	return strings.HasPrefix(mapType, "map[*") || strings.HasPrefix(mapType, "map[unsafe.Pointer]") ||
+		strings.HasPrefix(mapType, "map[chan")
+}
+
 // mergeMap adds the counts of b, a class of the same row, to a.
 func mergeMap(a *report.Map, b report.Map) {
 	a.Maps += b.Maps
@@ -193,6 +226,14 @@ func mergeMap(a *report.Map, b report.Map) {
 	a.Iterations += b.Iterations
 	a.InterleavedWrites += b.InterleavedWrites
 	a.HotKeys = append(a.HotKeys, b.HotKeys...)
+	if b.SyncMap != nil {
+		if a.SyncMap == nil {
+			a.SyncMap = &report.SyncMapStats{}
+		}
+		a.SyncMap.Misses += b.SyncMap.Misses
+		a.SyncMap.Promotions += b.SyncMap.Promotions
+		a.SyncMap.DirtyCopies += b.SyncMap.DirtyCopies
+	}
 	if a.KeyType == "other" {
 		a.KeyType = b.KeyType
 	}

@@ -113,8 +113,8 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 	}
 	for _, a := range aggs {
 		m := a.m
-		m.P50NS = percentile(a.hist[:], 0.50, m.MaxWaitNS)
-		m.P99NS = percentile(a.hist[:], 0.99, m.MaxWaitNS)
+		m.P50NS = report.Percentile(a.hist[:], 0.50, m.MaxWaitNS)
+		m.P99NS = report.Percentile(a.hist[:], 0.99, m.MaxWaitNS)
 		m.Histogram = append([]uint64(nil), a.hist[:]...)
 		for _, w := range a.waiters {
 			m.Waiters = append(m.Waiters, *w)
@@ -328,32 +328,6 @@ func (c *Mutexes) goroutines() ([]report.Goroutine, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].WaitNS > out[j].WaitNS })
 	return out[:min(len(out), topGoroutines)], nil
-}
-
-// percentile estimates the q-quantile of a log2 histogram (bucket i holds
-// values in [2^i, 2^(i+1))), interpolating inside the bucket; never above max.
-func percentile(hist []uint64, q float64, maxNS uint64) uint64 {
-	var total uint64
-	for _, n := range hist {
-		total += n
-	}
-	if total == 0 {
-		return 0
-	}
-	rank := q * float64(total)
-	var cum float64
-	for i, n := range hist {
-		if n == 0 {
-			continue
-		}
-		if cum+float64(n) >= rank {
-			lo := math.Ldexp(1, i)
-			v := uint64(lo + lo*(rank-cum)/float64(n))
-			return min(v, maxNS)
-		}
-		cum += float64(n)
-	}
-	return maxNS
 }
 
 // lookuper is a BPF array map.

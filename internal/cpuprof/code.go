@@ -34,13 +34,19 @@ var mapWork = []string{
 	"runtime.advanceEvacuationMark", "runtime.mapaccessK", "runtime.(*hmap).", "runtime.(*bmap).",
 	// Swiss maps from Go 1.24: the implementation behind the runtime.* entry points.
 	"internal/runtime/maps.",
+	// sync.Map's own work below its probed methods: up to Go 1.23 its
+	// helpers and entries (its Go maps count under it, not as maps of
+	// their own), from 1.24 the hash-trie behind it.
+	"sync.(*Map).", "sync.(*entry).", "sync.newEntry",
+	"internal/sync.(*HashTrieMap[", "internal/sync.(*entry[", "internal/sync.(*indirect[",
+	"internal/sync.(*node[", "internal/sync.newIndirectNode[", "internal/sync.newEntryNode[",
 }
 
 // mapCode lists the map entry points and the map-work functions in bin, in
 // address order, with their kind.
 func mapCode(bin *symbols.Binary) []codeFunc {
 	entries := map[string]bool{}
-	for _, n := range probes.MapFuncs() {
+	for _, n := range append(probes.MapFuncs(), probes.SyncMapFuncs(bin)...) {
 		entries[n] = true
 	}
 	var out []codeFunc

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/collector"
 	"github.com/maptrace/maptrace/internal/cpuprof"
 	"github.com/maptrace/maptrace/internal/symbols"
@@ -19,8 +23,11 @@ import (
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: perf events and BPF")
+	testtarget.NeedRoot(t)
+	// maptrace's preflight does this before the sampler starts; kernels
+	// before 5.11 (make test-kernels' 5.10) charge BPF maps to it.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -192,7 +199,7 @@ func TestNoMapWork(t *testing.T) {
 		}
 		share := float64(r.Map) / float64(r.Samples)
 		t.Logf("%s: %d samples, %d user, %d map (%.3f), %d without caller", cmd, r.Samples, r.User, r.Map, share, r.NoCaller)
-		if r.Samples < 500 {
+		if r.Samples < atLeast(500) {
 			t.Errorf("%s: %d samples in 1.5s of CPU time at %d Hz", cmd, r.Samples, r.Hz)
 		}
 		if share > 0.01 {
@@ -236,9 +243,19 @@ func TestIoctlAttach(t *testing.T) {
 		t.Fatalf("target said %q", answer)
 	}
 	t.Logf("%d samples, %d map", r.Samples, r.Map)
-	if r.Samples < 150 || r.Map == 0 {
+	if r.Samples < atLeast(150) || r.Map == 0 {
 		t.Errorf("%d samples, %d in maps, in 0.5s of CPU time at %d Hz", r.Samples, r.Map, r.Hz)
 	}
+}
+
+// atLeast is the fewest samples a run must get, native on a CPU: 3/8 of
+// it under emulation, where a loaded host stalls the virtual CPUs and the
+// CPU clock's timer fires late (make test-kernels' guests got 43-100%).
+func atLeast(native uint64) uint64 {
+	if testtarget.Emulated() {
+		return native * 3 / 8
+	}
+	return native
 }
 
 func openFDs(t *testing.T) int {
@@ -247,4 +264,34 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(es)
+}
+
+// TestVerifierBudget keeps the sampler cheap to verify. Verifiers before
+// Linux 6.18 give up at a million instructions processed, which the stack
+// walk once passed on 6.1 and 6.12 (786k on 6.18), leaving maptrace without
+// CPU sampling there; and verifying is slow in make test-kernels' emulated
+// guests, where it runs on each kernel.
+func TestVerifierBudget(t *testing.T) {
+	needRoot(t)
+	spec, err := bpf.LoadCpu()
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer coll.Close()
+	info, err := coll.Programs["cpu_sample"].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := info.VerifiedInstructions()
+	if !ok {
+		t.Skip("this kernel does not say how many instructions it verified (5.16+)")
+	}
+	t.Logf("cpu_sample: %d instructions verified", n)
+	if n > 100_000 {
+		t.Errorf("cpu_sample: %d instructions verified, want at most 100k: a tenth of the verifier's limit", n)
+	}
 }

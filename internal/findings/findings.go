@@ -258,7 +258,7 @@ func raceAdvice(m *report.Map) string {
 // RWMutex writers.
 func (a *analysis) mutexes() {
 	window := a.r.Window.Seconds * 1e9
-	a.groups = groupMutexes(a.r.Mutexes)
+	a.groups = report.GroupMutexes(a.r.Mutexes)
 	for i := range a.groups {
 		m := &a.groups[i]
 		wait := float64(m.WaitNS) / 1e9
@@ -322,46 +322,6 @@ func readerHandoffs(hs []report.Holder) float64 {
 		return 1 // no hand-off seen: trust the kind
 	}
 	return float64(readers) / float64(all)
-}
-
-// groupMutexes merges the unnamed mutexes of one kind that were waited for
-// in the same function — one lock field of many objects, like a per-client
-// lock — into one, whose Name says how many there are. Named ones stay.
-func groupMutexes(ms []report.Mutex) []report.Mutex {
-	var out []report.Mutex
-	count := map[int]int{}
-	at := map[string]int{}
-	for _, m := range ms {
-		key := m.Label() + "\x00" + m.Kind
-		if m.Name != "" {
-			key = m.Address + "\x00" + m.Kind
-		}
-		i, ok := at[key]
-		if !ok {
-			at[key] = len(out)
-			count[len(out)] = 1
-			m.Waiters = append([]report.Waiter(nil), m.Waiters...)
-			m.Holders = append([]report.Holder(nil), m.Holders...)
-			out = append(out, m)
-			continue
-		}
-		g := &out[i]
-		count[i]++
-		g.Contentions += m.Contentions
-		g.WaitNS += m.WaitNS
-		g.MaxWaitNS = max(g.MaxWaitNS, m.MaxWaitNS)
-		g.P50NS = max(g.P50NS, m.P50NS)
-		g.P99NS = max(g.P99NS, m.P99NS)
-		g.Goroutines += m.Goroutines
-		g.Waiters = append(g.Waiters, m.Waiters...)
-		g.Holders = append(g.Holders, m.Holders...)
-	}
-	for i, n := range count {
-		if n > 1 {
-			out[i].Name = fmt.Sprintf("%s (%d mutexes)", out[i].Label(), n)
-		}
-	}
-	return out
 }
 
 // long says whether a mutex's waits are long: a p99 over longWaitP99, or a
@@ -666,6 +626,12 @@ func (a *analysis) mapCPU() {
 			detail += fmt.Sprintf("; key %q takes %.0f%% of the keyed operations", k.Key, 100*sh)
 		}
 		switch {
+		case m.Kind == report.KindSyncMap && m.Maps >= manyMaps && m.Name == "":
+			advice = fmt.Sprintf("these are short-lived sync.Maps (%d of them), dearer to make and fill than maps: "+
+				"use a plain map where one goroutine owns it, or keep one sync.Map for longer.", m.Maps)
+		case m.Kind == report.KindSyncMap && !readMostly(m):
+			advice = "writes dominate, and sync.Map is made for keys written once and read many times (or goroutines " +
+				"using disjoint keys): a map behind a sync.Mutex, or a sharded map, costs less per write."
 		case m.Maps >= manyMaps && m.Name == "":
 			advice = fmt.Sprintf("these are short-lived maps (%d of them): allocate fewer — reuse one per goroutine "+
 				"(clear it), size it once with make(map[K]V, n), or use a slice or struct for a handful of fixed keys.", m.Maps)

@@ -22,8 +22,19 @@ func TestDocsListEveryMetric(t *testing.T) {
 			rows[m[1]] = l
 		}
 	}
+	// attach's metrics, then the agent's own: the trace metrics the Fleet
+	// describes again carry its extra labels, checked below.
 	ch := make(chan *prometheus.Desc, 100)
 	newCollector(nil, "raw").Describe(ch)
+	fleet := make(chan *prometheus.Desc, 100)
+	NewFleet("raw", agentLabels...).Describe(fleet)
+	close(fleet)
+	for d := range fleet {
+		if !strings.Contains(d.String(), `fqName: "maptrace_agent_`) {
+			continue
+		}
+		ch <- d
+	}
 	close(ch)
 	// Desc has no accessors: its String() is the one place its name and
 	// labels show.
@@ -50,7 +61,16 @@ func TestDocsListEveryMetric(t *testing.T) {
 			}
 		}
 	}
-	if n < 11 {
+	if n < 14 {
 		t.Errorf("only %d metrics described", n)
 	}
+	// The labels every series carries under the agent.
+	for _, l := range agentLabels {
+		if !regexp.MustCompile("(?m)^\\| `" + l + "` \\|").MatchString(string(b)) {
+			t.Errorf("docs/metrics.md: no row for the agent's label %s", l)
+		}
+	}
 }
+
+// agentLabels are the labels maptrace agent adds to every series.
+var agentLabels = []string{LabelService, LabelContainerID}

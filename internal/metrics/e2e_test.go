@@ -35,7 +35,7 @@ const (
 // has a real Prometheus scrape them with the alerting rules loaded, and runs
 // every query of the dashboard against it: each must succeed with data.
 func TestEndToEnd(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	for _, bin := range []string{prometheusBin, promtoolBin} {
 		if _, err := os.Stat(bin); err != nil {
 			t.Fatalf("%s is missing: this test runs a real Prometheus; install it with "+

@@ -64,41 +64,58 @@ const (
 	nameTargetUp         = "maptrace_target_up"
 )
 
-var (
-	descMutexWait = prometheus.NewDesc(nameMutexWait,
-		"Time goroutines spent waiting for a contended mutex, by mutex (variable name or address), kind and the function that waited most.",
-		[]string{"mutex", "kind", "site"}, nil)
-	descMutexContentions = prometheus.NewDesc(nameMutexContentions,
-		"Contended acquisitions of a mutex (waits), by mutex, kind and the function that waited most.",
-		[]string{"mutex", "kind", "site"}, nil)
-	descMapOps = prometheus.NewDesc(nameMapOps,
-		"Map operations by map (variable name or address) and op (read, write, delete, iterate); scaled estimates when maps are sampled.",
-		[]string{"map", "op"}, nil)
-	descHotKeyOps = prometheus.NewDesc(nameHotKeyOps,
-		"Operations on a map's hot keys, keys shown per --keys; the rest of a map's keys are key=\"other\".",
-		[]string{"map", "key"}, nil)
-	descRaces = prometheus.NewDesc(nameRaces,
-		"Concurrent map accesses: two goroutines in one map at once, one of them writing.",
-		[]string{"map", "kind"}, nil)
-	descProbeHits = prometheus.NewDesc(nameProbeHits,
-		"Times the probes ran in the target.",
-		[]string{"probe"}, nil)
-	descOverheadRatio = prometheus.NewDesc(nameOverheadRatio,
-		"Estimated share of the target's CPU time spent in maptrace's probes.",
-		nil, nil)
-	descSamplingFraction = prometheus.NewDesc(nameSamplingFraction,
-		"Share of the target's map operations the map probes saw (1: all; below 1, map counts are scaled estimates).",
-		nil, nil)
-	descTargetInfo = prometheus.NewDesc(nameTargetInfo,
-		"The traced program: its executable and Go version (always 1).",
-		[]string{"exe", "go_version"}, nil)
-	descFindings = prometheus.NewDesc(nameFindings,
-		"Findings of the trace so far, by severity.",
-		[]string{"severity"}, nil)
-	descTargetUp = prometheus.NewDesc(nameTargetUp,
-		"1 if the trace's report could be read at the last scrape, else 0.",
-		nil, nil)
-)
+// descs are the descriptors of the trace metrics, with the label names
+// every series of an exporter adds (Fleet's; none for NewHandler).
+type descs struct {
+	mutexWait, mutexContentions, mapOps, hotKeyOps, races, probeHits,
+	overheadRatio, samplingFraction, targetInfo, findings, targetUp *prometheus.Desc
+}
+
+func newDescs(extra []string) *descs {
+	with := func(labels ...string) []string { return append(labels, extra...) }
+	return &descs{
+		mutexWait: prometheus.NewDesc(nameMutexWait,
+			"Time goroutines spent waiting for a contended mutex, by mutex (variable name or address), kind and the function that waited most.",
+			with("mutex", "kind", "site"), nil),
+		mutexContentions: prometheus.NewDesc(nameMutexContentions,
+			"Contended acquisitions of a mutex (waits), by mutex, kind and the function that waited most.",
+			with("mutex", "kind", "site"), nil),
+		mapOps: prometheus.NewDesc(nameMapOps,
+			"Map operations by map (variable name or address) and op (read, write, delete, iterate); scaled estimates when maps are sampled.",
+			with("map", "op"), nil),
+		hotKeyOps: prometheus.NewDesc(nameHotKeyOps,
+			"Operations on a map's hot keys, keys shown per --keys; the rest of a map's keys are key=\"other\".",
+			with("map", "key"), nil),
+		races: prometheus.NewDesc(nameRaces,
+			"Concurrent map accesses: two goroutines in one map at once, one of them writing.",
+			with("map", "kind"), nil),
+		probeHits: prometheus.NewDesc(nameProbeHits,
+			"Times the probes ran in the target.",
+			with("probe"), nil),
+		overheadRatio: prometheus.NewDesc(nameOverheadRatio,
+			"Estimated share of the target's CPU time spent in maptrace's probes.",
+			with(), nil),
+		samplingFraction: prometheus.NewDesc(nameSamplingFraction,
+			"Share of the target's map operations the map probes saw (1: all; below 1, map counts are scaled estimates).",
+			with(), nil),
+		targetInfo: prometheus.NewDesc(nameTargetInfo,
+			"The traced program: its executable and Go version (always 1).",
+			with("exe", "go_version"), nil),
+		findings: prometheus.NewDesc(nameFindings,
+			"Findings of the trace so far, by severity.",
+			with("severity"), nil),
+		targetUp: prometheus.NewDesc(nameTargetUp,
+			"1 if the trace's report could be read at the last scrape, else 0.",
+			with(), nil),
+	}
+}
+
+func (d *descs) describe(ch chan<- *prometheus.Desc) {
+	for _, x := range []*prometheus.Desc{d.mutexWait, d.mutexContentions, d.mapOps, d.hotKeyOps,
+		d.races, d.probeHits, d.overheadRatio, d.samplingFraction, d.targetInfo, d.findings, d.targetUp} {
+		ch <- x
+	}
+}
 
 // NewHandler returns the /metrics handler: a collector on its own registry
 // that reads src.Snapshot() at most once per MinInterval. keys is how hot
@@ -121,6 +138,7 @@ func (c *collector) handler() http.Handler {
 type collector struct {
 	src  Source
 	keys string
+	d    *descs
 	now  func() time.Time
 
 	mu  sync.Mutex
@@ -130,16 +148,11 @@ type collector struct {
 }
 
 func newCollector(src Source, keys string) *collector {
-	return &collector{src: src, keys: keys, now: time.Now}
+	return &collector{src: src, keys: keys, d: newDescs(nil), now: time.Now}
 }
 
 // Describe sends the fixed set of descriptors.
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMutexWait, descMutexContentions, descMapOps, descHotKeyOps,
-		descRaces, descProbeHits, descOverheadRatio, descSamplingFraction, descTargetInfo, descFindings, descTargetUp} {
-		ch <- d
-	}
-}
+func (c *collector) Describe(ch chan<- *prometheus.Desc) { c.d.describe(ch) }
 
 // snapshot returns the cached report, reading a new one when the cached one
 // is MinInterval old.
@@ -158,45 +171,145 @@ func (c *collector) snapshot() (*report.Report, error) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	r, err := c.snapshot()
 	if err != nil || r == nil {
-		ch <- gauge(descTargetUp, 0)
+		ch <- gauge(c.d.targetUp, 0)
 		return
 	}
-	ch <- gauge(descTargetUp, 1)
+	// The report shows keys per --keys; /metrics hashes them unless raw
+	// keys were asked for.
+	hash := c.src.HashedKey
+	if c.keys == KeysRaw {
+		hash = nil
+	}
+	s := newSet(r, c.keys, hash)
+	s.up = true
+	s.emit(ch, c.d, nil)
+}
+
+// set is the series of one report, or the sum of several, with their label
+// values bounded.
+type set struct {
+	up        bool
+	info      map[[2]string]bool // exe, go_version
+	probeHits uint64
+	overhead  float64
+	fraction  float64
+	findings  map[string]int
+	mutexes   []*mutexSeries
+	mapOps    series
+	hotKeys   series
+	races     series
+}
+
+// newSet makes r's series; keys is --keys (none: no hot key series), hash,
+// if set, hashes the report's keys for the labels.
+func newSet(r *report.Report, keys string, hash func(string) string) *set {
+	s := &set{
+		info:      map[[2]string]bool{{label(r.Target.Exe), label(r.Target.GoVersion)}: true},
+		probeHits: r.Overhead.ProbeHits,
+		overhead:  r.Overhead.Ratio,
+		fraction:  r.Overhead.MapSamplingFraction,
+		findings:  findings(r.Findings),
+		mutexes:   mutexFold(r.Mutexes),
+	}
+	s.mapOps = mapOpSeries(r.Maps)
+	if keys != KeysNone {
+		s.hotKeys = hotKeySeries(r.Maps, hash)
+	}
+	s.races = raceSeries(r.Races)
+	return s
+}
+
+// addCounters adds o's counters and histograms to s, series by series.
+func (s *set) addCounters(o *set) {
+	s.probeHits += o.probeHits
+	by := map[[3]string]*mutexSeries{}
+	for _, m := range s.mutexes {
+		by[[3]string{m.mutex, m.kind, m.site}] = m
+	}
+	for _, m := range o.mutexes {
+		k := [3]string{m.mutex, m.kind, m.site}
+		x := by[k]
+		if x == nil {
+			x = &mutexSeries{mutex: m.mutex, kind: m.kind, site: m.site}
+			by[k] = x
+			s.mutexes = append(s.mutexes, x)
+		}
+		x.merge(m)
+	}
+	s.mapOps.addAll(&o.mapOps)
+	s.hotKeys.addAll(&o.hotKeys)
+	s.races.addAll(&o.races)
+}
+
+// addLive adds another running trace's series to s: its counters, and its
+// gauges as the worst of the two (the highest overhead, the lowest
+// sampling fraction), its findings summed.
+func (s *set) addLive(o *set) {
+	s.addCounters(o)
+	if s.info == nil {
+		s.info, s.findings, s.fraction = map[[2]string]bool{}, map[string]int{}, 1
+	}
+	for k := range o.info {
+		s.info[k] = true
+	}
+	for k, n := range o.findings {
+		s.findings[k] += n
+	}
+	s.overhead = max(s.overhead, o.overhead)
+	s.fraction = min(s.fraction, o.fraction)
+}
+
+// emit sends s's metrics, every series with the label values extra added.
+func (s *set) emit(ch chan<- prometheus.Metric, d *descs, extra []string) {
+	with := func(labels ...string) []string { return append(labels, extra...) }
 	emit := func(m prometheus.Metric, err error) {
 		if err != nil {
-			m = prometheus.NewInvalidMetric(descTargetUp, err)
+			m = prometheus.NewInvalidMetric(d.targetUp, err)
 		}
 		ch <- m
 	}
-	emit(prometheus.NewConstMetric(descTargetInfo, prometheus.GaugeValue, 1,
-		label(r.Target.Exe), label(r.Target.GoVersion)))
+	up := 0.0
+	if s.up {
+		up = 1
+	}
+	emit(prometheus.NewConstMetric(d.targetUp, prometheus.GaugeValue, up, with()...))
+	if s.info == nil { // no report read yet
+		return
+	}
+	info := make([][2]string, 0, len(s.info))
+	for k := range s.info {
+		info = append(info, k)
+	}
+	sort.Slice(info, func(i, j int) bool { return info[i][0]+"\x00"+info[i][1] < info[j][0]+"\x00"+info[j][1] })
+	for _, k := range info {
+		emit(prometheus.NewConstMetric(d.targetInfo, prometheus.GaugeValue, 1, with(k[0], k[1])...))
+	}
 	// One probe value for now: the report has the total only. Per-probe
 	// counts (the collector's Hits per probe name) can be added as more
 	// values of the probe label without changing the metric.
-	emit(prometheus.NewConstMetric(descProbeHits, prometheus.CounterValue, float64(r.Overhead.ProbeHits), "all"))
-	ch <- gauge(descOverheadRatio, r.Overhead.Ratio)
-	ch <- gauge(descSamplingFraction, r.Overhead.MapSamplingFraction)
-	for _, f := range findings(r.Findings) {
-		emit(prometheus.NewConstMetric(descFindings, prometheus.GaugeValue, float64(f.n), f.severity))
+	emit(prometheus.NewConstMetric(d.probeHits, prometheus.CounterValue, float64(s.probeHits), with("all")...))
+	emit(prometheus.NewConstMetric(d.overheadRatio, prometheus.GaugeValue, s.overhead, with()...))
+	emit(prometheus.NewConstMetric(d.samplingFraction, prometheus.GaugeValue, s.fraction, with()...))
+	sevs := make([]string, 0, len(s.findings))
+	for sev := range s.findings {
+		sevs = append(sevs, sev)
 	}
-	for _, m := range mutexFold(r.Mutexes) {
-		emit(prometheus.NewConstHistogram(descMutexWait, m.count, m.sum, m.buckets(), m.mutex, m.kind, m.site))
-		emit(prometheus.NewConstMetric(descMutexContentions, prometheus.CounterValue, float64(m.contentions), m.mutex, m.kind, m.site))
+	sort.Strings(sevs)
+	for _, sev := range sevs {
+		emit(prometheus.NewConstMetric(d.findings, prometheus.GaugeValue, float64(s.findings[sev]), with(sev)...))
 	}
-	for _, m := range mapOpSeries(r.Maps) {
-		emit(prometheus.NewConstMetric(descMapOps, prometheus.CounterValue, float64(m.n), m.labels[0], m.labels[1]))
+	for _, m := range s.mutexes {
+		emit(prometheus.NewConstHistogram(d.mutexWait, m.count, m.sum, m.buckets(), with(m.mutex, m.kind, m.site)...))
+		emit(prometheus.NewConstMetric(d.mutexContentions, prometheus.CounterValue, float64(m.contentions), with(m.mutex, m.kind, m.site)...))
 	}
-	if c.keys != KeysNone {
-		hash := c.src.HashedKey
-		if c.keys == KeysRaw {
-			hash = nil
-		}
-		for _, k := range hotKeySeries(r.Maps, hash) {
-			emit(prometheus.NewConstMetric(descHotKeyOps, prometheus.CounterValue, float64(k.n), k.labels[0], k.labels[1]))
-		}
+	for _, m := range s.mapOps.out {
+		emit(prometheus.NewConstMetric(d.mapOps, prometheus.CounterValue, float64(m.n), with(m.labels[0], m.labels[1])...))
 	}
-	for _, rc := range raceSeries(r.Races) {
-		emit(prometheus.NewConstMetric(descRaces, prometheus.CounterValue, float64(rc.n), rc.labels[0], rc.labels[1]))
+	for _, k := range s.hotKeys.out {
+		emit(prometheus.NewConstMetric(d.hotKeyOps, prometheus.CounterValue, float64(k.n), with(k.labels[0], k.labels[1])...))
+	}
+	for _, rc := range s.races.out {
+		emit(prometheus.NewConstMetric(d.races, prometheus.CounterValue, float64(rc.n), with(rc.labels[0], rc.labels[1])...))
 	}
 }
 
@@ -209,24 +322,14 @@ func label(s string) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-type severityCount struct {
-	severity string
-	n        int
-}
-
 // findings counts findings by severity; the three known severities are
-// always there, so dashboards see zeros rather than no data.
-func findings(fs []report.Finding) []severityCount {
+// always sent, so dashboards see zeros rather than no data.
+func findings(fs []report.Finding) map[string]int {
 	n := map[string]int{report.SeverityCritical: 0, report.SeverityWarning: 0, report.SeverityInfo: 0}
 	for _, f := range fs {
 		n[label(f.Severity)]++
 	}
-	out := make([]severityCount, 0, len(n))
-	for s, k := range n {
-		out = append(out, severityCount{s, k})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].severity < out[j].severity })
-	return out
+	return n
 }
 
 // mutexSeries is one label set of the mutex metrics, possibly the sum of
@@ -250,6 +353,20 @@ func (m *mutexSeries) buckets() map[float64]uint64 {
 		out[math.Ldexp(1, i+1)/1e9] = cum
 	}
 	return out
+}
+
+// merge adds another series of the same labels.
+func (m *mutexSeries) merge(x *mutexSeries) {
+	m.contentions += x.contentions
+	m.waitNS += x.waitNS
+	for len(m.hist) < len(x.hist) {
+		m.hist = append(m.hist, 0)
+	}
+	for i, n := range x.hist {
+		m.hist[i] += n
+	}
+	m.count += x.count
+	m.sum = float64(m.waitNS) / 1e9
 }
 
 func (m *mutexSeries) add(x report.Mutex) {
@@ -337,6 +454,7 @@ type counterSeries struct {
 }
 
 // series sums counts by label set, keeping the order of first appearance.
+// Its label values are made valid by add.
 type series struct {
 	by  map[[2]string]*counterSeries
 	out []*counterSeries
@@ -354,6 +472,13 @@ func (s *series) add(a, b string, n uint64) {
 		s.out = append(s.out, c)
 	}
 	c.n += n
+}
+
+// addAll adds o's series to s.
+func (s *series) addAll(o *series) {
+	for _, c := range o.out {
+		s.add(c.labels[0], c.labels[1], c.n)
+	}
 }
 
 // mapName is a map row's label value: its variable, else its class.
@@ -381,7 +506,7 @@ func topMaps(ms []report.Map) (order []int, names []string) {
 
 // mapOpSeries is maptrace_map_ops_total: every op of every map, the maps
 // beyond the top TopMaps summed into map="other".
-func mapOpSeries(ms []report.Map) []*counterSeries {
+func mapOpSeries(ms []report.Map) series {
 	order, names := topMaps(ms)
 	var s series
 	for _, i := range order {
@@ -391,14 +516,14 @@ func mapOpSeries(ms []report.Map) []*counterSeries {
 		s.add(names[i], report.OpDelete, m.Deletes)
 		s.add(names[i], report.OpIterate, m.Iterations)
 	}
-	return s.out
+	return s
 }
 
 // hotKeySeries is maptrace_map_hot_key_ops_total: the TopKeys keys of each
 // of the top maps, their other keys as key="other"; the maps beyond the top
 // have all their key counts under map="other", key="other". hash, if set,
 // hashes each key.
-func hotKeySeries(ms []report.Map, hash func(string) string) []*counterSeries {
+func hotKeySeries(ms []report.Map, hash func(string) string) series {
 	order, names := topMaps(ms)
 	var s series
 	for _, i := range order {
@@ -422,12 +547,12 @@ func hotKeySeries(ms []report.Map, hash func(string) string) []*counterSeries {
 			s.add(names[i], key, k.Count)
 		}
 	}
-	return s.out
+	return s
 }
 
 // raceSeries is maptrace_map_races_total by map and kind, the maps beyond
 // the TopRaces with the most races summed into map="other".
-func raceSeries(rs []report.Race) []*counterSeries {
+func raceSeries(rs []report.Race) series {
 	byMap := map[string]uint64{}
 	var maps []string
 	for _, r := range rs {
@@ -452,7 +577,7 @@ func raceSeries(rs []report.Race) []*counterSeries {
 		}
 		s.add(name, r.Kind, r.Count)
 	}
-	return s.out
+	return s
 }
 
 func raceMap(r report.Race) string {

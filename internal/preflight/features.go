@@ -179,7 +179,7 @@ func (f Features) Checks() []Check {
 		multi.OK, multi.Detail = true, "yes"+since(KernelUprobeMulti)+": one link attaches a program to all its sites"
 	case absent(f.UprobeMulti):
 		multi.Fallback = true
-		multi.Detail = "no" + since(KernelUprobeMulti) + ": falls back to a perf-event link per site, slower to attach and detach"
+		multi.Detail = "no" + since(KernelUprobeMulti) + ": falls back to a perf-event link per site, slower to attach"
 	default:
 		unknown(&multi, f.UprobeMulti)
 	}

@@ -40,7 +40,17 @@ const (
 // load BPF programs, which need it raised on kernels before 5.11.
 func System() []Check {
 	cs := []Check{kernel(), privileges(), uprobes(), memlock(), bpfLoad()}
-	cs = append(cs, ProbeFeatures().Checks()...)
+	features := ProbeFeatures().Checks()
+	// On a kernel older than MinKernel a missing feature's fix names the
+	// kernel, so that attach's one-line error says why without doctor.
+	if release, k, err := RunningKernel(); err == nil && !k.AtLeast(MinKernel) {
+		for i, c := range features {
+			if !c.OK && c.Fatal && strings.HasPrefix(c.Fix, "use kernel ") {
+				features[i].Fix += " (this one is " + release + ")"
+			}
+		}
+	}
+	cs = append(cs, features...)
 	return append(cs, btf())
 }
 

@@ -16,6 +16,8 @@ const (
 	OpDelete   = 3
 	OpIterate  = 4
 	OpIterNext = 5
+	OpMiss     = 6 // sync.Map up to Go 1.23: counted per class only
+	OpDirty    = 7
 )
 
 // How a map function receives its key (bpf/maps.bpf.c KEY_*).
@@ -26,14 +28,24 @@ const (
 	keyStr    = 3
 	keyPtr    = 4
 	keyU64Ptr = 5
+	keyIface  = 6
 )
+
+// Flags of a map probe's cookie value (bpf/maps.bpf.c SYNC_MAP, DICT).
+const (
+	flagSyncMap = 1 << 6 // a sync.Map operation: the receiver is the map
+	flagDict    = 1 << 7 // a generic method: a dictionary before the key
+)
+
+// mapFunc is a probed map operation: its op and how it receives its key.
+type mapFunc struct {
+	name    string
+	op, key uint8
+}
 
 // mapFuncs are the runtime's map entry points, classic and swiss alike (the
 // swiss implementation keeps the runtime.* names through linkname).
-var mapFuncs = []struct {
-	name    string
-	op, key uint8
-}{
+var mapFuncs = []mapFunc{
 	{"runtime.mapaccess1", OpRead, keyPtr},
 	{"runtime.mapaccess2", OpRead, keyPtr},
 	{"runtime.mapaccess1_fat", OpRead, keyPtr},
@@ -60,6 +72,78 @@ var mapFuncs = []struct {
 	{"runtime.mapIterNext", OpIterNext, keyNone},
 }
 
+// syncMapFuncs are sync.Map's operations up to Go 1.23: methods of
+// sync.(*Map), which take the key as an `any`. Store (from Go 1.20) and
+// Delete only call Swap and LoadAndDelete, usually inlined into the caller:
+// probing them too would count their calls twice. Swap and the CompareAnd*
+// methods are from Go 1.20, Clear from 1.23.
+var syncMapFuncs = []mapFunc{
+	{"sync.(*Map).Load", OpRead, keyIface},
+	{"sync.(*Map).LoadOrStore", OpWrite, keyIface},
+	{"sync.(*Map).Swap", OpWrite, keyIface},
+	{"sync.(*Map).CompareAndSwap", OpWrite, keyIface},
+	{"sync.(*Map).LoadAndDelete", OpDelete, keyIface},
+	{"sync.(*Map).CompareAndDelete", OpDelete, keyIface},
+	{"sync.(*Map).Range", OpIterate, keyNone},
+	{"sync.(*Map).Clear", OpWrite, keyNone},
+	// The slow paths: never inlined (they are called from several methods).
+	{"sync.(*Map).missLocked", OpMiss, keyNone},
+	{"sync.(*Map).dirtyLocked", OpDirty, keyNone},
+}
+
+// syncMapStore119 is Go 1.19's Store, which has no Swap to call.
+var syncMapStore119 = mapFunc{"sync.(*Map).Store", OpWrite, keyIface}
+
+// hashTrieMap is the instantiation behind sync.Map from Go 1.24: sync.Map's
+// methods are one-line wrappers of it, inlined or not, so its methods are
+// probed instead (HashTrieMap's own Store and Delete only call Swap and
+// LoadAndDelete). A generic method takes its shape dictionary after the
+// receiver.
+const hashTrieMap = "internal/sync.(*HashTrieMap[go.shape.interface {},go.shape.interface {}])."
+
+var hashTrieMapFuncs = []mapFunc{
+	{hashTrieMap + "Load", OpRead, keyIface},
+	{hashTrieMap + "LoadOrStore", OpWrite, keyIface},
+	{hashTrieMap + "Swap", OpWrite, keyIface},
+	{hashTrieMap + "CompareAndSwap", OpWrite, keyIface},
+	{hashTrieMap + "LoadAndDelete", OpDelete, keyIface},
+	{hashTrieMap + "CompareAndDelete", OpDelete, keyIface},
+	{hashTrieMap + "Range", OpIterate, keyNone},
+	{hashTrieMap + "Clear", OpWrite, keyNone},
+}
+
+// syncMapProbes returns the sync.Map operations of bin with their cookie
+// flags: HashTrieMap's methods where the binary has them (Go 1.24 on, unless
+// built with GOEXPERIMENT=nosynchashtriemap), else sync.(*Map)'s. Which of
+// them are linked in depends on what the program calls.
+func syncMapProbes(bin *symbols.Binary) (funcs []mapFunc, flags uint8) {
+	for _, f := range hashTrieMapFuncs {
+		if _, ok := bin.Func(f.name); ok {
+			return hashTrieMapFuncs, flagSyncMap | flagDict
+		}
+	}
+	funcs = syncMapFuncs
+	if _, ok := bin.Func("sync.(*Map).Swap"); !ok {
+		funcs = append(funcs[:len(funcs):len(funcs)], syncMapStore119)
+	}
+	return funcs, flagSyncMap
+}
+
+// SyncMapFuncs are the names of the sync.Map operations (not their slow
+// paths) the map probes
+// attach to in bin, where it has them, whose callers are the call sites the
+// map programs record for sync.Maps.
+func SyncMapFuncs(bin *symbols.Binary) []string {
+	funcs, _ := syncMapProbes(bin)
+	var names []string
+	for _, f := range funcs {
+		if _, ok := bin.Func(f.name); ok && f.op <= OpIterate {
+			names = append(names, f.name)
+		}
+	}
+	return names
+}
+
 // MapFuncs are the names of the map entry points the map probes attach to,
 // whose callers are the call sites the map programs record.
 func MapFuncs() []string {
@@ -78,14 +162,27 @@ type MapLayout struct {
 	FlagsOffset uint64 // hmap.flags, or maps.Map.writing for swiss maps
 	WritingMask uint8  // hashWriting, or the toggled writing byte
 	IterMap     uint64 // hiter.h / maps.Iter.m
+	// DataLo, DataHi bound the target's package-level variables (run-time
+	// addresses): a sync.Map there is a global, counted on its own rather
+	// than with the other sync.Maps first used at the same call site.
+	DataLo, DataHi uint64
+	// SyncRead, SyncDirty, SyncMisses and SyncAmended are the offsets of
+	// sync.Map's read, dirty and misses and of readOnly.amended, up to Go
+	// 1.23; zero where not known.
+	SyncRead, SyncDirty, SyncMisses, SyncAmended uint64
 }
 
 // LayoutFor returns the map layout of a Go version: swiss maps from 1.24.
 func LayoutFor(goVersion string) MapLayout {
-	if GoMinor(goVersion) >= 24 {
+	minor := GoMinor(goVersion)
+	if minor >= 24 {
 		return MapLayout{FlagsOffset: 34, WritingMask: 1, IterMap: 24}
 	}
-	return MapLayout{FlagsOffset: 8, WritingMask: 4, IterMap: 24}
+	l := MapLayout{FlagsOffset: 8, WritingMask: 4, IterMap: 24}
+	if minor >= 20 { // mu Mutex, read atomic.Pointer[readOnly], dirty, misses; 1.19's read is an atomic.Value
+		l.SyncRead, l.SyncDirty, l.SyncMisses, l.SyncAmended = 8, 16, 24, 8
+	}
+	return l
 }
 
 // LoadMaps loads the map programs for a target.
@@ -99,11 +196,17 @@ func LoadMaps(goidOffset uint64, l MapLayout, keys bool, multi bool) (*bpf.MapsO
 		collect = 1
 	}
 	for name, v := range map[string]any{
-		"goid_offset":      goidOffset,
-		"map_flags_offset": l.FlagsOffset,
-		"map_writing_mask": l.WritingMask,
-		"iter_map_offset":  l.IterMap,
-		"collect_keys":     collect,
+		"goid_offset":         goidOffset,
+		"map_flags_offset":    l.FlagsOffset,
+		"map_writing_mask":    l.WritingMask,
+		"iter_map_offset":     l.IterMap,
+		"data_lo":             l.DataLo,
+		"data_hi":             l.DataHi,
+		"sync_read_offset":    l.SyncRead,
+		"sync_dirty_offset":   l.SyncDirty,
+		"sync_misses_offset":  l.SyncMisses,
+		"sync_amended_offset": l.SyncAmended,
+		"collect_keys":        collect,
 	} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
@@ -142,6 +245,20 @@ func PlanMaps(bin *symbols.Binary, objs *bpf.MapsObjects) (maps, fatal *Plan, er
 	}
 	if len(absent) > 0 {
 		maps.Missing = append(maps.Missing, "map functions not linked into this binary (unused by it): "+strings.Join(absent, ", "))
+	}
+	// sync.Map operations the program does not use are not linked in
+	// either; that is not worth a note.
+	syncFuncs, flags := syncMapProbes(bin)
+	for _, f := range syncFuncs {
+		s, err := FuncSites(bin, f.name)
+		if errors.Is(err, ErrNoSymbol) {
+			continue
+		}
+		if err != nil { // sync.Map is a bonus: the maps are still traced
+			maps.Missing = append(maps.Missing, fmt.Sprintf("sync.Map operation not probed: %v", err))
+			continue
+		}
+		maps.add(f.name, s, objs.MapOp, f.op|f.key<<3|flags)
 	}
 	fatal.Base = len(maps.Names) // the same hit counters: the ones after the map probes'
 	for _, name := range fatalFuncs {

@@ -30,7 +30,8 @@ const (
 
 // Map kinds.
 const (
-	KindMap = "map"
+	KindMap     = "map"
+	KindSyncMap = "sync.Map"
 )
 
 // Map operations.
@@ -197,6 +198,46 @@ func (m Mutex) Label() string {
 	return "mutex " + m.Address
 }
 
+// GroupMutexes merges the unnamed mutexes of one kind that were waited for
+// in the same function — one lock field of many objects, like a per-client
+// lock — into one, whose Name says how many there are. Named ones stay.
+func GroupMutexes(ms []Mutex) []Mutex {
+	var out []Mutex
+	count := map[int]int{}
+	at := map[string]int{}
+	for _, m := range ms {
+		key := m.Label() + "\x00" + m.Kind
+		if m.Name != "" {
+			key = m.Address + "\x00" + m.Name + "\x00" + m.Kind
+		}
+		i, ok := at[key]
+		if !ok {
+			at[key] = len(out)
+			count[len(out)] = 1
+			m.Waiters = append([]Waiter(nil), m.Waiters...)
+			m.Holders = append([]Holder(nil), m.Holders...)
+			out = append(out, m)
+			continue
+		}
+		g := &out[i]
+		count[i]++
+		g.Contentions += m.Contentions
+		g.WaitNS += m.WaitNS
+		g.MaxWaitNS = max(g.MaxWaitNS, m.MaxWaitNS)
+		g.P50NS = max(g.P50NS, m.P50NS)
+		g.P99NS = max(g.P99NS, m.P99NS)
+		g.Goroutines += m.Goroutines
+		g.Waiters = append(g.Waiters, m.Waiters...)
+		g.Holders = append(g.Holders, m.Holders...)
+	}
+	for i, n := range count {
+		if n > 1 {
+			out[i].Name = fmt.Sprintf("%s (%d mutexes)", out[i].Label(), n)
+		}
+	}
+	return out
+}
+
 // Waiter is a stack that waited for a mutex.
 type Waiter struct {
 	Stack       []string `json:"stack"`
@@ -244,6 +285,19 @@ type Map struct {
 	CPUSeconds float64  `json:"cpu_seconds"`
 	HotKeys    []HotKey `json:"hot_keys"`
 	Sites      []Site   `json:"sites"`
+	// SyncMap is a sync.Map's slow paths, up to Go 1.23; nil otherwise.
+	SyncMap *SyncMapStats `json:"sync_map,omitempty"`
+}
+
+// SyncMapStats are the slow paths of a sync.Map up to Go 1.23, whose
+// lock-free reads see only its read map: a key stored since the last
+// promotion is found in the dirty map under the lock (a miss); once the
+// misses reach the dirty map's length it becomes the read map (a
+// promotion); the next new key copies the read map into a new dirty map.
+type SyncMapStats struct {
+	Misses      uint64 `json:"misses"`
+	Promotions  uint64 `json:"promotions"`
+	DirtyCopies uint64 `json:"dirty_copies"`
 }
 
 // Interleave is the evidence of interleaved writes: the goroutine that
@@ -389,21 +443,14 @@ func WriteJSON(w io.Writer, r *Report) error {
 		}
 		if m.Interleave != nil {
 			il := *m.Interleave
-			il.Sides = list(il.Sides)
-			for j := range il.Sides {
-				il.Sides[j].Stack = list(il.Sides[j].Stack)
-			}
+			il.Sides = sides(il.Sides)
 			m.Interleave = &il
 		}
 	}
 	c.CPU.Sites = list(c.CPU.Sites)
 	c.Races = list(c.Races)
 	for i := range c.Races {
-		rc := &c.Races[i]
-		rc.Sides = list(rc.Sides)
-		for j := range rc.Sides {
-			rc.Sides[j].Stack = list(rc.Sides[j].Stack)
-		}
+		c.Races[i].Sides = sides(c.Races[i].Sides)
 	}
 	c.Findings = list(c.Findings)
 	c.Goroutines = list(c.Goroutines)
@@ -419,6 +466,15 @@ var importPath = regexp.MustCompile(`[A-Za-z0-9_.~\-]+/`)
 // "map[string]*server.client" for
 // "map[string]*github.com/nats-io/nats-server/v2/server.client".
 func ShortType(t string) string { return importPath.ReplaceAllString(t, "") }
+
+// sides is list for race sides, their stacks too.
+func sides(ss []RaceSide) []RaceSide {
+	out := list(ss)
+	for i := range out {
+		out[i].Stack = list(out[i].Stack)
+	}
+	return out
+}
 
 // list returns a copy of s, never nil, so that filling in the lists nested
 // in its elements leaves the caller's report as it was.

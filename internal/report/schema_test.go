@@ -102,6 +102,8 @@ func fullReport() *Report {
 				HotKeys:    []HotKey{{Key: "region", Count: 800}, {Key: "other", Count: 931}},
 				Sites:      []Site{{Stack: stack, Op: OpRead, Count: 1731}, {Op: OpWrite, Count: 152}}}, // a site without a stack
 			{Kind: KindMap, Class: "net/textproto.readMIMEHeader", Maps: 2871, Type: "http.Header", KeyType: "other"},
+			{Address: "0x5a1000", Name: "main.cache", Kind: KindSyncMap, Maps: 1, Type: "sync.Map", KeyType: "string",
+				Reads: 900, Writes: 12, SyncMap: &SyncMapStats{Misses: 40, Promotions: 3, DirtyCopies: 3}},
 		},
 		Races: []Race{{Map: "0xc000abcdef", Name: "main.inventory", MapID: "main.inventory", Kind: "write/write", Count: 1,
 			Sides: []RaceSide{{Goid: 27, Op: OpWrite, Stack: stack}, {Goid: 26, Op: OpWrite}}}}, // the other side's stack unknown
@@ -273,7 +275,16 @@ func unused(root, node map[string]any, doc any, path string) []string {
 			}
 			break
 		}
-		out = append(out, unused(root, items, v[0], path+"[]")...)
+		// A property is used if any item has it (a sync.Map row has fields
+		// a map row lacks).
+		missing := map[string]int{}
+		for _, item := range v {
+			for _, p := range unused(root, items, item, path+"[]") {
+				if missing[p]++; missing[p] == len(v) {
+					out = append(out, p)
+				}
+			}
+		}
 	}
 	return out
 }

@@ -149,7 +149,12 @@ func (t *text) mutexes(ms []Mutex) {
 		b.WriteString("\nMUTEX CONTENTION: none seen\n")
 		return
 	}
-	fmt.Fprintf(b, "\nMUTEX CONTENTION (%d contended; top by total wait)\n", len(ms))
+	n0 := len(ms)
+	if !t.o.Verbose {
+		ms = GroupMutexes(ms) // one lock field of many objects: one row
+		sort.SliceStable(ms, func(i, j int) bool { return ms[i].WaitNS > ms[j].WaitNS })
+	}
+	fmt.Fprintf(b, "\nMUTEX CONTENTION (%d contended; top by total wait)\n", n0)
 	fmt.Fprintf(b, "  %-35s %-13s %8s %9s %9s %9s %9s\n", "MUTEX", "KIND", "WAITS", "TOTAL", "P50", "P99", "MAX")
 	n := t.limit(len(ms), t.o.Top)
 	for i, m := range ms[:n] {
@@ -269,7 +274,7 @@ func (t *text) maps(ms []Map, fraction float64) {
 	for _, m := range ms {
 		nmaps += max(m.Maps, 1)
 	}
-	fmt.Fprintf(b, "\nHOT MAPS (%d rows for %d maps, heap maps by type and first user%s)\n", len(ms), nmaps, scaled)
+	fmt.Fprintf(b, "\nHOT MAPS (%d rows for %d maps, heap maps by type and first user; top by CPU, ops%s)\n", len(ms), nmaps, scaled)
 	fmt.Fprintf(b, "  %-40s %-7s %8s %8s %8s %7s %5s %7s\n", "MAP", "KEY", "READS", "WRITES", "DELETES", "RANGES", "GOROS", "CPU")
 	n := t.limit(len(ms), t.o.Top)
 	for i, m := range ms[:n] {
@@ -278,6 +283,9 @@ func (t *text) maps(ms []Map, fraction float64) {
 			cpu = Duration(uint64(m.CPUSeconds * 1e9))
 		}
 		label := m.Label()
+		if m.Kind == KindSyncMap && m.Name != "" { // a class's label has the type already
+			label += " (sync.Map)"
+		}
 		if len(label) > 40 { // the whole label on a line of its own
 			fmt.Fprintf(b, "  %s\n", clip(label, textWidth-2))
 			label = ""
@@ -286,6 +294,10 @@ func (t *text) maps(ms []Map, fraction float64) {
 			Count(m.Deletes), Count(m.Iterations), Count(uint64(m.Goroutines)), cpu)
 		if i >= t.limit(n, 5) {
 			continue
+		}
+		if sm := m.SyncMap; sm != nil {
+			fmt.Fprintf(b, "      sync.Map slow paths: %s misses, %s promotions, %s dirty-map copies\n",
+				Count(sm.Misses), Count(sm.Promotions), Count(sm.DirtyCopies))
 		}
 		if len(m.HotKeys) > 0 {
 			total := m.Reads + m.Writes + m.Deletes

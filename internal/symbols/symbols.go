@@ -22,10 +22,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 var (
@@ -50,6 +52,9 @@ type Binary struct {
 	Stripped  bool   // no .symtab
 	HasDWARF  bool   // readable DWARF
 	PIE       bool   // ELF type ET_DYN
+	// File is the file Open read, so that a caller holding a Binary can
+	// tell whether a process still runs that very file (zero from parse).
+	File FileID
 
 	// data is the whole file: the target may exit, or be replaced on disk,
 	// while we still symbolize what it did.
@@ -59,7 +64,9 @@ type Binary struct {
 
 	tab     *pclntab
 	globals globals
-	dwarf   *dwarf.Data // nil unless HasDWARF
+	// dataLo, dataHi bound the sections of package-level variables.
+	dataLo, dataHi uint64
+	dwarf          *dwarf.Data // nil unless HasDWARF
 
 	// varTypes maps a global's name to its DWARF type; built on first use
 	// because walking all of DWARF is only needed to name struct fields.
@@ -73,17 +80,53 @@ type Func struct {
 	Entry, End uint64 // [Entry, End) vaddr
 }
 
+// FileID identifies a file on this machine, whatever its name or mount
+// namespace: its device and inode.
+type FileID struct {
+	Dev, Ino uint64
+}
+
+// FileIDOf is the identity of the file at path (followed if a symbolic
+// link, as /proc/PID/exe is).
+func FileIDOf(path string) (FileID, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return FileID{}, err
+	}
+	return fileID(fi), nil
+}
+
+func fileID(fi os.FileInfo) FileID {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return FileID{}
+	}
+	return FileID{Dev: uint64(st.Dev), Ino: st.Ino}
+}
+
 // Open reads the Go executable at path. The whole file is read into memory,
 // so later queries do not depend on the file, or the process, still existing.
 func Open(path string) (*Binary, error) {
-	data, err := os.ReadFile(path)
+	// Identity and contents from one open file: the path may be replaced
+	// in between.
+	f, err := os.Open(path)
 	if err != nil {
+		return nil, fmt.Errorf("symbols: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("symbols: %w", err)
+	}
+	data := make([]byte, fi.Size()) // the whole file at once: no growing copies
+	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, fmt.Errorf("symbols: %w", err)
 	}
 	b, err := parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("symbols: %s: %w", path, err)
 	}
+	b.File = fileID(fi)
 	return b, nil
 }
 
@@ -99,6 +142,14 @@ func parse(data []byte) (*Binary, error) {
 		PIE:      f.Type == elf.ET_DYN,
 	}
 	b.segs = loadSegments(f, data)
+	for _, s := range f.Sections {
+		if dataSections[s.Name] && s.Size > 0 {
+			if b.dataLo == 0 || s.Addr < b.dataLo {
+				b.dataLo = s.Addr
+			}
+			b.dataHi = max(b.dataHi, s.Addr+s.Size)
+		}
+	}
 
 	bi, err := buildinfo.Read(bytes.NewReader(data))
 	if err != nil {

@@ -58,6 +58,50 @@ func Find(pid int) (*Process, error) {
 	return p, nil
 }
 
+// StartTime is when process pid started, in clock ticks since boot
+// (/proc/PID/stat's starttime): with the pid, it tells a process from a
+// later one given the same pid.
+func StartTime(pid int) (uint64, error) {
+	start, _, err := stat(pid)
+	return start, err
+}
+
+// Running reports whether pid is still the process that started at start
+// (StartTime) and has not exited: an exited process stays in /proc, as a
+// zombie, until its parent reaps it.
+func Running(pid int, start uint64) bool {
+	st, state, err := stat(pid)
+	return err == nil && st == start && state != 'Z' && state != 'X'
+}
+
+func stat(pid int) (start uint64, state byte, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		return 0, 0, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseStat(string(b))
+}
+
+// parseStat reads state and starttime from a /proc/PID/stat line. The
+// command name before them is in parentheses and may hold spaces and
+// parentheses itself, so the fields are counted from the last ')'.
+func parseStat(stat string) (start uint64, state byte, err error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, 0, errors.New("malformed /proc/PID/stat")
+	}
+	// Fields from 3 (state) on; starttime is field 22.
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 20 {
+		return 0, 0, errors.New("malformed /proc/PID/stat: too few fields")
+	}
+	start, err = strconv.ParseUint(f[22-3], 10, 64)
+	return start, f[0][0], err
+}
+
 // Close releases the pidfd.
 func (p *Process) Close() error {
 	if p.pidfd < 0 {

@@ -35,10 +35,38 @@ var (
 	dir   string
 )
 
+// PrebuiltEnv names a directory of targets built ahead of time, for test
+// binaries that run where there is no Go (make test-kernels' VMs): Build
+// takes its targets from there, by PrebuiltName, and skips a test whose
+// target was not built.
+const PrebuiltEnv = "MAPTRACE_TARGETS"
+
+// PrebuiltName is the file name of src's target built with toolchain and
+// flags in a PrebuiltEnv directory.
+func PrebuiltName(src, toolchain string, flags ...string) string {
+	name := filepath.Base(src) + "-" + toolchain
+	for _, f := range flags {
+		name += "-" + strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-=.", r) {
+				return r
+			}
+			return '_'
+		}, f)
+	}
+	return name
+}
+
 // Build builds the program in src (a directory with its own go.mod) with a
 // toolchain from Toolchains and extra `go build` flags, once per test binary.
 func Build(t testing.TB, src, toolchain string, flags ...string) string {
 	t.Helper()
+	if dir := os.Getenv(PrebuiltEnv); dir != "" {
+		out := filepath.Join(dir, PrebuiltName(src, toolchain, flags...))
+		if _, err := os.Stat(out); err != nil {
+			t.Skipf("target %s not prebuilt (%s=%s): only the local toolchain's targets are", filepath.Base(out), PrebuiltEnv, dir)
+		}
+		return out
+	}
 	src, err := filepath.Abs(src)
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +88,17 @@ func Build(t testing.TB, src, toolchain string, flags ...string) string {
 	if ok {
 		return out
 	}
+	if err := Compile(src, toolchain, out, flags...); err != nil {
+		mu.Lock()
+		delete(built, key)
+		mu.Unlock()
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Compile builds the program in src into out, as Build does.
+func Compile(src, toolchain, out string, flags ...string) error {
 	goCmd, env := "go", []string{"GOTOOLCHAIN=" + toolchain}
 	if toolchain == "go1.19" {
 		goCmd, env = go119, []string{"GOTOOLCHAIN=local"}
@@ -69,12 +108,30 @@ func Build(t testing.TB, src, toolchain string, flags ...string) string {
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), append(env, "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		mu.Lock()
-		delete(built, key)
-		mu.Unlock()
-		t.Fatalf("build %s with %s: %v\n%s", src, toolchain, err, b)
+		return fmt.Errorf("build %s with %s: %v\n%s", src, toolchain, err, b)
 	}
-	return out
+	return nil
+}
+
+// EmulatedEnv is set (to 1) where the tests run under emulation: make
+// test-kernels' guests, under qemu's TCG. There a run does less work in the
+// same time and a loaded host stalls the virtual CPUs, so tests whose
+// figures depend on the CPU rather than the kernel lengthen their runs
+// (Stretch) or lower their floors.
+const EmulatedEnv = "MAPTRACE_EMULATED"
+
+// Emulated reports whether EmulatedEnv is set.
+func Emulated() bool { return os.Getenv(EmulatedEnv) == "1" }
+
+// Stretch is how long a timed run that is compared with a sampled figure
+// lasts: ms, or 3 times that under emulation, where a run holds fewer waits
+// and the runtime's mutex wait metric, which times one wait in 8 and scales
+// it, is noisier.
+func Stretch(ms int) int {
+	if Emulated() {
+		return 3 * ms
+	}
+	return ms
 }
 
 // NeedRoot skips the test, saying why in one line, unless it runs as root:
@@ -108,6 +165,22 @@ func NeedFeature(t testing.TB, minKernel preflight.Kernel, probeErr error) {
 		t.Fatalf("kernel %s should have it (%s+), but: %v", release, minKernel, probeErr)
 	}
 	t.Skipf("needs kernel %s+ (this one is %s): %v", minKernel, release, probeErr)
+}
+
+// NeedAttach is NeedRoot for the tests that attach uprobes: it also skips
+// them on a kernel that lacks what attach needs and came before it (older
+// than preflight.MinKernel: maptrace refuses there, and
+// TestAttachRefusedOnOldKernel checks how), and fails them on a kernel new
+// enough that lacks it all the same.
+func NeedAttach(t testing.TB) {
+	t.Helper()
+	NeedRoot(t)
+	f := preflight.ProbeFeatures()
+	if f.UprobeMulti != nil {
+		NeedFeature(t, preflight.KernelPerfLink, f.PerfLink)
+	}
+	NeedFeature(t, preflight.KernelCookie, f.Cookie)
+	NeedFeature(t, preflight.KernelPidfd, f.Pidfd)
 }
 
 // Proc is a running target that takes commands on stdin and answers on stdout.

@@ -49,6 +49,19 @@ type Options struct {
 	Log io.Writer
 	// Attached, if set, is called once the probes are in place.
 	Attached func()
+
+	// Binary, if set, is the target's executable, already read with
+	// symbols.Open, so that processes of one binary share it; the trace
+	// does not close it. Start checks that the process runs that very
+	// file, since uprobes placed by another binary's symbols would land
+	// mid-instruction.
+	Binary *symbols.Binary
+	// StartTime, if set, is when the caller saw process PID start
+	// (target.StartTime); Start fails if PID is now another process.
+	StartTime uint64
+	// HitCost, if set, is the cost of one probe hit as measured by an
+	// earlier trace (Session.HitCost), which is not measured again.
+	HitCost calibrate.Cost
 }
 
 // DefaultOverhead is the budget when Options.Overhead is 0, as --overhead's.
@@ -60,14 +73,13 @@ const largeBinary = 20 << 20
 
 // session is one trace in progress.
 type session struct {
-	opts    Options
-	proc    *target.Process
-	bin     *symbols.Binary
-	sym     *collector.Symbolizer
-	multi   bool
-	hitCost time.Duration // of one probe hit, calibrated
-	cal     calibrate.Cost
-	r       *report.Report
+	opts  Options
+	proc  *target.Process
+	bin   *symbols.Binary
+	sym   *collector.Symbolizer
+	multi bool
+	cal   calibrate.Cost // of one probe hit
+	r     *report.Report
 
 	mutexObjs  *bpf.MutexObjects
 	mutexPlan  *probes.Plan
@@ -92,6 +104,7 @@ type session struct {
 
 	mapNamesMu sync.Mutex
 	mapNames   map[uint64]string // map header address → variable
+	syncNames  map[uint64]bool   // mapNames that are sync.Map variables themselves
 	quitNamer  chan struct{}
 	namerDone  sync.WaitGroup
 
@@ -179,6 +192,9 @@ func (t *Session) HashedKey(key string) string {
 // Target is the traced process's identity.
 func (t *Session) Target() report.Target { return t.s.r.Target }
 
+// HitCost is the calibrated cost of one probe hit, for Options.HitCost.
+func (t *Session) HitCost() calibrate.Cost { return t.s.cal }
+
 // open finds the process and reads its executable.
 func (s *session) open() error {
 	pid := s.opts.PID
@@ -187,12 +203,17 @@ func (s *session) open() error {
 		return err
 	}
 	s.proc = proc
-	if fi, err := os.Stat(proc.ExeLink); err == nil && fi.Size() >= largeBinary {
-		fmt.Fprintf(s.opts.Log, "maptrace: pid %d: reading symbols of a %d MB binary…\n", pid, fi.Size()>>20)
+	if err := s.checkIdentity(); err != nil {
+		return err
 	}
-	bin, err := symbols.Open(proc.ExeLink)
-	if err != nil {
-		return fmt.Errorf("pid %d (%s): %w", pid, proc.Exe, err)
+	bin := s.opts.Binary
+	if bin == nil {
+		if fi, err := os.Stat(proc.ExeLink); err == nil && fi.Size() >= largeBinary {
+			fmt.Fprintf(s.opts.Log, "maptrace: pid %d: reading symbols of a %d MB binary…\n", pid, fi.Size()>>20)
+		}
+		if bin, err = symbols.Open(proc.ExeLink); err != nil {
+			return fmt.Errorf("pid %d (%s): %w", pid, proc.Exe, err)
+		}
 	}
 	s.bin = bin
 	if err := bin.CheckSupported(); err != nil {
@@ -206,12 +227,46 @@ func (s *session) open() error {
 		return err
 	}
 	s.sym = collector.NewSymbolizer(bin, bias)
-	s.mapNames = map[uint64]string{}
+	s.mapNames, s.syncNames = map[uint64]string{}, map[uint64]bool{}
+	// A sync.Map variable is the map, at a fixed address: named once.
+	for _, v := range bin.SyncMapVars() {
+		s.mapNames[v.Addr+bias], s.syncNames[v.Addr+bias] = v.Name, true
+	}
 	s.multi = probes.MultiSupported()
 	s.r = &report.Report{
 		Version:  report.Version,
 		Target:   report.Target{PID: pid, Exe: proc.Exe, GoVersion: bin.GoVersion, Arch: bin.Arch, Module: bin.Module, CPUs: cpusOf(pid)},
 		Overhead: report.Overhead{MapSamplingFraction: 1},
+	}
+	return nil
+}
+
+// ErrNotSameProcess means the process is not the one the caller saw
+// (Options.StartTime), or does not run the binary it gave (Options.Binary).
+var ErrNotSameProcess = errors.New("not the process seen before")
+
+// checkIdentity checks, once the pidfd pins the process, that it is the one
+// the caller meant: with the pidfd open, a start time that still matches
+// means the pidfd is that process's.
+func (s *session) checkIdentity() error {
+	pid := s.opts.PID
+	if s.opts.StartTime != 0 {
+		st, err := target.StartTime(pid)
+		if err != nil {
+			return err
+		}
+		if st != s.opts.StartTime {
+			return fmt.Errorf("pid %d: %w: the pid was reused", pid, ErrNotSameProcess)
+		}
+	}
+	if s.opts.Binary != nil {
+		id, err := symbols.FileIDOf(s.proc.ExeLink)
+		if err != nil {
+			return fmt.Errorf("pid %d: %w", pid, err)
+		}
+		if id != s.opts.Binary.File {
+			return fmt.Errorf("pid %d (%s): %w: it runs another executable now", pid, s.proc.Exe, ErrNotSameProcess)
+		}
 	}
 	return nil
 }
@@ -223,10 +278,11 @@ func (s *session) attach() error {
 	if err != nil {
 		return fmt.Errorf("pid %d (%s): %w", pid, s.proc.Exe, err)
 	}
-	if s.cal, err = calibrate.Measure(goidOff, probes.LayoutFor(s.bin.GoVersion), s.multi); err != nil {
-		return err
+	if s.cal = s.opts.HitCost; s.cal.Hit == 0 {
+		if s.cal, err = calibrate.Measure(goidOff, probes.LayoutFor(s.bin.GoVersion), s.multi); err != nil {
+			return err
+		}
 	}
-	s.hitCost = s.cal.Hit
 	if s.opts.Mutex {
 		if s.mutexObjs, err = probes.LoadMutex(goidOff, s.multi); err != nil {
 			return err
@@ -238,7 +294,11 @@ func (s *session) attach() error {
 	}
 	if s.opts.Maps {
 		keys := s.opts.Keys != collector.KeysNone
-		if s.mapObjs, err = probes.LoadMaps(goidOff, probes.LayoutFor(s.bin.GoVersion), keys, s.multi); err != nil {
+		layout := probes.LayoutFor(s.bin.GoVersion)
+		if lo, hi := s.bin.DataRange(); hi > lo {
+			layout.DataLo, layout.DataHi = lo+s.sym.Bias(), hi+s.sym.Bias()
+		}
+		if s.mapObjs, err = probes.LoadMaps(goidOff, layout, keys, s.multi); err != nil {
 			return err
 		}
 		if s.mapPlan, s.fatalPlan, err = probes.PlanMaps(s.bin, s.mapObjs); err != nil {
@@ -265,7 +325,7 @@ func (s *session) attach() error {
 func (s *session) newGovernor() {
 	cfg := governor.Config{
 		Budget:  s.opts.Overhead / 100,
-		HitCost: s.hitCost,
+		HitCost: s.cal.Hit,
 		CPU:     s.proc.CPUTime,
 		Hz:      cpuprof.Hz,
 		Samples: func() (uint64, uint64, error) {
@@ -414,6 +474,11 @@ func (s *session) start() error {
 	ctx, s.stopGov = context.WithCancel(context.Background())
 	s.govDone = make(chan error, 1)
 	if s.mapObjs != nil {
+		// The globals that hold maps now are named before the trace
+		// starts: a target that dies of a race on one within the namer's
+		// first tick (seen in make test-kernels' emulated guests) still
+		// gets the map's name.
+		s.readMapVars()
 		s.quitNamer = make(chan struct{})
 		s.namerDone.Add(1)
 		go func() { defer s.namerDone.Done(); s.nameMaps(s.quitNamer) }()
@@ -538,11 +603,13 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 		if res != nil {
 			r.CPU = collector.CPU(res, s.sym)
 			collector.AttributeCPU(r.Maps, mapCallers, res, s.sym)
+			// Time is what the report ranks by: the maps that cost CPU first.
+			sort.SliceStable(r.Maps, func(i, j int) bool { return r.Maps[i].CPUSeconds > r.Maps[j].CPUSeconds })
 		}
 	}
 	// The estimate: every hit at the cost measured in the target, and
 	// maptrace's own CPU time where it competed with the target.
-	mutexCost, mapCost, fixedCost, factor := s.hitCost, s.hitCost, s.hitCost, 1.0
+	mutexCost, mapCost, fixedCost, factor := s.cal.Hit, s.cal.Hit, s.cal.Hit, 1.0
 	var own, charged time.Duration
 	if s.gov != nil {
 		factor = s.gov.Factor()
@@ -552,7 +619,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	mutexTime := time.Duration(mutexHits) * mutexCost
 	cost := mutexTime + time.Duration(mapHits)*mapCost + time.Duration(fatalHits)*fixedCost + charged
 	r.Overhead.Budget = s.opts.Overhead / 100
-	r.Overhead.HitCostNS = float64(s.hitCost.Nanoseconds())
+	r.Overhead.HitCostNS = float64(s.cal.Hit.Nanoseconds())
 	r.Overhead.HitCostFactor = factor
 	if s.mutexObjs != nil {
 		r.Overhead.MutexHitCostNS = float64(mutexCost.Nanoseconds()) / factor
@@ -591,12 +658,11 @@ func (s *session) mapGlobals() map[uint64]string {
 	return out
 }
 
-// nameMaps reads the map variables at attach, then again while the target
-// lives (a global may be assigned a new map; a target that crashes cannot be
-// read afterwards). The reads back off from every 250ms to every 8s while
-// no new class of maps appears; a new one reads at once.
+// nameMaps reads the map variables again while the target lives (start
+// reads them first): a global may be assigned a new map, and a target that
+// crashes cannot be read afterwards. The reads back off from every 250ms to
+// every 8s while no new class of maps appears; a new one reads at once.
 func (s *session) nameMaps(quit <-chan struct{}) {
-	s.readMapVars()
 	const tick, most = 250 * time.Millisecond, 8 * time.Second
 	seen := map[bpf.MapsClassKey]bool{}
 	wait, last := tick, time.Now()
@@ -648,8 +714,9 @@ func (s *session) readMapVars() {
 		if p == 0 {
 			continue
 		}
-		// Several variables may share a map; keep the shortest name.
-		if old, ok := s.mapNames[p]; !ok || old == "" || len(v.Name) < len(old) {
+		// Several variables may share a map; keep the shortest name, but
+		// a sync.Map's own over any pointer to it.
+		if old, ok := s.mapNames[p]; !s.syncNames[p] && (!ok || old == "" || len(v.Name) < len(old)) {
 			s.mapNames[p] = v.Name
 		}
 	}
@@ -699,7 +766,7 @@ func (s *session) close() {
 	if s.mapObjs != nil {
 		s.mapObjs.Close()
 	}
-	if s.bin != nil {
+	if s.bin != nil && s.opts.Binary == nil {
 		s.bin.Close()
 	}
 	if s.proc != nil {

@@ -2,7 +2,6 @@ package trace_test
 
 import (
 	"context"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -84,7 +83,7 @@ func stackHas(ws []report.Waiter, fn string) bool {
 // version of the matrix, and checks attribution and the total wait against
 // the runtime's /sync/mutex/wait/total:seconds.
 func TestMutexContention(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	for _, tc := range testtarget.Toolchains {
 		t.Run(tc, func(t *testing.T) {
 			checkContention(t, testtarget.Build(t, "../../testdata/contention", tc), true)
@@ -95,7 +94,7 @@ func TestMutexContention(t *testing.T) {
 // TestStrippedAndPIE traces stripped and position-independent builds, with a
 // toolchain of each prologue style.
 func TestStrippedAndPIE(t *testing.T) {
-	testtarget.NeedRoot(t)
+	testtarget.NeedAttach(t)
 	for _, tc := range []string{"go1.20.14", "local"} {
 		for _, v := range []struct {
 			name  string
@@ -113,7 +112,7 @@ func TestStrippedAndPIE(t *testing.T) {
 // waiters.
 func checkContention(t *testing.T, bin string, named bool) {
 	p := testtarget.Start(t, bin)
-	r, truth := traceRun(t, p, 3000)
+	r, truth := traceRun(t, p, testtarget.Stretch(3000))
 
 	if r.Target.GoVersion == "" || r.EndedBy != report.EndedBySignal {
 		t.Errorf("target %+v ended by %q", r.Target, r.EndedBy)
@@ -178,14 +177,23 @@ func checkContention(t *testing.T, bin string, named bool) {
 	got := float64(total) / 1e9
 	if truth >= 0 {
 		ratio := got / truth
-		tol := 0.15
-		if r.Overhead.MutexCountsScaled { // a slow machine: scaled from windows, as TestMutexDutyCycled allows
-			tol = 0.35
-		}
 		t.Logf("%s: maptrace %.4fs, runtime/metrics %.4fs, ratio %.3f (mutex probes attached %.0f%% of the time)",
 			r.Target.GoVersion, got, truth, ratio, 100*r.Overhead.MutexSamplingFraction)
-		if math.Abs(ratio-1) > tol {
-			t.Errorf("total wait %.4fs vs runtime's %.4fs: ratio %.3f, want within %.0f%%", got, truth, ratio, 100*tol)
+		lo, hi := 0.85, 1.15
+		if r.Overhead.MutexCountsScaled { // a slow machine: scaled from windows, as TestMutexDutyCycled allows
+			lo, hi = 0.65, 1.35
+		}
+		if testtarget.Emulated() {
+			// A loaded host stalls an emulated guest's virtual CPUs for
+			// tens of milliseconds, and the runtime's metric times one
+			// wait in 8 and counts it 8 times: a stall inside a timed
+			// wait counts 8 times over. make test-kernels saw ratios from
+			// 0.72 to 1.39 on a shared 2-core host; this band still
+			// catches waits lost or counted twice on a kernel.
+			lo, hi = 0.5, 1.6
+		}
+		if ratio < lo || ratio > hi {
+			t.Errorf("total wait %.4fs vs runtime's %.4fs: ratio %.3f, want %.2f to %.2f", got, truth, ratio, lo, hi)
 		}
 	}
 	// Detached, the target runs on.

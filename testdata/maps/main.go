@@ -5,6 +5,9 @@
 //	locked MS      maps used from many goroutines, but always under a lock, and a busy sync.Map
 //	loop MS        a tight map-read loop; prints the lookups done
 //	work MS        map reads among other work (~10µs apart); prints the lookups done
+//	synchot        every sync.Map operation on two global sync.Maps, with known key counts
+//	syncloop MS    sync.Map loads in a tight loop; prints the loads done
+//	syncmiss       sync.Map misses and promotions (Go 1.20 to 1.23); prints them as the target saw them
 //
 // and answers each with one line. A race may kill it with the runtime's
 // "fatal error: concurrent map …", as it would in production.
@@ -200,6 +203,12 @@ func main() {
 			loop(ms(1))
 		case len(f) == 2 && f[0] == "work":
 			work(ms(1))
+		case len(f) == 1 && f[0] == "synchot":
+			syncHot()
+		case len(f) == 2 && f[0] == "syncloop":
+			syncLoop(ms(1))
+		case len(f) == 1 && f[0] == "syncmiss":
+			syncMiss()
 		}
 	}
 }

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maptrace/maptrace/internal/testtarget"
+)
+
+// TestAgentMemory measures the agent's resident memory tracing processes
+// of one binary, of copies of it (the same bytes, other files: nothing
+// shared) and of binaries built by several Go toolchains, and checks that
+// twenty processes of one binary cost at most 1.5× one. It takes a minute
+// or two, so it runs only when asked:
+//
+//	MAPTRACE_RSS=1 go test -run TestAgentMemory -v ./cmd/maptrace
+func TestAgentMemory(t *testing.T) {
+	if os.Getenv("MAPTRACE_RSS") == "" {
+		t.Skip("measures the agent's memory over a minute or two: MAPTRACE_RSS=1 go test -run TestAgentMemory -v ./cmd/maptrace")
+	}
+	testtarget.NeedRoot(t)
+	local := testtarget.Build(t, "../../testdata/contention", "local")
+	var toolchains []string
+	for _, tc := range testtarget.Toolchains[2:] { // go1.21 on: their mutex probes are alike
+		toolchains = append(toolchains, testtarget.Build(t, "../../testdata/contention", tc))
+	}
+
+	type scenario struct {
+		name string
+		exes func(dir string) []string // one per process
+	}
+	same := func(n int) func(string) []string {
+		return func(dir string) []string {
+			exe := copyExe(t, local, dir, "contention")
+			out := make([]string, n)
+			for i := range out {
+				out[i] = exe
+			}
+			return out
+		}
+	}
+	copies := func(n int) func(string) []string {
+		return func(dir string) []string {
+			out := make([]string, n)
+			for i := range out {
+				out[i] = copyExe(t, local, dir, fmt.Sprintf("contention-%d", i))
+			}
+			return out
+		}
+	}
+	spread := func(n int) func(string) []string {
+		return func(dir string) []string {
+			var bins []string
+			for i, b := range toolchains {
+				bins = append(bins, copyExe(t, b, dir, fmt.Sprintf("contention-%d", i)))
+			}
+			out := make([]string, n)
+			for i := range out {
+				out[i] = bins[i%len(bins)]
+			}
+			return out
+		}
+	}
+	rss := map[string][2]int{}
+	for _, sc := range []scenario{
+		{"1 process", same(1)},
+		{"20 processes, one binary", same(20)},
+		{"20 processes, 20 copies of it", copies(20)},
+		{fmt.Sprintf("%d processes, %d binaries (Go toolchains)", len(toolchains), len(toolchains)), spread(len(toolchains))},
+		{fmt.Sprintf("20 processes, %d binaries (Go toolchains)", len(toolchains)), spread(20)},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.Chmod(dir, 0o755)
+			var procs []*testtarget.Proc
+			for _, exe := range sc.exes(dir) {
+				procs = append(procs, testtarget.Start(t, exe))
+			}
+			a := startAgent(t, "--match", dir+"/*")
+			deadline := time.Now().Add(time.Duration(len(procs))*3*time.Second + 10*time.Second)
+			for traced(t, a) < len(procs) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d processes traced", traced(t, a), len(procs))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			// Contention in every target, scraped as Prometheus would;
+			// then the memory once the Go heap has settled.
+			for _, p := range procs {
+				p.Send(t, "run 1000")
+			}
+			for _, p := range procs {
+				p.Line(t, 60*time.Second)
+			}
+			for i := 0; i < 5; i++ {
+				a.scrape(t)
+				time.Sleep(time.Second)
+			}
+			cur, peak := memory(t, a.cmd.Process.Pid)
+			rss[sc.name] = [2]int{cur, peak}
+			t.Logf("%s: RSS %d MiB (peak %d MiB)", sc.name, cur>>10, peak>>10)
+		})
+	}
+	one, twenty := rss["1 process"][0], rss["20 processes, one binary"][0]
+	if one == 0 || twenty == 0 {
+		t.Fatal("not measured")
+	}
+	t.Logf("20 processes of one binary: %.2f× the RSS of one", float64(twenty)/float64(one))
+	if float64(twenty) > 1.5*float64(one) {
+		t.Errorf("20 processes of one binary: RSS %d KiB, over 1.5× that of one (%d KiB)", twenty, one)
+	}
+}
+
+// traced is maptrace_agent_targets.
+func traced(t *testing.T, a *agentProc) int {
+	fams := a.scrape(t)
+	return int(fams["maptrace_agent_targets"].GetMetric()[0].GetGauge().GetValue())
+}
+
+// memory reads a process's resident set and its peak, in KiB.
+func memory(t *testing.T, pid int) (rss, peak int) {
+	t.Helper()
+	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch k {
+		case "VmRSS":
+			rss = n
+		case "VmHWM":
+			peak = n
+		}
+	}
+	return rss, peak
+}

@@ -1,0 +1,431 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/link"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/maptrace/maptrace/internal/testtarget"
+)
+
+// agentProc is a running maptrace agent and its stderr.
+type agentProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *lines
+	done   chan struct{} // stderr closed
+}
+
+// startAgent runs maptrace agent on a free loopback port and waits for it
+// to serve.
+func startAgent(t *testing.T, args ...string) *agentProc {
+	t.Helper()
+	cmd := exec.Command(maptrace, append([]string{"agent", "--listen", "127.0.0.1:0"}, args...)...)
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a := &agentProc{cmd: cmd, stderr: &lines{}, done: make(chan struct{})}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s", a.stderr)
+		}
+	})
+	serving := regexp.MustCompile(`serving metrics at http://(\S+)/metrics`)
+	addr := make(chan string, 1)
+	go func() {
+		defer close(a.done)
+		sc := bufio.NewScanner(errPipe)
+		for sc.Scan() {
+			a.stderr.add(sc.Text())
+			if m := serving.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a.addr = <-addr:
+	case <-a.done:
+		t.Fatalf("agent exited: %s", a.stderr)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("agent does not serve after 20s: %s", a.stderr)
+	}
+	return a
+}
+
+// scrape reads /metrics.
+func (a *agentProc) scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + a.addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// services are the service labels of maptrace_target_up 1, with each one's
+// container_id.
+func services(fams map[string]*dto.MetricFamily) map[string]string {
+	out := map[string]string{}
+	for _, m := range fams["maptrace_target_up"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		if m.GetGauge().GetValue() == 1 {
+			out[l["service"]] = l["container_id"]
+		}
+	}
+	return out
+}
+
+// waitServices scrapes until every one of want is traced, or fails after d.
+func (a *agentProc) waitServices(t *testing.T, d time.Duration, want ...string) map[string]*dto.MetricFamily {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		fams := a.scrape(t)
+		have := services(fams)
+		missing := []string{}
+		for _, s := range want {
+			if _, ok := have[s]; !ok {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) == 0 {
+			return fams
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, /metrics has no service %v (has %v)", d, missing, have)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitLine waits for a stderr line containing all of parts.
+func (a *agentProc) waitLine(t *testing.T, d time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		for _, l := range strings.Split(a.stderr.String(), "\n") {
+			if containsAll(l, parts...) {
+				return l
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no agent line with %q in %v", parts, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// linksOn counts the uprobe_multi links attached to process pid.
+func linksOn(t *testing.T, pid int) int {
+	t.Helper()
+	n := 0
+	var it link.Iterator
+	defer it.Close()
+	for it.Next() {
+		info, err := it.Link.Info()
+		if err != nil || info.Type != link.UprobeMultiType {
+			continue
+		}
+		if p, ok := info.UprobeMulti().Pid(); ok && int(p) == pid {
+			n++
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatalf("list BPF links: %v", err)
+	}
+	return n
+}
+
+// copyExe copies an executable to dir/name: the test's own programs, under
+// names and in a directory no other process on the machine has.
+func copyExe(t *testing.T, src, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, name)
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// TestAgent runs the agent on the test's own targets (selected by --match
+// on their directory: it never looks at another process of the machine as
+// a target): both are traced within 5s with their service labels, a third
+// started later too, one killed is gone from the next scrape with its
+// probes, a matched program that is not Go gets one log line, the survey
+// says why of each, /report reports on one, and SIGTERM detaches all.
+func TestAgent(t *testing.T) {
+	testtarget.NeedRoot(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	contention := copyExe(t, testtarget.Build(t, "../../testdata/contention", "local"), dir, "contention")
+	maps := copyExe(t, testtarget.Build(t, "../../testdata/maps", "local"), dir, "maps")
+	plain := copyExe(t, testtarget.Build(t, "../../testdata/plain", "local"), dir, "plain")
+	sleepBin, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleep := copyExe(t, sleepBin, dir, "sleep")
+	execd := copyExe(t, contention, dir, "execd")
+	match := dir + "/*"
+
+	c := testtarget.Start(t, contention)
+	m := testtarget.Start(t, maps)
+	started := time.Now()
+	a := startAgent(t, "--match", match)
+	a.waitServices(t, 5*time.Second, "contention", "maps")
+	t.Logf("two targets traced %v after the agent started", time.Since(started).Round(time.Millisecond))
+
+	// A third, a program that is not Go, and a shell that the agent sees
+	// before it execs a Go program: the same process, a new executable.
+	started = time.Now()
+	p := testtarget.Start(t, plain)
+	s := exec.Command(sleep, "60")
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Process.Kill(); s.Wait() })
+	e := exec.Command("/bin/sh", "-c", "sleep 2.5; exec "+execd)
+	eIn, err := e.StdinPipe() // kept open: the target exits at EOF
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eIn.Close(); e.Process.Kill(); e.Wait() })
+	a.waitServices(t, 5*time.Second, "contention", "maps", "plain")
+	t.Logf("a third target traced %v after its start", time.Since(started).Round(time.Millisecond))
+	fams := a.waitServices(t, 2500*time.Millisecond+5*time.Second, "contention", "maps", "plain", "execd")
+	t.Logf("a shell that exec'd a Go program traced %v after the exec", (time.Since(started) - 2500*time.Millisecond).Round(time.Millisecond))
+	if id := services(fams)["plain"]; id != "" {
+		t.Errorf("plain: container_id %q outside any container", id)
+	}
+	for name, fam := range fams {
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "pid" {
+					t.Errorf("%s has a pid label", name)
+				}
+			}
+		}
+	}
+	notGo := a.waitLine(t, 5*time.Second, fmt.Sprintf("pid %d ", s.Process.Pid), "not a Go program")
+	t.Logf("not Go: %s", notGo)
+
+	// The survey, while the agent runs: its targets are traced already.
+	survey := func() map[int]string {
+		t.Helper()
+		out, stderr, code := run(t, "agent", "--survey", "--match", match)
+		if code != 0 {
+			t.Fatalf("survey: exit %d: %s", code, stderr)
+		}
+		rows := map[int]string{}
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 0 {
+				if pid, err := strconv.Atoi(f[0]); err == nil {
+					rows[pid] = l
+				}
+			}
+		}
+		return rows
+	}
+	rows := survey()
+	itself := false
+	for _, r := range rows {
+		itself = itself || containsAll(r, maptrace, "maptrace itself")
+	}
+	if !itself {
+		t.Error("the survey does not list itself as maptrace itself")
+	}
+	for _, tc := range []struct {
+		pid  int
+		want []string
+	}{
+		{c.PID(), []string{" no ", contention, "already traced"}},
+		{p.PID(), []string{" no ", plain, "already traced"}},
+		{s.Process.Pid, []string{" no ", sleep, "not a Go program"}},
+	} {
+		if !containsAll(rows[tc.pid], tc.want...) {
+			t.Errorf("survey row of pid %d: %q, want %q", tc.pid, rows[tc.pid], tc.want)
+		}
+	}
+
+	// A report of one of them over a second.
+	resp, err := http.Get("http://" + a.addr + "/report?service=contention&seconds=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/report: %s: %s", resp.Status, body)
+	}
+	r := parseReport(t, body)
+	if r.Target.PID != c.PID() || r.Window.Seconds < 0.9 || r.Window.Seconds > 3 {
+		t.Errorf("/report: pid %d over %.2fs, want pid %d over about 1s", r.Target.PID, r.Window.Seconds, c.PID())
+	}
+
+	// Killed: gone from the next scrape, its probes with it.
+	m.Cmd.Process.Kill()
+	m.Cmd.Wait()
+	a.waitLine(t, 5*time.Second, fmt.Sprintf("pid %d (maps): exited", m.PID()))
+	fams = a.scrape(t)
+	for name, fam := range fams {
+		for _, x := range fam.GetMetric() {
+			for _, l := range x.GetLabel() {
+				if l.GetName() == "service" && l.GetValue() == "maps" {
+					t.Errorf("%s still has service=\"maps\" after it was killed", name)
+				}
+			}
+		}
+	}
+	if n := linksOn(t, m.PID()); n != 0 {
+		t.Errorf("%d uprobe links left on the killed process", n)
+	}
+	if got := services(fams); len(got) != 3 {
+		t.Errorf("services after the kill: %v, want contention, plain and execd", got)
+	}
+	if n := strings.Count(a.stderr.String(), fmt.Sprintf("pid %d ", s.Process.Pid)); n != 1 {
+		t.Errorf("%d lines about the program that is not Go, want 1:\n%s", n, a.stderr)
+	}
+
+	// SIGTERM: every probe detached, exit 0.
+	if n := linksOn(t, c.PID()); n == 0 {
+		t.Error("no uprobe links on a traced process")
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	<-a.done
+	if err := a.cmd.Wait(); err != nil {
+		t.Errorf("agent after SIGTERM: %v\n%s", err, a.stderr)
+	}
+	for _, pid := range []int{c.PID(), p.PID()} {
+		if n := linksOn(t, pid); n != 0 {
+			t.Errorf("%d uprobe links left on pid %d after the agent stopped", n, pid)
+		}
+	}
+
+	// The survey without the agent: they would be traced, and why.
+	rows = survey()
+	for _, tc := range []struct {
+		pid  int
+		want []string
+	}{
+		{c.PID(), []string{" yes ", "go1.", contention, "matches --match " + match}},
+		{p.PID(), []string{" yes ", plain, "matches --match"}},
+		{s.Process.Pid, []string{" no ", "not a Go program"}},
+	} {
+		if !containsAll(rows[tc.pid], tc.want...) {
+			t.Errorf("survey row of pid %d: %q, want %q", tc.pid, rows[tc.pid], tc.want)
+		}
+	}
+}
+
+// TestAgentContainer traces a Go program in a plain runc container, selected
+// by its container ID, and labels it with that ID.
+func TestAgentContainer(t *testing.T) {
+	testtarget.NeedRoot(t)
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Skip("needs runc (Debian's runc package; make deps installs it)")
+	}
+	bundle := t.TempDir()
+	rootfs := filepath.Join(bundle, "rootfs")
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The test targets are static (CGO_ENABLED=0): the binary is the rootfs.
+	copyExe(t, testtarget.Build(t, "../../testdata/contention", "local"), rootfs, "contention")
+	if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v: %s", err, out)
+	}
+	editJSON(t, filepath.Join(bundle, "config.json"), func(c map[string]any) {
+		p := c["process"].(map[string]any)
+		p["args"] = []string{"/contention"}
+		p["terminal"] = false
+		c["root"] = map[string]any{"path": "rootfs", "readonly": true}
+	})
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		t.Fatal(err)
+	}
+	id := hex.EncodeToString(raw[:]) // as Docker's, and so the test's own
+	state := t.TempDir()             // runc's state, apart from any other runc user's
+	testtarget.Start(t, runc, "--root", state, "run", "--bundle", bundle, id)
+	t.Cleanup(func() {
+		exec.Command(runc, "--root", state, "kill", id, "KILL").Run()
+		exec.Command(runc, "--root", state, "delete", "--force", id).Run()
+	})
+
+	a := startAgent(t, "--match", id[:12])
+	fams := a.waitServices(t, 10*time.Second, "contention")
+	if got := services(fams)["contention"]; got != id {
+		t.Errorf("container_id %q, want %q", got, id)
+	}
+	a.waitLine(t, 5*time.Second, "(contention, container "+id[:12]+"): tracing /contention")
+}
+
+// editJSON rewrites a JSON object file through edit.
+func editJSON(t *testing.T, path string, edit func(map[string]any)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	edit(v)
+	if b, err = json.Marshal(v); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,236 @@
+// Command kernels runs maptrace's kernel-dependent tests on Debian's amd64
+// kernels, each booted under qemu, and writes docs/KERNELS.md: a table of
+// kernel × test, what doctor and an attach say on each kernel, and the
+// wall time. `make test-kernels` runs it from the module's root:
+//
+//	go run ./kernels -out docs/KERNELS.md
+//
+// The kernels are downloaded by exact package name from Debian's registry
+// into a cache (never installed), and only their /boot extracted. The guest
+// boots from an initramfs of busybox-static, maptrace, the test binaries
+// (go test -c) and their targets, all built here: the guest has no Go, and
+// no network. It needs qemu-system-x86 and busybox-static
+// (scripts/deps.sh kernels), not root.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "kernels:", err)
+		os.Exit(1)
+	}
+}
+
+// Result is one kernel's column.
+type Result struct {
+	Kernel Kernel
+	Err    error // not fetched, not booted, or stopped early
+	VM     VMResult
+	Guest  GuestRun
+	Tests  []TestResult
+	Oopses []string // the guest kernel's oops or panic, from each boot that had one
+}
+
+func run() error {
+	start := time.Now()
+	out := flag.String("out", "docs/KERNELS.md", "where to write the table (- for standard output)")
+	cacheDir := flag.String("cache", "", "where kernels are kept between runs (default: the user cache directory's maptrace-kernels)")
+	only := flag.String("kernels", "", "comma-separated series to run, e.g. 6.1,6.12 (default: all of the matrix)")
+	accelFlag := flag.String("accel", "auto", "auto, kvm or tcg")
+	timeout := flag.Duration("timeout", 40*time.Minute, "longest a guest may run before its qemu is killed")
+	keep := flag.Bool("keep", false, "keep the work directory (initramfs, serial logs)")
+	pkgs := flag.String("pkgs", "", "comma-separated packages whose suites to run, e.g. internal/trace (default: all)")
+	flag.Parse()
+
+	module, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(module, "go.mod")); err != nil {
+		return fmt.Errorf("run it from maptrace's module root: %v", err)
+	}
+	cache := *cacheDir
+	if cache == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			return err
+		}
+		cache = filepath.Join(uc, "maptrace-kernels")
+	}
+	accel, err := chooseAccel(*accelFlag)
+	if err != nil {
+		return err
+	}
+	kernels := Matrix
+	if *only != "" {
+		kernels = nil
+		for _, s := range strings.Split(*only, ",") {
+			found := false
+			for _, k := range Matrix {
+				if k.Series == strings.TrimSpace(s) {
+					kernels, found = append(kernels, k), true
+				}
+			}
+			if !found {
+				return fmt.Errorf("-kernels: no %q in the matrix", s)
+			}
+		}
+	}
+	if *pkgs != "" {
+		var keep []Suite
+		for _, s := range Suites {
+			for _, p := range strings.Split(*pkgs, ",") {
+				if s.Pkg == strings.TrimSpace(p) {
+					keep = append(keep, s)
+				}
+			}
+		}
+		if len(keep) == 0 {
+			return fmt.Errorf("-pkgs %q: no suite runs those packages", *pkgs)
+		}
+		Suites = keep
+	}
+	work, err := os.MkdirTemp("", "maptrace-kernels-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Printf("kernels: work directory %s\n", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	// Ctrl-C stops the guest (its qemu is killed through the context) and
+	// still writes what ran.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	results := make([]Result, len(kernels))
+	for i := range kernels {
+		results[i].Kernel = kernels[i]
+		if err := fetch(cache, &results[i].Kernel, os.Stdout); err != nil {
+			results[i].Err = fmt.Errorf("not fetched: %v", err)
+			fmt.Printf("kernels: %s: %v\n", kernels[i].Series, results[i].Err)
+		}
+	}
+	files, err := buildGuest(module, work, os.Stdout)
+	if err != nil {
+		return err
+	}
+	initrd := filepath.Join(work, "initramfs.cpio")
+	if err := writeInitramfs(initrd, files, accel); err != nil {
+		return err
+	}
+	fmt.Printf("kernels: accelerator %s: %s\n", accel.Name, accel.Why)
+	for i := range results {
+		r := &results[i]
+		if r.Err != nil || ctx.Err() != nil {
+			continue
+		}
+		var wall time.Duration // every boot's
+		for attempt := 1; ; attempt++ {
+			fmt.Printf("kernels: booting %s (%s)\n", r.Kernel.Package, r.Kernel.Version)
+			r.VM = boot(ctx, &r.Kernel, initrd, work, accel, *timeout, attempt)
+			wall += r.VM.Wall
+			r.Guest = parseOutput(r.VM.Output)
+			r.Err = r.VM.Err
+			if r.Err == nil && !r.Guest.Done {
+				r.Err = fmt.Errorf("the guest stopped before its end")
+			}
+			// Under TCG a guest kernel now and then oopses on an int3 it
+			// patched into its own code on another vCPU (seen once in a
+			// dozen boots, at boot): once, that is emulation, and the
+			// guest runs again; the oops is noted either way.
+			oops := kernelOops(r.VM.Console)
+			if oops != "" {
+				r.Oopses = append(r.Oopses, oops)
+			}
+			if r.Err == nil || oops == "" || attempt == 2 || ctx.Err() != nil {
+				break
+			}
+			fmt.Printf("kernels: %s: %v, after %q: booting it again\n", r.Kernel.Series, r.Err, oops)
+		}
+		r.VM.Wall = wall
+		for j, s := range Suites {
+			sec, ok := r.Guest.section(fmt.Sprintf("test:%d", j))
+			if !ok {
+				continue
+			}
+			tr, err := testResults(s.Pkg, sec)
+			if err != nil {
+				return err
+			}
+			r.Tests = append(r.Tests, tr...)
+		}
+		fmt.Printf("kernels: %s: %s in %v%s\n", r.Kernel.Series, counts(r.Tests), r.VM.Wall.Round(time.Second), errSuffix(r.Err))
+		if r.Err != nil {
+			tail := r.VM.Console
+			if len(tail) > 2000 {
+				tail = tail[len(tail)-2000:]
+			}
+			fmt.Printf("kernels: %s console's end:\n%s\n", r.Kernel.Series, tail)
+		}
+	}
+	// Stack traces in the notes name the host's source paths: the doc
+	// names them relative to the module and Go's root.
+	goroot, _ := exec.Command("go", "env", "GOROOT").Output()
+	doc := strings.NewReplacer(module+"/", "", strings.TrimSpace(string(goroot))+"/", "$GOROOT/").Replace(markdown(results, accel, time.Since(start)))
+	if *out == "-" {
+		_, err = os.Stdout.WriteString(doc)
+	} else {
+		err = os.WriteFile(*out, []byte(doc), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("kernels: wall time %v\n", time.Since(start).Round(time.Second))
+	for _, r := range results {
+		if r.Err != nil {
+			return fmt.Errorf("%s: %v", r.Kernel.Series, r.Err)
+		}
+		for _, t := range r.Tests {
+			if t.Action == "fail" {
+				return fmt.Errorf("tests failed (see %s)", *out)
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+func counts(ts []TestResult) string {
+	n := map[string]int{}
+	for _, t := range ts {
+		n[t.Action]++
+	}
+	return fmt.Sprintf("%d passed, %d failed, %d skipped", n["pass"], n["fail"], n["skip"])
+}
+
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ": " + err.Error()
+}
+
+// kernelOops is the first line of a kernel oops or panic on the console.
+func kernelOops(console []byte) string {
+	for _, l := range strings.Split(string(console), "\n") {
+		for _, w := range []string{"Oops:", "Kernel panic", "BUG:"} {
+			if i := strings.Index(l, w); i >= 0 {
+				return strings.TrimSpace(l[i:])
+			}
+		}
+	}
+	return ""
+}

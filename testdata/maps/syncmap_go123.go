@@ -1,0 +1,9 @@
+//go:build go1.23
+
+package main
+
+import "sync"
+
+func init() {
+	syncClear = func(m *sync.Map) { m.Clear() }
+}
