@@ -19,9 +19,15 @@ const (
 	// 1/HotKeyCapacity of a class's keyed operations is always kept.
 	HotKeyCapacity = 64
 	// DrainInterval is how often Run empties the kernel's key table, or
-	// sooner once it is half full: Run looks every pollInterval.
+	// sooner once it is half full: Run looks at half the time the table
+	// would take to be half full at the rate keys came in since it last
+	// looked, pollMin to pollMax apart (each look wakes maptrace up, and
+	// its CPU time counts against the budget where it competes with the
+	// target). pollMax lets an --exact map loop add ~20k keys between
+	// two looks, well under half the table.
 	DrainInterval = 250 * time.Millisecond
-	pollInterval  = 10 * time.Millisecond
+	pollMin       = 10 * time.Millisecond
+	pollMax       = 50 * time.Millisecond
 	// drainGrace is how long a probe that chose a table just before the
 	// flip may still be counting into it: a probe runs for microseconds, so
 	// this is ample; a later straggler's count stays in the table for the
@@ -76,12 +82,15 @@ func (h *HotKeys) Drain() error {
 	return err
 }
 
-// full says whether the probes' table is half full.
-func (h *HotKeys) full() bool {
+// fill is how many keys the probes' table has had added since its last
+// drain, and half its size.
+func (h *HotKeys) fill() (n, half uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var n uint64
-	return h.added[h.cur].Get(&n) == nil && n >= uint64(h.tables[h.cur].MaxEntries()/2)
+	if h.added[h.cur].Get(&n) != nil {
+		return 0, 0 // unknown: drain at once
+	}
+	return n, uint64(h.tables[h.cur].MaxEntries() / 2)
 }
 
 // DrainAll folds both tables, for when no probe is attached any more.
@@ -98,24 +107,34 @@ func (h *HotKeys) DrainAll() error {
 // Run drains every DrainInterval, or as soon as the probes' table is half
 // full, until quit is closed. The first error goes to warn; draining goes on.
 func (h *HotKeys) Run(quit <-chan struct{}, warn func(error)) {
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
 	last, warned := time.Now(), false
+	prevN, prevT := uint64(0), last
+	wait := pollMin
 	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-quit:
+			t.Stop()
 			return
 		case <-t.C:
 		}
-		if time.Since(last) < DrainInterval && !h.full() {
-			continue
+		n, half := h.fill()
+		now := time.Now()
+		if now.Sub(last) >= DrainInterval || n >= half {
+			err := h.Drain()
+			last, n = time.Now(), 0
+			if err != nil && !warned {
+				warn(err)
+				warned = true
+			}
 		}
-		err := h.Drain()
-		last = time.Now()
-		if err != nil && !warned {
-			warn(err)
-			warned = true
+		wait = pollMax
+		if n > prevN && half > n {
+			rate := float64(n-prevN) / now.Sub(prevT).Seconds()
+			wait = time.Duration(float64(half-n) / rate / 2 * float64(time.Second))
 		}
+		wait = min(max(wait, pollMin), pollMax, max(pollMin, DrainInterval-time.Since(last)))
+		prevN, prevT = n, time.Now()
 	}
 }
 
