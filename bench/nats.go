@@ -33,17 +33,21 @@ type Nats struct {
 
 // NatsMode is nats-server traced one way.
 type NatsMode struct {
-	Mode    TraceMode
-	Traced  Dist // messages delivered per second
-	Ratio   Dist // traced / the untraced run just before it
-	Kernel  Dist // nats-server's kernel share traced less untraced (TracedRuns.Kernel)
-	Results []*TraceResult
+	Mode   TraceMode
+	Traced Dist // messages delivered per second
+	Ratio  Dist // traced / the untraced run just before it
+	// CPURatio is the same per second of nats-server's CPU time
+	// (TracedRuns.CPURatio).
+	CPURatio Dist
+	Kernel   Dist // nats-server's kernel share traced less untraced (TracedRuns.Kernel)
+	Results  []*TraceResult
 }
 
 // natsModes are the ways nats-server is traced: as a user would, then with
 // either kind of probe alone, to tell which costs what.
 var natsModes = []TraceMode{
 	defaultMode,
+	agentMode,
 	{Name: "--no-maps (mutex probes only)", Args: []string{"--no-maps"}},
 	{Name: "--no-mutex (map probes only, --overhead 5)", Args: []string{"--no-mutex"}},
 }
@@ -119,9 +123,10 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 	for round := 0; round < cfg.N; round++ {
 		for i := range n.Modes {
 			nm := &n.Modes[i]
-			var u, v, uk, k float64
+			var u, v float64
+			var uc, c cpuUse
 			untraced := func() (err error) {
-				uk, err = kernelShare(pid, func() (err error) {
+				uc, err = measureCPU(pid, func() (err error) {
 					u, err = load(cfg.NatsSeconds)
 					return err
 				})
@@ -130,7 +135,7 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 			var res *TraceResult
 			traced := func() (err error) {
 				res, err = traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, func() (err error) {
-					k, err = kernelShare(pid, func() (err error) {
+					c, err = measureCPU(pid, func() (err error) {
 						v, err = load(cfg.NatsSeconds)
 						return err
 					})
@@ -152,10 +157,13 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 			n.Untraced.Add(u)
 			nm.Traced.Add(v)
 			nm.Ratio.Add(v / u)
-			nm.Kernel.Add(k - uk)
+			if c.CPU > 0 && uc.CPU > 0 {
+				nm.CPURatio.Add(v / c.CPU.Seconds() / (u / uc.CPU.Seconds()))
+			}
+			nm.Kernel.Add(c.Kernel - uc.Kernel)
 			nm.Results = append(nm.Results, res)
-			logf("nats round %d/%d, %s: %.0f msgs/s untraced, %.0f traced (%.3f), attach %v",
-				round+1, cfg.N, nm.Mode.Name, u, v, v/u, res.Attach.Round(time.Millisecond))
+			logf("nats round %d/%d, %s: %.0f msgs/s untraced, %.0f traced (%.3f; %.3f per CPU-second), attach %v",
+				round+1, cfg.N, nm.Mode.Name, u, v, v/u, v/c.CPU.Seconds()/(u/uc.CPU.Seconds()), res.Attach.Round(time.Millisecond))
 		}
 	}
 	n.Top = topMutexes(n.Modes[0].Results, 5)

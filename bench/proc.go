@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/maptrace/maptrace/internal/target"
 )
 
 // Proc is a target that takes commands on stdin and answers on stdout, one
@@ -153,24 +155,43 @@ func cpuSplit(pid int) (user, system time.Duration, err error) {
 	return time.Duration(u) * tick, time.Duration(k) * tick, nil
 }
 
-// kernelShare measures the share of a process's CPU time spent in kernel
-// mode while work runs: a probe hit is kernel time of the thread that hit
-// it, so a traced run's share above an untraced run's is what the probes
-// took, measured apart from maptrace and from how busy the machine is.
-func kernelShare(pid int, work func() error) (float64, error) {
+// cpuUse is what a process's CPU did while some work ran.
+type cpuUse struct {
+	// CPU is its CPU time, from its CPUCLOCK_SCHED clock (nanoseconds,
+	// every thread): what the budget is a share of.
+	CPU time.Duration
+	// Kernel is the share of it spent in kernel mode (/proc/PID/stat): a
+	// probe hit is kernel time of the thread that hits it, so a traced
+	// run's share above an untraced run's is what the probes took,
+	// measured apart from maptrace and from how busy the machine is.
+	Kernel float64
+}
+
+// measureCPU measures pid's CPU while work runs.
+func measureCPU(pid int, work func() error) (cpuUse, error) {
+	proc := &target.Process{PID: pid}
+	c0, err := proc.CPUTime()
+	if err != nil {
+		return cpuUse{}, err
+	}
 	u0, k0, err := cpuSplit(pid)
 	if err != nil {
-		return 0, err
+		return cpuUse{}, err
 	}
 	if err := work(); err != nil {
-		return 0, err
+		return cpuUse{}, err
+	}
+	c1, err := proc.CPUTime()
+	if err != nil {
+		return cpuUse{}, err
 	}
 	u1, k1, err := cpuSplit(pid)
 	if err != nil {
-		return 0, err
+		return cpuUse{}, err
 	}
-	if u1-u0+k1-k0 <= 0 {
-		return math.NaN(), nil
+	use := cpuUse{CPU: c1 - c0, Kernel: math.NaN()}
+	if u1-u0+k1-k0 > 0 {
+		use.Kernel = float64(k1-k0) / float64(u1-u0+k1-k0)
 	}
-	return float64(k1-k0) / float64(u1-u0+k1-k0), nil
+	return use, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Workload is a target loop whose throughput the target prints.
@@ -51,6 +52,9 @@ func withBefore(modes []TraceMode, before, version string) []TraceMode {
 }
 
 var defaultMode = TraceMode{Name: "default (mutex + maps, --overhead 5)"}
+
+// agentMode is the budget the agent traces with by default (always on).
+var agentMode = TraceMode{Name: "--overhead 1 (the agent's default budget)", Args: []string{"--overhead", "1"}}
 var fullMode = TraceMode{Name: "--exact (every map op probed)", Args: []string{"--exact"}}
 
 // Slowdown is section 2 for one workload.
@@ -58,9 +62,12 @@ type Slowdown struct {
 	Workload Workload
 	MS       int
 	Untraced Dist // throughput per second, untraced
-	Traced   []TracedRuns
-	Race     Dist // the -race build's throughput
-	RaceRate Dist // race / untraced, round by round
+	// UntracedCPU is the untraced throughput per second of the target's
+	// CPU time.
+	UntracedCPU Dist
+	Traced      []TracedRuns
+	Race        Dist // the -race build's throughput
+	RaceRate    Dist // race / untraced, round by round
 }
 
 // TracedRuns are the traced runs of one mode.
@@ -68,6 +75,10 @@ type TracedRuns struct {
 	Mode       TraceMode
 	Throughput Dist
 	Ratio      Dist // traced / untraced, round by round
+	// CPURatio is the same per second of the target's CPU time: what a
+	// busy machine, which gives the target less CPU in one run than in
+	// the next, disturbs far less than throughput.
+	CPURatio Dist
 	// Kernel is the target's kernel-mode share of its CPU time traced,
 	// less untraced, round by round: the probes' share of it.
 	Kernel  Dist
@@ -79,17 +90,17 @@ func workloads(b *Binaries, before, version string) []Workload {
 		{
 			Name: "contended sync.Mutex", Target: "bench/targets/locks `mutex MS` (3 goroutines, ~50µs hold, as testdata/contention)",
 			Bin: b.Locks, RaceBin: b.LocksRace, Verb: "mutex", Unit: "critical sections/s",
-			Modes: []TraceMode{defaultMode},
+			Modes: []TraceMode{defaultMode, agentMode},
 		},
 		{
 			Name: "read-mostly sync.RWMutex", Target: "bench/targets/locks `rwread MS` (4 readers, 1 writer every ~2ms)",
 			Bin: b.Locks, RaceBin: b.LocksRace, Verb: "rwread", Unit: "reads/s",
-			Modes: []TraceMode{defaultMode},
+			Modes: []TraceMode{defaultMode, agentMode},
 		},
 		{
 			Name: "map-hot loop", Target: "testdata/maps `loop MS` (map[int64]int64 reads in a tight loop)",
 			Bin: b.Maps, RaceBin: b.MapsRace, Verb: "loop", Unit: "lookups/s",
-			Modes: []TraceMode{defaultMode, fullMode},
+			Modes: []TraceMode{defaultMode, agentMode, fullMode},
 		},
 	}
 	for i := range ws {
@@ -122,12 +133,27 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		}
 		return n / elapsed.Seconds(), nil
 	}
-	rateKernel := func(p *Proc) (v, k float64, err error) {
-		k, err = kernelShare(p.PID(), func() (err error) {
-			v, err = rate(p)
+	// run does one run, and what it did per second of wall time and of
+	// the target's CPU time.
+	type run struct {
+		rate, cpuRate float64
+		use           cpuUse
+	}
+	measure := func(p *Proc) (r run, err error) {
+		var n float64
+		var elapsed time.Duration
+		r.use, err = measureCPU(p.PID(), func() (err error) {
+			n, elapsed, err = p.Count(w.Verb, cfg.WorkMS)
 			return err
 		})
-		return v, k, err
+		if err != nil {
+			return r, err
+		}
+		r.rate = n / elapsed.Seconds()
+		if r.use.CPU > 0 {
+			r.cpuRate = n / r.use.CPU.Seconds()
+		}
+		return r, nil
 	}
 	// Warm up both: page faults, the first goroutine stacks.
 	for _, p := range []*Proc{plain, race} {
@@ -148,21 +174,21 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		if round%2 == 1 {
 			slices.Reverse(runs)
 		}
-		var u, uk, r float64
-		traced := make([]float64, len(s.Traced))
-		tracedK := make([]float64, len(s.Traced))
-		for _, run := range runs {
+		var u run
+		var r float64
+		traced := make([]run, len(s.Traced))
+		for _, k := range runs {
 			var err error
-			switch run {
+			switch k {
 			case -1:
-				u, uk, err = rateKernel(plain)
+				u, err = measure(plain)
 			case -2:
 				r, err = rate(race)
 			default:
-				tr := &s.Traced[run]
+				tr := &s.Traced[k]
 				var res *TraceResult
 				res, err = traceDuring(tr.Mode.bin(bins.Maptrace), cfg.Tmp, plain.PID(), tr.Mode.Args, func() (err error) {
-					traced[run], tracedK[run], err = rateKernel(plain)
+					traced[k], err = measure(plain)
 					return err
 				})
 				if err == nil {
@@ -173,20 +199,22 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 				return nil, err
 			}
 		}
-		s.Untraced.Add(u)
+		s.Untraced.Add(u.rate)
+		s.UntracedCPU.Add(u.cpuRate)
 		for i := range s.Traced {
 			tr := &s.Traced[i]
-			tr.Throughput.Add(traced[i])
-			tr.Ratio.Add(traced[i] / u)
-			tr.Kernel.Add(tracedK[i] - uk)
+			tr.Throughput.Add(traced[i].rate)
+			tr.Ratio.Add(traced[i].rate / u.rate)
+			tr.CPURatio.Add(traced[i].cpuRate / u.cpuRate)
+			tr.Kernel.Add(traced[i].use.Kernel - u.use.Kernel)
 		}
 		s.Race.Add(r)
-		s.RaceRate.Add(r / u)
+		s.RaceRate.Add(r / u.rate)
 		var parts []string
 		for _, tr := range s.Traced {
-			parts = append(parts, fmt.Sprintf("%.3f", tr.Ratio[len(tr.Ratio)-1]))
+			parts = append(parts, fmt.Sprintf("%.3f (%.3f per CPU-second)", tr.Ratio[len(tr.Ratio)-1], tr.CPURatio[len(tr.CPURatio)-1]))
 		}
-		logf("%s round %d/%d: traced/untraced %s, race/untraced %.3f", w.Name, round+1, cfg.N, strings.Join(parts, " "), r/u)
+		logf("%s round %d/%d: traced/untraced %s, race/untraced %.3f", w.Name, round+1, cfg.N, strings.Join(parts, ", "), r/u.rate)
 	}
 	return s, nil
 }
