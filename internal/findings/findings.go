@@ -741,15 +741,23 @@ func (a *analysis) overBudget() {
 	o := a.r.Overhead
 	if o.MutexCountsScaled {
 		f := o.MutexSamplingFraction
-		detail := fmt.Sprintf("the mutex probes fire twice per park, at ~%s a hit on this machine, and would have cost ~%.1f%% of "+
-			"the target's CPU, over the %g%% --overhead budget; they were attached %.1f%% of the time. A wait counts only if it "+
+		why := fmt.Sprintf("the mutex probes fire twice per park, at ~%s a hit on this machine, and would have cost ~%.1f%% of "+
+			"the target's CPU, over the %g%% --overhead budget", report.Duration(uint64(mutexHitCost(o))), 100*o.MutexRatio/max(f, 1e-6), 100*o.Budget)
+		fix := "for exact mutex figures, trace a short while with a larger --overhead (at most 25), on a test or canary " +
+			"process if the contention is heavy."
+		if own := ownShare(o); o.MutexRatio/max(f, 1e-6) < o.Budget && own > 0 {
+			// Cheap mutex probes cut all the same: maptrace's own CPU
+			// time took the budget.
+			why = fmt.Sprintf("the machine had no idle CPU, so maptrace's own CPU time counted against the %g%% --overhead "+
+				"budget (%.2f%% of the target's CPU) and left the mutex probes too little of it", 100*o.Budget, 100*own)
+			fix = "for exact mutex figures, trace while the machine has a CPU to spare, or with a larger --overhead (at most 25)."
+		}
+		detail := fmt.Sprintf("%s; they were attached %.1f%% of the time. A wait counts only if it "+
 			"began and ended while they were attached, so counts and wait times are scaled up by the share of the trace in "+
-			"which a wait of its length could be seen: estimates, the longest waits the roughest.",
-			report.Duration(uint64(mutexHitCost(o))), 100*o.MutexRatio/max(f, 1e-6), 100*o.Budget, 100*f)
+			"which a wait of its length could be seen: estimates, the longest waits the roughest.", why, 100*f)
 		a.add(tracing, report.SeverityInfo,
 			fmt.Sprintf("mutex figures are estimates: the mutex probes were attached %.1f%% of the time to stay within the budget", 100*f),
-			detail, "for exact mutex figures, trace a short while with a larger --overhead (at most 25), on a test or canary "+
-				"process if the contention is heavy.", 0, 0)
+			detail, fix, 0, 0)
 		return
 	}
 	if o.Budget <= 0 || o.Budget >= 1 || o.MutexRatio <= o.Budget {
@@ -760,6 +768,15 @@ func (a *analysis) overBudget() {
 		fmt.Sprintf("the mutex probes stay attached and fire twice per park, at ~%s a hit on this machine; the budget limits only "+
 			"the map probes. Lock hand-offs are slowed by about one hit each.", report.Duration(uint64(o.HitCostNS))),
 		"keep such traces short (-d 10s), or trace maps alone with --no-mutex.", o.EstCostSeconds, 0)
+}
+
+// ownShare is the part of the estimated overhead that is maptrace's own
+// CPU time, as a share of the target's CPU time.
+func ownShare(o report.Overhead) float64 {
+	if o.Ratio <= 0 || o.EstCostSeconds <= 0 {
+		return 0
+	}
+	return o.OwnChargedSeconds / (o.EstCostSeconds / o.Ratio)
 }
 
 // mutexHitCost is what a mutex probe hit cost in the target, as measured:

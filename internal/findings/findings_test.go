@@ -740,6 +740,18 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			name: "mutex probes duty-cycled by maptrace's own CPU time",
+			edit: func(r *report.Report) {
+				r.Overhead.Budget, r.Overhead.MutexRatio, r.Overhead.HitCostNS, r.Overhead.HitCostFactor = 0.01, 0.0001, 1000, 1
+				r.Overhead.MutexCountsScaled, r.Overhead.MutexSamplingFraction = true, 0.05
+				r.Overhead.EstCostSeconds, r.Overhead.Ratio, r.Overhead.OwnChargedSeconds = 0.1, 0.01, 0.09
+			},
+			want: []want{
+				{report.SeverityInfo, "mutex figures are estimates: the mutex probes were attached 5.0% of the time to stay within the budget",
+					[]string{"no idle CPU", "maptrace's own CPU time", "(0.90% of the target's CPU)", "scaled up"}, []string{"a CPU to spare"}, 0, false},
+			},
+		},
+		{
 			name: "mutex probes within the budget, or no budget",
 			edit: func(r *report.Report) {
 				r.Overhead.Budget, r.Overhead.MutexRatio = 0.05, 0.049
