@@ -16,8 +16,11 @@ package governor
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Group is probes attached and detached together.
@@ -121,6 +124,10 @@ const (
 	pollMin   = 2 * time.Millisecond
 	pollMax   = 20 * time.Millisecond
 	pollMutex = 100 * time.Millisecond
+	// creditPeriods bounds the allowance saved while windows are skipped:
+	// at a small budget on a busy machine, one window's overshoot can be
+	// several periods' allowance, and windows must be that much rarer.
+	creditPeriods = 20
 	// prior is how much calibrated probe time the measured factor needs
 	// before it counts as much as the calibration: kernel samples come 499
 	// a second, and a few of them say little.
@@ -200,12 +207,23 @@ type window struct {
 
 // cycle is Run's state from one period to the next.
 type cycle struct {
-	rate      float64       // target CPUs busy, less the probes
-	debt      time.Duration // spent beyond the allowances so far
-	fixedPrev time.Duration // the fatal-error probe's cost in the period before
-	ownPrev   time.Duration // maptrace's charged CPU time in the period before
-	mutexRate float64       // the mutex probes' cost a second while attached
-	first     bool
+	rate float64 // target CPUs busy, less the probes
+	// debt is what was spent beyond the allowances so far; below zero, a
+	// credit (at most creditPeriods' allowances) of allowance not spent.
+	// mutexDebt is the same for the mutex probes, the fixed costs and
+	// maptrace's own CPU time alone.
+	debt, mutexDebt time.Duration
+	fixedPrev       time.Duration // the fatal-error probe's cost in the period before
+	ownPrev         time.Duration // maptrace's charged CPU time in the period before
+	mutexRate       float64       // the mutex probes' cost a second while attached
+	// over is how far a map window overshoots its limit: what fires
+	// between two checks and while the probes detach, which a busy
+	// machine stretches (the target bursts while maptrace waits for a
+	// CPU). A window is cut that much before its limit, and opens only
+	// with more room than that, else the allowance is saved for a later
+	// period.
+	over  time.Duration
+	first bool
 }
 
 // Run cycles the probes, after Begin, until ctx is done, and leaves them
@@ -213,14 +231,29 @@ type cycle struct {
 //
 // Each period's allowance is the budget's share of the target's CPU time
 // (measured over the period before), less what the fatal-error probe and
-// maptrace's own CPU time cost in the period before, less any overspending
-// so far (a window overshoots by what fires between its last check and its
-// detach). The mutex probes may spend all of it; the map probes get what
-// the mutex probes are expected to leave. Whatever is attached is detached
-// once the period's spending reaches its limit: the map probes at theirs
-// (or when everything spent reaches the allowance), the mutex probes when
-// they alone spent the allowance.
+// maptrace's own CPU time cost in the period before. What was spent beyond
+// it, against the budget's share of the CPU time the target actually used,
+// is a debt paid in later periods, and an allowance not spent a credit
+// (up to creditPeriods' worth). The mutex probes may spend all of it, less
+// what they themselves overspent; the map probes get what the mutex probes
+// are expected to leave, less the whole debt. Whatever is attached is
+// detached once the period's spending reaches its limit: the map probes at
+// theirs less their usual overshoot (or when everything spent reaches the
+// allowance), the mutex probes when they alone spent theirs.
 func (g *Governor) Run(ctx context.Context) error {
+	// The checks run on a thread of their own, at a higher priority where
+	// maptrace may raise it, and sleep in the kernel rather than on a Go
+	// timer (which another thread, at the usual priority, would have to
+	// fire): on a busy machine, a check that waits for a CPU lets
+	// attached probes spend for as long as it waits.
+	runtime.LockOSThread()
+	tid := unix.Gettid()
+	raised := unix.Setpriority(unix.PRIO_PROCESS, tid, checkNice) == nil
+	defer func() {
+		if !raised || unix.Setpriority(unix.PRIO_PROCESS, tid, 0) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread ends with this goroutine
+	}()
 	defer func() {
 		if g.cfg.Maps != nil && g.cfg.Budget >= 1 { // else every period detaches its window
 			g.cfg.Maps.Detach()
@@ -231,6 +264,9 @@ func (g *Governor) Run(ctx context.Context) error {
 		g.mu.Unlock()
 	}()
 	c := &cycle{rate: 1, first: true}
+	// Until a window has been cut: a check's interval at the target's
+	// whole CPU rate.
+	c.over = time.Duration(c.rate * float64(pollMin))
 	for ctx.Err() == nil {
 		if g.cfg.Budget >= 1 {
 			g.idle(ctx)
@@ -333,7 +369,12 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	// the debt; the mutex probes pay the part of the debt the map probes'
 	// room cannot.
 	mapsAllowed := room - mutexExpected - c.debt
-	avail := room - max(0, c.debt-max(0, room-mutexExpected))
+	// Everything together may spend the room less the debt; the mutex
+	// probes are cut only for what they and the fixed costs overspent
+	// themselves (the map probes pay for their own windows' overshoot by
+	// skipping windows).
+	total := room - c.debt
+	avail := room - max(0, c.mutexDebt)
 
 	start := g.read(readEdge | readSamples | readOwn)
 	if c.first && g.cfg.Maps != nil { // the first map window began with Begin
@@ -345,7 +386,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		}
 	}
 	mapsOn := c.first && g.cfg.Maps != nil
-	if g.cfg.Maps != nil && !c.first && mapsAllowed > 0 {
+	if g.cfg.Maps != nil && !c.first && mapsAllowed > c.over {
 		if err := g.cfg.Maps.Attach(); err != nil {
 			return err
 		}
@@ -396,13 +437,16 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		now.fixed = start.fixed // the fatal-error probe: read at the edges
 		mSpent, pSpent, fSpent := mutexSpend(now.mutex-start.mutex), mapSpend(now.maps-start.maps), fixedSpend(now.fixed-start.fixed)
 		var left time.Duration = 1 << 62 // to the nearest limit
-		if mapsOn && (pSpent >= mapsAllowed || mSpent+pSpent+fSpent >= avail) {
+		if mapsOn && (pSpent+c.over >= mapsAllowed || mSpent+pSpent+fSpent+c.over >= total) {
 			on1 = g.read(readEdge)
 			g.cfg.Maps.Detach()
 			mapsOn, mapsCut = false, true
 			det = g.read(readEdge | readSamples)
+			// The overshoot: the largest seen, decaying, since one
+			// too small overspends.
+			c.over = max(mapSpend(det.maps-start.maps)-(mapsAllowed-c.over), c.over*3/4, time.Duration(c.rate*float64(pollMin)))
 		} else if mapsOn {
-			left = min(mapsAllowed-pSpent, avail-mSpent-pSpent-fSpent)
+			left = min(mapsAllowed-pSpent, total-mSpent-pSpent-fSpent) - c.over
 		}
 		// The mutex probes go first: cut only when they alone spent the
 		// allowance (the map probes' spending on top goes to the debt).
@@ -420,7 +464,14 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 			most = pollMutex
 		}
 		poll = most
-		if rate := float64(mutexSpend(now.mutex-last.mutex)+mapSpend(now.maps-last.maps)) / float64(now.t.Sub(last.t)); rate > 0 {
+		rate := float64(mutexSpend(now.mutex-last.mutex)+mapSpend(now.maps-last.maps)) / float64(now.t.Sub(last.t))
+		if mapsOn {
+			// The probes can spend as fast as the target runs, however
+			// little they spent since the last check (the target may have
+			// waited for a CPU).
+			rate = max(rate, c.rate)
+		}
+		if rate > 0 {
 			poll = min(max(time.Duration(float64(left)/rate/2), pollMin), most)
 		}
 		last = now
@@ -441,7 +492,13 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	fSpent := fixedSpend(end.fixed - start.fixed)
 	probes := mSpent + pSpent + fSpent
 	own := g.chargeOwnSpan(start, end)
-	c.debt = max(0, c.debt+probes+own-allowance)
+	// The debt is against what the budget allowed of the CPU time the
+	// target actually used in the period, not the allowance forecast from
+	// the period before: a target that got less CPU than it had (a busy
+	// machine), or a period cut short at the end, spent from less.
+	allowed := time.Duration(g.cfg.Budget * float64(max(0, end.cpu-start.cpu-probes)))
+	c.debt = max(-creditPeriods*allowance, c.debt+probes+own-allowed)
+	c.mutexDebt = max(-creditPeriods*allowance, c.mutexDebt+mSpent+fSpent+own-allowed)
 	c.fixedPrev, c.ownPrev = fSpent, own
 	if wall > 0 {
 		c.rate = max(0.05, float64(end.cpu-start.cpu-probes)/float64(wall))
@@ -651,8 +708,19 @@ func (g *Governor) cpuNow() time.Duration {
 	return d
 }
 
+// checkNice is the governor's thread's nice value, where it can be set.
+const checkNice = -10
+
+// sleep sleeps for d or until ctx is done. Up to pollMutex it sleeps in
+// the kernel, on the calling thread.
 func sleep(ctx context.Context, d time.Duration) {
 	if d <= 0 {
+		return
+	}
+	if d <= pollMutex {
+		ts := unix.NsecToTimespec(d.Nanoseconds())
+		for unix.Nanosleep(&ts, &ts) == unix.EINTR {
+		}
 		return
 	}
 	t := time.NewTimer(d)
