@@ -276,35 +276,56 @@ func renderBudget(p printer, rows []BudgetRow) {
 	p("the loss of work per second of the target's CPU time (its CPUCLOCK_SCHED clock: 1 − traced/untraced), which is what the budget is a share of and which a busy machine disturbs little, since it counts the CPU the target got rather than the CPU it was given; ")
 	p("and the loss of throughput (1 − traced/untraced), which is what a user sees, and which another process's load on the machine moves by more than any budget when it changes between two runs seconds apart. ")
 	p("The loss per CPU-second does not include maptrace's own CPU time, so the probes' part of the estimate (the estimate less maptrace's CPU) is set against it; the whole estimate is set against the throughput loss. ")
-	p("Medians over the rounds. The goals: the median loss at most the budget, and the estimate within ±%.0f%% of the loss.\n\n", 100*estimateBand)
-	p("| traced run | budget | estimate | of which maptrace's CPU | hit cost factor | mutex probes attached | target's extra kernel share | loss per CPU-second, min | median | max | ≤ budget | probes' estimate ÷ loss per CPU-second | throughput loss, min | median | max | ≤ budget | estimate ÷ throughput loss |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("Medians over the rounds. The goals: the median loss at most the budget, and the estimate within ±%.0f%% of the loss. ", 100*estimateBand)
+	p("A median of a few noisy rounds is itself uncertain: its resolution here is half the range of the rounds' losses over √rounds, and a verdict the resolution cannot decide (the loss within it of the budget, or the estimate within it of the ±%.0f%% band's edge) is **unresolved** rather than met or not met.\n\n", 100*estimateBand)
+	p("| traced run | budget | estimate | of which maptrace's CPU | hit cost factor | mutex probes attached | target's extra kernel share | loss per CPU-second, min | median | max | ≤ budget | probes' estimate ÷ loss per CPU-second, within ±%.0f%% | throughput loss, min | median | max | ≤ budget | estimate ÷ throughput loss, within ±%.0f%% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", 100*estimateBand, 100*estimateBand)
 	for _, r := range rows {
 		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, pct2(100*r.Budget), pct2(100*r.Estimate.Median()), pct2(100*r.Own.Median()),
 			fmt.Sprintf("%.2f", r.Factor.Median()), pct2(100*r.Mutex.Median()), pct2(100*r.Kernel.Median()),
-			cells(r.CPULoss, func(v float64) string { return pct2(100 * v) }), withinBudget(r.CPULoss.Median(), r.Budget), estimateOf(r.Probes.Median(), r.CPULoss.Median()),
-			cells(r.Loss, func(v float64) string { return pct2(100 * v) }), withinBudget(r.Loss.Median(), r.Budget), estimateOf(r.Estimate.Median(), r.Loss.Median()))
+			cells(r.CPULoss, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.CPULoss, r.Budget), estimateVerdict(r.Probes.Median(), r.CPULoss),
+			cells(r.Loss, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Loss, r.Budget), estimateVerdict(r.Estimate.Median(), r.Loss))
 	}
 	p("\n")
 }
 
-func withinBudget(loss, budget float64) string {
-	if loss > budget {
-		return "**no**"
+// resolution is how far the median of per-round losses may be from the
+// loss: half their range over the square root of their number, roughly.
+func resolution(d Dist) float64 {
+	if len(d) < 2 {
+		return math.Inf(1)
 	}
-	return "yes"
+	return (d.Max() - d.Min()) / 2 / math.Sqrt(float64(len(d)))
 }
 
-// estimateOf is an estimate over a loss, in bold when outside the band; a
-// dash for no loss to compare with.
-func estimateOf(est, loss float64) string {
-	if loss <= 0 {
-		return "–"
+// lossVerdict says whether a median loss is at most the budget: yes, no,
+// or unresolved when the median's resolution straddles the budget.
+func lossVerdict(d Dist, budget float64) string {
+	med, res := d.Median(), resolution(d)
+	switch {
+	case med+res <= budget:
+		return "yes"
+	case med-res > budget:
+		return "**no**"
 	}
-	within := fmt.Sprintf("%.2f", est/loss)
-	if math.Abs(est/loss-1) > estimateBand {
-		within = "**" + within + "**"
+	return fmt.Sprintf("unresolved (±%s)", pct2(100*res))
+}
+
+// estimateVerdict is an estimate over a median loss, with whether it is
+// within the band: unresolved when the loss's resolution straddles the
+// band's edge, or there is no loss to compare with.
+func estimateVerdict(est float64, d Dist) string {
+	loss, res := d.Median(), resolution(d)
+	lo, hi := est/(1+estimateBand), est/(1-estimateBand) // the losses the estimate is within the band of
+	switch {
+	case loss-res >= lo && loss+res <= hi:
+		return fmt.Sprintf("%.2f, yes", est/loss)
+	case loss+res < lo || loss-res > hi:
+		if loss <= 0 {
+			return "**no** (no loss)"
+		}
+		return fmt.Sprintf("**%.2f, no**", est/loss)
 	}
-	return within
+	return "unresolved"
 }
 
 func renderCollector(p printer, c *Collector) {
@@ -386,10 +407,10 @@ func renderGoals(p printer, r *Results) {
 	for _, row := range budgetRows(r.Slowdowns, r.Nats) {
 		loss, cpuLoss := row.Loss.Median(), row.CPULoss.Median()
 		est, probes := row.Estimate.Median(), row.Probes.Median()
-		p("- %s: loss at most the %s budget: %s per CPU-second — %s; %s of throughput — %s. The estimate within ±%.0f%% of the loss: probes' %s against %s per CPU-second — %s; %s against %s of throughput — %s.\n",
-			row.Name, pct2(100*row.Budget), pct2(100*cpuLoss), met(cpuLoss <= row.Budget), pct2(100*loss), met(loss <= row.Budget),
-			100*estimateBand, pct2(100*probes), pct2(100*cpuLoss), met(cpuLoss > 0 && math.Abs(probes/cpuLoss-1) <= estimateBand),
-			pct2(100*est), pct2(100*loss), met(loss > 0 && math.Abs(est/loss-1) <= estimateBand))
+		p("- %s, loss at most the budget (%s): per CPU-second %s ± %s — %s; of throughput %s ± %s — %s. Estimate within ±%.0f%% of the loss: probes' %s — %s; all of it, %s — %s.\n",
+			row.Name, pct2(100*row.Budget), pct2(100*cpuLoss), pct2(100*resolution(row.CPULoss)), lossVerdict(row.CPULoss, row.Budget),
+			pct2(100*loss), pct2(100*resolution(row.Loss)), lossVerdict(row.Loss, row.Budget),
+			100*estimateBand, pct2(100*probes), estimateVerdict(probes, row.CPULoss), pct2(100*est), estimateVerdict(est, row.Loss))
 	}
 	if c := r.Collector; c != nil && len(c.Rows) > 0 {
 		most := 0.0
