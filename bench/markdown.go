@@ -386,24 +386,7 @@ func renderGoals(p printer, r *Results) {
 			}
 		}
 	}
-	for _, s := range r.Slowdowns {
-		for _, tr := range s.Traced {
-			if tr.Mode.Name != defaultMode.Name {
-				continue
-			}
-			p("- %s traced with default flags within the 5%% budget (≥ 0.95× untraced): %s× (median; min %s×) — %s. The mutex probes spend the budget first (duty-cycled too if they alone exceed it); the map probes are duty-cycled in what is left.\n",
-				s.Workload.Name, fmt.Sprintf("%.3f", tr.Ratio.Median()), fmt.Sprintf("%.3f", tr.Ratio.Min()), met(tr.Ratio.Median() >= 0.95))
-		}
-	}
-	if n := r.Nats; n != nil {
-		for i, m := range n.Modes {
-			goal := "goal"
-			if i > 0 {
-				goal = "for comparison"
-			}
-			p("- nats-server traced (%s) ≥ 0.95× untraced, %s: %s× (median; min %s×) — %s.\n", m.Mode.Name, goal, fmt.Sprintf("%.3f", m.Ratio.Median()), fmt.Sprintf("%.3f", m.Ratio.Min()), met(m.Ratio.Median() >= 0.95))
-		}
-	}
+	// The slowdowns of sections 2 and 3 against their budgets.
 	for _, row := range budgetRows(r.Slowdowns, r.Nats) {
 		loss, cpuLoss := row.Loss.Median(), row.CPULoss.Median()
 		est, probes := row.Estimate.Median(), row.Probes.Median()
