@@ -581,12 +581,6 @@ func (g *Governor) Measured() (excess, expected time.Duration) {
 	return g.excess, g.expected
 }
 
-// HitCost is the cost of a hit of the calibrated program as measured so
-// far: the calibration times the factor.
-func (g *Governor) HitCost() time.Duration {
-	return time.Duration(float64(g.cfg.HitCost) * g.Factor())
-}
-
 // Costs are what a hit of the mutex probes, of the map probes and of the
 // fatal-error probe costs as measured so far, the factor included.
 func (g *Governor) Costs() (mutex, maps, fixed time.Duration) {
