@@ -277,7 +277,7 @@ func renderBudget(p printer, rows []BudgetRow) {
 	p("and the loss of throughput (1 − traced/untraced), which is what a user sees, and which another process's load on the machine moves by more than any budget when it changes between two runs seconds apart. ")
 	p("The loss per CPU-second does not include maptrace's own CPU time, so the probes' part of the estimate (the estimate less maptrace's CPU) is set against it; the whole estimate is set against the throughput loss. ")
 	p("Medians over the rounds. The goals: the median loss at most the budget, and the estimate within ±%.0f%% of the loss. ", 100*estimateBand)
-	p("A median of a few noisy rounds is itself uncertain: its resolution here is half the range of the rounds' losses over √rounds, and a verdict the resolution cannot decide (the loss within it of the budget, or the estimate within it of the ±%.0f%% band's edge) is **unresolved** rather than met or not met.\n\n", 100*estimateBand)
+	p("A median of a few noisy rounds is itself uncertain: its resolution here is half the range of the rounds' losses over √rounds, and a verdict the resolution cannot decide (the loss within it of the budget, or the estimate within it of the ±%.0f%% band's edge) is **unresolved** rather than met or not met; so is one from a loss below zero by more than its resolution (the traced runs faster: the machine's load, not the trace, moved them).\n\n", 100*estimateBand)
 	p("| traced run | budget | estimate | of which maptrace's CPU | hit cost factor | mutex probes attached | target's extra kernel share | loss per CPU-second, min | median | max | ≤ budget | probes' estimate ÷ loss per CPU-second, within ±%.0f%% | throughput loss, min | median | max | ≤ budget | estimate ÷ throughput loss, within ±%.0f%% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", 100*estimateBand, 100*estimateBand)
 	for _, r := range rows {
 		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, pct2(100*r.Budget), pct2(100*r.Estimate.Median()), pct2(100*r.Own.Median()),
@@ -302,6 +302,10 @@ func resolution(d Dist) float64 {
 func lossVerdict(d Dist, budget float64) string {
 	med, res := d.Median(), resolution(d)
 	switch {
+	case med+res < 0:
+		// Faster traced than not: the machine's load, not the trace,
+		// moved the runs, and the median bounds nothing.
+		return "unresolved (negative)"
 	case med+res <= budget:
 		return "yes"
 	case med-res > budget:
@@ -317,11 +321,13 @@ func estimateVerdict(est float64, d Dist) string {
 	loss, res := d.Median(), resolution(d)
 	lo, hi := est/(1+estimateBand), est/(1-estimateBand) // the losses the estimate is within the band of
 	switch {
+	case loss+res < 0:
+		return "unresolved (negative loss)"
 	case loss-res >= lo && loss+res <= hi:
 		return fmt.Sprintf("%.2f, yes", est/loss)
 	case loss+res < lo || loss-res > hi:
 		if loss <= 0 {
-			return "**no** (no loss)"
+			return "**no** (no loss measured)"
 		}
 		return fmt.Sprintf("**%.2f, no**", est/loss)
 	}
