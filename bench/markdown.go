@@ -311,7 +311,15 @@ func lossVerdict(d Dist, budget float64) string {
 	case med-res > budget:
 		return "**no**"
 	}
-	return fmt.Sprintf("unresolved (±%s)", pct2(100*res))
+	return fmt.Sprintf("unresolved (±%s)", resText(d))
+}
+
+// resText is a median's resolution, as a percentage.
+func resText(d Dist) string {
+	if len(d) < 2 {
+		return "? (one round)"
+	}
+	return pct2(100 * resolution(d))
 }
 
 // estimateVerdict is an estimate over a median loss, with whether it is
@@ -397,8 +405,8 @@ func renderGoals(p printer, r *Results) {
 		loss, cpuLoss := row.Loss.Median(), row.CPULoss.Median()
 		est, probes := row.Estimate.Median(), row.Probes.Median()
 		p("- %s, loss at most the budget (%s): per CPU-second %s ± %s — %s; of throughput %s ± %s — %s. Estimate within ±%.0f%% of the loss: probes' %s — %s; all of it, %s — %s.\n",
-			row.Name, pct2(100*row.Budget), pct2(100*cpuLoss), pct2(100*resolution(row.CPULoss)), lossVerdict(row.CPULoss, row.Budget),
-			pct2(100*loss), pct2(100*resolution(row.Loss)), lossVerdict(row.Loss, row.Budget),
+			row.Name, pct2(100*row.Budget), pct2(100*cpuLoss), resText(row.CPULoss), lossVerdict(row.CPULoss, row.Budget),
+			pct2(100*loss), resText(row.Loss), lossVerdict(row.Loss, row.Budget),
 			100*estimateBand, pct2(100*probes), estimateVerdict(probes, row.CPULoss), pct2(100*est), estimateVerdict(est, row.Loss))
 	}
 	if c := r.Collector; c != nil && len(c.Rows) > 0 {
