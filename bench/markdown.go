@@ -182,7 +182,7 @@ func renderNats(p printer, n *Nats) {
 	p("nats-server %s (%.1f MB binary), built at bench time from the Go module proxy, listens on a free port of 127.0.0.1. ", n.Version, float64(n.BinSize)/1e6)
 	p("A separate process (bench/nats/load, nats.go) connects %d publishers and %d subscribers (each subscriber receives every message) and publishes %d-byte messages for %.0f s, at most 8192 deliveries outstanding (a bounded load). ", natsPubs, natsSubs, natsSize, n.Seconds)
 	p("Throughput is messages delivered per second. Each round runs, for each way of tracing, the load untraced and then under `maptrace attach`; each traced run's ratio is against the untraced run just before it. ")
-	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what.\n\n")
+	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what; `maptrace agent` is how a node runs it always on (its report is the agent's `/report` over the load).\n\n")
 	p("| run | delivered msgs/s, min | median | max | × untraced, min | median | max |\n|---|---|---|---|---|---|---|\n")
 	p("| untraced (every untraced run) | %s | (baseline) | | |\n", cells(n.Untraced, human))
 	for _, m := range n.Modes {
@@ -270,11 +270,14 @@ func renderGoals(p printer, r *Results) {
 	}
 	if n := r.Nats; n != nil {
 		for i, m := range n.Modes {
-			goal := "goal"
-			if i > 0 {
+			goal, want := "goal", 0.95
+			switch {
+			case m.Mode.Agent:
+				want = 0.99 // its 1% budget
+			case i > 0:
 				goal = "for comparison"
 			}
-			p("- nats-server traced (%s) ≥ 0.95× untraced, %s: %s× (median; min %s×) — %s.\n", m.Mode.Name, goal, fmt.Sprintf("%.3f", m.Ratio.Median()), fmt.Sprintf("%.3f", m.Ratio.Min()), met(m.Ratio.Median() >= 0.95))
+			p("- nats-server traced (%s) ≥ %.2f× untraced, %s: %s× (median; min %s×) — %s.\n", m.Mode.Name, want, goal, fmt.Sprintf("%.3f", m.Ratio.Median()), fmt.Sprintf("%.3f", m.Ratio.Min()), met(m.Ratio.Median() >= want))
 		}
 	}
 	if c := r.Collector; c != nil && len(c.Rows) > 0 {

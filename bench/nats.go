@@ -45,6 +45,7 @@ var natsModes = []TraceMode{
 	defaultMode,
 	{Name: "--no-maps (mutex probes only)", Args: []string{"--no-maps"}},
 	{Name: "--no-mutex (map probes only, --overhead 5)", Args: []string{"--no-mutex"}},
+	agentMode,
 }
 
 // NatsMutex is one mutex maptrace found contended in nats-server, summed
@@ -123,10 +124,16 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 				return nil, err
 			}
 			var v float64
-			res, err := traceDuring(bins.Maptrace, cfg.Tmp, pid, nm.Mode.Args, func() (err error) {
+			work := func() (err error) {
 				v, err = load(cfg.NatsSeconds)
 				return err
-			})
+			}
+			var res *TraceResult
+			if nm.Mode.Agent {
+				res, err = agentDuring(bins.Maptrace, bins.NatsServer, cfg.NatsSeconds, work)
+			} else {
+				res, err = traceDuring(bins.Maptrace, cfg.Tmp, pid, nm.Mode.Args, work)
+			}
 			if err != nil {
 				return nil, err
 			}

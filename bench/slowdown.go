@@ -18,8 +18,9 @@ type Workload struct {
 
 // TraceMode is one way of running maptrace against a workload.
 type TraceMode struct {
-	Name string
-	Args []string
+	Name  string
+	Args  []string
+	Agent bool // traced by `maptrace agent`, not attach
 }
 
 var defaultMode = TraceMode{Name: "default (mutex + maps, --overhead 5)"}

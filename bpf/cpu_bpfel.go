@@ -33,14 +33,36 @@ const (
 	CpuSampleCountSAMPLES_USER      CpuSampleCount = 1
 	CpuSampleCountSAMPLES_MAP       CpuSampleCount = 2
 	CpuSampleCountSAMPLES_NO_CALLER CpuSampleCount = 3
-	CpuSampleCountSAMPLES_MAX       CpuSampleCount = 4
+	CpuSampleCountLOST_STACK        CpuSampleCount = 4
+	CpuSampleCountLOST_SITES        CpuSampleCount = 5
+	CpuSampleCountSAMPLES_MAX       CpuSampleCount = 6
 )
+
+type CpuSite struct {
+	_      structs.HostLayout
+	Tgid   uint32
+	Pad    uint32
+	Caller uint64
+}
 
 type CpuStep struct {
 	_       structs.HostLayout
 	End     uint64
-	Kind    uint32
+	Kind    CpuCodeKind
 	SpDelta int32
+}
+
+type CpuSteps struct {
+	_ structs.HostLayout
+	S [4096]CpuStep
+}
+
+type CpuTarget struct {
+	_      structs.HostLayout
+	Bias   uint64
+	Table  uint32
+	Unused CpuSampleCount
+	N      [6]uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -50,13 +72,12 @@ const (
 	CpuMapFramesScratch = "frames_scratch"
 	CpuMapHits          = "hits"
 	CpuMapMapCpuSites   = "map_cpu_sites"
-	CpuMapSamples       = "samples"
 	CpuMapStacks        = "stacks"
 	CpuMapStats         = "stats"
+	CpuMapStepTables    = "step_tables"
+	CpuMapTargets       = "targets"
 	CpuProgCpuSample    = "cpu_sample"
 	CpuVarGoidOffset    = "goid_offset"
-	CpuVarSteps         = "steps"
-	CpuVarTargetTgid    = "target_tgid"
 )
 
 // LoadCpu returns the embedded CollectionSpec for Cpu.
@@ -111,9 +132,10 @@ type CpuMapSpecs struct {
 	FramesScratch *ebpf.MapSpec `ebpf:"frames_scratch"`
 	Hits          *ebpf.MapSpec `ebpf:"hits"`
 	MapCpuSites   *ebpf.MapSpec `ebpf:"map_cpu_sites"`
-	Samples       *ebpf.MapSpec `ebpf:"samples"`
 	Stacks        *ebpf.MapSpec `ebpf:"stacks"`
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	StepTables    *ebpf.MapSpec `ebpf:"step_tables"`
+	Targets       *ebpf.MapSpec `ebpf:"targets"`
 }
 
 // CpuVariableSpecs contains global variables before they are loaded into the kernel.
@@ -121,8 +143,6 @@ type CpuMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type CpuVariableSpecs struct {
 	GoidOffset *ebpf.VariableSpec `ebpf:"goid_offset"`
-	Steps      *ebpf.VariableSpec `ebpf:"steps"`
-	TargetTgid *ebpf.VariableSpec `ebpf:"target_tgid"`
 }
 
 // CpuObjects contains all objects after they have been loaded into the kernel.
@@ -148,9 +168,10 @@ type CpuMaps struct {
 	FramesScratch *ebpf.Map `ebpf:"frames_scratch"`
 	Hits          *ebpf.Map `ebpf:"hits"`
 	MapCpuSites   *ebpf.Map `ebpf:"map_cpu_sites"`
-	Samples       *ebpf.Map `ebpf:"samples"`
 	Stacks        *ebpf.Map `ebpf:"stacks"`
 	Stats         *ebpf.Map `ebpf:"stats"`
+	StepTables    *ebpf.Map `ebpf:"step_tables"`
+	Targets       *ebpf.Map `ebpf:"targets"`
 }
 
 func (m *CpuMaps) Close() error {
@@ -158,9 +179,10 @@ func (m *CpuMaps) Close() error {
 		m.FramesScratch,
 		m.Hits,
 		m.MapCpuSites,
-		m.Samples,
 		m.Stacks,
 		m.Stats,
+		m.StepTables,
+		m.Targets,
 	)
 }
 
@@ -169,8 +191,6 @@ func (m *CpuMaps) Close() error {
 // It can be passed to LoadCpuObjects or ebpf.CollectionSpec.LoadAndAssign.
 type CpuVariables struct {
 	GoidOffset *ebpf.Variable `ebpf:"goid_offset"`
-	Steps      *ebpf.Variable `ebpf:"steps"`
-	TargetTgid *ebpf.Variable `ebpf:"target_tgid"`
 }
 
 // CpuPrograms contains all programs after they have been loaded into the kernel.

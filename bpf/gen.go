@@ -6,4 +6,4 @@ package bpf
 
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package bpf Mutex mutex.bpf.c -- -I/usr/include/x86_64-linux-gnu
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package bpf -type writer Maps maps.bpf.c -- -I/usr/include/x86_64-linux-gnu
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package bpf -type sample_count -type code_kind Cpu cpu.bpf.c -- -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -go-package bpf -type sample_count -type code_kind -type step -type target -type site Cpu cpu.bpf.c -- -I/usr/include/x86_64-linux-gnu

@@ -296,7 +296,8 @@ func TestAgent(t *testing.T) {
 		}
 	}
 
-	// A report of one of them over a second.
+	// A report of one of them over a second, while it works.
+	c.Send(t, "run 1500")
 	resp, err := http.Get("http://" + a.addr + "/report?service=contention&seconds=1")
 	if err != nil {
 		t.Fatal(err)
@@ -310,6 +311,11 @@ func TestAgent(t *testing.T) {
 	if r.Target.PID != c.PID() || r.Window.Seconds < 0.9 || r.Window.Seconds > 3 {
 		t.Errorf("/report: pid %d over %.2fs, want pid %d over about 1s", r.Target.PID, r.Window.Seconds, c.PID())
 	}
+	// Sampled by the agent's one CPU sampler, shared with the other targets.
+	if r.CPU.Samples == 0 {
+		t.Errorf("/report: no CPU samples of a busy target: %+v", r.CPU)
+	}
+	c.Line(t, 10*time.Second)
 
 	// Killed: gone from the next scrape, its probes with it.
 	m.Cmd.Process.Kill()

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/maptrace/maptrace/internal/cpuprof"
 	"github.com/maptrace/maptrace/internal/metrics"
 	"github.com/maptrace/maptrace/internal/probes"
 	"github.com/maptrace/maptrace/internal/report"
@@ -64,6 +65,11 @@ type Agent struct {
 	waiting map[key]bool   // processes another tracer traces: said once, judged again each scan
 	costs   map[costKey]time.Duration
 	wg      sync.WaitGroup
+
+	// sampler samples every traced process's CPU time: one program and
+	// one clock per CPU for the node, not per process. Nil if it could not
+	// start; each trace then tries its own.
+	sampler *cpuprof.Program
 }
 
 // traced is a process being traced.
@@ -104,6 +110,15 @@ func New(cfg Config) *Agent {
 
 // Run scans and traces until ctx is done, then ends every trace.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.cfg.Mutex || a.cfg.Maps {
+		sp, err := cpuprof.Open()
+		if err != nil {
+			a.log.printf("note: no shared CPU sampling: %v", err)
+		} else {
+			a.sampler = sp
+			defer sp.Close() // after every trace has ended
+		}
+	}
 	sessions, stopAll := context.WithCancel(context.Background())
 	defer func() {
 		stopAll()
@@ -311,6 +326,7 @@ func (a *Agent) attach(sessions context.Context, p Process) {
 		Binary:    bin,
 		StartTime: p.Start,
 		HitCost:   cost,
+		Sampler:   a.sampler,
 	})
 	if err != nil {
 		a.bins.release(p.File)

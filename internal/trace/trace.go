@@ -60,6 +60,9 @@ type Options struct {
 	// HitCost, if set, is the cost of one probe hit as measured by an
 	// earlier trace (Session.HitCost), which is not measured again.
 	HitCost time.Duration
+	// Sampler, if set, is a CPU sampling program shared with other traces,
+	// which the trace adds its target to; else it opens one of its own.
+	Sampler *cpuprof.Program
 }
 
 // largeBinary is the executable size from which attaching says what it is
@@ -414,7 +417,13 @@ func (s *session) startSampler() {
 	if !s.opts.Maps && !s.opts.Mutex {
 		return
 	}
-	sp, err := cpuprof.Start(s.opts.PID, s.bin, s.sym.Bias())
+	var sp *cpuprof.Sampler
+	var err error
+	if s.opts.Sampler != nil {
+		sp, err = s.opts.Sampler.Add(s.opts.PID, s.bin, s.sym.Bias())
+	} else {
+		sp, err = cpuprof.Start(s.opts.PID, s.bin, s.sym.Bias())
+	}
 	if err != nil {
 		fmt.Fprintf(s.opts.Log, "maptrace: note: no CPU sampling: %v\n", err)
 		return
