@@ -5,12 +5,20 @@ GO       ?= go
 BIN      := bin/maptrace
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo test test-kernels generate bench bench-servers deps clean
+.PHONY: all build image demo test test-kernels generate bench bench-servers deps clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/maptrace
+
+# The container image, built without pulling a base (cmd/mkimage): the
+# static binary alone, as bin/maptrace-image.tar (docker load, podman load,
+# ctr images import) and as the OCI layout bin/maptrace-oci.
+image:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/linux-amd64/maptrace ./cmd/maptrace
+	rm -rf bin/maptrace-oci
+	$(GO) run ./cmd/mkimage -bin bin/linux-amd64/maptrace -version $(VERSION) -tar bin/maptrace-image.tar -oci bin/maptrace-oci
 
 # The built-in demo: a workload with contention, a hot key and a racy map, traced for 10s.
 demo: build

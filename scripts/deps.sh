@@ -16,13 +16,18 @@ declare -A present
 case $what in
 test)
 	# Go 1.19 (the oldest of the matrix), Prometheus and promtool (the
-	# dashboard and alert tests), Chromium (the flame graph test), runc
-	# (the agent's container test).
+	# dashboard and alert tests, the scrape config of deploy/), Chromium
+	# (the flame graph test), runc (the agent's container test and the
+	# image's), containerd and ctr (the agent's pod-label test, which starts
+	# its own containerd in a temporary directory), util-linux's setpriv
+	# (the least-privilege test of deploy/).
 	present=(
 		[golang-1.19-go]="test -x /usr/lib/go-1.19/bin/go"
 		[prometheus]="test -x /usr/bin/prometheus -a -x /usr/bin/promtool"
 		[chromium]="command -v chromium || command -v chromium-browser || command -v google-chrome"
 		[runc]="command -v runc"
+		[containerd]="command -v containerd && command -v ctr && command -v containerd-shim-runc-v2"
+		[util-linux]="command -v setpriv"
 	)
 	# The rest of the matrix (internal/testtarget.Toolchains) comes from the
 	# module proxy (GOTOOLCHAIN).
@@ -63,8 +68,9 @@ if ((${#missing[@]})); then
 		exit 1
 	fi
 	echo "$label: ${missing[*]}; installing with apt-get (no service is started or enabled)"
-	# Debian's prometheus package would start a Prometheus on :9090 and
-	# enable it at boot. A policy-rc.d that denies every start keeps
+	# Debian's prometheus and containerd packages would start their
+	# services (Prometheus on :9090, containerd on /run/containerd) and
+	# enable them at boot. A policy-rc.d that denies every start keeps
 	# maintainer scripts from starting services while we install; one that
 	# is already there is the machine owner's, and is left alone.
 	policy=/usr/sbin/policy-rc.d
@@ -77,15 +83,19 @@ if ((${#missing[@]})); then
 		trap 'exit 130' INT
 		trap 'exit 143' TERM HUP
 	fi
-	had_prometheus=$(dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -c 'install ok installed' || true)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	# The install enabled the service for the next boot: undo that for a
-	# package we installed, never for one that was there before.
-	if [ "$had_prometheus" = 0 ] && [[ " ${missing[*]} " == *" prometheus "* ]]; then
-		deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
-		update-rc.d prometheus disable >/dev/null 2>&1 || true
-	fi
+	# The install enabled the services for the next boot: undo that for the
+	# packages installed here (all of them were missing), never for one
+	# that was there before.
+	for svc in prometheus containerd; do
+		if [[ " ${missing[*]} " == *" $svc "* ]]; then
+			# systemctl disable edits the unit links without a running
+			# systemd; deb-systemd-helper refuses outside a maintainer script
+			systemctl disable $svc.service >/dev/null 2>&1 || true
+			update-rc.d $svc disable >/dev/null 2>&1 || true
+		fi
+	done
 fi
 
 # Toolchains GOTOOLCHAIN would download, found in the module cache.
