@@ -44,6 +44,9 @@ type Config struct {
 	Log io.Writer
 	// Every is how often /proc is scanned; DefaultEvery if zero.
 	Every time.Duration
+	// Containerd is the containerd socket the Kubernetes labels of a
+	// container's processes are read from; "" reads none.
+	Containerd string
 }
 
 // DefaultEvery is the scan period: a process is traced within about that
@@ -57,6 +60,7 @@ type Agent struct {
 	self  int
 	fleet *metrics.Fleet
 	bins  *binaries
+	pods  *pods
 	log   *lineLog
 
 	mu      sync.Mutex
@@ -95,12 +99,15 @@ func New(cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
+	log := &lineLog{w: cfg.Log}
 	return &Agent{
-		cfg:     cfg,
-		self:    os.Getpid(),
-		fleet:   metrics.NewFleet(cfg.Keys, metrics.LabelService, metrics.LabelContainerID),
+		cfg:  cfg,
+		self: os.Getpid(),
+		fleet: metrics.NewFleet(cfg.Keys, metrics.LabelService, metrics.LabelContainerID,
+			metrics.LabelNamespace, metrics.LabelPod, metrics.LabelContainer),
 		bins:    newBinaries(),
-		log:     &lineLog{w: cfg.Log},
+		pods:    newPods(cfg.Containerd, log),
+		log:     log,
 		traced:  map[key]*traced{},
 		skipped: map[key]string{},
 		waiting: map[key]bool{},
@@ -123,6 +130,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() {
 		stopAll()
 		a.wg.Wait()
+		a.pods.close()
 	}()
 	t := time.NewTicker(a.cfg.Every)
 	defer t.Stop()
@@ -186,8 +194,13 @@ func (a *Agent) scan(ctx, sessions context.Context) error {
 			delete(a.waiting, k)
 		}
 	}
+	inContainers := map[string]bool{}
+	for _, t := range a.traced {
+		inContainers[t.proc.ContainerID] = true
+	}
 	a.mu.Unlock()
 	a.bins.prune(running)
+	a.pods.prune(inContainers)
 	return nil
 }
 
@@ -229,6 +242,8 @@ func (a *Agent) judge(p *Process, linked func() map[int]bool) verdict {
 	}
 	if p.IsGo() || len(a.cfg.Patterns) > 0 {
 		p.ContainerID = containerOf(p.PID)
+		pd := a.pods.of(p.ContainerID)
+		p.Namespace, p.Pod, p.Container = pd.Namespace, pd.Name, pd.Container
 	}
 	why := "every Go process (no --match)"
 	if len(a.cfg.Patterns) > 0 {
@@ -335,7 +350,7 @@ func (a *Agent) attach(sessions context.Context, p Process) {
 	}
 	ctx, cancel := context.WithCancel(sessions)
 	t := &traced{proc: p, sess: sess, cancel: cancel}
-	member := a.fleet.Add(sess, p.Service(), p.ContainerID)
+	member := a.fleet.Add(sess, p.Service(), p.ContainerID, p.Namespace, p.Pod, p.Container)
 	a.mu.Lock()
 	a.costs[ck] = sess.HitCost()
 	a.traced[k] = t
@@ -343,6 +358,9 @@ func (a *Agent) attach(sessions context.Context, p Process) {
 	where := ""
 	if p.ContainerID != "" {
 		where = ", container " + short(p.ContainerID)
+	}
+	if p.Pod != "" {
+		where += ", pod " + p.Namespace + "/" + p.Pod
 	}
 	a.log.printf("pid %d (%s%s): tracing %s (%s)", p.PID, p.Service(), where, p.Exe, p.GoVersion)
 
