@@ -17,7 +17,8 @@ import (
 // touches another containerd of the machine. The test's end stops it
 // and its containers.
 type Containerd struct {
-	// Address is its gRPC socket.
+	// Address is its gRPC socket, named containerd.sock as on a node, in
+	// a directory of the test's own.
 	Address string
 	dir     string
 	runc    string // runc's state (ctr run --runc-root)
@@ -39,7 +40,7 @@ func StartContainerd(t testing.TB) *Containerd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Containerd{Address: filepath.Join(dir, "c.sock"), dir: dir, runc: filepath.Join(dir, "runc")}
+	c := &Containerd{Address: filepath.Join(dir, "containerd.sock"), dir: dir, runc: filepath.Join(dir, "runc")}
 	// Version 2 of the configuration, which Debian 12's containerd 1.6
 	// reads. The CRI plugin is off: it would set up CNI and serve a
 	// kubelet; the tests create containers with ctr, carrying the labels
