@@ -62,13 +62,16 @@ const (
 	nameTargetInfo       = "maptrace_target_info"
 	nameFindings         = "maptrace_findings"
 	nameTargetUp         = "maptrace_target_up"
+	nameMapCPU           = "maptrace_map_cpu_seconds_total"
+	nameTargetCPU        = "maptrace_target_cpu_seconds_total"
 )
 
 // descs are the descriptors of the trace metrics, with the label names
 // every series of an exporter adds (Fleet's; none for NewHandler).
 type descs struct {
 	mutexWait, mutexContentions, mapOps, hotKeyOps, races, probeHits,
-	overheadRatio, samplingFraction, targetInfo, findings, targetUp *prometheus.Desc
+	overheadRatio, samplingFraction, targetInfo, findings, targetUp,
+	mapCPU, targetCPU *prometheus.Desc
 }
 
 func newDescs(extra []string) *descs {
@@ -107,12 +110,19 @@ func newDescs(extra []string) *descs {
 		targetUp: prometheus.NewDesc(nameTargetUp,
 			"1 if the trace's report could be read at the last scrape, else 0.",
 			with(), nil),
+		mapCPU: prometheus.NewDesc(nameMapCPU,
+			"The target's CPU time in each map's operations (hashing, comparing, growing included), from CPU-clock sampling.",
+			with("map"), nil),
+		targetCPU: prometheus.NewDesc(nameTargetCPU,
+			"The target's CPU time, user and kernel, from CPU-clock sampling.",
+			with(), nil),
 	}
 }
 
 func (d *descs) describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{d.mutexWait, d.mutexContentions, d.mapOps, d.hotKeyOps,
-		d.races, d.probeHits, d.overheadRatio, d.samplingFraction, d.targetInfo, d.findings, d.targetUp} {
+		d.races, d.probeHits, d.overheadRatio, d.samplingFraction, d.targetInfo, d.findings, d.targetUp,
+		d.mapCPU, d.targetCPU} {
 		ch <- x
 	}
 }
@@ -198,6 +208,8 @@ type set struct {
 	mapOps    series
 	hotKeys   series
 	races     series
+	mapCPU    floatSeries
+	cpu       float64 // the target's CPU seconds
 }
 
 // newSet makes r's series; keys is --keys (none: no hot key series), hash,
@@ -216,6 +228,8 @@ func newSet(r *report.Report, keys string, hash func(string) string) *set {
 		s.hotKeys = hotKeySeries(r.Maps, hash)
 	}
 	s.races = raceSeries(r.Races)
+	s.mapCPU = mapCPUSeries(r.Maps)
+	s.cpu = r.CPU.Seconds
 	return s
 }
 
@@ -239,6 +253,8 @@ func (s *set) addCounters(o *set) {
 	s.mapOps.addAll(&o.mapOps)
 	s.hotKeys.addAll(&o.hotKeys)
 	s.races.addAll(&o.races)
+	s.mapCPU.addAll(&o.mapCPU)
+	s.cpu += o.cpu
 }
 
 // addLive adds another running trace's series to s: its counters, and its
@@ -311,6 +327,10 @@ func (s *set) emit(ch chan<- prometheus.Metric, d *descs, extra []string) {
 	for _, rc := range s.races.out {
 		emit(prometheus.NewConstMetric(d.races, prometheus.CounterValue, float64(rc.n), with(rc.labels[0], rc.labels[1])...))
 	}
+	for _, m := range s.mapCPU.order {
+		emit(prometheus.NewConstMetric(d.mapCPU, prometheus.CounterValue, s.mapCPU.by[m], with(m)...))
+	}
+	emit(prometheus.NewConstMetric(d.targetCPU, prometheus.CounterValue, s.cpu, with()...))
 }
 
 func gauge(d *prometheus.Desc, v float64) prometheus.Metric {
@@ -546,6 +566,41 @@ func hotKeySeries(ms []report.Map, hash func(string) string) series {
 			}
 			s.add(names[i], key, k.Count)
 		}
+	}
+	return s
+}
+
+// floatSeries sums seconds by one label value, in the order of first
+// appearance.
+type floatSeries struct {
+	by    map[string]float64
+	order []string
+}
+
+func (s *floatSeries) add(v string, x float64) {
+	if s.by == nil {
+		s.by = map[string]float64{}
+	}
+	v = label(v)
+	if _, ok := s.by[v]; !ok {
+		s.order = append(s.order, v)
+	}
+	s.by[v] += x
+}
+
+func (s *floatSeries) addAll(o *floatSeries) {
+	for _, v := range o.order {
+		s.add(v, o.by[v])
+	}
+}
+
+// mapCPUSeries is maptrace_map_cpu_seconds_total: each of the top maps'
+// CPU time (those of maptrace_map_ops_total), the rest under map="other".
+func mapCPUSeries(ms []report.Map) floatSeries {
+	order, names := topMaps(ms)
+	var s floatSeries
+	for _, i := range order {
+		s.add(names[i], ms[i].CPUSeconds)
 	}
 	return s
 }
