@@ -32,6 +32,11 @@ test)
 	# The rest of the matrix (internal/testtarget.Toolchains) comes from the
 	# module proxy (GOTOOLCHAIN).
 	toolchains="go1.20.14 go1.21.13 go1.22.12 go1.23.12 go1.24.13 go1.25.5"
+	# Prometheus's own promtool, built from its Go module, for the
+	# kubernetes_sd_configs of deploy/prometheus: Debian builds its
+	# prometheus without Kubernetes service discovery. deploy/'s test reads
+	# the version here.
+	promtool=github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 	;;
 generate)
 	present=(
@@ -39,7 +44,7 @@ generate)
 		[llvm]="command -v llvm-strip"
 		[libbpf-dev]="test -f /usr/include/bpf/bpf_helpers.h"
 	)
-	toolchains=""
+	toolchains="" promtool=""
 	;;
 kernels)
 	# qemu for the kernel matrix's VMs (kernels/main.go) and the static
@@ -49,7 +54,7 @@ kernels)
 		[qemu-system-x86]="command -v qemu-system-x86_64"
 		[busybox-static]="dpkg-query -W -f='\${Status}' busybox-static | grep -q 'ok installed'"
 	)
-	toolchains=""
+	toolchains="" promtool=""
 	;;
 *)
 	echo "usage: $0 test|generate|kernels" >&2
@@ -111,5 +116,15 @@ if [ -n "$toolchains" ]; then
 		for tc in "${fetch[@]}"; do
 			GOTOOLCHAIN=$tc $GO version >/dev/null
 		done
+	fi
+fi
+
+# promtool, built once into the Go path, beside nothing else: Debian's
+# /usr/bin/promtool stays the one on PATH.
+if [ -n "$promtool" ]; then
+	dir=$($GO env GOPATH)/tools/prometheus-${promtool##*@}
+	if [ ! -x "$dir/promtool" ]; then
+		echo "$label promtool with Kubernetes service discovery (Debian's has none): building ${promtool} from the Go module proxy into $dir (minutes, once)"
+		GOBIN=$dir $GO install "$promtool"
 	fi
 fi
