@@ -1001,3 +1001,108 @@ func TestLibraryLock(t *testing.T) {
 		t.Errorf("advice %q without the program's own frame", fs[0].Advice)
 	}
 }
+
+// TestSyncMapFit: a sync.Map whose keys keep changing is told what suits
+// it, with its measured mix; one used as its documentation intends — keys
+// written once and read many times, or disjoint keys overwritten by their
+// goroutines — is not.
+func TestSyncMapFit(t *testing.T) {
+	sessions := func(reads, writes, deletes uint64, sm *report.SyncMapStats) report.Map {
+		return report.Map{
+			Address: "0x6a0000", Name: "main.sessions", Kind: report.KindSyncMap, Type: "sync.Map", Maps: 1, KeyType: "string",
+			Reads: reads, Writes: writes, Deletes: deletes, Goroutines: 8, Writers: 8, CPUSeconds: 1, SyncMap: sm,
+			Sites: []report.Site{{Stack: stack("sync.(*Map).Load", "main.lookup", "main.serve"), Op: report.OpRead, Count: reads}},
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		m    report.Map
+		want []want
+	}{
+		{
+			name: "Go 1.23: new keys stored all along, stores dominate",
+			m:    sessions(4000, 5000, 1000, &report.SyncMapStats{Misses: 1200, Promotions: 40, DirtyCopies: 40}),
+			want: []want{{report.SeverityWarning, "main.sessions: sync.Map does not suit this mix, its keys keep changing",
+				[]string{"40% loads, 50% stores, 10% deletes of 10000 operations", "1200 misses (30% of loads", "40 promotions and 40 dirty-map copies"},
+				[]string{"sharded map", "!RWMutex"}, 1, false}},
+		},
+		{
+			name: "Go 1.23: reads dominate but miss: RWMutex + map",
+			m:    sessions(9000, 1000, 0, &report.SyncMapStats{Misses: 2000, Promotions: 3, DirtyCopies: 3}),
+			want: []want{{report.SeverityWarning, "main.sessions: sync.Map does not suit this mix, its keys keep changing",
+				[]string{"90% loads, 10% stores, 0% deletes", "2000 misses (22% of loads"},
+				[]string{"sync.RWMutex", "!sharded"}, 1, false}},
+		},
+		{
+			name: "Go 1.24 (no slow-path counts): keys deleted and stored all along",
+			m:    sessions(2000, 5000, 3000, nil),
+			want: []want{{report.SeverityWarning, "main.sessions: sync.Map does not suit this mix, its keys keep changing",
+				[]string{"20% loads, 50% stores, 30% deletes of 10000 operations", "!misses"},
+				[]string{"sharded map"}, 1, false}},
+		},
+		{
+			name: "must not fire: keys written once, read many (a few promotions while filling)",
+			m:    sessions(99000, 1000, 0, &report.SyncMapStats{Misses: 900, Promotions: 9, DirtyCopies: 9}),
+			want: []want{{report.SeverityWarning, "main.sessions: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, []string{"read 99× as often as written", "!sharded", "!RWMutex"}, 1, false}},
+		},
+		{
+			name: "must not fire: goroutines overwriting disjoint keys, stores dominate",
+			m:    sessions(2000, 8000, 0, &report.SyncMapStats{}),
+			want: []want{{report.SeverityWarning, "main.sessions: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, []string{"writes dominate", "!sharded", "!sync.Map"}, 1, false}},
+		},
+		{
+			name: "must not fire: too few operations to judge",
+			m:    sessions(100, 500, 300, nil),
+			want: []want{{report.SeverityWarning, "main.sessions: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, nil, 1, false}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			r.CPU = report.CPU{Seconds: 10}
+			r.Maps = []report.Map{tc.m}
+			check(t, Analyze(r), tc.want)
+		})
+	}
+}
+
+// TestRWMutexReadMostly: a plain map read far more than written under a
+// contended RWMutex is pointed to sync.Map or a snapshot when its keys are
+// stable (none deleted), and to a snapshot alone when they are not.
+func TestRWMutexReadMostly(t *testing.T) {
+	rw := report.Mutex{
+		Address: "0x5c0000", Name: "main.routesMu", Kind: report.KindRWMutexRead,
+		Contentions: 300, WaitNS: 3000 * ms, MaxWaitNS: 40 * ms, P50NS: 8 * ms, P99NS: 30 * ms,
+		Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireRWMutexR", "sync.(*RWMutex).RLock", "main.route", "main.serve"), Contentions: 300, WaitNS: 3000 * ms}},
+		Holders: []report.Holder{{Stack: stack("sync.runtime_Semrelease", "sync.(*RWMutex).Unlock", "main.reload"), Count: 300}},
+	}
+	routes := report.Map{
+		Address: "0xc000400000", Name: "main.routes", Kind: report.KindMap, KeyType: "string",
+		Reads: 60000, Writes: 200, Goroutines: 9, Writers: 1,
+		Sites: []report.Site{
+			{Stack: stack("runtime.mapaccess1_faststr", "main.route", "main.serve"), Op: report.OpRead, Count: 60000},
+			{Stack: stack("runtime.mapassign_faststr", "main.reload"), Op: report.OpWrite, Count: 200},
+		},
+	}
+	title := "main.routesMu: readers waited 3.00s for RLock in 10.0s"
+	for _, tc := range []struct {
+		name    string
+		deletes uint64
+		advice  []string
+	}{
+		{"stable keys: sync.Map or a snapshot", 0, []string{"read 300× as often as written", "no key was deleted", "a sync.Map fits keys written once", "copy-on-write snapshot"}},
+		{"must not suggest sync.Map: keys deleted", 100, []string{"swap it in under a short Lock", "copy-on-write snapshot", "!sync.Map"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			r.Target.CPUs = 2
+			m := routes
+			m.Deletes = tc.deletes
+			r.Maps = []report.Map{m}
+			r.Mutexes = []report.Mutex{rw}
+			check(t, Analyze(r), []want{{report.SeverityWarning, title, []string{"the waiting functions also use main.routes"}, tc.advice, 3, false}})
+		})
+	}
+}
