@@ -400,3 +400,41 @@ func TestSyncMapMisses(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncMapSampled checks sync.Map counts and its hot key under the
+// default budget, with the map probes duty-cycled: the scaled estimates must
+// be within 10% of what the target counted itself.
+func TestSyncMapSampled(t *testing.T) {
+	testtarget.NeedRoot(t)
+	for _, tc := range []string{"go1.19", "go1.22.12", "go1.24.13", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
+			r, answer := mapTrace(t, p, 5, "syncwork 6000", 40*time.Second)
+			var loads, stores, hot uint64
+			if _, err := fmt.Sscanf(answer, "syncwork %d %d %d", &loads, &stores, &hot); err != nil {
+				t.Fatalf("target said %q", answer)
+			}
+			m := findMapNamed(r, "main.syncWorkMap")
+			if m == nil {
+				t.Fatalf("main.syncWorkMap not seen: %+v", r.Maps)
+			}
+			f := r.Overhead.MapSamplingFraction
+			t.Logf("sampling fraction %.3f (lower bound %v, overhead ratio %.3f): %d reads (true %d), %d writes (true %d), hot keys %v (true user:hot×%d)",
+				f, r.Overhead.MapCountsLowerBound, r.Overhead.Ratio, m.Reads, loads, m.Writes, stores, m.HotKeys, hot)
+			if f <= 0 || f >= 0.95 {
+				t.Errorf("sampling fraction %v: want duty-cycled probes", f)
+			}
+			within := func(what string, got, want uint64) {
+				if d := math.Abs(float64(got)-float64(want)) / float64(want); d > 0.10 {
+					t.Errorf("%s: %d, true %d: off by %.1f%%", what, got, want, 100*d)
+				}
+			}
+			within("reads", m.Reads, loads)
+			within("writes", m.Writes, stores)
+			if len(m.HotKeys) == 0 || m.HotKeys[0].Key != "user:hot" {
+				t.Fatalf("hot keys %v, want user:hot first", m.HotKeys)
+			}
+			within("hot key user:hot", m.HotKeys[0].Count, hot)
+		})
+	}
+}

@@ -209,6 +209,8 @@ func main() {
 			syncLoop(ms(1))
 		case len(f) == 1 && f[0] == "syncmiss":
 			syncMiss()
+		case len(f) == 2 && f[0] == "syncwork":
+			syncWork(ms(1))
 		}
 	}
 }
