@@ -62,6 +62,7 @@ enum {
 
 // Go's layout facts for the target's version, set at load time.
 volatile const u64 map_flags_offset;  // hmap.flags (8) or maps.Map.writing (34)
+volatile const u64 map_seed_offset;   // hmap.hash0 (12) or maps.Map.seed (8): new per map and per clear
 volatile const u8 map_writing_mask;   // hashWriting (4) or 1
 volatile const u64 iter_map_offset;   // hiter.h / maps.Iter.m
 volatile const u8 collect_keys;       // --keys none turns key reading off
@@ -98,13 +99,26 @@ struct class_stat {
 	u64 misses;       // sync.Map: keys found only in the dirty map (OP_MISS)
 	u64 promotions;   // sync.Map: the dirty map made the read map
 	u64 dirty_copies; // sync.Map: the read map copied into a new dirty map
+	u64 hops;         // operations by a goroutine whose last one on a map of this type was on another map
 	u32 key_kind;
 	u32 key_size;
 };
 
-// The class of each map seen.
+// The class of each map seen, its hash seed when first seen (a map made at
+// a freed map's address, or cleared, has another) and its operations: the
+// shards of a sharded map are told apart by these.
 struct map_info {
 	struct class_key class;
+	u64 ops;
+	u32 seed;
+	u32 _pad;
+};
+
+// A goroutine's last map of a Go type, to count its hops between maps of
+// that type: a sharded map's users hop between its shards, key by key.
+struct last_map_key {
+	s64 goid;
+	u64 type;
 };
 
 struct site_key {
@@ -202,6 +216,13 @@ struct {
 	__type(value, struct map_info);
 	__uint(max_entries, 65536);
 } map_classes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct last_map_key);
+	__type(value, u64);
+	__uint(max_entries, 16384);
+} last_maps SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -475,17 +496,22 @@ static __always_inline s64 site(struct pt_regs *ctx, struct class_key *c, u64 ca
 }
 
 // class_of returns the class of map m of Go type t, classifying the map at
-// its first operation seen. A map whose address now holds a map of another
-// type is a new map (the old one was freed).
-static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u64 t, u64 caller)
+// its first operation seen, and counts the operation on m. A map whose
+// address now holds a map of another type, or another hash seed, is a new
+// map (the old one was freed, or cleared). A sync.Map has no seed.
+static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u64 t, u64 caller, int is_sync)
 {
+	u32 seed = 0;
+	if (map_seed_offset && !is_sync)
+		bpf_probe_read_user(&seed, sizeof(seed), (void *)(m + map_seed_offset));
 	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
-	int fresh = !mi || mi->class.type != t;
+	int fresh = !mi || mi->class.type != t || mi->seed != seed;
 	if (fresh) {
-		struct map_info nmi = {.class = {.type = t, .site = caller}};
+		struct map_info nmi = {.class = {.type = t, .site = caller}, .ops = 1, .seed = seed};
 		bpf_map_update_elem(&map_classes, &m, &nmi, BPF_ANY);
 		*c = nmi.class;
 	} else {
+		add(&mi->ops, 1);
 		*c = mi->class;
 	}
 	struct class_stat ns = {};
@@ -495,6 +521,22 @@ static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u
 	if (fresh)
 		add(&st->maps, 1);
 	return st;
+}
+
+// note_hop counts goroutine goid's operation on m as a hop when its last
+// operation on a map of m's type was on another map.
+static __always_inline void note_hop(struct class_stat *st, s64 goid, u64 t, u64 m)
+{
+	struct last_map_key lk = {.goid = goid, .type = t};
+	u64 *last = bpf_map_lookup_elem(&last_maps, &lk);
+	if (!last) {
+		bpf_map_update_elem(&last_maps, &lk, &m, BPF_ANY);
+		return;
+	}
+	if (*last != m) {
+		add(&st->hops, 1);
+		*last = m;
+	}
 }
 
 // A write in progress that started more than this long ago cannot be the
@@ -631,7 +673,7 @@ int map_op(struct pt_regs *ctx)
 	u64 type = a1;
 	if (is_sync)
 		type = m >= data_lo && m < data_hi ? m | SYNC_MAP_GLOBAL : SYNC_MAP_TYPE;
-	struct class_stat *st = class_of(&c, m, type, caller);
+	struct class_stat *st = class_of(&c, m, type, caller, is_sync);
 	if (!st)
 		return 0;
 	s64 stackid = site(ctx, &c, caller, op);
@@ -650,6 +692,8 @@ int map_op(struct pt_regs *ctx)
 		}
 	}
 
+	if (!is_sync)
+		note_hop(st, goid, type, m);
 	if (!is_sync && (op == OP_WRITE || op == OP_DELETE)) {
 		struct writer w = {.ns = bpf_ktime_get_ns(), .caller = caller, .goid = goid, .stackid = stackid, .op = op};
 		note_write(&c, st, m, &w);

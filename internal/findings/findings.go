@@ -69,6 +69,10 @@ const (
 	churnPromotions   = 10
 	churnPromotionOps = 1000
 	churnDeleteShare  = 0.10
+
+	// A sharded map is imbalanced when its busiest shard has shardImbalance
+	// times the mean shard's operations.
+	shardImbalance = 2
 )
 
 // Analyze returns r's findings in the order an on-call engineer should read
@@ -95,6 +99,7 @@ func Analyze(r *report.Report) []report.Finding {
 	a.races()
 	a.mutexes()
 	a.interleaved()
+	a.shardBalance()
 	a.syncMapFit()
 	a.mapCPU()
 	a.hotKeys()
@@ -361,6 +366,12 @@ func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
 		reads, writes := readOps(*used), writeOps(*used)
 		label := mapLabel(*used)
 		switch {
+		case used.Kind == report.KindSharded && used.Sharded != nil && used.Sharded.Imbalance >= shardImbalance:
+			return fmt.Sprintf("this lock guards a shard of %s, whose busiest shard has %.1f× the mean's operations: even the "+
+				"shards out (see the finding on its balance).", label, used.Sharded.Imbalance), used
+		case used.Kind == report.KindSharded:
+			return fmt.Sprintf("this lock guards a shard of %s, whose shards are even (the busiest has %.1f× the mean's operations): "+
+				"use more shards, or shorten what is done under each shard's lock.", label, used.Sharded.Imbalance), used
 		case readMostly(*used) && a.isRWMutex(m.Address) && used.Deletes == 0 && used.Kind == report.KindMap:
 			// Read-mostly over stable keys: what sync.Map is made for.
 			return fmt.Sprintf("%s is %s and no key was deleted, yet its readers and writer wait for each other: "+
@@ -672,6 +683,61 @@ func (a *analysis) mapCPU() {
 	}
 }
 
+// shardBalance: a sharded map one of whose shards does most of the work,
+// because of one hot key (which no sharding spreads) or because its keys
+// hash unevenly over the shards.
+func (a *analysis) shardBalance() {
+	for _, m := range a.r.Maps {
+		sh := m.Sharded
+		if m.Kind != report.KindSharded || sh == nil || len(sh.Shards) < 2 || sh.Imbalance < shardImbalance || mapOps(m) < hotKeyMinOps {
+			continue
+		}
+		busy := sh.Shards[0]
+		var ops, waits, waitNS uint64
+		for _, s := range sh.Shards {
+			ops += s.Ops
+			waitNS += s.WaitNS
+			waits += s.Contentions
+		}
+		title := fmt.Sprintf("%s: one shard takes %.0f%% of its operations (%.1f× the mean shard)", mapLabel(m),
+			100*share(busy.Ops, ops), sh.Imbalance)
+		detail := fmt.Sprintf("the busiest shard, map %s, had %d of %d operations over %d shards", busy.Address, busy.Ops, ops, len(sh.Shards))
+		if busy.Mutex != "" {
+			detail += fmt.Sprintf("; its mutex (%s) waited %s in %d waits, of the shards' %s", busy.Mutex,
+				report.Duration(busy.WaitNS), busy.Contentions, report.Duration(waitNS))
+		}
+		var advice string
+		if sh.HotKey != "" {
+			count := uint64(0)
+			for _, k := range m.HotKeys {
+				if k.Key == sh.HotKey {
+					count = k.Count
+				}
+			}
+			detail += fmt.Sprintf("; key %q had %d operations: without them that shard is as busy as the others, so a hot key, "+
+				"not the hash, makes it hot", sh.HotKey, count)
+			advice = fmt.Sprintf("sharding cannot spread one key: take key %q out of the sharded map (its own atomic value or "+
+				"mutex, or its updates batched per goroutine and merged now and then), and the shards are even.", sh.HotKey)
+		} else {
+			detail += "; no one key accounts for it, so the keys hash unevenly over the shards"
+			advice = "fix the shard hash: hash the whole key with a good hash (hash/maphash, or FNV-1a) and take it modulo the " +
+				"shard count; a hash of part of the key, or keys that differ only in bits the modulo drops, pile into few shards."
+		}
+		// What the imbalance costs: the busiest shard's lock waits, else
+		// the map's CPU time.
+		costSeconds, base := float64(busy.WaitNS)/1e9, a.waitBase
+		if busy.WaitNS == 0 {
+			costSeconds, base = m.CPUSeconds, a.cpuBase
+		}
+		severity := report.SeverityInfo
+		if waits > 0 && long(&report.Mutex{WaitNS: busy.WaitNS}, a.r.Window.Seconds*1e9) || m.CPUSeconds >= 0.05*a.cpuBase {
+			severity = report.SeverityWarning
+		}
+		a.judged[m.ID()] = true
+		a.add(cost, severity, title, detail+".", advice, costSeconds, base)
+	}
+}
+
 // syncMapFit: a sync.Map whose keys keep changing, which sync.Map handles
 // worst. It is made for keys written once and read many times, or for
 // goroutines that read and overwrite disjoint keys; overwrites of existing
@@ -740,7 +806,7 @@ func (a *analysis) mapCPUSites() {
 func (a *analysis) hotKeys() {
 	for _, m := range a.r.Maps {
 		mu := a.contended[m.ID()]
-		if mu == nil {
+		if mu == nil || a.judged[m.ID()] {
 			continue
 		}
 		k, sh, ok := topKey(m)

@@ -160,6 +160,7 @@ var fatalFuncs = []string{"runtime.fatal", "runtime.throw"}
 // MapLayout is where the map programs find Go's map internals.
 type MapLayout struct {
 	FlagsOffset uint64 // hmap.flags, or maps.Map.writing for swiss maps
+	SeedOffset  uint64 // hmap.hash0, or maps.Map.seed: drawn anew for each map and on clear
 	WritingMask uint8  // hashWriting, or the toggled writing byte
 	IterMap     uint64 // hiter.h / maps.Iter.m
 	// DataLo, DataHi bound the target's package-level variables (run-time
@@ -176,9 +177,9 @@ type MapLayout struct {
 func LayoutFor(goVersion string) MapLayout {
 	minor := GoMinor(goVersion)
 	if minor >= 24 {
-		return MapLayout{FlagsOffset: 34, WritingMask: 1, IterMap: 24}
+		return MapLayout{FlagsOffset: 34, SeedOffset: 8, WritingMask: 1, IterMap: 24}
 	}
-	l := MapLayout{FlagsOffset: 8, WritingMask: 4, IterMap: 24}
+	l := MapLayout{FlagsOffset: 8, SeedOffset: 12, WritingMask: 4, IterMap: 24}
 	if minor >= 20 { // mu Mutex, read atomic.Pointer[readOnly], dirty, misses; 1.19's read is an atomic.Value
 		l.SyncRead, l.SyncDirty, l.SyncMisses, l.SyncAmended = 8, 16, 24, 8
 	}
@@ -198,6 +199,7 @@ func LoadMaps(goidOffset uint64, l MapLayout, keys bool, multi bool) (*bpf.MapsO
 	for name, v := range map[string]any{
 		"goid_offset":         goidOffset,
 		"map_flags_offset":    l.FlagsOffset,
+		"map_seed_offset":     l.SeedOffset,
 		"map_writing_mask":    l.WritingMask,
 		"iter_map_offset":     l.IterMap,
 		"data_lo":             l.DataLo,
