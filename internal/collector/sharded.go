@@ -3,7 +3,6 @@ package collector
 import (
 	"encoding/binary"
 	"fmt"
-	"sort"
 
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/report"
@@ -26,10 +25,6 @@ const (
 	maxShards   = 1024
 	minShardOps = 100
 	hopShare    = 0.25
-	// A hot key makes the busiest shard busy when, less that key's
-	// operations, the shard is no busier than hotKeyExcess times the
-	// mean of the rest.
-	hotKeyExcess = 1.5
 )
 
 // shardGroup is the classes of one sharded map and its shards.
@@ -133,32 +128,11 @@ func (c *Maps) shardGroups(classes map[bpf.MapsClassKey]*bpf.MapsClassStat, skip
 // sharded describes a sharded map's shards from their counts and the row's
 // hot keys.
 func (c *Maps) sharded(g *shardGroup, hot []report.HotKey) *report.Sharded {
-	sh := &report.Sharded{}
-	var total uint64
+	shards := make([]report.Shard, 0, len(g.shards))
 	for _, s := range g.shards {
-		sh.Shards = append(sh.Shards, report.Shard{Address: fmt.Sprintf("%#x", s.addr), Ops: c.scale(s.ops)})
-		total += c.scale(s.ops)
+		shards = append(shards, report.Shard{Address: fmt.Sprintf("%#x", s.addr), Ops: c.scale(s.ops)})
 	}
-	sort.Slice(sh.Shards, func(i, j int) bool { return sh.Shards[i].Ops > sh.Shards[j].Ops })
-	n := float64(len(sh.Shards))
-	if total == 0 || n == 0 {
-		return sh
-	}
-	busiest := sh.Shards[0].Ops
-	sh.Imbalance = float64(busiest) * n / float64(total)
-	for _, k := range hot { // the most used key first
-		if k.Key == otherKeyName {
-			continue
-		}
-		if k.Count < total && k.Count <= busiest && n > 1 {
-			rest := float64(total-k.Count) / n
-			if float64(busiest-k.Count) <= hotKeyExcess*rest && float64(busiest) > hotKeyExcess*rest {
-				sh.HotKey = k.Key
-			}
-		}
-		break
-	}
-	return sh
+	return report.NewSharded(shards, hot)
 }
 
 // ShardMutexes gives each shard of the sharded maps its contended mutex,

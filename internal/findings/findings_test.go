@@ -1106,3 +1106,74 @@ func TestRWMutexReadMostly(t *testing.T) {
 		})
 	}
 }
+
+// TestShardBalance: a sharded map with one busy shard is put down to its
+// hot key, or to the hash when no key explains it; an even one raises
+// nothing of its own, and the lock of one of its shards is not told to
+// shard again.
+func TestShardBalance(t *testing.T) {
+	sharded := func(hotKey string, hot uint64, ops ...uint64) report.Map {
+		var shards []report.Shard
+		var total uint64
+		for i, n := range ops {
+			shards = append(shards, report.Shard{Address: fmt.Sprintf("0xc0000%d0000", i+1), Ops: n})
+			total += n
+		}
+		shards[0].Mutex, shards[0].Contentions, shards[0].WaitNS = "0xc000900008", 400, 2000*ms
+		sh := report.NewSharded(shards, []report.HotKey{{Key: "hot", Count: hot}})
+		sh.HotKey = hotKey
+		return report.Map{
+			Kind: report.KindSharded, Class: "cmap.ConcurrentMap[...].Set", Type: "map[string]int", Maps: len(ops), KeyType: "string",
+			Reads: total * 7 / 10, Writes: total - total*7/10, Goroutines: 8, Writers: 8, Sharded: sh,
+			HotKeys: []report.HotKey{{Key: "hot", Count: hot}, {Key: "other", Count: total - hot}},
+			Sites: []report.Site{{Stack: stack("runtime.mapassign_faststr", "cmap.ConcurrentMap[...].Set", "main.worker"), Op: report.OpWrite, Count: total / 2}},
+		}
+	}
+	shardMu := report.Mutex{
+		Address: "0xc000900008", Kind: report.KindMutex, Contentions: 400, WaitNS: 2000 * ms, MaxWaitNS: 30 * ms, P50NS: 4 * ms, P99NS: 20 * ms,
+		Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireMutex", "sync.(*Mutex).lockSlow", "cmap.ConcurrentMap[...].Set", "main.worker"), Contentions: 400, WaitNS: 2000 * ms}},
+	}
+	label := "map[string]int sharded map (4 shards) from cmap.ConcurrentMap[...].Set"
+	mutexTitle := "lock in cmap.ConcurrentMap[...].Set: goroutines waited 2.00s for it in 10.0s"
+	for _, tc := range []struct {
+		name string
+		m    report.Map
+		want []want
+	}{
+		{
+			name: "a hot key makes one shard hot",
+			m:    sharded("hot", 5000, 6000, 1000, 1000, 1000),
+			want: []want{
+				{report.SeverityWarning, mutexTitle, nil, []string{"guards a shard of " + label, "2.7× the mean", "!N maps"}, 2, false},
+				{report.SeverityWarning, label + ": one shard takes 67% of its operations (2.7× the mean shard)",
+					[]string{"map 0xc000010000, had 6000 of 9000 operations over 4 shards", "its mutex (0xc000900008) waited 2.00s in 400 waits",
+						`key "hot" had 5000 operations`, "a hot key, not the hash"},
+					[]string{`take key "hot" out of the sharded map`, "!hash"}, 2, false},
+			},
+		},
+		{
+			name: "keys hash unevenly",
+			m:    sharded("", 5000, 6000, 1000, 1000, 1000),
+			want: []want{
+				{report.SeverityWarning, mutexTitle, nil, nil, 2, false},
+				{report.SeverityWarning, label + ": one shard takes 67% of its operations (2.7× the mean shard)",
+					[]string{"no one key accounts for it, so the keys hash unevenly"}, []string{"fix the shard hash", "!take key"}, 2, false},
+			},
+		},
+		{
+			name: "must not fire: even shards",
+			m:    sharded("", 1000, 2600, 2500, 2400, 2500),
+			want: []want{
+				{report.SeverityWarning, mutexTitle, nil, []string{"whose shards are even", "more shards"}, 2, false},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			r.Target.CPUs = 2
+			r.Maps = []report.Map{tc.m}
+			r.Mutexes = []report.Mutex{shardMu}
+			check(t, Analyze(r), tc.want)
+		})
+	}
+}

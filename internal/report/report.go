@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"time"
 )
 
@@ -281,6 +282,42 @@ type Sharded struct {
 	HotKey string `json:"hot_key"`
 	// Shards are the shards, busiest first.
 	Shards []Shard `json:"shards"`
+}
+
+// hotKeyExcess: a hot key makes the busiest shard busy when, less that
+// key's operations, the shard is no busier than hotKeyExcess times the mean
+// of the rest, and busier than that with them.
+const hotKeyExcess = 1.5
+
+// NewSharded sorts shards busiest first and works out their imbalance and
+// the hot key (of hot, a map's hot keys, most used first) that makes the
+// busiest shard busy, if one does.
+func NewSharded(shards []Shard, hot []HotKey) *Sharded {
+	sh := &Sharded{Shards: shards}
+	sort.SliceStable(sh.Shards, func(i, j int) bool { return sh.Shards[i].Ops > sh.Shards[j].Ops })
+	var total uint64
+	for _, s := range shards {
+		total += s.Ops
+	}
+	n := float64(len(shards))
+	if total == 0 || n < 2 {
+		return sh
+	}
+	busiest := shards[0].Ops
+	sh.Imbalance = float64(busiest) * n / float64(total)
+	for _, k := range hot {
+		if k.Key == "other" { // the keys not listed
+			continue
+		}
+		if k.Count < total && k.Count <= busiest {
+			rest := float64(total-k.Count) / n
+			if float64(busiest-k.Count) <= hotKeyExcess*rest && float64(busiest) > hotKeyExcess*rest {
+				sh.HotKey = k.Key
+			}
+		}
+		break // the most used key only
+	}
+	return sh
 }
 
 // Shard is one map of a sharded map and the mutex beside it.
