@@ -1126,7 +1126,7 @@ func TestShardBalance(t *testing.T) {
 			Kind: report.KindSharded, Class: "cmap.ConcurrentMap[...].Set", Type: "map[string]int", Maps: len(ops), KeyType: "string",
 			Reads: total * 7 / 10, Writes: total - total*7/10, Goroutines: 8, Writers: 8, Sharded: sh,
 			HotKeys: []report.HotKey{{Key: "hot", Count: hot}, {Key: "other", Count: total - hot}},
-			Sites: []report.Site{{Stack: stack("runtime.mapassign_faststr", "cmap.ConcurrentMap[...].Set", "main.worker"), Op: report.OpWrite, Count: total / 2}},
+			Sites:   []report.Site{{Stack: stack("runtime.mapassign_faststr", "cmap.ConcurrentMap[...].Set", "main.worker"), Op: report.OpWrite, Count: total / 2}},
 		}
 	}
 	shardMu := report.Mutex{
