@@ -409,7 +409,7 @@ func TestSyncMapSampled(t *testing.T) {
 	for _, tc := range []string{"go1.19", "go1.22.12", "go1.24.13", "local"} {
 		t.Run(tc, func(t *testing.T) {
 			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
-			r, answer := mapTrace(t, p, 5, "syncwork 6000", 40*time.Second)
+			r, answer := mapTrace(t, p, 5, "syncwork 10000", 40*time.Second)
 			var loads, stores, hot uint64
 			if _, err := fmt.Sscanf(answer, "syncwork %d %d %d", &loads, &stores, &hot); err != nil {
 				t.Fatalf("target said %q", answer)
