@@ -745,8 +745,8 @@ func (a *analysis) shardBalance() {
 func (a *analysis) syncMapFit() {
 	for _, m := range a.r.Maps {
 		ops := mapOps(m)
-		if m.Kind != report.KindSyncMap || ops < syncMapMinOps {
-			continue
+		if m.Kind != report.KindSyncMap || ops < syncMapMinOps || m.Maps >= manyMaps && m.Name == "" {
+			continue // short-lived sync.Maps have a finding of their own (mapCPU)
 		}
 		var misses, promotions, copies uint64
 		if sm := m.SyncMap; sm != nil {

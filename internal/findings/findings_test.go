@@ -1053,6 +1053,16 @@ func TestSyncMapFit(t *testing.T) {
 				nil, []string{"writes dominate", "!sharded", "!sync.Map"}, 1, false}},
 		},
 		{
+			name: "short-lived sync.Maps: their own finding, not this one",
+			m: func() report.Map {
+				m := sessions(2000, 5000, 3000, nil)
+				m.Name, m.Address, m.Class, m.Maps = "", "", "main.handle", 500
+				return m
+			}(),
+			want: []want{{report.SeverityWarning, "sync.Map maps from main.handle: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, []string{"short-lived sync.Maps (500 of them)", "!sharded"}, 1, false}},
+		},
+		{
 			name: "must not fire: too few operations to judge",
 			m:    sessions(100, 500, 300, nil),
 			want: []want{{report.SeverityWarning, "main.sessions: 1.00s of CPU in map operations (10.0% of the target's CPU)",
