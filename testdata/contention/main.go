@@ -145,7 +145,7 @@ func useShards(stop <-chan struct{}) {
 		s.mu.Lock()
 		s.m[i%8]++ // 8 keys: every one of them a hot key series
 		s.mu.Unlock()
-		time.Sleep(200 * time.Microsecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 
