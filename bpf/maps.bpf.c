@@ -100,6 +100,8 @@ struct class_stat {
 	u64 promotions;   // sync.Map: the dirty map made the read map
 	u64 dirty_copies; // sync.Map: the read map copied into a new dirty map
 	u64 hops;         // operations by a goroutine whose last one on a map of this type was on another map
+	u64 publishes;    // maps of the class stored into an atomic.Pointer or atomic.Value (snapshots)
+	u64 published;    // their entries when stored
 	u32 key_kind;
 	u32 key_size;
 };
@@ -747,6 +749,60 @@ int map_op(struct pt_regs *ctx)
 		count(&stats, STAT_KEYS_FULL);
 	}
 	bump(&goroutine_keys, gkk); // an LRU: never full
+	return 0;
+}
+
+// How a publishing function (sync/atomic's pointer stores and swaps,
+// atomic.Value's) is passed the new value: the cookie's value.
+enum {
+	PUB_PTR_ARG2 = 1,   // StorePointer, SwapPointer: a pointer, BX
+	PUB_PTR_ARG3 = 2,   // CompareAndSwapPointer: CX
+	PUB_IFACE_ARG3 = 3, // (*Value).Store, Swap: an `any`, data word CX
+	PUB_IFACE_ARG5 = 4, // (*Value).CompareAndSwap: the new `any`'s data word, SI
+};
+
+// map_publish counts a copy-on-write snapshot: a map the map probes have
+// seen stored into an atomic.Pointer (a *map, or a pointer to a struct that
+// starts with one) or an atomic.Value (the map itself), with its entries
+// then (the count word that starts a map's header, classic or swiss).
+// Anything else stored is not in map_classes and costs one lookup.
+SEC("uprobe")
+int map_publish(struct pt_regs *ctx)
+{
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	count(&hits, COOKIE_PROBE(cookie));
+	if (will_grow_stack(ctx, cookie))
+		return 0;
+	u64 a2 = GO_ARG2(ctx), a3 = GO_ARG3(ctx), a5 = GO_ARG5(ctx);
+	asm volatile("" : "+r"(a2), "+r"(a3), "+r"(a5)); // as in read_key
+	u64 m = 0;
+	switch (COOKIE_VALUE(cookie)) {
+	case PUB_PTR_ARG2:
+		bpf_probe_read_user(&m, sizeof(m), (void *)a2);
+		break;
+	case PUB_PTR_ARG3:
+		bpf_probe_read_user(&m, sizeof(m), (void *)a3);
+		break;
+	case PUB_IFACE_ARG3:
+		m = a3;
+		break;
+	case PUB_IFACE_ARG5:
+		m = a5;
+		break;
+	}
+	if (!m)
+		return 0;
+	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
+	if (!mi)
+		return 0;
+	struct class_key c = mi->class;
+	struct class_stat *st = bpf_map_lookup_elem(&class_stats, &c);
+	if (!st)
+		return 0;
+	u64 n = 0;
+	bpf_probe_read_user(&n, sizeof(n), (void *)m);
+	add(&st->publishes, 1);
+	add(&st->published, n);
 	return 0;
 }
 

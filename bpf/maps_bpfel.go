@@ -29,6 +29,8 @@ type MapsClassStat struct {
 	Promotions  uint64
 	DirtyCopies uint64
 	Hops        uint64
+	Publishes   uint64
+	Published   uint64
 	KeyKind     uint32
 	KeySize     uint32
 }
@@ -179,6 +181,7 @@ const (
 	MapsMapWriters           = "writers"
 	MapsProgFatalEnter       = "fatal_enter"
 	MapsProgMapOp            = "map_op"
+	MapsProgMapPublish       = "map_publish"
 	MapsVarCollectKeys       = "collect_keys"
 	MapsVarDataHi            = "data_hi"
 	MapsVarDataLo            = "data_lo"
@@ -240,6 +243,7 @@ type MapsSpecs struct {
 type MapsProgramSpecs struct {
 	FatalEnter *ebpf.ProgramSpec `ebpf:"fatal_enter"`
 	MapOp      *ebpf.ProgramSpec `ebpf:"map_op"`
+	MapPublish *ebpf.ProgramSpec `ebpf:"map_publish"`
 }
 
 // MapsMapSpecs contains maps before they are loaded into the kernel.
@@ -374,12 +378,14 @@ type MapsVariables struct {
 type MapsPrograms struct {
 	FatalEnter *ebpf.Program `ebpf:"fatal_enter"`
 	MapOp      *ebpf.Program `ebpf:"map_op"`
+	MapPublish *ebpf.Program `ebpf:"map_publish"`
 }
 
 func (p *MapsPrograms) Close() error {
 	return _MapsClose(
 		p.FatalEnter,
 		p.MapOp,
+		p.MapPublish,
 	)
 }
 

@@ -169,6 +169,9 @@ func (c *Maps) Collect() (*MapsResult, error) {
 			Iterations:        c.scale(st.Ops[probes.OpIterate]),
 			InterleavedWrites: c.scale(st.Interleaved),
 		}
+		if st.Publishes > 0 {
+			m.Snapshots = &report.Snapshots{Published: c.scale(st.Publishes), Entries: c.scale(st.Published)}
+		}
 		if kind == report.KindSyncMap && (st.Misses > 0 || st.Promotions > 0 || st.DirtyCopies > 0) {
 			m.SyncMap = &report.SyncMapStats{Misses: c.scale(st.Misses), Promotions: c.scale(st.Promotions), DirtyCopies: c.scale(st.DirtyCopies)}
 		}
@@ -265,6 +268,13 @@ func mergeMap(a *report.Map, b report.Map) {
 	}
 	if a.KeyType == "other" {
 		a.KeyType = b.KeyType
+	}
+	if b.Snapshots != nil {
+		if a.Snapshots == nil {
+			a.Snapshots = &report.Snapshots{}
+		}
+		a.Snapshots.Published += b.Snapshots.Published
+		a.Snapshots.Entries += b.Snapshots.Entries
 	}
 }
 

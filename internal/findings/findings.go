@@ -70,6 +70,11 @@ const (
 	churnPromotionOps = 1000
 	churnDeleteShare  = 0.10
 
+	// Copy-on-write snapshots cost more than a lock when at least
+	// minSnapshots of them copied at least as many entries as they were
+	// read: an uncontended RLock costs less than copying an entry.
+	minSnapshots = 10
+
 	// A sharded map is imbalanced when its busiest shard has shardImbalance
 	// times the mean shard's operations.
 	shardImbalance = 2
@@ -100,6 +105,7 @@ func Analyze(r *report.Report) []report.Finding {
 	a.mutexes()
 	a.interleaved()
 	a.shardBalance()
+	a.snapshots()
 	a.syncMapFit()
 	a.mapCPU()
 	a.hotKeys()
@@ -735,6 +741,30 @@ func (a *analysis) shardBalance() {
 		}
 		a.judged[m.ID()] = true
 		a.add(cost, severity, title, detail+".", advice, costSeconds, base)
+	}
+}
+
+// snapshots: copy-on-write snapshots rebuilt so often that copying them
+// costs more than locking a shared map would.
+func (a *analysis) snapshots() {
+	for _, m := range a.r.Maps {
+		sn := m.Snapshots
+		if sn == nil || sn.Published < minSnapshots || sn.Entries < readOps(m) {
+			continue
+		}
+		title := fmt.Sprintf("%s: copy-on-write snapshots rebuilt %d times copy more than they are read", mapLabel(m), sn.Published)
+		detail := fmt.Sprintf("%d maps were built and stored into an atomic.Pointer or atomic.Value, %d entries in all (%d each on average), "+
+			"and read %d times: %.1f entries copied per read", sn.Published, sn.Entries, sn.Entries/sn.Published, readOps(m),
+			float64(sn.Entries)/float64(max(readOps(m), 1)))
+		advice := "a snapshot pays when it is read far more often than rebuilt; here each read costs more copying than " +
+			"an uncontended RLock: keep one map behind a sync.RWMutex and update it in place, or rebuild the snapshot less " +
+			"often (batch the updates)."
+		severity := report.SeverityInfo
+		if m.CPUSeconds >= 0.05*a.cpuBase {
+			severity = report.SeverityWarning
+		}
+		a.judged[m.ID()] = true
+		a.add(cost, severity, title, detail+".", advice, m.CPUSeconds, a.cpuBase)
 	}
 }
 

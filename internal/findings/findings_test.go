@@ -1187,3 +1187,42 @@ func TestShardBalance(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshots: copy-on-write snapshots that copy more entries than they
+// are read are pointed to a lock; snapshots read far more than rebuilt, as
+// they are meant to be, raise nothing of their own.
+func TestSnapshots(t *testing.T) {
+	snap := func(published, entries, reads uint64) report.Map {
+		return report.Map{
+			Class: "main.buildConfig", Type: "map[string]string", Maps: int(published), KeyType: "string",
+			Reads: reads, Writes: entries, Goroutines: 6, Writers: 1, CPUSeconds: 1,
+			Snapshots: &report.Snapshots{Published: published, Entries: entries},
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		m    report.Map
+		want []want
+	}{
+		{
+			name: "rebuilt more than read",
+			m:    snap(400, 20000, 5000),
+			want: []want{{report.SeverityWarning, "map[string]string maps from main.buildConfig: copy-on-write snapshots rebuilt 400 times copy more than they are read",
+				[]string{"400 maps were built", "20000 entries in all (50 each on average)", "read 5000 times: 4.0 entries copied per read"},
+				[]string{"sync.RWMutex", "rebuild the snapshot less often"}, 1, false}},
+		},
+		{
+			name: "must not fire: read far more than rebuilt",
+			m:    snap(40, 2000, 500000),
+			want: []want{{report.SeverityWarning, "map[string]string maps from main.buildConfig: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, []string{"!snapshot"}, 1, false}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			r.CPU = report.CPU{Seconds: 10}
+			r.Maps = []report.Map{tc.m}
+			check(t, Analyze(r), tc.want)
+		})
+	}
+}

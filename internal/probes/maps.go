@@ -154,6 +154,24 @@ func MapFuncs() []string {
 	return names
 }
 
+// publishFuncs store a pointer or an `any` atomically: a map stored by them
+// is a copy-on-write snapshot being published (bpf/maps.bpf.c map_publish;
+// the value says where the new value is, PUB_*). atomic.Pointer's methods
+// are one-line wrappers of the *Pointer functions, which the compiler
+// leaves as calls (they are the runtime's, for the write barrier). Only
+// user code calls them, rarely next to map operations.
+var publishFuncs = []struct {
+	name  string
+	value uint8
+}{
+	{"sync/atomic.StorePointer", 1},
+	{"sync/atomic.SwapPointer", 1},
+	{"sync/atomic.CompareAndSwapPointer", 2},
+	{"sync/atomic.(*Value).Store", 3},
+	{"sync/atomic.(*Value).Swap", 3},
+	{"sync/atomic.(*Value).CompareAndSwap", 4},
+}
+
 // fatalFuncs never return; their entry says the target is dying and why.
 var fatalFuncs = []string{"runtime.fatal", "runtime.throw"}
 
@@ -261,6 +279,18 @@ func PlanMaps(bin *symbols.Binary, objs *bpf.MapsObjects) (maps, fatal *Plan, er
 			continue
 		}
 		maps.add(f.name, s, objs.MapOp, f.op|f.key<<3|flags)
+	}
+	// Atomic stores a program does not use are not linked in either.
+	for _, f := range publishFuncs {
+		s, err := FuncSites(bin, f.name)
+		if errors.Is(err, ErrNoSymbol) {
+			continue
+		}
+		if err != nil { // snapshots are a bonus: the maps are still traced
+			maps.Missing = append(maps.Missing, fmt.Sprintf("map snapshots not seen: %v", err))
+			continue
+		}
+		maps.add(f.name, s, objs.MapPublish, f.value)
 	}
 	for _, name := range fatalFuncs {
 		s, err := FuncSites(bin, name)

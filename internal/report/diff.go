@@ -143,6 +143,13 @@ func diffMaps(prev, cur []Map) []Map {
 		if m.Sharded != nil {
 			d.Sharded = diffShards(p.Sharded, m.Sharded, d.HotKeys)
 		}
+		if m.Snapshots != nil {
+			var ps Snapshots
+			if p.Snapshots != nil {
+				ps = *p.Snapshots
+			}
+			d.Snapshots = &Snapshots{Published: sub(m.Snapshots.Published, ps.Published), Entries: sub(m.Snapshots.Entries, ps.Entries)}
+		}
 		sites := map[string]uint64{}
 		for _, s := range p.Sites {
 			sites[s.Op+"\n"+stackKey(s.Stack)] = s.Count

@@ -267,6 +267,18 @@ type Map struct {
 	SyncMap *SyncMapStats `json:"sync_map,omitempty"`
 	// Sharded is a sharded map's shards, for a row of kind sharded; nil otherwise.
 	Sharded *Sharded `json:"sharded,omitempty"`
+	// Snapshots are the row's maps published as copy-on-write snapshots; nil if none was.
+	Snapshots *Snapshots `json:"snapshots,omitempty"`
+}
+
+// Snapshots are maps stored into an atomic.Pointer or atomic.Value once
+// built: copy-on-write snapshots, each replacing the one before.
+type Snapshots struct {
+	// Published is how many maps were stored.
+	Published uint64 `json:"published"`
+	// Entries is their entries when stored, all of them: what building
+	// them copied.
+	Entries uint64 `json:"entries"`
 }
 
 // Sharded is how a sharded map's operations spread over its shards: maps of

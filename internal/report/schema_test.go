@@ -108,6 +108,8 @@ func fullReport() *Report {
 				Sharded: &Sharded{Imbalance: 1.6, HotKey: "hot", Shards: []Shard{
 					{Address: "0xc000100000", Ops: 800, Mutex: "0xc000200008", Contentions: 30, WaitNS: 9000000},
 					{Address: "0xc000100100", Ops: 200}}}},
+			{Kind: KindMap, Class: "main.buildConfig", Maps: 40, Type: "map[string]string", KeyType: "string", Reads: 800, Writes: 2000,
+				Snapshots: &Snapshots{Published: 40, Entries: 2000}},
 		},
 		Races: []Race{{Map: "0xc000abcdef", Name: "main.inventory", MapID: "main.inventory", Kind: "write/write", Count: 1,
 			Sides: []RaceSide{{Goid: 27, Op: OpWrite, Stack: stack}, {Goid: 26, Op: OpWrite}}}}, // the other side's stack unknown

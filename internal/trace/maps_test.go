@@ -438,3 +438,45 @@ func TestSyncMapSampled(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshots checks copy-on-write snapshots, every operation probed:
+// maps built and stored into an atomic.Pointer or an atomic.Value are
+// counted as published, with their entries, on the row of the function that
+// builds them.
+func TestSnapshots(t *testing.T) {
+	testtarget.NeedRoot(t)
+	for _, tc := range []string{"go1.19", "go1.22.12", "go1.24.13", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
+			r, answer := mapTrace(t, p, 100, "snapshot 40 50 20", 30*time.Second)
+			var published, entries, reads uint64
+			if _, err := fmt.Sscanf(answer, "snapshot %d %d %d", &published, &entries, &reads); err != nil {
+				t.Fatalf("target said %q", answer)
+			}
+			var m *report.Map
+			for i := range r.Maps {
+				if r.Maps[i].Class == "main.buildSnapshot" {
+					m = &r.Maps[i]
+				}
+			}
+			if m == nil {
+				t.Fatalf("no maps from main.buildSnapshot: %+v", r.Maps)
+			}
+			t.Logf("%s: %d maps, %d reads, %d writes, snapshots %+v", m.Label(), m.Maps, m.Reads, m.Writes, m.Snapshots)
+			if m.Snapshots == nil || *m.Snapshots != (report.Snapshots{Published: published, Entries: entries}) {
+				t.Errorf("snapshots %+v, want %d published with %d entries", m.Snapshots, published, entries)
+			}
+			if uint64(m.Maps) != published || m.Writes != entries || m.Reads != reads {
+				t.Errorf("%d maps, %d writes, %d reads; want %d, %d, %d", m.Maps, m.Writes, m.Reads, published, entries, reads)
+			}
+			// 50 entries copied per snapshot, read 20 times: dearer than a lock.
+			found := false
+			for _, f := range r.Findings {
+				found = found || strings.HasPrefix(f.Title, m.Label()+": copy-on-write snapshots rebuilt 40 times")
+			}
+			if !found {
+				t.Errorf("no finding on the snapshots: %+v", r.Findings)
+			}
+		})
+	}
+}

@@ -211,6 +211,11 @@ func main() {
 			syncMiss()
 		case len(f) == 2 && f[0] == "syncwork":
 			syncWork(ms(1))
+		case len(f) == 4 && f[0] == "snapshot":
+			n, _ := strconv.Atoi(f[1])
+			size, _ := strconv.Atoi(f[2])
+			reads, _ := strconv.Atoi(f[3])
+			snapshot(n, size, reads)
 		}
 	}
 }
