@@ -27,6 +27,7 @@ struct pt_regs {
 #define GO_ARG2(ctx) ((ctx)->bx)
 #define GO_ARG3(ctx) ((ctx)->cx)
 #define GO_ARG4(ctx) ((ctx)->di)
+#define GO_ARG5(ctx) ((ctx)->si)
 
 #define MAX_STACK_DEPTH 64
 

@@ -28,6 +28,9 @@ type MapsClassStat struct {
 	Misses      uint64
 	Promotions  uint64
 	DirtyCopies uint64
+	Hops        uint64
+	Publishes   uint64
+	Published   uint64
 	KeyKind     uint32
 	KeySize     uint32
 }
@@ -77,6 +80,12 @@ type MapsInterleaveVal struct {
 	OtherGoid    int64
 }
 
+type MapsLastMapKey struct {
+	_    structs.HostLayout
+	Goid int64
+	Type uint64
+}
+
 type MapsLastOp struct {
 	_   structs.HostLayout
 	Map uint64
@@ -87,6 +96,9 @@ type MapsLastOp struct {
 type MapsMapInfo struct {
 	_     structs.HostLayout
 	Class MapsClassKey
+	Ops   uint64
+	Seed  uint32
+	Pad   uint32
 }
 
 type MapsMapKey struct {
@@ -158,6 +170,7 @@ const (
 	MapsMapInterleaves       = "interleaves"
 	MapsMapKeysA             = "keys_a"
 	MapsMapKeysB             = "keys_b"
+	MapsMapLastMaps          = "last_maps"
 	MapsMapLastOps           = "last_ops"
 	MapsMapMapClasses        = "map_classes"
 	MapsMapRaces             = "races"
@@ -168,6 +181,7 @@ const (
 	MapsMapWriters           = "writers"
 	MapsProgFatalEnter       = "fatal_enter"
 	MapsProgMapOp            = "map_op"
+	MapsProgMapPublish       = "map_publish"
 	MapsVarCollectKeys       = "collect_keys"
 	MapsVarDataHi            = "data_hi"
 	MapsVarDataLo            = "data_lo"
@@ -177,6 +191,7 @@ const (
 	MapsVarKeysAddedB        = "keys_added_b"
 	MapsVarKeysSide          = "keys_side"
 	MapsVarMapFlagsOffset    = "map_flags_offset"
+	MapsVarMapSeedOffset     = "map_seed_offset"
 	MapsVarMapWritingMask    = "map_writing_mask"
 	MapsVarSyncAmendedOffset = "sync_amended_offset"
 	MapsVarSyncDirtyOffset   = "sync_dirty_offset"
@@ -228,6 +243,7 @@ type MapsSpecs struct {
 type MapsProgramSpecs struct {
 	FatalEnter *ebpf.ProgramSpec `ebpf:"fatal_enter"`
 	MapOp      *ebpf.ProgramSpec `ebpf:"map_op"`
+	MapPublish *ebpf.ProgramSpec `ebpf:"map_publish"`
 }
 
 // MapsMapSpecs contains maps before they are loaded into the kernel.
@@ -242,6 +258,7 @@ type MapsMapSpecs struct {
 	Interleaves   *ebpf.MapSpec `ebpf:"interleaves"`
 	KeysA         *ebpf.MapSpec `ebpf:"keys_a"`
 	KeysB         *ebpf.MapSpec `ebpf:"keys_b"`
+	LastMaps      *ebpf.MapSpec `ebpf:"last_maps"`
 	LastOps       *ebpf.MapSpec `ebpf:"last_ops"`
 	MapClasses    *ebpf.MapSpec `ebpf:"map_classes"`
 	Races         *ebpf.MapSpec `ebpf:"races"`
@@ -265,6 +282,7 @@ type MapsVariableSpecs struct {
 	KeysAddedB        *ebpf.VariableSpec `ebpf:"keys_added_b"`
 	KeysSide          *ebpf.VariableSpec `ebpf:"keys_side"`
 	MapFlagsOffset    *ebpf.VariableSpec `ebpf:"map_flags_offset"`
+	MapSeedOffset     *ebpf.VariableSpec `ebpf:"map_seed_offset"`
 	MapWritingMask    *ebpf.VariableSpec `ebpf:"map_writing_mask"`
 	SyncAmendedOffset *ebpf.VariableSpec `ebpf:"sync_amended_offset"`
 	SyncDirtyOffset   *ebpf.VariableSpec `ebpf:"sync_dirty_offset"`
@@ -300,6 +318,7 @@ type MapsMaps struct {
 	Interleaves   *ebpf.Map `ebpf:"interleaves"`
 	KeysA         *ebpf.Map `ebpf:"keys_a"`
 	KeysB         *ebpf.Map `ebpf:"keys_b"`
+	LastMaps      *ebpf.Map `ebpf:"last_maps"`
 	LastOps       *ebpf.Map `ebpf:"last_ops"`
 	MapClasses    *ebpf.Map `ebpf:"map_classes"`
 	Races         *ebpf.Map `ebpf:"races"`
@@ -320,6 +339,7 @@ func (m *MapsMaps) Close() error {
 		m.Interleaves,
 		m.KeysA,
 		m.KeysB,
+		m.LastMaps,
 		m.LastOps,
 		m.MapClasses,
 		m.Races,
@@ -344,6 +364,7 @@ type MapsVariables struct {
 	KeysAddedB        *ebpf.Variable `ebpf:"keys_added_b"`
 	KeysSide          *ebpf.Variable `ebpf:"keys_side"`
 	MapFlagsOffset    *ebpf.Variable `ebpf:"map_flags_offset"`
+	MapSeedOffset     *ebpf.Variable `ebpf:"map_seed_offset"`
 	MapWritingMask    *ebpf.Variable `ebpf:"map_writing_mask"`
 	SyncAmendedOffset *ebpf.Variable `ebpf:"sync_amended_offset"`
 	SyncDirtyOffset   *ebpf.Variable `ebpf:"sync_dirty_offset"`
@@ -357,12 +378,14 @@ type MapsVariables struct {
 type MapsPrograms struct {
 	FatalEnter *ebpf.Program `ebpf:"fatal_enter"`
 	MapOp      *ebpf.Program `ebpf:"map_op"`
+	MapPublish *ebpf.Program `ebpf:"map_publish"`
 }
 
 func (p *MapsPrograms) Close() error {
 	return _MapsClose(
 		p.FatalEnter,
 		p.MapOp,
+		p.MapPublish,
 	)
 }
 

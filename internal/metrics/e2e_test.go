@@ -194,7 +194,7 @@ func checkHashedKeys(t *testing.T, sess *trace.Session, instance string) {
 		out := map[string]string{}
 		re := regexp.MustCompile(`(?m)^maptrace_map_hot_key_ops_total\{key="([^"]*)",map="([^"]*)"\} (\S+)$`)
 		for _, m := range re.FindAllStringSubmatch(get(t, "http://"+instance+path), -1) {
-			out[m[2]+" "+m[1]] = m[3]
+			out[m[2]+"\x00"+m[1]] = m[3] // map and key: a class's map label has spaces
 		}
 		return out
 	}
@@ -203,14 +203,14 @@ func checkHashedKeys(t *testing.T, sess *trace.Session, instance string) {
 		t.Fatalf("hot key series: %d raw, %d hashed", len(raw), len(hashed))
 	}
 	for mk := range raw {
-		m, k, _ := strings.Cut(mk, " ")
+		m, k, _ := strings.Cut(mk, "\x00")
 		if k != metrics.Other {
 			k = sess.HashedKey(k)
 			if !regexp.MustCompile(`^h:[0-9a-f]{12}$`).MatchString(k) {
 				t.Errorf("hashed key %q", k)
 			}
 		}
-		if _, ok := hashed[m+" "+k]; !ok {
+		if _, ok := hashed[m+"\x00"+k]; !ok {
 			t.Errorf("raw series %s has no hashed series %s %s: %v", mk, m, k, hashed)
 		}
 	}

@@ -56,6 +56,8 @@ const (
 	nameMapOps           = "maptrace_map_ops_total"
 	nameHotKeyOps        = "maptrace_map_hot_key_ops_total"
 	nameRaces            = "maptrace_map_races_total"
+	nameShards           = "maptrace_map_shards"
+	nameShardImbalance   = "maptrace_map_shard_imbalance"
 	nameProbeHits        = "maptrace_probe_hits_total"
 	nameOverheadRatio    = "maptrace_overhead_ratio"
 	nameSamplingFraction = "maptrace_map_sampling_fraction"
@@ -69,7 +71,7 @@ const (
 // descs are the descriptors of the trace metrics, with the label names
 // every series of an exporter adds (Fleet's; none for NewHandler).
 type descs struct {
-	mutexWait, mutexContentions, mapOps, hotKeyOps, races, probeHits,
+	mutexWait, mutexContentions, mapOps, hotKeyOps, races, shards, shardImbalance, probeHits,
 	overheadRatio, samplingFraction, targetInfo, findings, targetUp,
 	mapCPU, targetCPU *prometheus.Desc
 }
@@ -92,6 +94,12 @@ func newDescs(extra []string) *descs {
 		races: prometheus.NewDesc(nameRaces,
 			"Concurrent map accesses: two goroutines in one map at once, one of them writing.",
 			with("map", "kind"), nil),
+		shards: prometheus.NewDesc(nameShards,
+			"Shards of a sharded map (maps of one type used at the same call sites, each behind its own mutex), by map.",
+			with("map"), nil),
+		shardImbalance: prometheus.NewDesc(nameShardImbalance,
+			"A sharded map's busiest shard's operations over the mean shard's since attach (1 is even), by map.",
+			with("map"), nil),
 		probeHits: prometheus.NewDesc(nameProbeHits,
 			"Times the probes ran in the target.",
 			with("probe"), nil),
@@ -121,7 +129,7 @@ func newDescs(extra []string) *descs {
 
 func (d *descs) describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{d.mutexWait, d.mutexContentions, d.mapOps, d.hotKeyOps,
-		d.races, d.probeHits, d.overheadRatio, d.samplingFraction, d.targetInfo, d.findings, d.targetUp,
+		d.races, d.shards, d.shardImbalance, d.probeHits, d.overheadRatio, d.samplingFraction, d.targetInfo, d.findings, d.targetUp,
 		d.mapCPU, d.targetCPU} {
 		ch <- x
 	}
@@ -210,6 +218,8 @@ type set struct {
 	races     series
 	mapCPU    floatSeries
 	cpu       float64 // the target's CPU seconds
+	// shards and imbalance are the sharded maps' gauges by map label.
+	shards, imbalance gauges
 }
 
 // newSet makes r's series; keys is --keys (none: no hot key series), hash,
@@ -230,6 +240,7 @@ func newSet(r *report.Report, keys string, hash func(string) string) *set {
 	s.races = raceSeries(r.Races)
 	s.mapCPU = mapCPUSeries(r.Maps)
 	s.cpu = r.CPU.Seconds
+	s.shards, s.imbalance = shardGauges(r.Maps)
 	return s
 }
 
@@ -255,6 +266,8 @@ func (s *set) addCounters(o *set) {
 	s.races.addAll(&o.races)
 	s.mapCPU.addAll(&o.mapCPU)
 	s.cpu += o.cpu
+	s.shards.maxAll(&o.shards)
+	s.imbalance.maxAll(&o.imbalance)
 }
 
 // addLive adds another running trace's series to s: its counters, and its
@@ -331,6 +344,12 @@ func (s *set) emit(ch chan<- prometheus.Metric, d *descs, extra []string) {
 		emit(prometheus.NewConstMetric(d.mapCPU, prometheus.CounterValue, s.mapCPU.by[m], with(m)...))
 	}
 	emit(prometheus.NewConstMetric(d.targetCPU, prometheus.CounterValue, s.cpu, with()...))
+	for _, g := range s.shards.out {
+		emit(prometheus.NewConstMetric(d.shards, prometheus.GaugeValue, s.shards.v[g], with(g)...))
+	}
+	for _, g := range s.imbalance.out {
+		emit(prometheus.NewConstMetric(d.shardImbalance, prometheus.GaugeValue, s.imbalance.v[g], with(g)...))
+	}
 }
 
 func gauge(d *prometheus.Desc, v float64) prometheus.Metric {
@@ -537,6 +556,44 @@ func mapOpSeries(ms []report.Map) series {
 		s.add(names[i], report.OpIterate, m.Iterations)
 	}
 	return s
+}
+
+// gauges are one-label gauges, the highest value of each label kept when
+// sets are added (two processes' sharded maps of one name: the worse).
+type gauges struct {
+	v   map[string]float64
+	out []string
+}
+
+func (g *gauges) max(name string, v float64) {
+	if g.v == nil {
+		g.v = map[string]float64{}
+	}
+	name = label(name)
+	old, ok := g.v[name]
+	if !ok {
+		g.out = append(g.out, name)
+	}
+	g.v[name] = max(old, v)
+}
+
+func (g *gauges) maxAll(o *gauges) {
+	for _, n := range o.out {
+		g.max(n, o.v[n])
+	}
+}
+
+// shardGauges are maptrace_map_shards and maptrace_map_shard_imbalance: the
+// sharded maps among the top TopMaps (a gauge of "other" would mean nothing).
+func shardGauges(ms []report.Map) (shards, imbalance gauges) {
+	order, names := topMaps(ms)
+	for _, i := range order {
+		if m := ms[i]; m.Sharded != nil && names[i] != Other {
+			shards.max(names[i], float64(m.Maps))
+			imbalance.max(names[i], m.Sharded.Imbalance)
+		}
+	}
+	return shards, imbalance
 }
 
 // hotKeySeries is maptrace_map_hot_key_ops_total: the TopKeys keys of each

@@ -536,3 +536,20 @@ func TestSite(t *testing.T) {
 		}
 	}
 }
+
+// TestShardGauges: a sharded map has its shard count and imbalance; a plain
+// map has neither.
+func TestShardGauges(t *testing.T) {
+	r := sample()
+	r.Maps = append(r.Maps, report.Map{Kind: report.KindSharded, Class: "main.(*shards).set", Type: "map[string]int", Maps: 16,
+		Reads: 700, Writes: 300, Sharded: &report.Sharded{Imbalance: 8.5, HotKey: "hot"}})
+	fams, _ := scrape(t, NewHandler(&fakeSource{r: r}, "raw"))
+	sharded := map[string]string{"map": "map[string]int from main.(*shards).set"}
+	eq(t, "shards", value(t, fams, "maptrace_map_shards", sharded), 16)
+	eq(t, "imbalance", value(t, fams, "maptrace_map_shard_imbalance", sharded), 8.5)
+	for _, name := range []string{"maptrace_map_shards", "maptrace_map_shard_imbalance"} {
+		if n := len(fams[name].GetMetric()); n != 1 {
+			t.Errorf("%s: %d series, want the sharded map's only", name, n)
+		}
+	}
+}

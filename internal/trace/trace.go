@@ -496,6 +496,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 			r.Goroutines = mergeGoroutines(r.Goroutines, res.Goroutines)
 		}
 	}
+	collector.ShardMutexes(r.Maps, r.Mutexes, s.proc.ReadMemory)
 	r.Overhead.LostEvents = r.Overhead.Lost.Total()
 	r.Goroutines = r.Goroutines[:min(len(r.Goroutines), 10)]
 	if s.sampler != nil {
