@@ -74,6 +74,9 @@ type objects struct {
 	Stats   *ebpf.Map     `ebpf:"stats"`
 }
 
+// ErrUnsupportedArch means the target's architecture has no CPU sampler.
+var ErrUnsupportedArch = errors.New("unsupported architecture")
+
 // event is one CPU's clock and the program on it.
 type event struct {
 	fd   int
@@ -83,6 +86,12 @@ type event struct {
 // Start samples process pid, whose executable bin is loaded at bias, until
 // Stop or Close. On error nothing stays open.
 func Start(pid int, bin *symbols.Binary, bias uint64) (*Sampler, error) {
+	// Where a sampled leaf keeps its return address is worked out from
+	// amd64 code (code.go); an arm64 leaf keeps it in LR until its
+	// prologue saves it, which the program does not read yet.
+	if bin.Arch != "amd64" {
+		return nil, fmt.Errorf("%w: the CPU sampler reads amd64 code only, not %s", ErrUnsupportedArch, bin.Arch)
+	}
 	// Samples are matched by the pid the kernel's initial namespace gives
 	// the target, which is the one maptrace knows only if it runs there.
 	if ino, err := pidNamespace(); err != nil {
