@@ -30,10 +30,11 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 1 -timeout 25m ./...
 
-# The kernel-dependent tests on Debian's 5.10, 6.1 and 6.12 amd64 kernels,
-# each booted under qemu, into docs/KERNELS.md (kernels/main.go says how).
-# Not part of `make test`: it has its own deps (qemu, busybox-static), takes
-# about 10 minutes under emulation, and needs no root.
+# The kernel-dependent tests on Debian's 5.10, 6.1 and 6.12 amd64 kernels
+# and its 6.1 arm64 kernel (a focused subset), each booted under qemu, into
+# docs/KERNELS.md (kernels/main.go says how). Not part of `make test`: it has
+# its own deps (qemu for both architectures, busybox-static), takes 15 to 30
+# minutes under emulation, depending on the host's load, and needs no root.
 test-kernels:
 	@GO="$(GO)" bash scripts/deps.sh kernels
 	$(GO) run ./kernels -out docs/KERNELS.md

@@ -1,16 +1,17 @@
 // Command kernels runs maptrace's kernel-dependent tests on Debian's amd64
-// kernels, each booted under qemu, and writes docs/KERNELS.md: a table of
-// kernel × test, what doctor and an attach say on each kernel, and the
-// wall time. `make test-kernels` runs it from the module's root:
+// kernels and its arm64 kernel, each booted under qemu, and writes
+// docs/KERNELS.md: a table of kernel × test, what doctor and an attach say
+// on each kernel, and the wall time. `make test-kernels` runs it from the module's root:
 //
 //	go run ./kernels -out docs/KERNELS.md
 //
 // The kernels are downloaded by exact package name from Debian's registry
 // into a cache (never installed), and only their /boot extracted. The guest
 // boots from an initramfs of busybox-static, maptrace, the test binaries
-// (go test -c) and their targets, all built here: the guest has no Go, and
-// no network. It needs qemu-system-x86 and busybox-static
-// (scripts/deps.sh kernels), not root.
+// (go test -c) and their targets, all built here for the kernel's
+// architecture: the guest has no Go, and no network. It needs
+// qemu-system-x86, qemu-system-arm and busybox-static (scripts/deps.sh
+// kernels), not root; arm64's busybox-static is downloaded like the kernels.
 package main
 
 import (
