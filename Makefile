@@ -42,10 +42,11 @@ test: deps
 	@GO="$(GO)" bash scripts/deps.sh kernels
 	$(GO) run ./kernels -kernels 6.1 -out $${TMPDIR:-/tmp}/maptrace-kernels-6.1.md
 
-# The kernel-dependent tests on Debian's 5.10, 6.1 and 6.12 amd64 kernels,
-# each booted under qemu, into docs/KERNELS.md (kernels/main.go says how).
-# Not part of `make test`: it has its own deps (qemu, busybox-static), takes
-# about 10 minutes under emulation, and needs no root.
+# The kernel-dependent tests on Debian's 5.10, 6.1 and 6.12 amd64 kernels
+# and its 6.1 arm64 kernel (a focused subset), each booted under qemu, into
+# docs/KERNELS.md (kernels/main.go says how). Not part of `make test`: it has
+# its own deps (qemu for both architectures, busybox-static), takes 15 to 30
+# minutes under emulation, depending on the host's load, and needs no root.
 test-kernels:
 	@GO="$(GO)" bash scripts/deps.sh kernels
 	$(GO) run ./kernels -out docs/KERNELS.md

@@ -177,7 +177,7 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	t->n[SAMPLES_TOTAL]++;
 	// Kernel mode includes the traps of maptrace's own map probes, which
 	// sit at the map functions' entries: they are not the target's map work.
-	if ((ctx->regs.cs & 3) != 3)
+	if (!PT_USER_MODE(&ctx->regs))
 		return 0;
 	t->n[SAMPLES_USER]++;
 	u32 table = t->table;
@@ -186,7 +186,7 @@ int cpu_sample(struct perf_event_ctx *ctx)
 		return 0;
 	u64 bias = t->bias;
 
-	u64 ip = ctx->regs.ip;
+	u64 ip = PT_IP(&ctx->regs);
 	const struct step *leaf = find(tab, ip, bias);
 	u32 kind = leaf->kind;
 	if (kind == CODE_OTHER)
@@ -209,7 +209,7 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	u64 ret = 0;
 	s32 delta = leaf->sp_delta;
 	int have_ret = delta >= 0 &&
-		bpf_probe_read_user(&ret, sizeof(ret), (void *)(ctx->regs.sp + (u64)delta)) == 0 && ret;
+		bpf_probe_read_user(&ret, sizeof(ret), (void *)(PT_SP(&ctx->regs) + (u64)delta)) == 0 && ret;
 	u32 insert = have_ret && (n < 2 || f->pc[1] != ret);
 	u32 depth = (n > 0 ? n : 1) + insert; // logical frames; the leaf is ip
 

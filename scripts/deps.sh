@@ -47,11 +47,13 @@ generate)
 	toolchains="" promtool=""
 	;;
 kernels)
-	# qemu for the kernel matrix's VMs (kernels/main.go) and the static
-	# busybox their initramfs runs; the kernels themselves are downloaded
-	# into a cache by the harness, never installed.
+	# qemu for the kernel matrix's VMs (kernels/main.go), amd64 and arm64,
+	# and the static busybox the amd64 initramfs runs; the kernels and the
+	# arm64 busybox are downloaded into a cache by the harness, never
+	# installed.
 	present=(
 		[qemu-system-x86]="command -v qemu-system-x86_64"
+		[qemu-system-arm]="command -v qemu-system-aarch64"
 		[busybox-static]="dpkg-query -W -f='\${Status}' busybox-static | grep -q 'ok installed'"
 	)
 	toolchains="" promtool=""
