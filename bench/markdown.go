@@ -184,7 +184,7 @@ func renderNats(p printer, n *Nats) {
 	p("nats-server %s (%.1f MB binary), built at bench time from the Go module proxy, listens on a free port of 127.0.0.1. ", n.Version, float64(n.BinSize)/1e6)
 	p("A separate process (bench/nats/load, nats.go) connects %d publishers and %d subscribers (each subscriber receives every message) and publishes %d-byte messages for %.0f s, at most 8192 deliveries outstanding (a bounded load). ", natsPubs, natsSubs, natsSize, n.Seconds)
 	p("Throughput is messages delivered per second. Each round runs, for each way of tracing, the load untraced and then under `maptrace attach` (the other way round every other round); each traced run's ratio is against the untraced run beside it. ")
-	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what.\n\n")
+	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what; `maptrace agent` is how a node runs it always on (its report is the agent's `/report` over the load).\n\n")
 	p("| run | delivered msgs/s, min | median | max | × untraced, min | median | max |\n|---|---|---|---|---|---|---|\n")
 	p("| untraced (every untraced run) | %s | (baseline) | | |\n", cells(n.Untraced, human))
 	for _, m := range n.Modes {

@@ -47,9 +47,10 @@ type NatsMode struct {
 // either kind of probe alone, to tell which costs what.
 var natsModes = []TraceMode{
 	defaultMode,
-	agentMode,
+	overhead1Mode,
 	{Name: "--no-maps (mutex probes only)", Args: []string{"--no-maps"}},
 	{Name: "--no-mutex (map probes only, --overhead 5)", Args: []string{"--no-mutex"}},
+	agentMode,
 }
 
 // NatsMutex is one mutex maptrace found contended in nats-server, summed
@@ -134,13 +135,18 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 			}
 			var res *TraceResult
 			traced := func() (err error) {
-				res, err = traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, func() (err error) {
+				work := func() (err error) {
 					c, err = measureCPU(pid, func() (err error) {
 						v, err = load(cfg.NatsSeconds)
 						return err
 					})
 					return err
-				})
+				}
+				if nm.Mode.Agent {
+					res, err = agentDuring(nm.Mode.bin(bins.Maptrace), bins.NatsServer, cfg.NatsSeconds, work)
+				} else {
+					res, err = traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, work)
+				}
 				return err
 			}
 			// Untraced first in even rounds, traced first in odd ones.

@@ -20,8 +20,9 @@ type Workload struct {
 
 // TraceMode is one way of running maptrace against a workload.
 type TraceMode struct {
-	Name string
-	Args []string
+	Name  string
+	Args  []string
+	Agent bool // traced by `maptrace agent`, not attach
 	// Before, if set, is an older maptrace binary (-before) this mode runs
 	// instead of the one under test.
 	Before string
@@ -45,7 +46,7 @@ func withBefore(modes []TraceMode, before, version string) []TraceMode {
 	for _, m := range modes {
 		out = append(out, m)
 		if !slices.Contains(m.Args, "--exact") {
-			out = append(out, TraceMode{Name: m.Name + ", before (" + version + ")", Args: m.Args, Before: before})
+			out = append(out, TraceMode{Name: m.Name + ", before (" + version + ")", Args: m.Args, Agent: m.Agent, Before: before})
 		}
 	}
 	return out
@@ -53,8 +54,9 @@ func withBefore(modes []TraceMode, before, version string) []TraceMode {
 
 var defaultMode = TraceMode{Name: "default (mutex + maps, --overhead 5)"}
 
-// agentMode is the budget the agent traces with by default (always on).
-var agentMode = TraceMode{Name: "--overhead 1 (the agent's default budget)", Args: []string{"--overhead", "1"}}
+// overhead1Mode is attach with the budget the agent traces with by default
+// (always on); agentMode is the agent itself.
+var overhead1Mode = TraceMode{Name: "--overhead 1 (the agent's default budget)", Args: []string{"--overhead", "1"}}
 var fullMode = TraceMode{Name: "--exact (every map op probed)", Args: []string{"--exact"}}
 
 // Slowdown is section 2 for one workload.
@@ -90,17 +92,17 @@ func workloads(b *Binaries, before, version string) []Workload {
 		{
 			Name: "contended sync.Mutex", Target: "bench/targets/locks `mutex MS` (3 goroutines, ~50µs hold, as testdata/contention)",
 			Bin: b.Locks, RaceBin: b.LocksRace, Verb: "mutex", Unit: "critical sections/s",
-			Modes: []TraceMode{defaultMode, agentMode},
+			Modes: []TraceMode{defaultMode, overhead1Mode},
 		},
 		{
 			Name: "read-mostly sync.RWMutex", Target: "bench/targets/locks `rwread MS` (4 readers, 1 writer every ~2ms)",
 			Bin: b.Locks, RaceBin: b.LocksRace, Verb: "rwread", Unit: "reads/s",
-			Modes: []TraceMode{defaultMode, agentMode},
+			Modes: []TraceMode{defaultMode, overhead1Mode},
 		},
 		{
 			Name: "map-hot loop", Target: "testdata/maps `loop MS` (map[int64]int64 reads in a tight loop)",
 			Bin: b.Maps, RaceBin: b.MapsRace, Verb: "loop", Unit: "lookups/s",
-			Modes: []TraceMode{defaultMode, agentMode, fullMode},
+			Modes: []TraceMode{defaultMode, overhead1Mode, fullMode},
 		},
 	}
 	for i := range ws {

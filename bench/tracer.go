@@ -63,16 +63,26 @@ func startTrace(bin, tmp string, pid int, args ...string) (*Tracer, error) {
 	}
 	f.Close()
 	argv := append([]string{"attach", "-p", strconv.Itoa(pid), "-f", "json", "-o", f.Name()}, args...)
-	cmd := exec.Command(bin, argv...)
-	errPipe, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
+	t := &Tracer{cmd: exec.Command(bin, argv...), out: f.Name()}
+	if err := t.run("attached to pid"); err != nil {
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("maptrace attach -p %d: %w", pid, err)
 	}
-	t := &Tracer{cmd: cmd, stderr: &lockedBuffer{}, out: f.Name(), done: make(chan error, 1)}
+	return t, nil
+}
+
+// run starts t's command and waits until a line of its standard error
+// contains ready.
+func (t *Tracer) run(ready string) error {
+	errPipe, err := t.cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	t.stderr, t.done = &lockedBuffer{}, make(chan error, 1)
 	attached := make(chan time.Duration, 1)
 	t.start = time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
+	if err := t.cmd.Start(); err != nil {
+		return err
 	}
 	scanned := make(chan struct{})
 	go func() {
@@ -80,7 +90,7 @@ func startTrace(bin, tmp string, pid int, args ...string) (*Tracer, error) {
 		sc := bufio.NewScanner(errPipe)
 		for sc.Scan() {
 			l := sc.Text()
-			if strings.Contains(l, "attached to pid") {
+			if strings.Contains(l, ready) {
 				select {
 				case attached <- time.Since(t.start):
 				default:
@@ -91,20 +101,20 @@ func startTrace(bin, tmp string, pid int, args ...string) (*Tracer, error) {
 	}()
 	go func() {
 		<-scanned // Wait closes the pipe: read it all first
-		t.done <- cmd.Wait()
+		t.done <- t.cmd.Wait()
 	}()
 	select {
 	case t.attached = <-attached:
 	case err := <-t.done:
-		return nil, fmt.Errorf("maptrace attach -p %d exited before attaching: %v\n%s", pid, err, t.stderr.String())
+		return fmt.Errorf("exited before attaching: %v\n%s", err, t.stderr.String())
 	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
+		t.cmd.Process.Kill()
 		<-t.done
-		return nil, fmt.Errorf("maptrace attach -p %d: not attached after 2 minutes\n%s", pid, t.stderr.String())
+		return fmt.Errorf("not attached after 2 minutes\n%s", t.stderr.String())
 	}
 	t.t0 = time.Now()
-	t.cpu0, _ = processCPU(cmd.Process.Pid)
-	return t, nil
+	t.cpu0, _ = processCPU(t.cmd.Process.Pid)
+	return nil
 }
 
 // Stop ends the trace with SIGINT, as Ctrl-C would, and reads its report.
@@ -143,6 +153,9 @@ func (t *Tracer) finish(interrupt bool, timeout time.Duration) (*TraceResult, er
 		res.TotalCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		res.MaxRSS = ru.Maxrss * 1024 // kilobytes on Linux
 	}
+	if t.out == "" {
+		return res, nil // an agent: its report came from /report
+	}
 	b, err := os.ReadFile(t.out)
 	if err != nil {
 		return nil, err
@@ -160,7 +173,9 @@ func (t *Tracer) finish(interrupt bool, timeout time.Duration) (*TraceResult, er
 func (t *Tracer) Kill() {
 	t.cmd.Process.Kill()
 	<-t.done
-	os.Remove(t.out)
+	if t.out != "" {
+		os.Remove(t.out)
+	}
 }
 
 // processCPU is a process's CPU time so far, all threads, from its

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
-// Shared by maptrace's BPF programs: the Go amd64 register ABI, goroutine
-// identity and the stack map.
+// Shared by maptrace's BPF programs: the Go register ABI on amd64 and arm64,
+// goroutine identity and the stack map.
 #pragma once
 
 #include <linux/types.h>
@@ -12,6 +12,8 @@ typedef __u32 u32;
 typedef __s32 s32;
 typedef __u64 u64;
 typedef __s64 s64;
+
+#if defined(__TARGET_ARCH_x86)
 
 // The uprobe context on x86_64: the kernel's struct pt_regs. Written out here
 // so the programs need neither kernel headers nor vmlinux.h.
@@ -27,6 +29,42 @@ struct pt_regs {
 #define GO_ARG2(ctx) ((ctx)->bx)
 #define GO_ARG3(ctx) ((ctx)->cx)
 #define GO_ARG4(ctx) ((ctx)->di)
+#define GO_ARG5(ctx) ((ctx)->si)
+
+#define PT_IP(ctx) ((ctx)->ip)
+#define PT_SP(ctx) ((ctx)->sp)
+#define PT_FP(ctx) ((ctx)->bp)
+// CPL 3 in the code segment selector.
+#define PT_USER_MODE(ctx) (((ctx)->cs & 3) == 3)
+
+#elif defined(__TARGET_ARCH_arm64)
+
+// The uprobe context on arm64: the kernel's struct pt_regs starts with
+// struct user_pt_regs, which is all the programs read.
+struct pt_regs {
+	u64 regs[31]; // x0..x30; x29 is the frame pointer, x30 the link register
+	u64 sp, pc, pstate;
+};
+
+// Go's internal ABI on arm64: the current g lives in R28 and integer
+// arguments go in R0 to R15.
+#define GO_G(ctx) ((ctx)->regs[28])
+#define GO_ARG1(ctx) ((ctx)->regs[0])
+#define GO_ARG2(ctx) ((ctx)->regs[1])
+#define GO_ARG3(ctx) ((ctx)->regs[2])
+#define GO_ARG4(ctx) ((ctx)->regs[3])
+#define GO_ARG5(ctx) ((ctx)->regs[4])
+
+#define PT_IP(ctx) ((ctx)->pc)
+#define PT_SP(ctx) ((ctx)->sp)
+#define PT_FP(ctx) ((ctx)->regs[29])
+// PSR_MODE_EL0t: the low four bits of PSTATE are the exception level and
+// stack pointer choice, all zero in user mode.
+#define PT_USER_MODE(ctx) (((ctx)->pstate & 0xf) == 0)
+
+#else
+#error "maptrace's BPF programs are for x86 and arm64 (bpf2go -target amd64,arm64)"
+#endif
 
 #define MAX_STACK_DEPTH 64
 
@@ -40,34 +78,51 @@ static __always_inline s64 goid_of(u64 g)
 	return id;
 }
 
-// Entry probes sit before the function touches SP, so the word at SP is the
-// return address into the direct caller, which the kernel's frame-pointer
-// walk skips (the caller has not pushed a frame for this call yet).
+// Entry probes sit before the function saves its return address into the
+// direct caller (on amd64 the word at SP, on arm64 the link register), which
+// the kernel's frame-pointer walk skips: the function has no frame yet.
 static __always_inline u64 return_address(struct pt_regs *ctx)
 {
+#if defined(__TARGET_ARCH_arm64)
+	return ctx->regs[30];
+#else
 	u64 ra = 0;
 	bpf_probe_read_user(&ra, sizeof(ra), (void *)ctx->sp);
 	return ra;
+#endif
 }
 
 // Probe cookies carry the probe's index (for hit counting) in bits 8..15 and a
-// program-specific value in bits 0..7.
+// program-specific value in bits 0..7; bits 32..47 carry an offset from the
+// frame pointer where a program needs one (COOKIE_SLOT).
 #define COOKIE_VALUE(c) ((u32)((c) & 0xff))
 #define COOKIE_PROBE(c) ((u32)(((c) >> 8) & 0xff))
+#define COOKIE_SLOT(c) ((u32)(((c) >> 32) & 0xffff))
 #define MAX_PROBES 256
 #define COOKIE_AT_BRANCH (1ULL << 16)
 
-// An entry probe on the stack check's JBE (Go before 1.21 opens frames with a
-// single-stepped SUBQ, so the probe sits on the emulated jump instead) sees
-// the CMPQ's flags: when the jump will be taken (CF or ZF set), morestack
-// grows the stack and re-runs the function from its start, where the probe
-// fires again. Only that second hit counts.
+// An entry probe on the stack check's conditional jump sees the compare's
+// flags: when the jump will be taken, morestack grows the stack and re-runs
+// the function from its start, where the probe fires again. Only that second
+// hit counts. On amd64 the probe is there before Go 1.21 (which opens frames
+// with a single-stepped SUBQ) and the jump is JBE (CF or ZF set); on arm64
+// always, since every frame opens with a single-stepped store, and the jump
+// is B.LS (C clear or Z set).
+#if defined(__TARGET_ARCH_arm64)
+#define ARM64_Z (1ULL << 30)
+#define ARM64_C (1ULL << 29)
+static __always_inline int will_grow_stack(struct pt_regs *ctx, u64 cookie)
+{
+	return (cookie & COOKIE_AT_BRANCH) && (!(ctx->pstate & ARM64_C) || (ctx->pstate & ARM64_Z));
+}
+#else
 #define X86_CF (1 << 0)
 #define X86_ZF (1 << 6)
 static __always_inline int will_grow_stack(struct pt_regs *ctx, u64 cookie)
 {
 	return (cookie & COOKIE_AT_BRANCH) && (ctx->flags & (X86_CF | X86_ZF));
 }
+#endif
 
 // Error counters, indexed by the STAT_* constants.
 enum {

@@ -1,18 +1,23 @@
 //go:build ignore
 
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
-// CPU-clock samples of the target: how many, how many in user mode, and which
-// of those are inside a Go map operation, counted by the operation's call
-// site. It costs nothing per map operation, unlike the map probes.
+// CPU-clock samples of the targets: how many, how many in user mode, and
+// which of those are inside a Go map operation, counted by the operation's
+// call site. It costs nothing per map operation, unlike the map probes. One
+// program samples every target of a maptrace process (the agent's many):
+// userspace adds a target's pid to the targets table, and its binary's map
+// code to step_tables.
 #include "common.h"
 
-// What the sample counters count.
+// What a target's counters count.
 enum sample_count {
 	SAMPLES_TOTAL = 0,     // the target was on a CPU, user or kernel mode
 	SAMPLES_USER = 1,      // ... in user mode
 	SAMPLES_MAP = 2,       // ... inside a map operation
 	SAMPLES_NO_CALLER = 3, // ... in map code, but the stack ends before its caller
-	SAMPLES_MAX = 4,
+	LOST_STACK = 4,        // a map sample whose stack could not be read
+	LOST_SITES = 5,        // a map sample whose site did not fit map_cpu_sites
+	SAMPLES_MAX = 6,
 };
 
 // What a stretch of the target's code is.
@@ -30,31 +35,56 @@ struct step {
 	s32 sp_delta;  // the return address is at SP+sp_delta; -1: unknown
 };
 
-// The steps cover the address space in ascending order; the last one ends at
-// STEP_END, so every search finds one. Set at load time: runtime addresses
-// (file vaddr + load bias).
+// A binary's steps cover the address space in ascending order, in file
+// addresses; the last one ends at STEP_END, so every search finds one.
 #define STEP_BITS 12
 #define MAX_STEPS (1 << STEP_BITS)
 #define STEP_END (1ULL << 62)
-volatile const struct step steps[MAX_STEPS];
-volatile const u32 target_tgid;
+struct steps {
+	struct step s[MAX_STEPS];
+};
+
+// One step table per binary, shared by its processes: allocated as added.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, u32);
+	__type(value, struct steps);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} step_tables SEC(".maps");
+
+// A target: its binary's table, where that binary is loaded, and its
+// counters, per CPU so that a sample on one CPU does not wait for another.
+struct target {
+	u64 bias;  // runtime address - file address
+	u32 table; // step_tables key
+	enum sample_count unused; // typed so that n's indexes reach userspace
+	u64 n[SAMPLES_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, u32); // tgid, as the initial PID namespace sees it
+	__type(value, struct target);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} targets SEC(".maps");
 
 #define MAX_FRAMES 32
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, enum sample_count);
-	__type(value, u64);
-	__uint(max_entries, SAMPLES_MAX);
-} samples SEC(".maps");
+// Samples per target and call site: the return address into the map
+// operation's caller, the value the map probes record as a site's caller.
+struct site {
+	u32 tgid;
+	u32 pad;
+	u64 caller;
+};
 
-// Samples per call site: the return address into the map operation's caller,
-// the value the map probes record as a site's caller.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, u64);
+	__type(key, struct site);
 	__type(value, u64);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 16384);
 } map_cpu_sites SEC(".maps");
 
 struct frames {
@@ -77,19 +107,24 @@ struct perf_event_ctx {
 	u64 addr;
 };
 
-// find returns the step holding pc: the first that ends above it. The search
-// has no branches, so the verifier walks it once instead of once per path.
-static __always_inline const volatile struct step *find(u64 pc)
+// find returns the step holding runtime address pc: the first that ends
+// above its file address. The search has no branches, so the verifier walks
+// it once instead of once per path.
+static __always_inline const struct step *find(const struct steps *tab, u64 pc, u64 bias)
 {
+	// A user address below the binary wraps around to above 2^63: every
+	// comparison below then says it comes first, and the first step is the
+	// gap before any map code.
+	u64 rel = pc - bias;
 	u32 i = 0;
 #pragma unroll
 	for (u32 half = MAX_STEPS / 2; half > 0; half >>= 1) {
-		u64 end = steps[(i + half - 1) & (MAX_STEPS - 1)].end;
-		// Both are below 2^62: the sign of pc-end says end <= pc.
-		u64 below = 1 - ((pc - end) >> 63);
+		u64 end = tab->s[(i + half - 1) & (MAX_STEPS - 1)].end;
+		// Both are below 2^62: the sign of rel-end says end <= rel.
+		u64 below = 1 - ((rel - end) >> 63);
 		i += half * below;
 	}
-	return &steps[i & (MAX_STEPS - 1)];
+	return &tab->s[i & (MAX_STEPS - 1)];
 }
 
 // top_bit is the index of v's highest set bit, for 0 < v < 2^32, without a
@@ -112,17 +147,18 @@ static __always_inline u32 top_bit(u64 v)
 	return r + ((0x1ULL - v) >> 63);
 }
 
-static __always_inline int bump_site(u64 caller)
+static __always_inline int bump_site(u32 tgid, u64 caller)
 {
-	u64 *n = bpf_map_lookup_elem(&map_cpu_sites, &caller);
+	struct site key = {.tgid = tgid, .caller = caller};
+	u64 *n = bpf_map_lookup_elem(&map_cpu_sites, &key);
 	if (n) {
 		__sync_fetch_and_add(n, 1);
 		return 1;
 	}
 	u64 one = 1;
-	if (bpf_map_update_elem(&map_cpu_sites, &caller, &one, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&map_cpu_sites, &key, &one, BPF_NOEXIST) == 0)
 		return 1;
-	n = bpf_map_lookup_elem(&map_cpu_sites, &caller); // another CPU inserted it first
+	n = bpf_map_lookup_elem(&map_cpu_sites, &key); // another CPU inserted it first
 	if (n) {
 		__sync_fetch_and_add(n, 1);
 		return 1;
@@ -133,17 +169,25 @@ static __always_inline int bump_site(u64 caller)
 SEC("perf_event")
 int cpu_sample(struct perf_event_ctx *ctx)
 {
-	if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct target *t = bpf_map_lookup_elem(&targets, &tgid);
+	if (!t)
 		return 0;
-	count(&samples, SAMPLES_TOTAL);
+	// Per CPU, and a sample never interrupts another on its CPU: no atomics.
+	t->n[SAMPLES_TOTAL]++;
 	// Kernel mode includes the traps of maptrace's own map probes, which
 	// sit at the map functions' entries: they are not the target's map work.
-	if ((ctx->regs.cs & 3) != 3)
+	if (!PT_USER_MODE(&ctx->regs))
 		return 0;
-	count(&samples, SAMPLES_USER);
+	t->n[SAMPLES_USER]++;
+	u32 table = t->table;
+	const struct steps *tab = bpf_map_lookup_elem(&step_tables, &table);
+	if (!tab)
+		return 0;
+	u64 bias = t->bias;
 
-	u64 ip = ctx->regs.ip;
-	const volatile struct step *leaf = find(ip);
+	u64 ip = PT_IP(&ctx->regs);
+	const struct step *leaf = find(tab, ip, bias);
 	u32 kind = leaf->kind;
 	if (kind == CODE_OTHER)
 		return 0; // most samples: no stack walk
@@ -155,7 +199,7 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	long got = bpf_get_stack(ctx, f->pc, sizeof(f->pc), BPF_F_USER_STACK);
 	u32 n = got > 0 ? got / sizeof(u64) : 0;
 	if (got <= 0)
-		count(&stats, STAT_STACK_LOST);
+		t->n[LOST_STACK]++;
 
 	// The frame-pointer walk misses the leaf's caller when the leaf has no
 	// frame of its own (the hash functions) or has not set it up yet: BP is
@@ -165,7 +209,7 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	u64 ret = 0;
 	s32 delta = leaf->sp_delta;
 	int have_ret = delta >= 0 &&
-		bpf_probe_read_user(&ret, sizeof(ret), (void *)(ctx->regs.sp + (u64)delta)) == 0 && ret;
+		bpf_probe_read_user(&ret, sizeof(ret), (void *)(PT_SP(&ctx->regs) + (u64)delta)) == 0 && ret;
 	u32 insert = have_ret && (n < 2 || f->pc[1] != ret);
 	u32 depth = (n > 0 ? n : 1) + insert; // logical frames; the leaf is ip
 
@@ -186,7 +230,7 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	u32 k;
 	for (k = 1; k < MAX_FRAMES && k < depth; k++) {
 		u64 pc = f->pc[(k - insert) & (MAX_FRAMES - 1)];
-		kk = find(pc - 1)->kind; // a return address: look up its call
+		kk = find(tab, pc - 1, bias)->kind; // a return address: look up its call
 		others |= ((kk - 1) >> 63) << k;
 		entries |= ((kk >> 1) & 1) << k;
 	}
@@ -198,19 +242,19 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	entries &= ended ? seen : (stop & -stop) - 1;
 	if (entries == 0) {
 		if (ended)
-			count(&samples, SAMPLES_NO_CALLER);
+			t->n[SAMPLES_NO_CALLER]++;
 		return 0; // map work not under a map operation: hash/maphash's hashing, say
 	}
 	u32 outer = top_bit(entries);
-	count(&samples, SAMPLES_MAP);
+	t->n[SAMPLES_MAP]++;
 	u32 c = outer + 1;
 	if (c >= depth) {
-		count(&samples, SAMPLES_NO_CALLER);
+		t->n[SAMPLES_NO_CALLER]++;
 		return 0;
 	}
 	u64 caller = f->pc[(c - insert) & (MAX_FRAMES - 1)];
-	if (!bump_site(caller))
-		count(&stats, STAT_AGG_FULL);
+	if (!bump_site(tgid, caller))
+		t->n[LOST_SITES]++;
 	return 0;
 }
 

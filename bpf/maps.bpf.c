@@ -62,6 +62,7 @@ enum {
 
 // Go's layout facts for the target's version, set at load time.
 volatile const u64 map_flags_offset;  // hmap.flags (8) or maps.Map.writing (34)
+volatile const u64 map_seed_offset;   // hmap.hash0 (12) or maps.Map.seed (8): new per map and per clear
 volatile const u8 map_writing_mask;   // hashWriting (4) or 1
 volatile const u64 iter_map_offset;   // hiter.h / maps.Iter.m
 volatile const u8 collect_keys;       // --keys none turns key reading off
@@ -98,13 +99,28 @@ struct class_stat {
 	u64 misses;       // sync.Map: keys found only in the dirty map (OP_MISS)
 	u64 promotions;   // sync.Map: the dirty map made the read map
 	u64 dirty_copies; // sync.Map: the read map copied into a new dirty map
+	u64 hops;         // operations by a goroutine whose last one on a map of this type was on another map
+	u64 publishes;    // maps of the class stored into an atomic.Pointer or atomic.Value (snapshots)
+	u64 published;    // their entries when stored
 	u32 key_kind;
 	u32 key_size;
 };
 
-// The class of each map seen.
+// The class of each map seen, its hash seed when first seen (a map made at
+// a freed map's address, or cleared, has another) and its operations: the
+// shards of a sharded map are told apart by these.
 struct map_info {
 	struct class_key class;
+	u64 ops;
+	u32 seed;
+	u32 _pad;
+};
+
+// A goroutine's last map of a Go type, to count its hops between maps of
+// that type: a sharded map's users hop between its shards, key by key.
+struct last_map_key {
+	s64 goid;
+	u64 type;
 };
 
 struct site_key {
@@ -202,6 +218,13 @@ struct {
 	__type(value, struct map_info);
 	__uint(max_entries, 65536);
 } map_classes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct last_map_key);
+	__type(value, u64);
+	__uint(max_entries, 16384);
+} last_maps SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -475,17 +498,22 @@ static __always_inline s64 site(struct pt_regs *ctx, struct class_key *c, u64 ca
 }
 
 // class_of returns the class of map m of Go type t, classifying the map at
-// its first operation seen. A map whose address now holds a map of another
-// type is a new map (the old one was freed).
-static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u64 t, u64 caller)
+// its first operation seen, and counts the operation on m. A map whose
+// address now holds a map of another type, or another hash seed, is a new
+// map (the old one was freed, or cleared). A sync.Map has no seed.
+static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u64 t, u64 caller, int is_sync)
 {
+	u32 seed = 0;
+	if (map_seed_offset && !is_sync)
+		bpf_probe_read_user(&seed, sizeof(seed), (void *)(m + map_seed_offset));
 	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
-	int fresh = !mi || mi->class.type != t;
+	int fresh = !mi || mi->class.type != t || mi->seed != seed;
 	if (fresh) {
-		struct map_info nmi = {.class = {.type = t, .site = caller}};
+		struct map_info nmi = {.class = {.type = t, .site = caller}, .ops = 1, .seed = seed};
 		bpf_map_update_elem(&map_classes, &m, &nmi, BPF_ANY);
 		*c = nmi.class;
 	} else {
+		add(&mi->ops, 1);
 		*c = mi->class;
 	}
 	struct class_stat ns = {};
@@ -495,6 +523,22 @@ static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u
 	if (fresh)
 		add(&st->maps, 1);
 	return st;
+}
+
+// note_hop counts goroutine goid's operation on m as a hop when its last
+// operation on a map of m's type was on another map.
+static __always_inline void note_hop(struct class_stat *st, s64 goid, u64 t, u64 m)
+{
+	struct last_map_key lk = {.goid = goid, .type = t};
+	u64 *last = bpf_map_lookup_elem(&last_maps, &lk);
+	if (!last) {
+		bpf_map_update_elem(&last_maps, &lk, &m, BPF_ANY);
+		return;
+	}
+	if (*last != m) {
+		add(&st->hops, 1);
+		*last = m;
+	}
 }
 
 // A write in progress that started more than this long ago cannot be the
@@ -596,8 +640,9 @@ static __always_inline void sync_slow_path(u64 m, u32 op)
 		add(&st->promotions, 1);
 }
 
-// prog_time's slot for map_op.
+// prog_time's slots: map_op's and map_publish's.
 #define PROG_TIME_MAP_OP 0
+#define PROG_TIME_MAP_PUBLISH 1
 
 static __always_inline int map_op_run(struct pt_regs *ctx)
 {
@@ -633,7 +678,7 @@ static __always_inline int map_op_run(struct pt_regs *ctx)
 	u64 type = a1;
 	if (is_sync)
 		type = m >= data_lo && m < data_hi ? m | SYNC_MAP_GLOBAL : SYNC_MAP_TYPE;
-	struct class_stat *st = class_of(&c, m, type, caller);
+	struct class_stat *st = class_of(&c, m, type, caller, is_sync);
 	if (!st)
 		return 0;
 	s64 stackid = site(ctx, &c, caller, op);
@@ -652,6 +697,8 @@ static __always_inline int map_op_run(struct pt_regs *ctx)
 		}
 	}
 
+	if (!is_sync)
+		note_hop(st, goid, type, m);
 	if (!is_sync && (op == OP_WRITE || op == OP_DELETE)) {
 		struct writer w = {.ns = bpf_ktime_get_ns(), .caller = caller, .goid = goid, .stackid = stackid, .op = op};
 		note_write(&c, st, m, &w);
@@ -714,6 +761,68 @@ int map_op(struct pt_regs *ctx)
 	u64 start = time_start(PROG_TIME_MAP_OP);
 	int ret = map_op_run(ctx);
 	time_end(PROG_TIME_MAP_OP, start);
+	return ret;
+}
+
+// How a publishing function (sync/atomic's pointer stores and swaps,
+// atomic.Value's) is passed the new value: the cookie's value.
+enum {
+	PUB_PTR_ARG2 = 1,   // StorePointer, SwapPointer: a pointer, BX
+	PUB_PTR_ARG3 = 2,   // CompareAndSwapPointer: CX
+	PUB_IFACE_ARG3 = 3, // (*Value).Store, Swap: an `any`, data word CX
+	PUB_IFACE_ARG5 = 4, // (*Value).CompareAndSwap: the new `any`'s data word, SI
+};
+
+// map_publish counts a copy-on-write snapshot: a map the map probes have
+// seen stored into an atomic.Pointer (a *map, or a pointer to a struct that
+// starts with one) or an atomic.Value (the map itself), with its entries
+// then (the count word that starts a map's header, classic or swiss).
+// Anything else stored is not in map_classes and costs one lookup.
+static __always_inline int map_publish_run(struct pt_regs *ctx)
+{
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	count(&hits, COOKIE_PROBE(cookie));
+	if (will_grow_stack(ctx, cookie))
+		return 0;
+	u64 a2 = GO_ARG2(ctx), a3 = GO_ARG3(ctx), a5 = GO_ARG5(ctx);
+	asm volatile("" : "+r"(a2), "+r"(a3), "+r"(a5)); // as in read_key
+	u64 m = 0;
+	switch (COOKIE_VALUE(cookie)) {
+	case PUB_PTR_ARG2:
+		bpf_probe_read_user(&m, sizeof(m), (void *)a2);
+		break;
+	case PUB_PTR_ARG3:
+		bpf_probe_read_user(&m, sizeof(m), (void *)a3);
+		break;
+	case PUB_IFACE_ARG3:
+		m = a3;
+		break;
+	case PUB_IFACE_ARG5:
+		m = a5;
+		break;
+	}
+	if (!m)
+		return 0;
+	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
+	if (!mi)
+		return 0;
+	struct class_key c = mi->class;
+	struct class_stat *st = bpf_map_lookup_elem(&class_stats, &c);
+	if (!st)
+		return 0;
+	u64 n = 0;
+	bpf_probe_read_user(&n, sizeof(n), (void *)m);
+	add(&st->publishes, 1);
+	add(&st->published, n);
+	return 0;
+}
+
+SEC("uprobe")
+int map_publish(struct pt_regs *ctx)
+{
+	u64 start = time_start(PROG_TIME_MAP_PUBLISH);
+	int ret = map_publish_run(ctx);
+	time_end(PROG_TIME_MAP_PUBLISH, start);
 	return ret;
 }
 

@@ -117,8 +117,8 @@ struct {
 static __always_inline s64 cached_stack(struct pt_regs *ctx)
 {
 	struct stack_key k = {};
-	k.pc[0] = ctx->ip;
-	u64 fp = ctx->bp;
+	k.pc[0] = PT_IP(ctx);
+	u64 fp = PT_FP(ctx);
 #pragma unroll
 	for (int i = 1; i < STACK_KEY_DEPTH; i++) {
 		u64 frame[2]; // saved BP, return address
@@ -155,21 +155,26 @@ struct {
 	__uint(max_entries, 16);
 } park_callers SEC(".maps");
 
-// semacquire1's CALL of gopark: the goroutine queued on the semaphore and
-// parks. The semaphore, semacquire1's first argument, is in its spill slot
-// above the frame (the plan checks that semacquire1 spills it).
 // prog_time's slots.
 #define PROG_TIME_PARK 0
 #define PROG_TIME_READY 1
 
+// semacquire1's call of gopark: the goroutine queued on the semaphore and
+// parks. The semaphore, semacquire1's first argument, is in its spill slot
+// above the frame, COOKIE_SLOT bytes above the frame pointer (the plan checks
+// that semacquire1 spills it).
 static __always_inline int sema_park_run(struct pt_regs *ctx)
 {
-	count(&hits, COOKIE_PROBE(bpf_get_attach_cookie(ctx)));
+	u64 cookie = bpf_get_attach_cookie(ctx);
+	count(&hits, COOKIE_PROBE(cookie));
 
 	u64 g = GO_G(ctx);
-	u64 frame[3] = {}; // saved BP, return address into the caller, the semaphore
-	bpf_probe_read_user(frame, sizeof(frame), (void *)ctx->bp);
-	s64 dist = (s64)(frame[1] - ctx->ip);
+	u64 frame[2] = {}; // saved frame pointer, return address into the caller
+	u64 fp = PT_FP(ctx);
+	bpf_probe_read_user(frame, sizeof(frame), (void *)fp);
+	u64 sema = 0;
+	bpf_probe_read_user(&sema, sizeof(sema), (void *)(fp + COOKIE_SLOT(cookie)));
+	s64 dist = (s64)(frame[1] - PT_IP(ctx));
 	u32 *kind = bpf_map_lookup_elem(&park_callers, &dist);
 	if (!kind) {
 		bpf_map_delete_elem(&inflight, &g); // not a sync mutex
@@ -177,7 +182,7 @@ static __always_inline int sema_park_run(struct pt_regs *ctx)
 	}
 	struct wait_start ws = {
 		.start_ns = bpf_ktime_get_ns(),
-		.sema = frame[2],
+		.sema = sema,
 		.stackid = cached_stack(ctx),
 		.kind = *kind,
 	};
@@ -195,7 +200,7 @@ int sema_park(struct pt_regs *ctx)
 	return ret;
 }
 
-// semrelease1's CALL of readyWithTime(s *sudog, …): a releaser makes the
+// semrelease1's call of readyWithTime(s *sudog, …): a releaser makes the
 // goroutine s.g (the sudog's first word) runnable. That ends the wait as Go's own
 // metrics and profiles count it: time parked, not the scheduling delay after.
 static __always_inline int sema_ready_run(struct pt_regs *ctx)

@@ -18,6 +18,7 @@ import (
 // names the exact kernel package of the day.
 type Kernel struct {
 	Series string // "6.1": for -kernels and the table
+	Arch   string // Debian's architecture: amd64 or arm64
 	Suite  string // the Debian release whose registry serves it
 	Meta   string // the meta package that depends on the exact one
 	Why    string // what it stands for in the matrix
@@ -31,10 +32,22 @@ type Kernel struct {
 // attach needs (5.10), one without uprobe_multi (6.1), and one with both.
 // Debian's registry serves no 5.15 to 6.5 kernel to test the fallback on
 // besides 6.1, nor anything newer than 6.12 for Debian 12.
+// The arm64 kernel runs under TCG emulating another instruction set, several
+// times slower than the amd64 guests: it runs a focused subset (Suites' Arm64).
 var Matrix = []Kernel{
-	{Series: "5.10", Suite: "bullseye", Meta: "linux-image-amd64", Why: "Debian 11: before perf-event links and attach cookies (5.15)"},
-	{Series: "6.1", Suite: "bookworm", Meta: "linux-image-amd64", Why: "Debian 12: before uprobe_multi (6.6)"},
-	{Series: "6.12", Suite: "bookworm", Meta: "linux-image-6.12-amd64", Why: "Debian 12's newer kernel (bookworm-security): every feature"},
+	{Series: "5.10", Arch: "amd64", Suite: "bullseye", Meta: "linux-image-amd64", Why: "Debian 11: before perf-event links and attach cookies (5.15)"},
+	{Series: "6.1", Arch: "amd64", Suite: "bookworm", Meta: "linux-image-amd64", Why: "Debian 12: before uprobe_multi (6.6)"},
+	{Series: "6.12", Arch: "amd64", Suite: "bookworm", Meta: "linux-image-6.12-amd64", Why: "Debian 12's newer kernel (bookworm-security): every feature"},
+	{Series: "6.1", Arch: "arm64", Suite: "bookworm", Meta: "linux-image-arm64", Why: "Debian 12 on arm64 (Graviton, Ampere): before uprobe_multi (6.6)"},
+}
+
+// Name is how the table and -kernels name k: its series, with the
+// architecture when it is not amd64 ("6.1/arm64").
+func (k Kernel) Name() string {
+	if k.Arch == "" || k.Arch == "amd64" {
+		return k.Series
+	}
+	return k.Series + "/" + k.Arch
 }
 
 // apt runs apt-get or apt-cache on a private state for suite in the cache:
@@ -44,10 +57,15 @@ var Matrix = []Kernel{
 type apt struct {
 	dir   string
 	suite string
+	arch  string
 }
 
-func newApt(cache, suite string) (*apt, error) {
-	a := &apt{dir: filepath.Join(cache, "apt", suite), suite: suite}
+func newApt(cache, suite, arch string) (*apt, error) {
+	name := suite
+	if arch != "amd64" {
+		name += "-" + arch
+	}
+	a := &apt{dir: filepath.Join(cache, "apt", name), suite: suite, arch: arch}
 	for _, d := range []string{"lists/partial", "archives/partial"} {
 		if err := os.MkdirAll(filepath.Join(a.dir, d), 0o755); err != nil {
 			return nil, err
@@ -76,6 +94,10 @@ func (a *apt) opts() []string {
 		"-o", "Dir::State::Lists=" + filepath.Join(a.dir, "lists"),
 		"-o", "Dir::State::status=/dev/null",
 		"-o", "Dir::Cache=" + a.dir,
+		// Another architecture's packages without dpkg --add-architecture:
+		// they are only downloaded and unpacked, never installed.
+		"-o", "APT::Architecture=" + a.arch,
+		"-o", "APT::Architectures::=" + a.arch,
 	}
 	if os.Geteuid() == 0 {
 		// apt's _apt user cannot write into root's cache directory
@@ -141,7 +163,7 @@ func (a *apt) resolve(k *Kernel) error {
 // (never installed), and only /boot extracted; the modules are not needed,
 // since the guest loads none.
 func fetch(cache string, k *Kernel, log io.Writer) error {
-	a, err := newApt(cache, k.Suite)
+	a, err := newApt(cache, k.Suite, k.Arch)
 	if err != nil {
 		return err
 	}
@@ -152,6 +174,9 @@ func fetch(cache string, k *Kernel, log io.Writer) error {
 		return err
 	}
 	dir := filepath.Join(cache, k.Package+"_"+k.Version)
+	if k.Arch != "amd64" {
+		dir += "_" + k.Arch
+	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*")); len(m) == 1 {
 		k.Vmlinuz = m[0]
 		return nil
@@ -169,7 +194,7 @@ func fetch(cache string, k *Kernel, log io.Writer) error {
 	if len(debs) != 1 {
 		return fmt.Errorf("apt-get download %s: %d .deb files", k.Package, len(debs))
 	}
-	if err := extractBoot(debs[0], tmp+"/x"); err != nil {
+	if err := extract(debs[0], tmp+"/x", "boot/"); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -186,8 +211,63 @@ func fetch(cache string, k *Kernel, log io.Writer) error {
 	return nil
 }
 
-// extractBoot extracts the deb's ./boot/ files into dir.
-func extractBoot(deb, dir string) error {
+// fetchBusybox puts Debian's busybox-static for arch in the cache, for a
+// guest of another architecture than the host's: downloaded, never
+// installed, as the kernels are.
+func fetchBusybox(cache, suite, arch string, log io.Writer) (string, error) {
+	a, err := newApt(cache, suite, arch)
+	if err != nil {
+		return "", err
+	}
+	if err := a.update(log); err != nil {
+		return "", err
+	}
+	out, err := a.run(a.dir, "apt-cache", "show", "--no-all-versions", "busybox-static")
+	if err != nil {
+		return "", err
+	}
+	version := ""
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "Version: "); ok {
+			version = v
+		}
+	}
+	dir := filepath.Join(cache, "busybox-static_"+version+"_"+arch)
+	bin := filepath.Join(dir, "bin", "busybox")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	tmp, err := os.MkdirTemp(cache, "download-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Fprintf(log, "kernels: downloading busybox-static %s (%s, %s) into %s\n", version, suite, arch, dir)
+	if _, err := a.run(tmp, "apt-get", "-qq", "download", "busybox-static="+version); err != nil {
+		return "", err
+	}
+	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
+	if len(debs) != 1 {
+		return "", fmt.Errorf("apt-get download busybox-static: %d .deb files", len(debs))
+	}
+	if err := extract(debs[0], tmp+"/x", "bin/busybox"); err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp+"/x", dir); err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("busybox-static %s: %v", arch, err)
+	}
+	return bin, nil
+}
+
+// extract extracts the deb's regular files whose path starts with prefix
+// into dir.
+func extract(deb, dir, prefix string) error {
 	cmd := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -209,7 +289,7 @@ func extractBoot(deb, dir string) error {
 			break
 		}
 		name := strings.TrimPrefix(h.Name, "./")
-		if !strings.HasPrefix(name, "boot/") || h.Typeflag != tar.TypeReg || strings.Contains(name, "..") {
+		if !strings.HasPrefix(name, prefix) || h.Typeflag != tar.TypeReg || strings.Contains(name, "..") {
 			continue
 		}
 		dst := filepath.Join(dir, name)

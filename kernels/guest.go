@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -24,23 +25,39 @@ import (
 type Suite struct {
 	Pkg string // relative to the module, without ./
 	Run string
+	// Arm64 is what runs on arm64, under TCG emulating another instruction
+	// set: a focused subset of Run; "" runs nothing there.
+	Arm64 string
 }
 
 // Suites are the tests that depend on the kernel: attach modes, the cost of
 // a hit, mutex accuracy against the runtime's metric, exact hot keys, races,
 // the CPU sampler (a perf_event program, the verifier's hardest), and what
 // the command line says and does, doctor included.
+//
+// On arm64 a focused subset: attaching, the cost of a hit, mutex accuracy,
+// hot keys and races, and doctor. The CPU sampler is amd64's only.
 var Suites = []Suite{
-	{"internal/preflight", "^TestFeaturesMatchKernel$"},
-	{"internal/probes", "^(TestAttachModes|TestInventory)$"},
-	{"internal/probes", "^TestParkSite$/^local$"},
-	{"internal/calibrate", "^TestMeasure$"},
-	{"internal/trace", "^(TestMutexContention|TestStrippedAndPIE|TestHotKeysExact|TestRaces|TestLockedMapsNoRaces|TestMapCPUWithProbes)$/^local$"},
+	{"internal/preflight", "^TestFeaturesMatchKernel$", "^TestFeaturesMatchKernel$"},
+	{"internal/probes", "^(TestAttachModes|TestInventory)$", "^(TestAttachModes|TestInventory)$"},
+	{"internal/probes", "^TestParkSite$/^local$", "^TestParkSite$/^local$"},
+	{"internal/calibrate", "^(TestMeasure|TestSiteCosts)$", "^(TestMeasure|TestSiteCosts)$"},
+	{"internal/trace", "^(TestMutexContention|TestStrippedAndPIE|TestHotKeysExact|TestRaces|TestLockedMapsNoRaces|TestMapCPUWithProbes)$/^local$",
+		"^(TestMutexContention|TestHotKeysExact|TestRaces|TestLockedMapsNoRaces)$/^local$"},
 	// Not TestMapShare: how samples split between map and other code
 	// depends on the CPU, not the kernel, and under TCG, which delivers a
 	// timer interrupt only between translated blocks, it is off by 0.1.
-	{"internal/cpuprof", "^(TestVerifierBudget|TestIoctlAttach|TestClose|TestNoMapWork)$"},
-	{"cmd/maptrace", "^(TestDoctorSystem|TestAttachRefusedOnOldKernel|TestDoctorGoTargets|TestChecksBeforeAttach|TestEndings|TestKilledLeavesNoProbe|TestExact)$"},
+	{"internal/cpuprof", "^(TestVerifierBudget|TestIoctlAttach|TestClose|TestNoMapWork)$", ""},
+	{"cmd/maptrace", "^(TestDoctorSystem|TestAttachRefusedOnOldKernel|TestDoctorGoTargets|TestChecksBeforeAttach|TestEndings|TestKilledLeavesNoProbe|TestExact)$",
+		"^TestDoctorSystem$"},
+}
+
+// runFor is what suite s runs on arch; "" is nothing.
+func (s Suite) runFor(arch string) string {
+	if arch == "arm64" {
+		return s.Arm64
+	}
+	return s.Run
 }
 
 // targetFlags are the builds of each testdata program prebuilt for the
@@ -61,13 +78,14 @@ func testBinary(pkg string) string {
 	return guestTests + "/" + strings.ReplaceAll(pkg, "/", "_") + ".test"
 }
 
-// buildGuest builds what the guest runs into files (guest path → host
-// path): maptrace, the test binaries and the targets, all static.
-func buildGuest(module, work string, log io.Writer) (map[string]string, error) {
+// buildGuest builds what a guest of arch runs into files (guest path → host
+// path): maptrace, the test binaries and the targets, all static. busybox
+// is the guest's shell, built for arch.
+func buildGuest(module, work, arch, busybox string, log io.Writer) (map[string]string, error) {
 	files := map[string]string{}
-	env := append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOARCH="+arch)
 	gobuild := func(guest string, args ...string) error {
-		host := filepath.Join(work, "build", strings.TrimPrefix(guest, "/"))
+		host := filepath.Join(work, "build-"+arch, strings.TrimPrefix(guest, "/"))
 		cmd := exec.Command("go", append(args[:1:1], append([]string{"-o", host}, args[1:]...)...)...)
 		cmd.Dir, cmd.Env = module, env
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -76,12 +94,12 @@ func buildGuest(module, work string, log io.Writer) (map[string]string, error) {
 		files[guest] = host
 		return nil
 	}
-	fmt.Fprintf(log, "kernels: building maptrace, %d test binaries and the targets\n", len(Suites))
+	fmt.Fprintf(log, "kernels: building maptrace, the test binaries and the targets for %s\n", arch)
 	if err := gobuild(guestBin, "build", "./cmd/maptrace"); err != nil {
 		return nil, err
 	}
 	for _, s := range Suites {
-		if _, ok := files[testBinary(s.Pkg)]; ok {
+		if _, ok := files[testBinary(s.Pkg)]; ok || s.runFor(arch) == "" {
 			continue
 		}
 		if err := gobuild(testBinary(s.Pkg), "test", "-c", "./"+s.Pkg); err != nil {
@@ -95,49 +113,59 @@ func buildGuest(module, work string, log io.Writer) (map[string]string, error) {
 	for _, gomod := range srcs {
 		src := filepath.Dir(gomod)
 		for _, flags := range targetFlags {
+			if arch != "amd64" && slices.Contains(flags, "-buildmode=pie") {
+				continue // a PIE needs arch's dynamic loader, which the guest lacks
+			}
 			guest := guestTargets + "/" + testtarget.PrebuiltName(src, "local", flags...)
-			host := filepath.Join(work, "build", strings.TrimPrefix(guest, "/"))
-			if err := testtarget.Compile(src, "local", host, flags...); err != nil {
+			host := filepath.Join(work, "build-"+arch, strings.TrimPrefix(guest, "/"))
+			if err := testtarget.CompileFor(arch, src, "local", host, flags...); err != nil {
 				return nil, err
 			}
 			files[guest] = host
 		}
 	}
-	busybox, err := staticBusybox()
-	if err != nil {
+	if err := staticBusybox(busybox); err != nil {
 		return nil, err
 	}
 	files["/bin/busybox"] = busybox
-	// Go links a PIE with the dynamic loader as its interpreter, cgo or
-	// not; it needs no library.
-	files[loader] = loader
+	if arch == "amd64" {
+		// Go links a PIE with the dynamic loader as its interpreter, cgo
+		// or not; it needs no library.
+		files[loader] = loader
+	}
 	return files, nil
 }
 
 // loader is the dynamic loader PIE targets name, on the host and the guest.
 const loader = "/lib64/ld-linux-x86-64.so.2"
 
-// staticBusybox is Debian's busybox-static: the guest has no libc.
-func staticBusybox() (string, error) {
-	const path = "/bin/busybox"
+// hostBusybox is where Debian's busybox-static installs busybox.
+const hostBusybox = "/bin/busybox"
+
+// staticBusybox checks that path is a static busybox, Debian's
+// busybox-static: the guest has no libc.
+func staticBusybox(path string) error {
 	f, err := elf.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("%v: install busybox-static (make test-kernels does)", err)
+		return fmt.Errorf("%v: install busybox-static (make test-kernels does)", err)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return "", fmt.Errorf("%s is dynamically linked: install busybox-static (make test-kernels does)", path)
+			return fmt.Errorf("%s is dynamically linked: install busybox-static (make test-kernels does)", path)
 		}
 	}
-	return path, nil
+	return nil
 }
 
 // initScript is the guest's /init: it mounts what maptrace needs (proc,
 // sysfs, debugfs and tracefs for uprobes, bpffs), runs doctor, one attach
 // and the suites, each between markers on the second serial port (the
-// first is the kernel's console), and powers off.
-func initScript(accel Accel) string {
+// first is the kernel's console), and powers off. On arm64 qemu's virt
+// machine has one serial port, and Debian builds the virtio console as a
+// module the guest cannot load: the markers share the console, with the
+// kernel's messages cut to emergencies.
+func initScript(accel Accel, arch string) string {
 	emulated := "0"
 	if accel.Name == "tcg" {
 		emulated = "1"
@@ -155,8 +183,7 @@ mount -t debugfs debugfs /sys/kernel/debug
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t bpf bpf /sys/fs/bpf
 mkdir -p /root
-stty -F /dev/ttyS1 raw -echo
-exec >/dev/ttyS1 2>&1
+` + serialSetup(arch) + `
 now() { cut -d' ' -f1 /proc/uptime; }
 step() {
 	name=$1; shift
@@ -187,17 +214,29 @@ step doctor maptrace doctor
 step attach attach
 `)
 	for i, s := range Suites {
+		run := s.runFor(arch)
+		if run == "" {
+			continue
+		}
 		fmt.Fprintf(&b, "mkdir -p %s/%s && cd %s/%s\n", guestSrc, s.Pkg, guestSrc, s.Pkg)
-		fmt.Fprintf(&b, "step test:%d %s -test.v=test2json -test.count=1 -test.timeout=20m -test.run '%s'\n", i, testBinary(s.Pkg), s.Run)
+		fmt.Fprintf(&b, "step test:%d %s -test.v=test2json -test.count=1 -test.timeout=20m -test.run '%s'\n", i, testBinary(s.Pkg), run)
 	}
 	b.WriteString("cd /\necho \"@@mt done\"\nreboot -f\n")
 	return b.String()
 }
 
+// serialSetup sends /init's output to the port the host reads it from.
+func serialSetup(arch string) string {
+	if arch == "arm64" {
+		return "echo 1 >/proc/sys/kernel/printk\nstty -F /dev/ttyAMA0 raw -echo\nexec >/dev/ttyAMA0 2>&1"
+	}
+	return "stty -F /dev/ttyS1 raw -echo\nexec >/dev/ttyS1 2>&1"
+}
+
 // writeInitramfs writes an uncompressed newc cpio archive of the files and
 // /init: the kernel unpacks it faster than a compressed one, which matters
 // under emulation.
-func writeInitramfs(path string, files map[string]string, accel Accel) error {
+func writeInitramfs(path string, files map[string]string, accel Accel, arch string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -233,7 +272,7 @@ func writeInitramfs(path string, files map[string]string, accel Accel) error {
 		}
 		w.entry(guest, 0o100755, data)
 	}
-	w.entry("/init", 0o100755, []byte(initScript(accel)))
+	w.entry("/init", 0o100755, []byte(initScript(accel, arch)))
 	w.entry("TRAILER!!!", 0, nil)
 	if w.err != nil {
 		f.Close()
@@ -330,6 +369,17 @@ func chooseAccel(want string) (Accel, error) {
 	}
 }
 
+// forArch is the accelerator for a guest of arch: an arm64 guest on this
+// amd64 host is always emulated, by TCG, as a Cortex-A57 (a CPU with
+// pointer authentication would emulate it too, slowly).
+func (a Accel) forArch(arch string) Accel {
+	if arch != "arm64" {
+		return a
+	}
+	return Accel{Name: "tcg", Args: []string{"-accel", "tcg,thread=multi", "-M", "virt", "-cpu", "cortex-a57"},
+		Why: "arm64 on an amd64 host"}
+}
+
 // VMResult is one guest's run.
 type VMResult struct {
 	Output  []byte        // the second serial port: the markers and what ran between them
@@ -341,16 +391,21 @@ type VMResult struct {
 // boot runs a guest of 2 vCPUs and 1.5 GiB with no network device, and
 // waits for it to power off, killing the qemu it started at the deadline.
 func boot(ctx context.Context, k *Kernel, initrd, work string, accel Accel, timeout time.Duration, attempt int) VMResult {
-	out := filepath.Join(work, fmt.Sprintf("out-%s-%d.log", k.Series, attempt))
-	con := filepath.Join(work, fmt.Sprintf("console-%s-%d.log", k.Series, attempt))
-	args := append(append([]string{}, accel.Args...),
-		"-smp", "2", "-m", "1536", "-nographic", "-no-reboot", "-net", "none", "-monitor", "none",
-		"-serial", "file:"+con, "-serial", "file:"+out,
-		"-kernel", k.Vmlinuz, "-initrd", initrd,
-		"-append", "console=ttyS0 rdinit=/init panic=-1 quiet")
+	name := strings.ReplaceAll(k.Name(), "/", "-")
+	out := filepath.Join(work, fmt.Sprintf("out-%s-%d.log", name, attempt))
+	con := filepath.Join(work, fmt.Sprintf("console-%s-%d.log", name, attempt))
+	qemu, serial, console := "qemu-system-x86_64", []string{"-serial", "file:" + con, "-serial", "file:" + out}, "ttyS0"
+	if k.Arch == "arm64" {
+		// One serial port (initScript): console and markers in one file.
+		qemu, serial, console, con = "qemu-system-aarch64", []string{"-serial", "file:" + out}, "ttyAMA0", out
+	}
+	args := append(append(append([]string{}, accel.Args...),
+		"-smp", "2", "-m", "1536", "-nographic", "-no-reboot", "-net", "none", "-monitor", "none"), serial...)
+	args = append(args, "-kernel", k.Vmlinuz, "-initrd", initrd,
+		"-append", "console="+console+" rdinit=/init panic=-1 quiet")
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	cmd := exec.CommandContext(ctx, qemu, args...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	start := time.Now()

@@ -1,16 +1,17 @@
 // Command kernels runs maptrace's kernel-dependent tests on Debian's amd64
-// kernels, each booted under qemu, and writes docs/KERNELS.md: a table of
-// kernel × test, what doctor and an attach say on each kernel, and the
-// wall time. `make test-kernels` runs it from the module's root:
+// kernels and its arm64 kernel, each booted under qemu, and writes
+// docs/KERNELS.md: a table of kernel × test, what doctor and an attach say
+// on each kernel, and the wall time. `make test-kernels` runs it from the module's root:
 //
 //	go run ./kernels -out docs/KERNELS.md
 //
 // The kernels are downloaded by exact package name from Debian's registry
 // into a cache (never installed), and only their /boot extracted. The guest
 // boots from an initramfs of busybox-static, maptrace, the test binaries
-// (go test -c) and their targets, all built here: the guest has no Go, and
-// no network. It needs qemu-system-x86 and busybox-static
-// (scripts/deps.sh kernels), not root.
+// (go test -c) and their targets, all built here for the kernel's
+// architecture: the guest has no Go, and no network. It needs
+// qemu-system-x86, qemu-system-arm and busybox-static (scripts/deps.sh
+// kernels), not root; arm64's busybox-static is downloaded like the kernels.
 package main
 
 import (
@@ -47,7 +48,7 @@ func run() error {
 	start := time.Now()
 	out := flag.String("out", "docs/KERNELS.md", "where to write the table (- for standard output)")
 	cacheDir := flag.String("cache", "", "where kernels are kept between runs (default: the user cache directory's maptrace-kernels)")
-	only := flag.String("kernels", "", "comma-separated series to run, e.g. 6.1,6.12 (default: all of the matrix)")
+	only := flag.String("kernels", "", "comma-separated kernels to run, e.g. 6.1,6.12,6.1/arm64 (default: all of the matrix)")
 	accelFlag := flag.String("accel", "auto", "auto, kvm or tcg")
 	timeout := flag.Duration("timeout", 40*time.Minute, "longest a guest may run before its qemu is killed")
 	keep := flag.Bool("keep", false, "keep the work directory (initramfs, serial logs)")
@@ -79,7 +80,7 @@ func run() error {
 		for _, s := range strings.Split(*only, ",") {
 			found := false
 			for _, k := range Matrix {
-				if k.Series == strings.TrimSpace(s) {
+				if k.Name() == strings.TrimSpace(s) {
 					kernels, found = append(kernels, k), true
 				}
 			}
@@ -121,16 +122,32 @@ func run() error {
 		results[i].Kernel = kernels[i]
 		if err := fetch(cache, &results[i].Kernel, os.Stdout); err != nil {
 			results[i].Err = fmt.Errorf("not fetched: %v", err)
-			fmt.Printf("kernels: %s: %v\n", kernels[i].Series, results[i].Err)
+			fmt.Printf("kernels: %s: %v\n", kernels[i].Name(), results[i].Err)
 		}
 	}
-	files, err := buildGuest(module, work, os.Stdout)
-	if err != nil {
-		return err
-	}
-	initrd := filepath.Join(work, "initramfs.cpio")
-	if err := writeInitramfs(initrd, files, accel); err != nil {
-		return err
+	// One initramfs per architecture, built when a kernel needs it.
+	initrds := map[string]string{}
+	initrdFor := func(arch string) (string, error) {
+		if p, ok := initrds[arch]; ok {
+			return p, nil
+		}
+		busybox := hostBusybox
+		if arch != "amd64" {
+			var err error
+			if busybox, err = fetchBusybox(cache, "bookworm", arch, os.Stdout); err != nil {
+				return "", err
+			}
+		}
+		files, err := buildGuest(module, work, arch, busybox, os.Stdout)
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(work, "initramfs-"+arch+".cpio")
+		if err := writeInitramfs(p, files, accel.forArch(arch), arch); err != nil {
+			return "", err
+		}
+		initrds[arch] = p
+		return p, nil
 	}
 	fmt.Printf("kernels: accelerator %s: %s\n", accel.Name, accel.Why)
 	for i := range results {
@@ -138,6 +155,11 @@ func run() error {
 		if r.Err != nil || ctx.Err() != nil {
 			continue
 		}
+		initrd, err := initrdFor(r.Kernel.Arch)
+		if err != nil {
+			return err
+		}
+		accel := accel.forArch(r.Kernel.Arch)
 		var wall time.Duration // every boot's
 		for attempt := 1; ; attempt++ {
 			fmt.Printf("kernels: booting %s (%s)\n", r.Kernel.Package, r.Kernel.Version)
@@ -159,7 +181,7 @@ func run() error {
 			if r.Err == nil || oops == "" || attempt == 2 || ctx.Err() != nil {
 				break
 			}
-			fmt.Printf("kernels: %s: %v, after %q: booting it again\n", r.Kernel.Series, r.Err, oops)
+			fmt.Printf("kernels: %s: %v, after %q: booting it again\n", r.Kernel.Name(), r.Err, oops)
 		}
 		r.VM.Wall = wall
 		for j, s := range Suites {
@@ -173,13 +195,13 @@ func run() error {
 			}
 			r.Tests = append(r.Tests, tr...)
 		}
-		fmt.Printf("kernels: %s: %s in %v%s\n", r.Kernel.Series, counts(r.Tests), r.VM.Wall.Round(time.Second), errSuffix(r.Err))
+		fmt.Printf("kernels: %s: %s in %v%s\n", r.Kernel.Name(), counts(r.Tests), r.VM.Wall.Round(time.Second), errSuffix(r.Err))
 		if r.Err != nil {
 			tail := r.VM.Console
 			if len(tail) > 2000 {
 				tail = tail[len(tail)-2000:]
 			}
-			fmt.Printf("kernels: %s console's end:\n%s\n", r.Kernel.Series, tail)
+			fmt.Printf("kernels: %s console's end:\n%s\n", r.Kernel.Name(), tail)
 		}
 	}
 	// Stack traces in the notes name the host's source paths: the doc
@@ -197,7 +219,7 @@ func run() error {
 	fmt.Printf("kernels: wall time %v\n", time.Since(start).Round(time.Second))
 	for _, r := range results {
 		if r.Err != nil {
-			return fmt.Errorf("%s: %v", r.Kernel.Series, r.Err)
+			return fmt.Errorf("%s: %v", r.Kernel.Name(), r.Err)
 		}
 		for _, t := range r.Tests {
 			if t.Action == "fail" {

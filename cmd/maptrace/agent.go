@@ -31,6 +31,7 @@ func agentCmd() *cobra.Command {
 		maps     bool
 		noMaps   bool
 		keys     string
+		ctrd     string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --listen ADDR [--match PATTERN]...",
@@ -59,12 +60,13 @@ func agentCmd() *cobra.Command {
 				return usageError{errors.New("--no-mutex and --no-maps leave nothing to trace: drop one")}
 			}
 			cfg := agent.Config{
-				Patterns: patterns,
-				Mutex:    mutex && !noMutex,
-				Maps:     maps && !noMaps,
-				Overhead: overhead,
-				Keys:     keys,
-				Log:      cmd.ErrOrStderr(),
+				Patterns:   patterns,
+				Mutex:      mutex && !noMutex,
+				Maps:       maps && !noMaps,
+				Overhead:   overhead,
+				Keys:       keys,
+				Log:        cmd.ErrOrStderr(),
+				Containerd: ctrd,
 			}
 			if survey {
 				return runSurvey(cmd, cfg)
@@ -82,6 +84,7 @@ func agentCmd() *cobra.Command {
 	fs.BoolVar(&noMutex, "no-mutex", false, "do not trace mutex contention")
 	fs.BoolVar(&maps, "maps", true, "trace map operations under the --overhead budget")
 	fs.BoolVar(&noMaps, "no-maps", false, "do not trace map operations")
+	fs.StringVar(&ctrd, "containerd", agent.DefaultContainerd, "read the Kubernetes pod and container names of containers from containerd's `SOCKET` (\"\" for none)")
 	fs.StringVar(&keys, "keys", "hash", "how map keys appear on /metrics and in reports: hash (a stable short hash), raw or none")
 	return cmd
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/maptrace/maptrace/internal/image"
 	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
@@ -296,7 +297,8 @@ func TestAgent(t *testing.T) {
 		}
 	}
 
-	// A report of one of them over a second.
+	// A report of one of them over a second, while it works.
+	c.Send(t, "run 1500")
 	resp, err := http.Get("http://" + a.addr + "/report?service=contention&seconds=1")
 	if err != nil {
 		t.Fatal(err)
@@ -310,6 +312,11 @@ func TestAgent(t *testing.T) {
 	if r.Target.PID != c.PID() || r.Window.Seconds < 0.9 || r.Window.Seconds > 3 {
 		t.Errorf("/report: pid %d over %.2fs, want pid %d over about 1s", r.Target.PID, r.Window.Seconds, c.PID())
 	}
+	// Sampled by the agent's one CPU sampler, shared with the other targets.
+	if r.CPU.Samples == 0 {
+		t.Errorf("/report: no CPU samples of a busy target: %+v", r.CPU)
+	}
+	c.Line(t, 10*time.Second)
 
 	// Killed: gone from the next scrape, its probes with it.
 	m.Cmd.Process.Kill()
@@ -402,12 +409,93 @@ func TestAgentContainer(t *testing.T) {
 		exec.Command(runc, "--root", state, "delete", "--force", id).Run()
 	})
 
-	a := startAgent(t, "--match", id[:12])
+	// No containerd at the socket: one warning, and the container_id label.
+	missing := filepath.Join(t.TempDir(), "containerd.sock")
+	a := startAgent(t, "--match", id[:12], "--containerd", missing)
 	fams := a.waitServices(t, 10*time.Second, "contention")
 	if got := services(fams)["contention"]; got != id {
 		t.Errorf("container_id %q, want %q", got, id)
 	}
 	a.waitLine(t, 5*time.Second, "(contention, container "+id[:12]+"): tracing /contention")
+	if n := strings.Count(a.stderr.String(), "warning: containerd at "+missing); n != 1 {
+		t.Errorf("%d warnings about the missing containerd socket, want 1:\n%s", n, a.stderr)
+	}
+}
+
+// TestAgentPod traces a Go program in a container of a containerd of the
+// test's own, created with the labels a kubelet gives its containers
+// through CRI, from an image the test builds and imports: selected by
+// namespace/pod, its series carry namespace, pod and container, and its
+// service is the container's name.
+func TestAgentPod(t *testing.T) {
+	testtarget.NeedRoot(t)
+	c := testtarget.StartContainerd(t)
+	data, err := os.ReadFile(testtarget.Build(t, "../../testdata/contention", "local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test targets are static (CGO_ENABLED=0): the binary is the image.
+	img, err := image.Build(image.Config{
+		Files:      []image.File{{Path: "/contention", Mode: 0o755, Data: data}},
+		Entrypoint: []string{"/contention"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarFile := filepath.Join(t.TempDir(), "contention.tar")
+	ref := "localhost/maptrace-test-contention:1"
+	if err := image.WriteTarball(tarFile, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	c.Ctr(t, "images", "import", tarFile)
+
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		t.Fatal(err)
+	}
+	id := hex.EncodeToString(raw[:]) // as CRI's: the test's own
+	namespace, pod := "shop-"+id[:8], "web-0"
+	args := append([]string{"--address", c.Address, "--namespace", testtarget.Namespace, "run"}, c.RunArgs()...)
+	args = append(args,
+		"--label", "io.kubernetes.pod.namespace="+namespace,
+		"--label", "io.kubernetes.pod.name="+pod,
+		"--label", "io.kubernetes.container.name=api",
+		ref, id)
+	testtarget.Start(t, "ctr", args...) // stdin stays open: the target exits at EOF
+
+	started := time.Now()
+	a := startAgent(t, "--containerd", c.Address, "--match", namespace+"/web-*")
+	fams := a.waitServices(t, 10*time.Second, "api")
+	t.Logf("the pod's process traced %v after the agent started", time.Since(started).Round(time.Millisecond))
+	want := map[string]string{"service": "api", "container_id": id, "namespace": namespace, "pod": pod, "container": "api"}
+	for _, m := range fams["maptrace_target_up"].GetMetric() {
+		got := map[string]string{}
+		for _, l := range m.GetLabel() {
+			got[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("maptrace_target_up: %s=%q, want %q (labels %v)", k, got[k], v, got)
+			}
+		}
+	}
+	a.waitLine(t, 5*time.Second, "(api, container "+id[:12]+", pod "+namespace+"/"+pod+"): tracing /contention")
+	if strings.Contains(a.stderr.String(), "warning: containerd") {
+		t.Errorf("a warning about containerd:\n%s", a.stderr)
+	}
+
+	resp, err := http.Get("http://" + a.addr + "/report?namespace=" + namespace + "&pod=" + pod + "&seconds=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/report of the pod: %s: %s", resp.Status, body)
+	}
+	if r := parseReport(t, body); r.Target.Exe != "/contention" {
+		t.Errorf("/report of the pod: %s, want /contention", r.Target.Exe)
+	}
 }
 
 // editJSON rewrites a JSON object file through edit.

@@ -32,7 +32,8 @@ func doctorCmd() *cobra.Command {
 		Use:   "doctor [-p PID]",
 		Short: "Check that this machine, and with -p the target binary, can be traced",
 		Long: "doctor runs attach's preflight checks — kernel, privileges, uprobes, memlock, BPF, the kernel\n" +
-			"features attach uses (uprobe_multi and perf-event links, attach cookies, pidfd: Linux 5.15 or newer)\n" +
+			"features attach uses (uprobe_multi and perf-event links, attach cookies, pidfd: Linux 5.15 or newer,\n" +
+			"on amd64 or arm64)\n" +
 			"and BTF — and shows them all, with a fix for each failure. With -p it also checks the target: is it\n" +
 			"a Go binary, which Go version, stripped or not, PIE or not, which probed functions it has, and where\n" +
 			"the goroutine id offset comes from. It exits 1 if a check that tracing cannot do without fails.",
@@ -138,7 +139,7 @@ func targetChecks(proc *target.Process) []doctorCheck {
 	var cs []doctorCheck
 	cs = append(cs, ok("go binary", fmt.Sprintf("%s %s", bin.GoVersion, bin.Arch)))
 	if err := bin.CheckSupported(); err != nil {
-		fix := "maptrace supports Go 1.19 and newer on amd64"
+		fix := "maptrace supports Go 1.19 and newer on amd64 and arm64"
 		if errors.Is(err, symbols.ErrUnsupportedVersion) && !bin.HasDWARF {
 			fix = "build the target without -ldflags=-w (keep DWARF), or use a maptrace that knows this Go release"
 		}

@@ -79,7 +79,7 @@ func targetError(pid int, err error) error {
 		if f := strings.Fields(detail(symbols.ErrUnsupportedArch)); len(f) > 0 {
 			arch = " " + f[0]
 		}
-		return fmt.Errorf("%s: unsupported architecture%s: maptrace traces amd64 programs only", who, arch)
+		return fmt.Errorf("%s: unsupported architecture%s: maptrace traces amd64 and arm64 programs only", who, arch)
 	case errors.Is(err, symbols.ErrUnsupportedVersion):
 		d := detail(symbols.ErrUnsupportedVersion)
 		v := goVersion.FindString(d)

@@ -296,7 +296,7 @@ func TestUnsupportedArch(t *testing.T) {
 	}
 	p := testtarget.Start(t, bin)
 	pid := strconv.Itoa(p.PID())
-	want := "pid " + pid + " (" + bin + "): unsupported architecture 386: maptrace traces amd64 programs only"
+	want := "pid " + pid + " (" + bin + "): unsupported architecture 386: maptrace traces amd64 and arm64 programs only"
 	for _, args := range [][]string{{"attach", "-p", pid, "-d", "1s"}, {"doctor", "-p", pid}} {
 		_, stderr, code := run(t, args...)
 		if code != 1 {

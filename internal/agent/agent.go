@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/maptrace/maptrace/internal/calibrate"
+	"github.com/maptrace/maptrace/internal/cpuprof"
 	"github.com/maptrace/maptrace/internal/metrics"
 	"github.com/maptrace/maptrace/internal/probes"
 	"github.com/maptrace/maptrace/internal/report"
@@ -44,6 +45,9 @@ type Config struct {
 	Log io.Writer
 	// Every is how often /proc is scanned; DefaultEvery if zero.
 	Every time.Duration
+	// Containerd is the containerd socket the Kubernetes labels of a
+	// container's processes are read from; "" reads none.
+	Containerd string
 }
 
 // DefaultEvery is the scan period: a process is traced within about that
@@ -57,6 +61,7 @@ type Agent struct {
 	self  int
 	fleet *metrics.Fleet
 	bins  *binaries
+	pods  *pods
 	log   *lineLog
 
 	mu      sync.Mutex
@@ -65,6 +70,11 @@ type Agent struct {
 	waiting map[key]bool   // processes another tracer traces: said once, judged again each scan
 	costs   map[costKey]calibrate.Cost
 	wg      sync.WaitGroup
+
+	// sampler samples every traced process's CPU time: one program and
+	// one clock per CPU for the node, not per process. Nil if it could not
+	// start; each trace then tries its own.
+	sampler *cpuprof.Program
 }
 
 // traced is a process being traced.
@@ -90,12 +100,15 @@ func New(cfg Config) *Agent {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
+	log := &lineLog{w: cfg.Log}
 	return &Agent{
-		cfg:     cfg,
-		self:    os.Getpid(),
-		fleet:   metrics.NewFleet(cfg.Keys, metrics.LabelService, metrics.LabelContainerID),
+		cfg:  cfg,
+		self: os.Getpid(),
+		fleet: metrics.NewFleet(cfg.Keys, metrics.LabelService, metrics.LabelContainerID,
+			metrics.LabelNamespace, metrics.LabelPod, metrics.LabelContainer),
 		bins:    newBinaries(),
-		log:     &lineLog{w: cfg.Log},
+		pods:    newPods(cfg.Containerd, log),
+		log:     log,
 		traced:  map[key]*traced{},
 		skipped: map[key]string{},
 		waiting: map[key]bool{},
@@ -105,10 +118,20 @@ func New(cfg Config) *Agent {
 
 // Run scans and traces until ctx is done, then ends every trace.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.cfg.Mutex || a.cfg.Maps {
+		sp, err := cpuprof.Open()
+		if err != nil {
+			a.log.printf("note: no shared CPU sampling: %v", err)
+		} else {
+			a.sampler = sp
+			defer sp.Close() // after every trace has ended
+		}
+	}
 	sessions, stopAll := context.WithCancel(context.Background())
 	defer func() {
 		stopAll()
 		a.wg.Wait()
+		a.pods.close()
 	}()
 	t := time.NewTicker(a.cfg.Every)
 	defer t.Stop()
@@ -172,8 +195,13 @@ func (a *Agent) scan(ctx, sessions context.Context) error {
 			delete(a.waiting, k)
 		}
 	}
+	inContainers := map[string]bool{}
+	for _, t := range a.traced {
+		inContainers[t.proc.ContainerID] = true
+	}
 	a.mu.Unlock()
 	a.bins.prune(running)
+	a.pods.prune(inContainers)
 	return nil
 }
 
@@ -215,6 +243,8 @@ func (a *Agent) judge(p *Process, linked func() map[int]bool) verdict {
 	}
 	if p.IsGo() || len(a.cfg.Patterns) > 0 {
 		p.ContainerID = containerOf(p.PID)
+		pd := a.pods.of(p.ContainerID)
+		p.Namespace, p.Pod, p.Container = pd.Namespace, pd.Name, pd.Container
 	}
 	why := "every Go process (no --match)"
 	if len(a.cfg.Patterns) > 0 {
@@ -312,6 +342,7 @@ func (a *Agent) attach(sessions context.Context, p Process) {
 		Binary:    bin,
 		StartTime: p.Start,
 		HitCost:   cost,
+		Sampler:   a.sampler,
 	})
 	if err != nil {
 		a.bins.release(p.File)
@@ -320,7 +351,7 @@ func (a *Agent) attach(sessions context.Context, p Process) {
 	}
 	ctx, cancel := context.WithCancel(sessions)
 	t := &traced{proc: p, sess: sess, cancel: cancel}
-	member := a.fleet.Add(sess, p.Service(), p.ContainerID)
+	member := a.fleet.Add(sess, p.Service(), p.ContainerID, p.Namespace, p.Pod, p.Container)
 	a.mu.Lock()
 	a.costs[ck] = sess.HitCost()
 	a.traced[k] = t
@@ -328,6 +359,9 @@ func (a *Agent) attach(sessions context.Context, p Process) {
 	where := ""
 	if p.ContainerID != "" {
 		where = ", container " + short(p.ContainerID)
+	}
+	if p.Pod != "" {
+		where += ", pod " + p.Namespace + "/" + p.Pod
 	}
 	a.log.printf("pid %d (%s%s): tracing %s (%s)", p.PID, p.Service(), where, p.Exe, p.GoVersion)
 

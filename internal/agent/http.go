@@ -29,7 +29,7 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
-// serveReport answers GET /report?service=S&container_id=C&pid=P&seconds=N:
+// serveReport answers GET /report?service=S&container_id=C&namespace=NS&pod=P&pid=PID&seconds=N:
 // the report of the one traced process the given fields select, for the
 // next N seconds. It is the difference of two snapshots of the running
 // trace, N seconds apart (report.Diff), with its findings analyzed anew:
@@ -42,8 +42,9 @@ func (a *Agent) serveReport(w http.ResponseWriter, req *http.Request) {
 	}
 	q := req.URL.Query()
 	service, container, pidText := q.Get("service"), q.Get("container_id"), q.Get("pid")
-	if service == "" && container == "" && pidText == "" {
-		http.Error(w, "give service=NAME, container_id=ID or pid=PID: the traced process to report on", http.StatusBadRequest)
+	namespace, podName := q.Get("namespace"), q.Get("pod")
+	if service == "" && container == "" && pidText == "" && podName == "" {
+		http.Error(w, "give service=NAME, container_id=ID, pod=NAME (with namespace=NS) or pid=PID: the traced process to report on", http.StatusBadRequest)
 		return
 	}
 	pid := 0
@@ -64,7 +65,7 @@ func (a *Agent) serveReport(w http.ResponseWriter, req *http.Request) {
 		seconds = n
 	}
 	var sel []string
-	for _, f := range [][2]string{{"service", service}, {"container_id", container}, {"pid", pidText}} {
+	for _, f := range [][2]string{{"service", service}, {"container_id", container}, {"namespace", namespace}, {"pod", podName}, {"pid", pidText}} {
 		if f[1] != "" {
 			sel = append(sel, f[0]+"="+f[1])
 		}
@@ -72,6 +73,7 @@ func (a *Agent) serveReport(w http.ResponseWriter, req *http.Request) {
 	ts := a.sessionsOf(func(p *Process) bool {
 		return (service == "" || p.Service() == service) &&
 			(container == "" || p.ContainerID == container || len(container) >= minIDPrefix && strings.HasPrefix(p.ContainerID, container)) &&
+			(namespace == "" || p.Namespace == namespace) && (podName == "" || p.Pod == podName) &&
 			(pid == 0 || p.PID == pid)
 	})
 	switch len(ts) {

@@ -13,8 +13,8 @@ import (
 //   - the Go main module's path, as a glob;
 //   - the container ID, in full or by a prefix of at least 12 digits (as
 //     docker ps shows it);
-//   - namespace/pod on Kubernetes, as a glob, once the pod is known (the
-//     agent does not learn pods yet, so this form matches nothing today).
+//   - namespace/pod on Kubernetes, as a glob, for a container whose pod
+//     containerd's CRI labels name.
 type Pattern string
 
 // minIDPrefix is the shortest container ID prefix a pattern may give: the

@@ -51,7 +51,8 @@ func TestPatterns(t *testing.T) {
 func TestWriteSurvey(t *testing.T) {
 	var b bytes.Buffer
 	err := WriteSurvey(&b, []SurveyRow{
-		{Process: Process{PID: 812, Exe: "/usr/bin/api", GoVersion: "go1.26.8", Module: "example.com/api", ContainerID: id1},
+		{Process: Process{PID: 812, Exe: "/usr/bin/api", GoVersion: "go1.26.8", Module: "example.com/api", ContainerID: id1,
+			Namespace: "shop", Pod: "web-0", Container: "api"},
 			Trace: true, Reason: "matches --match api"},
 		{Process: Process{PID: 4242, Exe: "/usr/bin/sleep"}, Reason: "not a Go program"},
 	})
@@ -63,9 +64,9 @@ func TestWriteSurvey(t *testing.T) {
 		t.Fatalf("%d lines:\n%s", len(lines), b.String())
 	}
 	for i, want := range [][]string{
-		{"PID", "TRACE", "GO", "EXE", "MODULE", "CONTAINER", "WHY"},
-		{"812", "yes", "go1.26.8", "/usr/bin/api", "example.com/api", id1[:12], "matches", "--match", "api"},
-		{"4242", "no", "-", "/usr/bin/sleep", "-", "-", "not", "a", "Go", "program"},
+		{"PID", "TRACE", "GO", "EXE", "MODULE", "CONTAINER", "POD", "WHY"},
+		{"812", "yes", "go1.26.8", "/usr/bin/api", "example.com/api", id1[:12], "shop/web-0", "matches", "--match", "api"},
+		{"4242", "no", "-", "/usr/bin/sleep", "-", "-", "-", "not", "a", "Go", "program"},
 	} {
 		if got := strings.Fields(lines[i]); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("line %d: %q, want the fields %q", i, lines[i], want)
@@ -89,5 +90,21 @@ func TestLog(t *testing.T) {
 		"maptrace: pid 2 (api): 3 lost events\n"
 	if b.String() != want {
 		t.Errorf("log:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestService: a Kubernetes container's name, else the executable's.
+func TestService(t *testing.T) {
+	for _, tc := range []struct {
+		p    Process
+		want string
+	}{
+		{Process{Exe: "/usr/local/bin/server"}, "server"},
+		{Process{Exe: "/app", ContainerID: id1}, "app"},
+		{Process{Exe: "/app", ContainerID: id1, Namespace: "shop", Pod: "api-7d9f-x2", Container: "api"}, "api"},
+	} {
+		if got := tc.p.Service(); got != tc.want {
+			t.Errorf("%+v: service %q, want %q", tc.p, got, tc.want)
+		}
 	}
 }

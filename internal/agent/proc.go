@@ -28,8 +28,10 @@ type Process struct {
 	// ContainerID is its container's, from /proc/PID/cgroup; "" outside
 	// containers.
 	ContainerID string
-	// Namespace and Pod are its Kubernetes pod's, when known: not yet.
-	Namespace, Pod string
+	// Namespace, Pod and Container are its Kubernetes pod's and
+	// container's names, from containerd's CRI labels; "" outside
+	// Kubernetes, or without containerd's socket.
+	Namespace, Pod, Container string
 }
 
 // key identifies a process for as long as it runs one executable.
@@ -41,8 +43,15 @@ type key struct {
 
 func (p *Process) key() key { return key{p.PID, p.Start, p.File} }
 
-// Service is the process's service label: its executable's base name.
-func (p *Process) Service() string { return path.Base(p.Exe) }
+// Service is the process's service label: its Kubernetes container's
+// name, which says what it is in that pod's terms (the executable is often
+// /app or /server), else its executable's base name.
+func (p *Process) Service() string {
+	if p.Container != "" {
+		return p.Container
+	}
+	return path.Base(p.Exe)
+}
 
 // IsGo reports whether the executable has Go build information.
 func (p *Process) IsGo() bool { return p.GoVersion != "" }

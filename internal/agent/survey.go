@@ -60,13 +60,17 @@ func (a *Agent) Survey() ([]SurveyRow, error) {
 // WriteSurvey writes the survey as a table.
 func WriteSurvey(w io.Writer, rows []SurveyRow) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "PID\tTRACE\tGO\tEXE\tMODULE\tCONTAINER\tWHY")
+	fmt.Fprintln(tw, "PID\tTRACE\tGO\tEXE\tMODULE\tCONTAINER\tPOD\tWHY")
 	for _, r := range rows {
 		yes := "no"
 		if r.Trace {
 			yes = "yes"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.PID, yes, dash(r.GoVersion), r.Exe, dash(r.Module), dash(short(r.ContainerID)), r.Reason)
+		pod := ""
+		if r.Pod != "" {
+			pod = r.Namespace + "/" + r.Pod
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.PID, yes, dash(r.GoVersion), r.Exe, dash(r.Module), dash(short(r.ContainerID)), dash(pod), r.Reason)
 	}
 	return tw.Flush()
 }

@@ -52,30 +52,48 @@ type Cost struct {
 func (c Cost) Trap() time.Duration { return max(0, c.Hit-c.Program) }
 
 // Measure returns the cost of one hit of the map program on an entry site
-// (PUSHQ BP, which the kernel emulates, as every maptrace probe's is), from
-// calls of a function of this process timed probed and unprobed. The probe
-// is a map read's by a uint64 key, hot keys counted: the commonest hit. It
-// loads its own copy of the program, so that the trace's maps stay clean.
+// (PUSHQ BP on amd64, B.LS on arm64, which the kernel emulates, as every
+// maptrace probe's is), from calls of a function of this process timed
+// probed and unprobed. The probe is a map read's by a uint64 key, hot keys
+// counted: the commonest hit. It loads its own copy of the program, so that
+// the trace's maps stay clean.
 //
 // Measurements run one at a time: two probes on the one probed function
 // would each count the other's hits.
 func Measure(goidOffset uint64, layout probes.MapLayout, multi bool) (Cost, error) {
+	costs, err := measureSites(goidOffset, layout, multi, func(s probes.Sites, _ uint64) []uint64 { return []uint64{s.Entry} })
+	if err != nil {
+		return Cost{}, err
+	}
+	return costs[0], nil
+}
+
+// probedName is the function Measure probes.
+const probedName = "github.com/maptrace/maptrace/internal/calibrate.probed"
+
+// measureSites measures a hit at each of the file offsets in probed that
+// pick returns, given its sites and its first instruction's offset.
+func measureSites(goidOffset uint64, layout probes.MapLayout, multi bool, pick func(s probes.Sites, first uint64) []uint64) ([]Cost, error) {
 	measuring.Lock()
 	defer measuring.Unlock()
 	maps, err := probes.LoadMaps(goidOffset, layout, true, multi)
 	if err != nil {
-		return Cost{}, err
+		return nil, err
 	}
 	defer maps.Close()
 	bin, err := symbols.Open("/proc/self/exe")
 	if err != nil {
-		return Cost{}, err
+		return nil, err
 	}
 	defer bin.Close()
-	name := "github.com/maptrace/maptrace/internal/calibrate.probed"
-	sites, err := probes.FuncSites(bin, name)
+	sites, err := probes.FuncSites(bin, probedName)
 	if err != nil {
-		return Cost{}, err
+		return nil, err
+	}
+	fn, _ := bin.Func(probedName)
+	first, err := bin.FileOffset(fn.Entry)
+	if err != nil {
+		return nil, err
 	}
 
 	// The calls are timed on this thread's CPU clock, which a hit's kernel
@@ -95,24 +113,30 @@ func Measure(goidOffset uint64, layout probes.MapLayout, multi bool) (Cost, erro
 		return threadCPU() - start
 	}
 	base := run()
-	l, err := probes.Attach("/proc/self/exe", os.Getpid(), multi,
-		[]probes.Probe{{Func: name, Offset: sites.Entry, Prog: maps.MapOp, Cookie: probes.Fast64ReadCookie(0)}})
-	if err != nil {
-		return Cost{}, fmt.Errorf("calibrate the probe cost: %w", err)
+	var out []Cost
+	for _, off := range pick(sites, first) {
+		l, err := probes.Attach("/proc/self/exe", os.Getpid(), multi,
+			[]probes.Probe{{Func: probedName, Offset: off, Prog: maps.MapOp, Cookie: probes.Fast64ReadCookie(0)}})
+		if err != nil {
+			return nil, fmt.Errorf("calibrate the probe cost: %w", err)
+		}
+		runs0, ns0, _ := collector.ProgTime(maps.ProgTime, probes.ProgTimeMapOp)
+		// The median of a few rounds: a VM's steal time or a migration can
+		// distort any one of them.
+		var costs []time.Duration
+		for i := 0; i < rounds; i++ {
+			costs = append(costs, max(0, run()-base)/calls)
+		}
+		l.Close()
+		slices.Sort(costs)
+		c := Cost{Hit: costs[rounds/2]}
+		// The program's own time at this site: its timed runs since attaching.
+		if runs, ns, err := collector.ProgTime(maps.ProgTime, probes.ProgTimeMapOp); err == nil && runs > runs0 {
+			c.Program = min(c.Hit, time.Duration((ns-ns0)/(runs-runs0)))
+		}
+		out = append(out, c)
 	}
-	defer l.Close()
-	// The median of a few rounds: a VM's steal time or a migration can
-	// distort any one of them.
-	var costs []time.Duration
-	for i := 0; i < rounds; i++ {
-		costs = append(costs, max(0, run()-base)/calls)
-	}
-	slices.Sort(costs)
-	c := Cost{Hit: costs[rounds/2]}
-	if runs, ns, err := collector.ProgTime(maps.ProgTime, probes.ProgTimeMapOp); err == nil && runs > 0 {
-		c.Program = min(c.Hit, time.Duration(ns/runs))
-	}
-	return c, nil
+	return out, nil
 }
 
 func threadCPU() time.Duration {

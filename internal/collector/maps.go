@@ -127,12 +127,33 @@ func (c *Maps) Collect() (*MapsResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	isSync := func(k bpf.MapsClassKey) bool { return k.Type == syncMapType || k.Type&syncMapGlobal != 0 }
+	groups, err := c.shardGroups(classes, func(k bpf.MapsClassKey) bool { return isSync(k) || len(named[k]) > 0 })
+	if err != nil {
+		return nil, err
+	}
+	// A sharded map's row is named by the function that first used its
+	// busiest class.
+	groupClass := map[*shardGroup]string{}
+	for _, g := range groups {
+		if _, ok := groupClass[g]; ok {
+			continue
+		}
+		best := g.classes[0]
+		for _, k := range g.classes[1:] {
+			if classOps(classes[k]) > classOps(classes[best]) {
+				best = k
+			}
+		}
+		groupClass[g] = classFunc(c.Sym, best.Site, stacks[best])
+	}
+	rowGroup := map[*row]*shardGroup{}
 	rows := map[string]*row{}
 	var order []string
 	byClass := map[bpf.MapsClassKey]*row{}
 	for k, st := range classes {
 		kind, typ := report.KindMap, ""
-		if k.Type == syncMapType || k.Type&syncMapGlobal != 0 {
+		if isSync(k) {
 			kind, typ = report.KindSyncMap, "sync.Map"
 		} else if typ = c.Sym.TypeName(k.Type); typ == syncMapInternal {
 			continue
@@ -148,6 +169,9 @@ func (c *Maps) Collect() (*MapsResult, error) {
 			Iterations:        c.scale(st.Ops[probes.OpIterate]),
 			InterleavedWrites: c.scale(st.Interleaved),
 		}
+		if st.Publishes > 0 {
+			m.Snapshots = &report.Snapshots{Published: c.scale(st.Publishes), Entries: c.scale(st.Published)}
+		}
 		if kind == report.KindSyncMap && (st.Misses > 0 || st.Promotions > 0 || st.DirtyCopies > 0) {
 			m.SyncMap = &report.SyncMapStats{Misses: c.scale(st.Misses), Promotions: c.scale(st.Promotions), DirtyCopies: c.scale(st.DirtyCopies)}
 		}
@@ -155,15 +179,20 @@ func (c *Maps) Collect() (*MapsResult, error) {
 			sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
 			m.Address = fmt.Sprintf("%#x", addrs[0])
 			m.Name = c.Name(addrs[0])
+		} else if g := groups[k]; g != nil {
+			m.Kind, m.Class = report.KindSharded, groupClass[g]
 		} else {
 			m.Class = classFunc(c.Sym, k.Site, stacks[k])
 		}
-		id := m.ID()
+		id := m.Kind + "\x00" + m.ID() // a sharded map is not merged with other maps of its type and function
 		r := rows[id]
 		if r == nil {
 			r = &row{m: m, callers: map[uint64]uint64{}, goids: map[int64]bool{}, writers: map[int64]bool{}}
 			rows[id] = r
 			order = append(order, id)
+			if g := groups[k]; g != nil {
+				rowGroup[r] = g
+			}
 		} else { // another first-use instruction in the same function
 			mergeMap(&r.m, m)
 		}
@@ -197,6 +226,9 @@ func (c *Maps) Collect() (*MapsResult, error) {
 			}
 		}
 		r.m.Sites = mergeSites(r.m.Sites)
+		if g := rowGroup[r]; g != nil {
+			r.m.Sharded = c.sharded(g, r.m.HotKeys)
+		}
 		if r.il != nil {
 			r.m.Interleave = r.il
 		}
@@ -237,9 +269,24 @@ func mergeMap(a *report.Map, b report.Map) {
 	if a.KeyType == "other" {
 		a.KeyType = b.KeyType
 	}
+	if b.Snapshots != nil {
+		if a.Snapshots == nil {
+			a.Snapshots = &report.Snapshots{}
+		}
+		a.Snapshots.Published += b.Snapshots.Published
+		a.Snapshots.Entries += b.Snapshots.Entries
+	}
 }
 
 func mapOps(m report.Map) uint64 { return m.Reads + m.Writes + m.Deletes + m.Iterations }
+
+func classOps(st *bpf.MapsClassStat) uint64 {
+	var n uint64
+	for _, o := range st.Ops {
+		n += o
+	}
+	return n
+}
 
 // siteStacks are the stacks of each class's first-use site.
 func (c *Maps) siteStacks() (map[bpf.MapsClassKey][]uint64, error) {

@@ -111,9 +111,9 @@ const stepEnd = 1 << 62
 
 // steps lays the map code out as the program's table: ascending stretches of
 // code with their kind and SP delta, the gaps between them CODE_OTHER.
-// Addresses are runtime addresses: vaddr + bias. Functions that do not fit
-// are left out and named in dropped.
-func steps(bin *symbols.Binary, funcs []codeFunc, bias uint64) (tab [maxSteps]bpf.CpuStep, dropped []string, err error) {
+// Addresses are file addresses: the program subtracts each process's load
+// bias. Functions that do not fit are left out and named in dropped.
+func steps(bin *symbols.Binary, funcs []codeFunc) (tab [maxSteps]bpf.CpuStep, dropped []string, err error) {
 	n := 0
 	push := func(s bpf.CpuStep) {
 		if n > 0 && tab[n-1].Kind == s.Kind && tab[n-1].SpDelta == s.SpDelta {
@@ -133,10 +133,10 @@ func steps(bin *symbols.Binary, funcs []codeFunc, bias uint64) (tab [maxSteps]bp
 		for _, s := range sp {
 			if f.resume != 0 && s.End > f.resume && (len(fs) == 0 || fs[len(fs)-1].End <= f.resume) {
 				// The instruction at resume is the step [resume, resume+1).
-				fs = append(fs, bpf.CpuStep{End: f.resume, Kind: uint32(f.kind), SpDelta: s.Delta},
-					bpf.CpuStep{End: f.resume + 1, Kind: uint32(bpf.CpuCodeKindCODE_OTHER), SpDelta: -1})
+				fs = append(fs, bpf.CpuStep{End: f.resume, Kind: f.kind, SpDelta: s.Delta},
+					bpf.CpuStep{End: f.resume + 1, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: -1})
 			}
-			fs = append(fs, bpf.CpuStep{End: s.End, Kind: uint32(f.kind), SpDelta: s.Delta})
+			fs = append(fs, bpf.CpuStep{End: s.End, Kind: f.kind, SpDelta: s.Delta})
 		}
 		// A gap, the steps and one spare for the sentinel.
 		if n+1+len(fs) > maxSteps-1 {
@@ -144,16 +144,15 @@ func steps(bin *symbols.Binary, funcs []codeFunc, bias uint64) (tab [maxSteps]bp
 			continue
 		}
 		if f.Entry > prevEnd {
-			push(bpf.CpuStep{End: f.Entry + bias, Kind: uint32(bpf.CpuCodeKindCODE_OTHER), SpDelta: -1})
+			push(bpf.CpuStep{End: f.Entry, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: -1})
 		}
 		for _, s := range fs {
-			s.End += bias
 			push(s)
 		}
 		prevEnd = f.End
 	}
 	for i := n; i < maxSteps; i++ {
-		tab[i] = bpf.CpuStep{End: stepEnd, Kind: uint32(bpf.CpuCodeKindCODE_OTHER), SpDelta: -1}
+		tab[i] = bpf.CpuStep{End: stepEnd, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: -1}
 	}
 	return tab, dropped, nil
 }

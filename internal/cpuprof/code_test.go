@@ -13,11 +13,12 @@ import (
 )
 
 // find is bpf/cpu.bpf.c's search, step for step.
-func find(tab *[maxSteps]bpf.CpuStep, pc uint64) bpf.CpuStep {
+func find(tab *[maxSteps]bpf.CpuStep, pc, bias uint64) bpf.CpuStep {
+	rel := pc - bias
 	i := uint32(0)
 	for half := uint32(maxSteps / 2); half > 0; half >>= 1 {
 		end := tab[(i+half-1)&(maxSteps-1)].End
-		below := uint32(1 - ((pc - end) >> 63))
+		below := uint32(1 - ((rel - end) >> 63))
 		i += half * below
 	}
 	return tab[i&(maxSteps-1)]
@@ -35,7 +36,7 @@ func TestSteps(t *testing.T) {
 			}
 			defer bin.Close()
 			const bias = 0x10000 // as if PIE
-			tab, dropped, err := steps(bin, mapCode(bin), bias)
+			tab, dropped, err := steps(bin, mapCode(bin))
 			if err != nil || len(dropped) > 0 {
 				t.Fatalf("steps: %v; dropped %v", err, dropped)
 			}
@@ -50,8 +51,15 @@ func TestSteps(t *testing.T) {
 			for range 100000 {
 				pc := tab[0].End - 0x1000 + uint64(rng.Int63n(int64(tab[n-1].End-tab[0].End+0x2000)))
 				want := tab[sort.Search(maxSteps, func(i int) bool { return tab[i].End > pc })]
-				if got := find(&tab, pc); got != want {
+				if got := find(&tab, pc+bias, bias); got != want {
 					t.Fatalf("find(%#x) = %+v, want %+v", pc, got, want)
+				}
+			}
+
+			// Code below the binary, a shared library's say, is no map code.
+			for _, pc := range []uint64{0, bias - 1, 1 << 63} {
+				if got := find(&tab, pc, bias); got.Kind != bpf.CpuCodeKindCODE_OTHER {
+					t.Errorf("find(%#x) = %+v, want other code", pc, got)
 				}
 			}
 
@@ -60,7 +68,7 @@ func TestSteps(t *testing.T) {
 				if !ok {
 					return f, 0, false
 				}
-				return f, bpf.CpuCodeKind(find(&tab, f.Entry+bias).Kind), true
+				return f, find(&tab, f.Entry+bias, bias).Kind, true
 			}
 			if f, k, _ := kind("main.lookups"); k != bpf.CpuCodeKindCODE_OTHER {
 				t.Errorf("%s is %v, want other code", f.Name, k)
@@ -73,7 +81,7 @@ func TestSteps(t *testing.T) {
 				}
 				// Frameless: the return address is at SP everywhere.
 				for pc := f.Entry; pc < f.End; pc++ {
-					if s := find(&tab, pc+bias); s.SpDelta != 0 {
+					if s := find(&tab, pc+bias, bias); s.SpDelta != 0 {
 						t.Fatalf("%s+%#x: SP delta %d, want 0", name, pc-f.Entry, s.SpDelta)
 					}
 				}
@@ -85,8 +93,8 @@ func TestSteps(t *testing.T) {
 					continue
 				}
 				entries++
-				if k != bpf.CpuCodeKindCODE_MAP_ENTRY || find(&tab, f.Entry+bias).SpDelta != 0 {
-					t.Errorf("%s: %+v at its entry, want a map entry with SP delta 0", name, find(&tab, f.Entry+bias))
+				if k != bpf.CpuCodeKindCODE_MAP_ENTRY || find(&tab, f.Entry+bias, bias).SpDelta != 0 {
+					t.Errorf("%s: %+v at its entry, want a map entry with SP delta 0", name, find(&tab, f.Entry+bias, bias))
 				}
 				// Every pc of the function but the probe's resume
 				// instruction is the entry's, with the runtime's SP delta.
@@ -103,10 +111,10 @@ func TestSteps(t *testing.T) {
 					for sp[j].End <= pc {
 						j++
 					}
-					got := find(&tab, pc+bias)
-					want := bpf.CpuStep{End: got.End, Kind: uint32(bpf.CpuCodeKindCODE_MAP_ENTRY), SpDelta: sp[j].Delta}
+					got := find(&tab, pc+bias, bias)
+					want := bpf.CpuStep{End: got.End, Kind: bpf.CpuCodeKindCODE_MAP_ENTRY, SpDelta: sp[j].Delta}
 					if pc == resume {
-						want = bpf.CpuStep{End: resume + 1 + bias, Kind: uint32(bpf.CpuCodeKindCODE_OTHER), SpDelta: -1}
+						want = bpf.CpuStep{End: resume + 1, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: -1}
 					}
 					if !reflect.DeepEqual(got, want) {
 						t.Fatalf("%s+%#x: %+v, want %+v", name, pc-f.Entry, got, want)

@@ -19,6 +19,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -56,23 +57,36 @@ type Result struct {
 // Seconds turns samples into CPU seconds.
 func (r *Result) Seconds(samples uint64) float64 { return float64(samples) / float64(r.Hz) }
 
-// Sampler samples one process on every online CPU.
-type Sampler struct {
+// Program is the sampling program on a CPU clock on every online CPU. One
+// Program samples every target added to it: the agent's many cost one
+// program to verify, and one run per sample, not one per target.
+type Program struct {
 	objs   objects
 	events []event
-	// Dropped names map functions left out for want of room in the
-	// program's table: their samples count as not in a map operation.
-	Dropped []string
+
+	mu     sync.Mutex
+	tables map[*symbols.Binary]*table // step tables by binary, shared by its processes
+	nextID uint32
+}
+
+// table is a binary's map code in the program's step_tables.
+type table struct {
+	id      uint32
+	refs    int
+	dropped []string
 }
 
 // objects are the parts of bpf.CpuObjects the program uses: common.h's
 // stack and hit maps are left unloaded.
 type objects struct {
 	Prog    *ebpf.Program `ebpf:"cpu_sample"`
-	Samples *ebpf.Map     `ebpf:"samples"`
+	Targets *ebpf.Map     `ebpf:"targets"`
+	Tables  *ebpf.Map     `ebpf:"step_tables"`
 	Sites   *ebpf.Map     `ebpf:"map_cpu_sites"`
-	Stats   *ebpf.Map     `ebpf:"stats"`
 }
+
+// ErrUnsupportedArch means the target's architecture has no CPU sampler.
+var ErrUnsupportedArch = errors.New("unsupported architecture")
 
 // event is one CPU's clock and the program on it.
 type event struct {
@@ -80,9 +94,9 @@ type event struct {
 	link link.Link // nil when attached by ioctl, which closing the fd undoes
 }
 
-// Start samples process pid, whose executable bin is loaded at bias, until
-// Stop or Close. On error nothing stays open.
-func Start(pid int, bin *symbols.Binary, bias uint64) (*Sampler, error) {
+// Open loads the program and starts the CPU clocks. It samples nothing
+// until a target is added. On error nothing stays open.
+func Open() (*Program, error) {
 	// Samples are matched by the pid the kernel's initial namespace gives
 	// the target, which is the one maptrace knows only if it runs there.
 	if ino, err := pidNamespace(); err != nil {
@@ -90,36 +104,24 @@ func Start(pid int, bin *symbols.Binary, bias uint64) (*Sampler, error) {
 	} else if ino != initPIDNamespace {
 		return nil, errors.New("maptrace runs in a PID namespace of its own: samples cannot be matched to the target")
 	}
-	tab, dropped, err := steps(bin, mapCode(bin), bias)
-	if err != nil {
-		return nil, err
-	}
 	spec, err := bpf.LoadCpu()
 	if err != nil {
 		return nil, fmt.Errorf("load sampler spec: %w", err)
 	}
-	for name, v := range map[string]any{bpf.CpuVarSteps: tab, bpf.CpuVarTargetTgid: uint32(pid)} {
-		if err := spec.Variables[name].Set(v); err != nil {
-			return nil, fmt.Errorf("set %s: %w", name, err)
-		}
-	}
-	// The sampler walks its stacks itself: the stack map every program gets
-	// from common.h would only take kernel memory.
-	spec.Maps[bpf.CpuMapStacks].MaxEntries = 1
-	s := &Sampler{Dropped: dropped}
-	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+	p := &Program{tables: map[*symbols.Binary]*table{}}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		return nil, fmt.Errorf("load sampler program: %w", err)
 	}
-	if err := s.open(); err != nil {
-		s.Close()
+	if err := p.open(); err != nil {
+		p.Close()
 		return nil, err
 	}
-	return s, nil
+	return p, nil
 }
 
 // open opens a CPU clock on every online CPU, attaches the program to each,
 // then enables them all.
-func (s *Sampler) open() error {
+func (p *Program) open() error {
 	cpus, err := onlineCPUs()
 	if err != nil {
 		return err
@@ -142,15 +144,15 @@ func (s *Sampler) open() error {
 		if err != nil {
 			return fmt.Errorf("perf_event_open cpu-clock on cpu %d: %w", cpu, err)
 		}
-		s.events = append(s.events, event{fd: fd}) // closed by Stop from here on
-		if err := s.attach(&s.events[len(s.events)-1]); err != nil {
+		p.events = append(p.events, event{fd: fd}) // closed by Close from here on
+		if err := p.attach(&p.events[len(p.events)-1]); err != nil {
 			return fmt.Errorf("attach sampler on cpu %d: %w", cpu, err)
 		}
 	}
-	if len(s.events) == 0 {
+	if len(p.events) == 0 {
 		return errors.New("no online CPU to sample")
 	}
-	for _, ev := range s.events {
+	for _, ev := range p.events {
 		if err := unix.IoctlSetInt(ev.fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
 			return fmt.Errorf("enable cpu-clock event: %w", err)
 		}
@@ -164,108 +166,252 @@ var useLink = true
 // attach puts the program on an event: through a BPF link (Linux 5.15+),
 // which detaches with its fd, else through the ioctl older kernels take,
 // which closing the event undoes.
-func (s *Sampler) attach(ev *event) error {
+func (p *Program) attach(ev *event) error {
 	lerr := errors.New("not tried")
 	if useLink {
-		l, err := link.AttachRawLink(link.RawLinkOptions{Target: ev.fd, Program: s.objs.Prog, Attach: ebpf.AttachPerfEvent})
+		l, err := link.AttachRawLink(link.RawLinkOptions{Target: ev.fd, Program: p.objs.Prog, Attach: ebpf.AttachPerfEvent})
 		if err == nil {
 			ev.link = l
 			return nil
 		}
 		lerr = err
 	}
-	if err := unix.IoctlSetInt(ev.fd, unix.PERF_EVENT_IOC_SET_BPF, s.objs.Prog.FD()); err != nil {
+	if err := unix.IoctlSetInt(ev.fd, unix.PERF_EVENT_IOC_SET_BPF, p.objs.Prog.FD()); err != nil {
 		return fmt.Errorf("link: %w; ioctl: %w", lerr, err)
 	}
 	return nil
 }
 
-// Stop ends sampling; the counts stay readable until Close.
-func (s *Sampler) Stop() error {
+// Close stops the clocks and frees the program and its maps.
+func (p *Program) Close() error {
 	var errs []error
-	for _, ev := range s.events {
+	for _, ev := range p.events {
 		if ev.link != nil {
 			errs = append(errs, ev.link.Close())
 		}
 		errs = append(errs, unix.Close(ev.fd))
 	}
-	s.events = nil
+	p.events = nil
+	errs = append(errs, p.objs.Prog.Close()) // nil-safe: a failed load leaves some nil
+	for _, m := range []*ebpf.Map{p.objs.Targets, p.objs.Tables, p.objs.Sites} {
+		errs = append(errs, m.Close())
+	}
 	return errors.Join(errs...)
 }
 
-// Close stops sampling and frees the program and its maps.
-func (s *Sampler) Close() error {
-	errs := []error{s.Stop(), s.objs.Prog.Close()}
-	for _, m := range []*ebpf.Map{s.objs.Samples, s.objs.Sites, s.objs.Stats} {
-		errs = append(errs, m.Close()) // nil-safe: a failed load leaves some nil
+// Add starts sampling process pid, whose executable bin is loaded at bias,
+// until the Sampler is stopped or closed.
+func (p *Program) Add(pid int, bin *symbols.Binary, bias uint64) (*Sampler, error) {
+	// Where a sampled leaf keeps its return address is worked out from
+	// amd64 code (code.go); an arm64 leaf keeps it in LR until its
+	// prologue saves it, which the program does not read yet.
+	if bin.Arch != "amd64" {
+		return nil, fmt.Errorf("%w: the CPU sampler reads amd64 code only, not %s", ErrUnsupportedArch, bin.Arch)
+	}
+	tab, err := p.table(bin)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sampler{prog: p, bin: bin, tgid: uint32(pid), Dropped: tab.dropped}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		p.release(bin)
+		return nil, err
+	}
+	per := make([]bpf.CpuTarget, ncpu)
+	for i := range per {
+		per[i] = bpf.CpuTarget{Bias: bias, Table: tab.id}
+	}
+	if err := p.objs.Targets.Update(s.tgid, per, ebpf.UpdateNoExist); err != nil {
+		p.release(bin)
+		return nil, fmt.Errorf("sample pid %d: %w", pid, err)
+	}
+	return s, nil
+}
+
+// table returns bin's step table, writing it into the program first if no
+// other process of bin has.
+func (p *Program) table(bin *symbols.Binary) (*table, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := p.tables[bin]; t != nil {
+		t.refs++
+		return t, nil
+	}
+	steps, dropped, err := steps(bin, mapCode(bin))
+	if err != nil {
+		return nil, err
+	}
+	t := &table{id: p.nextID, refs: 1, dropped: dropped}
+	if err := p.objs.Tables.Update(t.id, &bpf.CpuSteps{S: steps}, ebpf.UpdateNoExist); err != nil {
+		return nil, fmt.Errorf("load map code: %w", err)
+	}
+	p.nextID++
+	p.tables[bin] = t
+	return t, nil
+}
+
+// release drops a process's hold on bin's step table; the last one frees it.
+func (p *Program) release(bin *symbols.Binary) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.tables[bin]
+	if t == nil {
+		return nil
+	}
+	if t.refs--; t.refs > 0 {
+		return nil
+	}
+	delete(p.tables, bin)
+	return p.objs.Tables.Delete(t.id)
+}
+
+// Start samples process pid alone, with a Program of its own that the
+// Sampler closes.
+func Start(pid int, bin *symbols.Binary, bias uint64) (*Sampler, error) {
+	p, err := Open()
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.Add(pid, bin, bias)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+// Sampler is one target's share of a Program.
+type Sampler struct {
+	prog  *Program
+	bin   *symbols.Binary
+	tgid  uint32
+	owned bool    // Close closes prog
+	final *Result // the counts when stopped
+	// Dropped names map functions left out for want of room in the
+	// program's table: their samples count as not in a map operation.
+	Dropped []string
+}
+
+// Stop ends sampling the target; the counts stay readable.
+func (s *Sampler) Stop() error {
+	if s.final != nil || s.prog == nil {
+		return nil
+	}
+	r, err := s.read()
+	if err != nil {
+		r = &Result{Hz: Hz, Sites: map[uint64]uint64{}}
+	}
+	s.final = r
+	return errors.Join(err, s.remove())
+}
+
+// remove takes the target and its sites out of the program's tables.
+func (s *Sampler) remove() error {
+	m := s.prog.objs
+	err := m.Targets.Delete(s.tgid)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		err = nil
+	}
+	var keys []bpf.CpuSite
+	var k bpf.CpuSite
+	var n uint64
+	it := m.Sites.Iterate()
+	for it.Next(&k, &n) {
+		if k.Tgid == s.tgid {
+			keys = append(keys, k)
+		}
+	}
+	errs := []error{err, it.Err(), s.prog.release(s.bin)}
+	for _, k := range keys {
+		if err := m.Sites.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// Close stops sampling; a Sampler from Start also closes its Program.
+func (s *Sampler) Close() error {
+	if s.prog == nil {
+		return nil
+	}
+	err := s.Stop()
+	if s.owned {
+		err = errors.Join(err, s.prog.Close())
+	}
+	s.prog = nil
+	return err
 }
 
 // Read returns the counts so far.
 func (s *Sampler) Read() (*Result, error) {
-	r := &Result{Hz: Hz, Sites: map[uint64]uint64{}}
-	for _, c := range []struct {
-		idx bpf.CpuSampleCount
-		dst *uint64
-	}{
-		{bpf.CpuSampleCountSAMPLES_TOTAL, &r.Samples},
-		{bpf.CpuSampleCountSAMPLES_USER, &r.User},
-		{bpf.CpuSampleCountSAMPLES_MAP, &r.Map},
-		{bpf.CpuSampleCountSAMPLES_NO_CALLER, &r.NoCaller},
-	} {
-		n, err := sumPerCPU(s.objs.Samples, uint32(c.idx))
-		if err != nil {
-			return nil, fmt.Errorf("read sample count %d: %w", c.idx, err)
-		}
-		*c.dst = n
+	if s.final != nil {
+		return s.final, nil
 	}
-	var caller, n uint64
-	it := s.objs.Sites.Iterate()
-	for it.Next(&caller, &n) {
-		r.Sites[caller] = n
+	if s.prog == nil {
+		return nil, errors.New("sampler closed")
+	}
+	return s.read()
+}
+
+func (s *Sampler) read() (*Result, error) {
+	m := s.prog.objs
+	var per []bpf.CpuTarget
+	if err := m.Targets.Lookup(s.tgid, &per); err != nil {
+		return nil, fmt.Errorf("read samples of pid %d: %w", s.tgid, err)
+	}
+	var n [bpf.CpuSampleCountSAMPLES_MAX]uint64
+	for _, c := range per {
+		for i, v := range c.N {
+			n[i] += v
+		}
+	}
+	r := &Result{
+		Hz:       Hz,
+		Samples:  n[bpf.CpuSampleCountSAMPLES_TOTAL],
+		User:     n[bpf.CpuSampleCountSAMPLES_USER],
+		Map:      n[bpf.CpuSampleCountSAMPLES_MAP],
+		NoCaller: n[bpf.CpuSampleCountSAMPLES_NO_CALLER],
+		Lost:     n[bpf.CpuSampleCountLOST_STACK] + n[bpf.CpuSampleCountLOST_SITES],
+		Sites:    map[uint64]uint64{},
+	}
+	var k bpf.CpuSite
+	var c uint64
+	it := m.Sites.Iterate()
+	for it.Next(&k, &c) {
+		if k.Tgid == s.tgid {
+			r.Sites[k.Caller] = c
+		}
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read map CPU sites: %w", err)
-	}
-	info, err := s.objs.Stats.Info()
-	if err != nil {
-		return nil, fmt.Errorf("read sampler stats: %w", err)
-	}
-	for i := uint32(0); i < info.MaxEntries; i++ {
-		n, err := sumPerCPU(s.objs.Stats, i)
-		if err != nil {
-			return nil, fmt.Errorf("read sampler stats: %w", err)
-		}
-		r.Lost += n
 	}
 	return r, nil
 }
 
 // Counts returns the target's samples so far, all and those in kernel
-// mode: cheap enough to read at every window's edges.
+// mode: cheap enough to read at every window's edges (one lookup of the
+// target's per-CPU counts, not its sites).
 func (s *Sampler) Counts() (all, kernel uint64, err error) {
-	if all, err = sumPerCPU(s.objs.Samples, uint32(bpf.CpuSampleCountSAMPLES_TOTAL)); err != nil {
-		return 0, 0, err
+	if s.final != nil {
+		return s.final.Samples, s.final.Samples - min(s.final.User, s.final.Samples), nil
 	}
-	user, err := sumPerCPU(s.objs.Samples, uint32(bpf.CpuSampleCountSAMPLES_USER))
-	if err != nil {
-		return 0, 0, err
+	if s.prog == nil {
+		return 0, 0, errors.New("sampler closed")
 	}
-	// Read after the total, a user sample may be newer than it.
+	var per []bpf.CpuTarget
+	if err := s.prog.objs.Targets.Lookup(s.tgid, &per); err != nil {
+		return 0, 0, fmt.Errorf("read samples of pid %d: %w", s.tgid, err)
+	}
+	var user uint64
+	for _, c := range per {
+		all += c.N[bpf.CpuSampleCountSAMPLES_TOTAL]
+		user += c.N[bpf.CpuSampleCountSAMPLES_USER]
+	}
+	// A CPU's user count may be read newer than its total.
 	return all, all - min(user, all), nil
-}
-
-func sumPerCPU(m *ebpf.Map, idx uint32) (uint64, error) {
-	var per []uint64
-	if err := m.Lookup(idx, &per); err != nil {
-		return 0, err
-	}
-	var n uint64
-	for _, v := range per {
-		n += v
-	}
-	return n, nil
 }
 
 // initPIDNamespace is the inode of the kernel's initial PID namespace

@@ -208,6 +208,37 @@ func TestNoMapWork(t *testing.T) {
 	}
 }
 
+// TestCounts checks the governor's cheap read of a target's samples
+// against the full one: the same counts, read later, and kernel mode only
+// what is not user mode; after Stop, the final counts.
+func TestCounts(t *testing.T) {
+	needRoot(t)
+	x := startSampled(t, "local")
+	_, r := x.run(t, "arith 500")
+	all, kernel, err := x.s.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Read: %d samples, %d user; Counts: %d, %d kernel", r.Samples, r.User, all, kernel)
+	if all < r.Samples || all < atLeast(150) {
+		t.Errorf("Counts: %d samples, Read %d before it", all, r.Samples)
+	}
+	if kernel > all || all-kernel < r.User {
+		t.Errorf("Counts: %d kernel of %d, Read %d user before it", kernel, all, r.User)
+	}
+	if err := x.s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	final, err := x.s.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, kernel, err = x.s.Counts()
+	if err != nil || all != final.Samples || kernel != final.Samples-final.User {
+		t.Errorf("Counts after Stop: %d, %d kernel, %v; final %d samples, %d user", all, kernel, err, final.Samples, final.User)
+	}
+}
+
 // TestClose checks that closing leaves no perf event or BPF program behind,
 // and that closing twice is harmless.
 func TestClose(t *testing.T) {
@@ -293,5 +324,82 @@ func TestVerifierBudget(t *testing.T) {
 	t.Logf("cpu_sample: %d instructions verified", n)
 	if n > 100_000 {
 		t.Errorf("cpu_sample: %d instructions verified, want at most 100k: a tenth of the verifier's limit", n)
+	}
+}
+
+// TestShared samples three targets with one Program, two of them processes
+// of one binary: each target's counts are its own, the binary's map code is
+// loaded once, and a target that stops leaves the others sampled.
+func TestShared(t *testing.T) {
+	needRoot(t)
+	prog, err := cpuprof.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	xs := []*sampled{startTarget(t, "local"), startTarget(t, "go1.20.14")}
+	// A second process of the first binary, sharing its symbols as the
+	// agent does.
+	twin := startTarget(t, "local")
+	twin.bin = xs[0].bin
+	xs = append(xs, twin)
+	before := openFDs(t)
+	for _, x := range xs {
+		if x.s, err = prog.Add(x.p.PID(), x.bin, x.sym.Bias()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := prog.Tables(); n != 2 {
+		t.Errorf("%d step tables for 2 binaries", n)
+	}
+	for i, x := range xs {
+		answer, r := x.run(t, "mix 500 2000 60000")
+		if len(answer) != 3 {
+			t.Fatalf("target %d said %q", i, answer)
+		}
+		fn, _ := x.topSite(r)
+		t.Logf("target %d: %d samples, %d map, top site %s", i, r.Samples, r.Map, fn)
+		if r.Samples < atLeast(150) || r.Map == 0 || fn != "main.lookups" {
+			t.Errorf("target %d: %d samples, %d in maps, top site %q, in 0.5s of CPU time", i, r.Samples, r.Map, fn)
+		}
+		for j, y := range xs {
+			if j == i {
+				continue
+			}
+			idle, err := y.s.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A target that has not run yet was idle all along.
+			if j > i && idle.Samples > 20 {
+				t.Errorf("target %d idle while %d ran: %d samples", j, i, idle.Samples)
+			}
+		}
+	}
+	// Stopping the first process of the shared binary keeps its table for
+	// the twin; the counts stay readable.
+	final, _ := xs[0].s.Read()
+	if err := xs[0].s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := xs[0].s.Read(); err != nil || r.Samples != final.Samples {
+		t.Errorf("read after close: %+v, %v; want %d samples", r, err, final.Samples)
+	}
+	if n := prog.Tables(); n != 2 {
+		t.Errorf("%d step tables with one process of each binary left", n)
+	}
+	if _, r := twin.run(t, "mix 300 2000 60000"); r.Map == 0 {
+		t.Errorf("the twin is no longer sampled: %+v", r)
+	}
+	for _, x := range xs[1:] {
+		if err := x.s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := prog.Tables(); n != 0 {
+		t.Errorf("%d step tables left with no target", n)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d file descriptors open after the targets closed, %d before", after, before)
 	}
 }

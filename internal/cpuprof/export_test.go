@@ -6,3 +6,10 @@ func SetUseLink(on bool) bool {
 	useLink = on
 	return old
 }
+
+// Tables is how many binaries' step tables p holds.
+func (p *Program) Tables() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.tables)
+}

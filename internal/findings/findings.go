@@ -57,6 +57,27 @@ const (
 
 	// manyWaiters goroutines waiting for one lock is worth saying.
 	manyWaiters = 8
+
+	// A sync.Map's mix is judged over at least syncMapMinOps operations.
+	// Its keys keep changing — what it handles worst — when misses (a key
+	// found only in the dirty map, up to Go 1.23) are churnMissShare of its
+	// loads, when promotions (each a whole-map copy to come) are at least
+	// churnPromotions and 1 per churnPromotionOps operations, or when
+	// deletes are churnDeleteShare of its operations.
+	syncMapMinOps     = 1000
+	churnMissShare    = 0.10
+	churnPromotions   = 10
+	churnPromotionOps = 1000
+	churnDeleteShare  = 0.10
+
+	// Copy-on-write snapshots cost more than a lock when at least
+	// minSnapshots of them copied at least as many entries as they were
+	// read: an uncontended RLock costs less than copying an entry.
+	minSnapshots = 10
+
+	// A sharded map is imbalanced when its busiest shard has shardImbalance
+	// times the mean shard's operations.
+	shardImbalance = 2
 )
 
 // Analyze returns r's findings in the order an on-call engineer should read
@@ -69,7 +90,7 @@ func Analyze(r *report.Report) []report.Finding {
 	if r == nil {
 		return nil
 	}
-	a := &analysis{r: r, raced: map[string]bool{}, contended: map[string]*report.Mutex{}}
+	a := &analysis{r: r, raced: map[string]bool{}, contended: map[string]*report.Mutex{}, judged: map[string]bool{}}
 	for _, rc := range r.Races {
 		a.raced[rc.MapID] = true
 	}
@@ -83,6 +104,9 @@ func Analyze(r *report.Report) []report.Finding {
 	a.races()
 	a.mutexes()
 	a.interleaved()
+	a.shardBalance()
+	a.snapshots()
+	a.syncMapFit()
 	a.mapCPU()
 	a.hotKeys()
 	a.sampling()
@@ -161,6 +185,9 @@ type analysis struct {
 	// waitBase is the window's goroutine time that lock waits are a share
 	// of; cpuBase the target's CPU time that map work is a share of.
 	waitBase, cpuBase float64
+	// judged are the map rows that have their finding already: a row has
+	// at most one.
+	judged map[string]bool
 }
 
 func (a *analysis) add(kind int, severity, title, detail, advice string, costSeconds, base float64) {
@@ -345,6 +372,18 @@ func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
 		reads, writes := readOps(*used), writeOps(*used)
 		label := mapLabel(*used)
 		switch {
+		case used.Kind == report.KindSharded && used.Sharded != nil && used.Sharded.Imbalance >= shardImbalance:
+			return fmt.Sprintf("this lock guards a shard of %s, whose busiest shard has %.1f× the mean's operations: even the "+
+				"shards out (see the finding on its balance).", label, used.Sharded.Imbalance), used
+		case used.Kind == report.KindSharded:
+			return fmt.Sprintf("this lock guards a shard of %s, whose shards are even (the busiest has %.1f× the mean's operations): "+
+				"use more shards, or shorten what is done under each shard's lock.", label, used.Sharded.Imbalance), used
+		case readMostly(*used) && a.isRWMutex(m.Address) && used.Deletes == 0 && used.Kind == report.KindMap:
+			// Read-mostly over stable keys: what sync.Map is made for.
+			return fmt.Sprintf("%s is %s and no key was deleted, yet its readers and writer wait for each other: "+
+				"a sync.Map fits keys written once and read many times (its loads take no lock), or keep the map in an "+
+				"atomic.Pointer and replace it with an updated copy on each write (copy-on-write snapshot), so readers never wait.",
+				label, rwText(*used)), used
 		case readMostly(*used) && a.isRWMutex(m.Address):
 			return fmt.Sprintf("%s is %s, yet its readers and writer wait for each other: build the new map outside the lock "+
 				"and swap it in under a short Lock, or keep the map in an atomic.Pointer and replace it with an updated copy on "+
@@ -604,7 +643,7 @@ func (a *analysis) mapCPU() {
 		return
 	}
 	for _, m := range a.r.Maps {
-		if m.CPUSeconds < minorShare*a.cpuBase || m.CPUSeconds <= 0 {
+		if a.judged[m.ID()] || m.CPUSeconds < minorShare*a.cpuBase || m.CPUSeconds <= 0 {
 			continue
 		}
 		title := fmt.Sprintf("%s: %s of CPU in map operations (%.1f%% of the target's CPU)", mapLabel(m),
@@ -629,9 +668,6 @@ func (a *analysis) mapCPU() {
 		case m.Kind == report.KindSyncMap && m.Maps >= manyMaps && m.Name == "":
 			advice = fmt.Sprintf("these are short-lived sync.Maps (%d of them), dearer to make and fill than maps: "+
 				"use a plain map where one goroutine owns it, or keep one sync.Map for longer.", m.Maps)
-		case m.Kind == report.KindSyncMap && !readMostly(m):
-			advice = "writes dominate, and sync.Map is made for keys written once and read many times (or goroutines " +
-				"using disjoint keys): a map behind a sync.Mutex, or a sharded map, costs less per write."
 		case m.Maps >= manyMaps && m.Name == "":
 			advice = fmt.Sprintf("these are short-lived maps (%d of them): allocate fewer — reuse one per goroutine "+
 				"(clear it), size it once with make(map[K]V, n), or use a slice or struct for a handful of fixed keys.", m.Maps)
@@ -650,6 +686,131 @@ func (a *analysis) mapCPU() {
 			severity = report.SeverityWarning
 		}
 		a.add(cost, severity, title, detail+".", advice, m.CPUSeconds, a.cpuBase)
+	}
+}
+
+// shardBalance: a sharded map one of whose shards does most of the work,
+// because of one hot key (which no sharding spreads) or because its keys
+// hash unevenly over the shards.
+func (a *analysis) shardBalance() {
+	for _, m := range a.r.Maps {
+		sh := m.Sharded
+		if m.Kind != report.KindSharded || sh == nil || len(sh.Shards) < 2 || sh.Imbalance < shardImbalance || mapOps(m) < hotKeyMinOps {
+			continue
+		}
+		busy := sh.Shards[0]
+		var ops, waits, waitNS uint64
+		for _, s := range sh.Shards {
+			ops += s.Ops
+			waitNS += s.WaitNS
+			waits += s.Contentions
+		}
+		title := fmt.Sprintf("%s: one shard takes %.0f%% of its operations (%.1f× the mean shard)", mapLabel(m),
+			100*share(busy.Ops, ops), sh.Imbalance)
+		detail := fmt.Sprintf("the busiest shard, map %s, had %d of %d operations over %d shards", busy.Address, busy.Ops, ops, len(sh.Shards))
+		if busy.Mutex != "" {
+			detail += fmt.Sprintf("; its mutex (%s) waited %s in %d waits, of the shards' %s", busy.Mutex,
+				report.Duration(busy.WaitNS), busy.Contentions, report.Duration(waitNS))
+		}
+		var advice string
+		if sh.HotKey != "" {
+			count := uint64(0)
+			for _, k := range m.HotKeys {
+				if k.Key == sh.HotKey {
+					count = k.Count
+				}
+			}
+			detail += fmt.Sprintf("; key %q had %d operations: without them that shard is as busy as the others, so a hot key, "+
+				"not the hash, makes it hot", sh.HotKey, count)
+			advice = fmt.Sprintf("sharding cannot spread one key: take key %q out of the sharded map (its own atomic value or "+
+				"mutex, or its updates batched per goroutine and merged now and then), and the shards are even.", sh.HotKey)
+		} else {
+			detail += "; no one key accounts for it, so the keys hash unevenly over the shards"
+			advice = "fix the shard hash: hash the whole key with a good hash (hash/maphash, or FNV-1a) and take it modulo the " +
+				"shard count; a hash of part of the key, or keys that differ only in bits the modulo drops, pile into few shards."
+		}
+		// What the imbalance costs: the busiest shard's lock waits, else
+		// the map's CPU time.
+		costSeconds, base := float64(busy.WaitNS)/1e9, a.waitBase
+		if busy.WaitNS == 0 {
+			costSeconds, base = m.CPUSeconds, a.cpuBase
+		}
+		severity := report.SeverityInfo
+		if waits > 0 && long(&report.Mutex{WaitNS: busy.WaitNS}, a.r.Window.Seconds*1e9) || m.CPUSeconds >= 0.05*a.cpuBase {
+			severity = report.SeverityWarning
+		}
+		a.judged[m.ID()] = true
+		a.add(cost, severity, title, detail+".", advice, costSeconds, base)
+	}
+}
+
+// snapshots: copy-on-write snapshots rebuilt so often that copying them
+// costs more than locking a shared map would.
+func (a *analysis) snapshots() {
+	for _, m := range a.r.Maps {
+		sn := m.Snapshots
+		if sn == nil || sn.Published < minSnapshots || sn.Entries < readOps(m) {
+			continue
+		}
+		title := fmt.Sprintf("%s: copy-on-write snapshots rebuilt %d times copy more than they are read", mapLabel(m), sn.Published)
+		detail := fmt.Sprintf("%d maps were built and stored into an atomic.Pointer or atomic.Value, %d entries in all (%d each on average), "+
+			"and read %d times: %.1f entries copied per read", sn.Published, sn.Entries, sn.Entries/sn.Published, readOps(m),
+			float64(sn.Entries)/float64(max(readOps(m), 1)))
+		advice := "a snapshot pays when it is read far more often than rebuilt; here each read costs more copying than " +
+			"an uncontended RLock: keep one map behind a sync.RWMutex and update it in place, or rebuild the snapshot less " +
+			"often (batch the updates)."
+		severity := report.SeverityInfo
+		if m.CPUSeconds >= 0.05*a.cpuBase {
+			severity = report.SeverityWarning
+		}
+		a.judged[m.ID()] = true
+		a.add(cost, severity, title, detail+".", advice, m.CPUSeconds, a.cpuBase)
+	}
+}
+
+// syncMapFit: a sync.Map whose keys keep changing, which sync.Map handles
+// worst. It is made for keys written once and read many times, or for
+// goroutines that read and overwrite disjoint keys; overwrites of existing
+// keys alone, however many, are what it does well and raise nothing.
+func (a *analysis) syncMapFit() {
+	for _, m := range a.r.Maps {
+		ops := mapOps(m)
+		if m.Kind != report.KindSyncMap || ops < syncMapMinOps || m.Maps >= manyMaps && m.Name == "" {
+			continue // short-lived sync.Maps have a finding of their own (mapCPU)
+		}
+		var misses, promotions, copies uint64
+		if sm := m.SyncMap; sm != nil {
+			misses, promotions, copies = sm.Misses, sm.Promotions, sm.DirtyCopies
+		}
+		missShare := share(misses, m.Reads)
+		churn := missShare >= churnMissShare ||
+			promotions >= churnPromotions && promotions*churnPromotionOps >= ops ||
+			share(m.Deletes, ops) >= churnDeleteShare
+		if !churn {
+			continue
+		}
+		mix := fmt.Sprintf("%.0f%% loads, %.0f%% stores, %.0f%% deletes of %d operations", 100*share(m.Reads, ops),
+			100*share(m.Writes, ops), 100*share(m.Deletes, ops), ops)
+		if m.SyncMap != nil {
+			mix += fmt.Sprintf("; %d misses (%.0f%% of loads: keys stored since the last promotion, looked up under its lock), "+
+				"%d promotions and %d dirty-map copies (each copies the whole map)", misses, 100*missShare, promotions, copies)
+		}
+		title := fmt.Sprintf("%s: sync.Map does not suit this mix, its keys keep changing", mapLabel(m))
+		var advice string
+		if readOps(m) >= 3*writeOps(m) {
+			advice = "sync.Map fits keys written once and read many times, or goroutines using disjoint keys; these keys are " +
+				"stored and deleted all along. Reads still dominate: a plain map behind a sync.RWMutex (RLock to read) costs less."
+		} else {
+			advice = "sync.Map fits keys written once and read many times, or goroutines using disjoint keys; here stores and " +
+				"deletes of changing keys are a large share: a sharded map (N maps, each with its own mutex, picked by key hash) " +
+				"lets writers of different keys go on at once, with no whole-map copies."
+		}
+		severity := report.SeverityInfo
+		if m.CPUSeconds >= 0.05*a.cpuBase {
+			severity = report.SeverityWarning
+		}
+		a.judged[m.ID()] = true
+		a.add(cost, severity, title, "measured: "+mix+".", advice, m.CPUSeconds, a.cpuBase)
 	}
 }
 
@@ -675,7 +836,7 @@ func (a *analysis) mapCPUSites() {
 func (a *analysis) hotKeys() {
 	for _, m := range a.r.Maps {
 		mu := a.contended[m.ID()]
-		if mu == nil {
+		if mu == nil || a.judged[m.ID()] {
 			continue
 		}
 		k, sh, ok := topKey(m)

@@ -1024,3 +1024,228 @@ func TestLibraryLock(t *testing.T) {
 		t.Errorf("advice %q without the program's own frame", fs[0].Advice)
 	}
 }
+
+// TestSyncMapFit: a sync.Map whose keys keep changing is told what suits
+// it, with its measured mix; one used as its documentation intends — keys
+// written once and read many times, or disjoint keys overwritten by their
+// goroutines — is not.
+func TestSyncMapFit(t *testing.T) {
+	sessions := func(reads, writes, deletes uint64, sm *report.SyncMapStats) report.Map {
+		return report.Map{
+			Address: "0x6a0000", Name: "main.sessions", Kind: report.KindSyncMap, Type: "sync.Map", Maps: 1, KeyType: "string",
+			Reads: reads, Writes: writes, Deletes: deletes, Goroutines: 8, Writers: 8, CPUSeconds: 1, SyncMap: sm,
+			Sites: []report.Site{{Stack: stack("sync.(*Map).Load", "main.lookup", "main.serve"), Op: report.OpRead, Count: reads}},
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		m    report.Map
+		want []want
+	}{
+		{
+			name: "Go 1.23: new keys stored all along, stores dominate",
+			m:    sessions(4000, 5000, 1000, &report.SyncMapStats{Misses: 1200, Promotions: 40, DirtyCopies: 40}),
+			want: []want{{report.SeverityWarning, "main.sessions: sync.Map does not suit this mix, its keys keep changing",
+				[]string{"40% loads, 50% stores, 10% deletes of 10000 operations", "1200 misses (30% of loads", "40 promotions and 40 dirty-map copies"},
+				[]string{"sharded map", "!RWMutex"}, 1, false}},
+		},
+		{
+			name: "Go 1.23: reads dominate but miss: RWMutex + map",
+			m:    sessions(9000, 1000, 0, &report.SyncMapStats{Misses: 2000, Promotions: 3, DirtyCopies: 3}),
+			want: []want{{report.SeverityWarning, "main.sessions: sync.Map does not suit this mix, its keys keep changing",
+				[]string{"90% loads, 10% stores, 0% deletes", "2000 misses (22% of loads"},
+				[]string{"sync.RWMutex", "!sharded"}, 1, false}},
+		},
+		{
+			name: "Go 1.24 (no slow-path counts): keys deleted and stored all along",
+			m:    sessions(2000, 5000, 3000, nil),
+			want: []want{{report.SeverityWarning, "main.sessions: sync.Map does not suit this mix, its keys keep changing",
+				[]string{"20% loads, 50% stores, 30% deletes of 10000 operations", "!misses"},
+				[]string{"sharded map"}, 1, false}},
+		},
+		{
+			name: "must not fire: keys written once, read many (a few promotions while filling)",
+			m:    sessions(99000, 1000, 0, &report.SyncMapStats{Misses: 900, Promotions: 9, DirtyCopies: 9}),
+			want: []want{{report.SeverityWarning, "main.sessions: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, []string{"read 99× as often as written", "!sharded", "!RWMutex"}, 1, false}},
+		},
+		{
+			name: "must not fire: goroutines overwriting disjoint keys, stores dominate",
+			m:    sessions(2000, 8000, 0, &report.SyncMapStats{}),
+			want: []want{{report.SeverityWarning, "main.sessions: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, []string{"writes dominate", "!sharded", "!sync.Map"}, 1, false}},
+		},
+		{
+			name: "short-lived sync.Maps: their own finding, not this one",
+			m: func() report.Map {
+				m := sessions(2000, 5000, 3000, nil)
+				m.Name, m.Address, m.Class, m.Maps = "", "", "main.handle", 500
+				return m
+			}(),
+			want: []want{{report.SeverityWarning, "sync.Map maps from main.handle: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, []string{"short-lived sync.Maps (500 of them)", "!sharded"}, 1, false}},
+		},
+		{
+			name: "must not fire: too few operations to judge",
+			m:    sessions(100, 500, 300, nil),
+			want: []want{{report.SeverityWarning, "main.sessions: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, nil, 1, false}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			r.CPU = report.CPU{Seconds: 10}
+			r.Maps = []report.Map{tc.m}
+			check(t, Analyze(r), tc.want)
+		})
+	}
+}
+
+// TestRWMutexReadMostly: a plain map read far more than written under a
+// contended RWMutex is pointed to sync.Map or a snapshot when its keys are
+// stable (none deleted), and to a snapshot alone when they are not.
+func TestRWMutexReadMostly(t *testing.T) {
+	rw := report.Mutex{
+		Address: "0x5c0000", Name: "main.routesMu", Kind: report.KindRWMutexRead,
+		Contentions: 300, WaitNS: 3000 * ms, MaxWaitNS: 40 * ms, P50NS: 8 * ms, P99NS: 30 * ms,
+		Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireRWMutexR", "sync.(*RWMutex).RLock", "main.route", "main.serve"), Contentions: 300, WaitNS: 3000 * ms}},
+		Holders: []report.Holder{{Stack: stack("sync.runtime_Semrelease", "sync.(*RWMutex).Unlock", "main.reload"), Count: 300}},
+	}
+	routes := report.Map{
+		Address: "0xc000400000", Name: "main.routes", Kind: report.KindMap, KeyType: "string",
+		Reads: 60000, Writes: 200, Goroutines: 9, Writers: 1,
+		Sites: []report.Site{
+			{Stack: stack("runtime.mapaccess1_faststr", "main.route", "main.serve"), Op: report.OpRead, Count: 60000},
+			{Stack: stack("runtime.mapassign_faststr", "main.reload"), Op: report.OpWrite, Count: 200},
+		},
+	}
+	title := "main.routesMu: readers waited 3.00s for RLock in 10.0s"
+	for _, tc := range []struct {
+		name    string
+		deletes uint64
+		advice  []string
+	}{
+		{"stable keys: sync.Map or a snapshot", 0, []string{"read 300× as often as written", "no key was deleted", "a sync.Map fits keys written once", "copy-on-write snapshot"}},
+		{"must not suggest sync.Map: keys deleted", 100, []string{"swap it in under a short Lock", "copy-on-write snapshot", "!sync.Map"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			r.Target.CPUs = 2
+			m := routes
+			m.Deletes = tc.deletes
+			r.Maps = []report.Map{m}
+			r.Mutexes = []report.Mutex{rw}
+			check(t, Analyze(r), []want{{report.SeverityWarning, title, []string{"the waiting functions also use main.routes"}, tc.advice, 3, false}})
+		})
+	}
+}
+
+// TestShardBalance: a sharded map with one busy shard is put down to its
+// hot key, or to the hash when no key explains it; an even one raises
+// nothing of its own, and the lock of one of its shards is not told to
+// shard again.
+func TestShardBalance(t *testing.T) {
+	sharded := func(hotKey string, hot uint64, ops ...uint64) report.Map {
+		var shards []report.Shard
+		var total uint64
+		for i, n := range ops {
+			shards = append(shards, report.Shard{Address: fmt.Sprintf("0xc0000%d0000", i+1), Ops: n})
+			total += n
+		}
+		shards[0].Mutex, shards[0].Contentions, shards[0].WaitNS = "0xc000900008", 400, 2000*ms
+		sh := report.NewSharded(shards, []report.HotKey{{Key: "hot", Count: hot}})
+		sh.HotKey = hotKey
+		return report.Map{
+			Kind: report.KindSharded, Class: "cmap.ConcurrentMap[...].Set", Type: "map[string]int", Maps: len(ops), KeyType: "string",
+			Reads: total * 7 / 10, Writes: total - total*7/10, Goroutines: 8, Writers: 8, Sharded: sh,
+			HotKeys: []report.HotKey{{Key: "hot", Count: hot}, {Key: "other", Count: total - hot}},
+			Sites:   []report.Site{{Stack: stack("runtime.mapassign_faststr", "cmap.ConcurrentMap[...].Set", "main.worker"), Op: report.OpWrite, Count: total / 2}},
+		}
+	}
+	shardMu := report.Mutex{
+		Address: "0xc000900008", Kind: report.KindMutex, Contentions: 400, WaitNS: 2000 * ms, MaxWaitNS: 30 * ms, P50NS: 4 * ms, P99NS: 20 * ms,
+		Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireMutex", "sync.(*Mutex).lockSlow", "cmap.ConcurrentMap[...].Set", "main.worker"), Contentions: 400, WaitNS: 2000 * ms}},
+	}
+	label := "map[string]int sharded map (4 shards) from cmap.ConcurrentMap[...].Set"
+	mutexTitle := "lock in cmap.ConcurrentMap[...].Set: goroutines waited 2.00s for it in 10.0s"
+	for _, tc := range []struct {
+		name string
+		m    report.Map
+		want []want
+	}{
+		{
+			name: "a hot key makes one shard hot",
+			m:    sharded("hot", 5000, 6000, 1000, 1000, 1000),
+			want: []want{
+				{report.SeverityWarning, mutexTitle, nil, []string{"guards a shard of " + label, "2.7× the mean", "!N maps"}, 2, false},
+				{report.SeverityWarning, label + ": one shard takes 67% of its operations (2.7× the mean shard)",
+					[]string{"map 0xc000010000, had 6000 of 9000 operations over 4 shards", "its mutex (0xc000900008) waited 2.00s in 400 waits",
+						`key "hot" had 5000 operations`, "a hot key, not the hash"},
+					[]string{`take key "hot" out of the sharded map`, "!hash"}, 2, false},
+			},
+		},
+		{
+			name: "keys hash unevenly",
+			m:    sharded("", 5000, 6000, 1000, 1000, 1000),
+			want: []want{
+				{report.SeverityWarning, mutexTitle, nil, nil, 2, false},
+				{report.SeverityWarning, label + ": one shard takes 67% of its operations (2.7× the mean shard)",
+					[]string{"no one key accounts for it, so the keys hash unevenly"}, []string{"fix the shard hash", "!take key"}, 2, false},
+			},
+		},
+		{
+			name: "must not fire: even shards",
+			m:    sharded("", 1000, 2600, 2500, 2400, 2500),
+			want: []want{
+				{report.SeverityWarning, mutexTitle, nil, []string{"whose shards are even", "more shards"}, 2, false},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			r.Target.CPUs = 2
+			r.Maps = []report.Map{tc.m}
+			r.Mutexes = []report.Mutex{shardMu}
+			check(t, Analyze(r), tc.want)
+		})
+	}
+}
+
+// TestSnapshots: copy-on-write snapshots that copy more entries than they
+// are read are pointed to a lock; snapshots read far more than rebuilt, as
+// they are meant to be, raise nothing of their own.
+func TestSnapshots(t *testing.T) {
+	snap := func(published, entries, reads uint64) report.Map {
+		return report.Map{
+			Class: "main.buildConfig", Type: "map[string]string", Maps: int(published), KeyType: "string",
+			Reads: reads, Writes: entries, Goroutines: 6, Writers: 1, CPUSeconds: 1,
+			Snapshots: &report.Snapshots{Published: published, Entries: entries},
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		m    report.Map
+		want []want
+	}{
+		{
+			name: "rebuilt more than read",
+			m:    snap(400, 20000, 5000),
+			want: []want{{report.SeverityWarning, "map[string]string maps from main.buildConfig: copy-on-write snapshots rebuilt 400 times copy more than they are read",
+				[]string{"400 maps were built", "20000 entries in all (50 each on average)", "read 5000 times: 4.0 entries copied per read"},
+				[]string{"sync.RWMutex", "rebuild the snapshot less often"}, 1, false}},
+		},
+		{
+			name: "must not fire: read far more than rebuilt",
+			m:    snap(40, 2000, 500000),
+			want: []want{{report.SeverityWarning, "map[string]string maps from main.buildConfig: 1.00s of CPU in map operations (10.0% of the target's CPU)",
+				nil, []string{"!snapshot"}, 1, false}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			r.CPU = report.CPU{Seconds: 10}
+			r.Maps = []report.Map{tc.m}
+			check(t, Analyze(r), tc.want)
+		})
+	}
+}

@@ -107,6 +107,8 @@ var (
 		"maptrace_map_ops_total": true, "maptrace_map_hot_key_ops_total": true, "maptrace_map_races_total": true,
 		"maptrace_probe_hits_total": true, "maptrace_overhead_ratio": true, "maptrace_map_sampling_fraction": true,
 		"maptrace_target_info": true, "maptrace_findings": true, "maptrace_target_up": true,
+		"maptrace_map_cpu_seconds_total": true, "maptrace_target_cpu_seconds_total": true,
+		"maptrace_map_shards": true, "maptrace_map_shard_imbalance": true,
 	}
 )
 

@@ -73,4 +73,4 @@ func TestDocsListEveryMetric(t *testing.T) {
 }
 
 // agentLabels are the labels maptrace agent adds to every series.
-var agentLabels = []string{LabelService, LabelContainerID}
+var agentLabels = []string{LabelService, LabelContainerID, LabelNamespace, LabelPod, LabelContainer}

@@ -18,6 +18,11 @@ import (
 const (
 	LabelService     = "service"      // the executable's base name
 	LabelContainerID = "container_id" // the container's ID, empty outside containers
+	// Kubernetes' names of the container's pod and of the container, from
+	// containerd's CRI labels; empty outside Kubernetes.
+	LabelNamespace = "namespace"
+	LabelPod       = "pod"
+	LabelContainer = "container"
 )
 
 // Attach failure reasons, the values of maptrace_agent_attach_failures_total's
@@ -40,8 +45,8 @@ const (
 
 // Fleet exports the traces of many processes on one /metrics, as
 // maptrace agent does: every series carries the label values its trace was
-// added with (service, container_id). Traces added with the same values are
-// one group, whose series are summed as if one process: counters and
+// added with (service, container_id, namespace, pod, container). Traces
+// added with the same values are one group, whose series are summed as if one process: counters and
 // histograms add up; maptrace_overhead_ratio is the group's highest and
 // maptrace_map_sampling_fraction its lowest; findings add up; target_info
 // has one series per executable and Go version; target_up is 0 if any

@@ -27,7 +27,9 @@ func scaled(k uint64, overhead, fraction float64) *report.Report {
 	}
 	for i := range r.Maps {
 		r.Maps[i].Reads *= k
+		r.Maps[i].CPUSeconds *= float64(k)
 	}
+	r.CPU.Seconds *= float64(k)
 	return r
 }
 
@@ -59,6 +61,8 @@ func TestFleetGroups(t *testing.T) {
 	}
 	eq(t, "reads of app", value(t, fams, "maptrace_map_ops_total", svc("app", "", "map", "main.sessions", "op", "read")), 3000)
 	eq(t, "probe hits of app", value(t, fams, "maptrace_probe_hits_total", svc("app", "", "probe", "all")), 3*1234)
+	eq(t, "map CPU of app", value(t, fams, "maptrace_map_cpu_seconds_total", svc("app", "", "map", "main.sessions")), 3*0.75)
+	eq(t, "CPU of app", value(t, fams, "maptrace_target_cpu_seconds_total", svc("app", "")), 3*3.5)
 	eq(t, "overhead of app: the highest", value(t, fams, "maptrace_overhead_ratio", svc("app", "")), 0.03)
 	eq(t, "sampling of app: the lowest", value(t, fams, "maptrace_map_sampling_fraction", svc("app", "")), 0.25)
 	eq(t, "critical findings of app", value(t, fams, "maptrace_findings", svc("app", "", "severity", "critical")), 2)
@@ -81,6 +85,7 @@ func TestFleetGroups(t *testing.T) {
 	f.now = func() time.Time { return time.Now().Add(time.Hour) } // past the snapshot cache
 	fams, _ = scrape(t, h)
 	eq(t, "contentions of app after b ended", value(t, fams, "maptrace_mutex_contentions_total", mu("app", "")), 3*4)
+	eq(t, "CPU of app after b ended", value(t, fams, "maptrace_target_cpu_seconds_total", svc("app", "")), 4*3.5)
 	eq(t, "overhead of app after b ended: a's", value(t, fams, "maptrace_overhead_ratio", svc("app", "")), 0.01)
 	eq(t, "targets after b ended", value(t, fams, "maptrace_agent_targets", nil), 2)
 

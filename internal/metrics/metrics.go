@@ -56,19 +56,24 @@ const (
 	nameMapOps           = "maptrace_map_ops_total"
 	nameHotKeyOps        = "maptrace_map_hot_key_ops_total"
 	nameRaces            = "maptrace_map_races_total"
+	nameShards           = "maptrace_map_shards"
+	nameShardImbalance   = "maptrace_map_shard_imbalance"
 	nameProbeHits        = "maptrace_probe_hits_total"
 	nameOverheadRatio    = "maptrace_overhead_ratio"
 	nameSamplingFraction = "maptrace_map_sampling_fraction"
 	nameTargetInfo       = "maptrace_target_info"
 	nameFindings         = "maptrace_findings"
 	nameTargetUp         = "maptrace_target_up"
+	nameMapCPU           = "maptrace_map_cpu_seconds_total"
+	nameTargetCPU        = "maptrace_target_cpu_seconds_total"
 )
 
 // descs are the descriptors of the trace metrics, with the label names
 // every series of an exporter adds (Fleet's; none for NewHandler).
 type descs struct {
-	mutexWait, mutexContentions, mapOps, hotKeyOps, races, probeHits,
-	overheadRatio, samplingFraction, targetInfo, findings, targetUp *prometheus.Desc
+	mutexWait, mutexContentions, mapOps, hotKeyOps, races, shards, shardImbalance, probeHits,
+	overheadRatio, samplingFraction, targetInfo, findings, targetUp,
+	mapCPU, targetCPU *prometheus.Desc
 }
 
 func newDescs(extra []string) *descs {
@@ -89,6 +94,12 @@ func newDescs(extra []string) *descs {
 		races: prometheus.NewDesc(nameRaces,
 			"Concurrent map accesses: two goroutines in one map at once, one of them writing.",
 			with("map", "kind"), nil),
+		shards: prometheus.NewDesc(nameShards,
+			"Shards of a sharded map (maps of one type used at the same call sites, each behind its own mutex), by map.",
+			with("map"), nil),
+		shardImbalance: prometheus.NewDesc(nameShardImbalance,
+			"A sharded map's busiest shard's operations over the mean shard's since attach (1 is even), by map.",
+			with("map"), nil),
 		probeHits: prometheus.NewDesc(nameProbeHits,
 			"Times the probes ran in the target.",
 			with("probe"), nil),
@@ -107,12 +118,19 @@ func newDescs(extra []string) *descs {
 		targetUp: prometheus.NewDesc(nameTargetUp,
 			"1 if the trace's report could be read at the last scrape, else 0.",
 			with(), nil),
+		mapCPU: prometheus.NewDesc(nameMapCPU,
+			"The target's CPU time in each map's operations (hashing, comparing, growing included), from CPU-clock sampling.",
+			with("map"), nil),
+		targetCPU: prometheus.NewDesc(nameTargetCPU,
+			"The target's CPU time, user and kernel, from CPU-clock sampling.",
+			with(), nil),
 	}
 }
 
 func (d *descs) describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{d.mutexWait, d.mutexContentions, d.mapOps, d.hotKeyOps,
-		d.races, d.probeHits, d.overheadRatio, d.samplingFraction, d.targetInfo, d.findings, d.targetUp} {
+		d.races, d.shards, d.shardImbalance, d.probeHits, d.overheadRatio, d.samplingFraction, d.targetInfo, d.findings, d.targetUp,
+		d.mapCPU, d.targetCPU} {
 		ch <- x
 	}
 }
@@ -198,6 +216,10 @@ type set struct {
 	mapOps    series
 	hotKeys   series
 	races     series
+	mapCPU    floatSeries
+	cpu       float64 // the target's CPU seconds
+	// shards and imbalance are the sharded maps' gauges by map label.
+	shards, imbalance gauges
 }
 
 // newSet makes r's series; keys is --keys (none: no hot key series), hash,
@@ -216,6 +238,9 @@ func newSet(r *report.Report, keys string, hash func(string) string) *set {
 		s.hotKeys = hotKeySeries(r.Maps, hash)
 	}
 	s.races = raceSeries(r.Races)
+	s.mapCPU = mapCPUSeries(r.Maps)
+	s.cpu = r.CPU.Seconds
+	s.shards, s.imbalance = shardGauges(r.Maps)
 	return s
 }
 
@@ -239,6 +264,10 @@ func (s *set) addCounters(o *set) {
 	s.mapOps.addAll(&o.mapOps)
 	s.hotKeys.addAll(&o.hotKeys)
 	s.races.addAll(&o.races)
+	s.mapCPU.addAll(&o.mapCPU)
+	s.cpu += o.cpu
+	s.shards.maxAll(&o.shards)
+	s.imbalance.maxAll(&o.imbalance)
 }
 
 // addLive adds another running trace's series to s: its counters, and its
@@ -310,6 +339,16 @@ func (s *set) emit(ch chan<- prometheus.Metric, d *descs, extra []string) {
 	}
 	for _, rc := range s.races.out {
 		emit(prometheus.NewConstMetric(d.races, prometheus.CounterValue, float64(rc.n), with(rc.labels[0], rc.labels[1])...))
+	}
+	for _, m := range s.mapCPU.order {
+		emit(prometheus.NewConstMetric(d.mapCPU, prometheus.CounterValue, s.mapCPU.by[m], with(m)...))
+	}
+	emit(prometheus.NewConstMetric(d.targetCPU, prometheus.CounterValue, s.cpu, with()...))
+	for _, g := range s.shards.out {
+		emit(prometheus.NewConstMetric(d.shards, prometheus.GaugeValue, s.shards.v[g], with(g)...))
+	}
+	for _, g := range s.imbalance.out {
+		emit(prometheus.NewConstMetric(d.shardImbalance, prometheus.GaugeValue, s.imbalance.v[g], with(g)...))
 	}
 }
 
@@ -519,6 +558,44 @@ func mapOpSeries(ms []report.Map) series {
 	return s
 }
 
+// gauges are one-label gauges, the highest value of each label kept when
+// sets are added (two processes' sharded maps of one name: the worse).
+type gauges struct {
+	v   map[string]float64
+	out []string
+}
+
+func (g *gauges) max(name string, v float64) {
+	if g.v == nil {
+		g.v = map[string]float64{}
+	}
+	name = label(name)
+	old, ok := g.v[name]
+	if !ok {
+		g.out = append(g.out, name)
+	}
+	g.v[name] = max(old, v)
+}
+
+func (g *gauges) maxAll(o *gauges) {
+	for _, n := range o.out {
+		g.max(n, o.v[n])
+	}
+}
+
+// shardGauges are maptrace_map_shards and maptrace_map_shard_imbalance: the
+// sharded maps among the top TopMaps (a gauge of "other" would mean nothing).
+func shardGauges(ms []report.Map) (shards, imbalance gauges) {
+	order, names := topMaps(ms)
+	for _, i := range order {
+		if m := ms[i]; m.Sharded != nil && names[i] != Other {
+			shards.max(names[i], float64(m.Maps))
+			imbalance.max(names[i], m.Sharded.Imbalance)
+		}
+	}
+	return shards, imbalance
+}
+
 // hotKeySeries is maptrace_map_hot_key_ops_total: the TopKeys keys of each
 // of the top maps, their other keys as key="other"; the maps beyond the top
 // have all their key counts under map="other", key="other". hash, if set,
@@ -546,6 +623,41 @@ func hotKeySeries(ms []report.Map, hash func(string) string) series {
 			}
 			s.add(names[i], key, k.Count)
 		}
+	}
+	return s
+}
+
+// floatSeries sums seconds by one label value, in the order of first
+// appearance.
+type floatSeries struct {
+	by    map[string]float64
+	order []string
+}
+
+func (s *floatSeries) add(v string, x float64) {
+	if s.by == nil {
+		s.by = map[string]float64{}
+	}
+	v = label(v)
+	if _, ok := s.by[v]; !ok {
+		s.order = append(s.order, v)
+	}
+	s.by[v] += x
+}
+
+func (s *floatSeries) addAll(o *floatSeries) {
+	for _, v := range o.order {
+		s.add(v, o.by[v])
+	}
+}
+
+// mapCPUSeries is maptrace_map_cpu_seconds_total: each of the top maps'
+// CPU time (those of maptrace_map_ops_total), the rest under map="other".
+func mapCPUSeries(ms []report.Map) floatSeries {
+	order, names := topMaps(ms)
+	var s floatSeries
+	for _, i := range order {
+		s.add(names[i], ms[i].CPUSeconds)
 	}
 	return s
 }

@@ -184,11 +184,12 @@ func sample() *report.Report {
 		Maps: []report.Map{
 			{
 				Address: "0xc000100000", Name: "main.sessions", KeyType: "string",
-				Reads: 1000, Writes: 200, Deletes: 30, Iterations: 4, Goroutines: 8,
+				Reads: 1000, Writes: 200, Deletes: 30, Iterations: 4, Goroutines: 8, CPUSeconds: 0.75,
 				HotKeys: []report.HotKey{{Key: "user:42", Count: 500}, {Key: "other", Count: 77}, {Key: "user:7", Count: 100}},
 			},
 			{Address: "0xc000200000", KeyType: "int64", Reads: 5, Writes: 1},
 		},
+		CPU: report.CPU{Hz: 99, Seconds: 3.5, MapSeconds: 0.75},
 		Races: []report.Race{
 			{Map: "0xc000100000", Name: "main.sessions", Kind: "write/write", Count: 2,
 				Sides: []report.RaceSide{{Goid: 17, Op: "write"}, {Goid: 18, Op: "write"}}},
@@ -281,6 +282,11 @@ func TestMetricsValues(t *testing.T) {
 	eq(t, "hot key", value(t, fams, "maptrace_map_hot_key_ops_total", map[string]string{"map": "main.sessions", "key": "user:42"}), 500)
 	eq(t, "hot key 2", value(t, fams, "maptrace_map_hot_key_ops_total", map[string]string{"map": "main.sessions", "key": "user:7"}), 100)
 	eq(t, "other keys", value(t, fams, "maptrace_map_hot_key_ops_total", map[string]string{"map": "main.sessions", "key": "other"}), 77)
+
+	// CPU: the target's, and each map's
+	eq(t, "target cpu", value(t, fams, "maptrace_target_cpu_seconds_total", nil), 3.5)
+	eq(t, "sessions cpu", value(t, fams, "maptrace_map_cpu_seconds_total", map[string]string{"map": "main.sessions"}), 0.75)
+	eq(t, "anon map cpu", value(t, fams, "maptrace_map_cpu_seconds_total", map[string]string{"map": "0xc000200000"}), 0)
 
 	// races, by map name (else address) and kind
 	eq(t, "races ww", value(t, fams, "maptrace_map_races_total", map[string]string{"map": "main.sessions", "kind": "write/write"}), 2)
@@ -527,6 +533,23 @@ func TestSite(t *testing.T) {
 	} {
 		if got := Site(tc.m); got != tc.want {
 			t.Errorf("Site(%v) = %q, want %q", tc.m.Waiters, got, tc.want)
+		}
+	}
+}
+
+// TestShardGauges: a sharded map has its shard count and imbalance; a plain
+// map has neither.
+func TestShardGauges(t *testing.T) {
+	r := sample()
+	r.Maps = append(r.Maps, report.Map{Kind: report.KindSharded, Class: "main.(*shards).set", Type: "map[string]int", Maps: 16,
+		Reads: 700, Writes: 300, Sharded: &report.Sharded{Imbalance: 8.5, HotKey: "hot"}})
+	fams, _ := scrape(t, NewHandler(&fakeSource{r: r}, "raw"))
+	sharded := map[string]string{"map": "map[string]int from main.(*shards).set"}
+	eq(t, "shards", value(t, fams, "maptrace_map_shards", sharded), 16)
+	eq(t, "imbalance", value(t, fams, "maptrace_map_shard_imbalance", sharded), 8.5)
+	for _, name := range []string{"maptrace_map_shards", "maptrace_map_shard_imbalance"} {
+		if n := len(fams[name].GetMetric()); n != 1 {
+			t.Errorf("%s: %d series, want the sharded map's only", name, n)
 		}
 	}
 }

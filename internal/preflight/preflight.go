@@ -74,11 +74,15 @@ func kernel() Check {
 		c.Detail = "uname: " + err.Error()
 		return c
 	}
-	release := cstr(u.Release[:])
-	c.Detail = fmt.Sprintf("%s %s (maptrace needs %s or newer)", release, cstr(u.Machine[:]), MinKernel)
+	release, machine := cstr(u.Release[:]), cstr(u.Machine[:])
+	c.Detail = fmt.Sprintf("%s %s (maptrace needs %s or newer)", release, machine, MinKernel)
 	if v, err := ParseKernel(release); err == nil && !v.AtLeast(MinKernel) {
 		c.OK = false
 		c.Fix = "use kernel " + MinKernel.String() + " or newer; the checks below say which features are missing"
+	}
+	if machine != "x86_64" && machine != "aarch64" {
+		c.OK = false
+		c.Fix = "maptrace runs on amd64 (x86_64) and arm64 (aarch64), from Linux " + MinKernel.String()
 	}
 	return c
 }

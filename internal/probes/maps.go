@@ -154,12 +154,31 @@ func MapFuncs() []string {
 	return names
 }
 
+// publishFuncs store a pointer or an `any` atomically: a map stored by them
+// is a copy-on-write snapshot being published (bpf/maps.bpf.c map_publish;
+// the value says where the new value is, PUB_*). atomic.Pointer's methods
+// are one-line wrappers of the *Pointer functions, which the compiler
+// leaves as calls (they are the runtime's, for the write barrier). Only
+// user code calls them, rarely next to map operations.
+var publishFuncs = []struct {
+	name  string
+	value uint8
+}{
+	{"sync/atomic.StorePointer", 1},
+	{"sync/atomic.SwapPointer", 1},
+	{"sync/atomic.CompareAndSwapPointer", 2},
+	{"sync/atomic.(*Value).Store", 3},
+	{"sync/atomic.(*Value).Swap", 3},
+	{"sync/atomic.(*Value).CompareAndSwap", 4},
+}
+
 // fatalFuncs never return; their entry says the target is dying and why.
 var fatalFuncs = []string{"runtime.fatal", "runtime.throw"}
 
 // MapLayout is where the map programs find Go's map internals.
 type MapLayout struct {
 	FlagsOffset uint64 // hmap.flags, or maps.Map.writing for swiss maps
+	SeedOffset  uint64 // hmap.hash0, or maps.Map.seed: drawn anew for each map and on clear
 	WritingMask uint8  // hashWriting, or the toggled writing byte
 	IterMap     uint64 // hiter.h / maps.Iter.m
 	// DataLo, DataHi bound the target's package-level variables (run-time
@@ -176,9 +195,9 @@ type MapLayout struct {
 func LayoutFor(goVersion string) MapLayout {
 	minor := GoMinor(goVersion)
 	if minor >= 24 {
-		return MapLayout{FlagsOffset: 34, WritingMask: 1, IterMap: 24}
+		return MapLayout{FlagsOffset: 34, SeedOffset: 8, WritingMask: 1, IterMap: 24}
 	}
-	l := MapLayout{FlagsOffset: 8, WritingMask: 4, IterMap: 24}
+	l := MapLayout{FlagsOffset: 8, SeedOffset: 12, WritingMask: 4, IterMap: 24}
 	if minor >= 20 { // mu Mutex, read atomic.Pointer[readOnly], dirty, misses; 1.19's read is an atomic.Value
 		l.SyncRead, l.SyncDirty, l.SyncMisses, l.SyncAmended = 8, 16, 24, 8
 	}
@@ -198,6 +217,7 @@ func LoadMaps(goidOffset uint64, l MapLayout, keys bool, multi bool) (*bpf.MapsO
 	for name, v := range map[string]any{
 		"goid_offset":         goidOffset,
 		"map_flags_offset":    l.FlagsOffset,
+		"map_seed_offset":     l.SeedOffset,
 		"map_writing_mask":    l.WritingMask,
 		"iter_map_offset":     l.IterMap,
 		"data_lo":             l.DataLo,
@@ -259,6 +279,18 @@ func PlanMaps(bin *symbols.Binary, objs *bpf.MapsObjects) (maps, fatal *Plan, er
 			continue
 		}
 		maps.add(f.name, s, objs.MapOp, f.op|f.key<<3|flags)
+	}
+	// Atomic stores a program does not use are not linked in either.
+	for _, f := range publishFuncs {
+		s, err := FuncSites(bin, f.name)
+		if errors.Is(err, ErrNoSymbol) {
+			continue
+		}
+		if err != nil { // snapshots are a bonus: the maps are still traced
+			maps.Missing = append(maps.Missing, fmt.Sprintf("map snapshots not seen: %v", err))
+			continue
+		}
+		maps.add(f.name, s, objs.MapPublish, f.value)
 	}
 	fatal.Base = len(maps.Names) // the same hit counters: the ones after the map probes'
 	for _, name := range fatalFuncs {

@@ -52,9 +52,10 @@ var wakeup = probeGroup{"mutex wake-ups", []string{"runtime.semrelease1"}, 0, 19
 // The programs' slots in their collection's prog_time table (PROG_TIME_*
 // in bpf/maps.bpf.c and bpf/mutex.bpf.c).
 const (
-	ProgTimeMapOp = 0
-	ProgTimePark  = 0
-	ProgTimeReady = 1
+	ProgTimeMapOp      = 0
+	ProgTimeMapPublish = 1
+	ProgTimePark       = 0
+	ProgTimeReady      = 1
 )
 
 // Plan is the probes of one BPF collection.
@@ -109,7 +110,7 @@ func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 		p.Missing = append(p.Missing, "runtime.semrelease1 calls no runtime.readyWithTime (mutex wake-ups), so mutex waits are not timed")
 		return p, nil
 	}
-	at, err := parkSite(bin)
+	at, slot, err := parkSite(bin)
 	if err != nil {
 		p.Missing = append(p.Missing, err.Error()+" (mutex parks), so mutex waits are not traced")
 		return p, nil
@@ -124,7 +125,7 @@ func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 				p.Missing = append(p.Missing, fmt.Sprintf("%s calls no runtime.semacquire1 (%s), so they are not traced", name, g.what))
 			}
 			for _, c := range calls {
-				dist := int64(c.At+callLen) - int64(at)
+				dist := int64(c.At+callSize(bin.Arch)) - int64(at)
 				if err := objs.ParkCallers.Put(dist, uint32(g.kind)); err != nil {
 					return fmt.Errorf("park callers: %w", err)
 				}
@@ -135,7 +136,7 @@ func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 			return nil, err
 		}
 	}
-	parkProbe := Probe{Func: park.names[0], Offset: at, Prog: objs.SemaPark, Cookie: Cookie(p.Base+len(p.Names), 0)}
+	parkProbe := Probe{Func: park.names[0], Offset: at, Prog: objs.SemaPark, Cookie: Cookie(p.Base+len(p.Names), 0) | uint64(slot)<<cookieSlotShift}
 	p.Names = append(p.Names, park.names[0]+" → runtime.gopark")
 
 	// The wake-up probes first and the park probe last: attached in this
@@ -152,20 +153,28 @@ func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 
 // parkSite returns the file offset of semacquire1's call of gopark, where a
 // goroutine parks on a semaphore, once it has spilled the semaphore to its
-// argument slot (checked at the call of acquireSudog, on the way there).
-func parkSite(bin *symbols.Binary) (uint64, error) {
+// argument slot (checked at the call of acquireSudog, on the way there), and
+// that slot's offset from the frame pointer.
+func parkSite(bin *symbols.Binary) (at uint64, slot int64, err error) {
 	sudog, err := callSites(bin, "runtime.semacquire1", "runtime.acquireSudog")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	park, err := callSites(bin, "runtime.semacquire1", "runtime.gopark")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if len(sudog) != 1 || !sudog[0].ArgSpilled || len(park) != 1 || park[0].At < sudog[0].At {
-		return 0, errors.New("runtime.semacquire1 does not spill its semaphore, then call runtime.gopark once")
+		return 0, 0, errors.New("runtime.semacquire1 does not spill its semaphore, then call runtime.gopark once")
 	}
-	return park[0].At, nil
+	s, err := FuncSites(bin, "runtime.semacquire1")
+	if err != nil {
+		return 0, 0, err
+	}
+	if s.ArgSlot <= 0 || s.ArgSlot > 0xffff {
+		return 0, 0, fmt.Errorf("runtime.semacquire1: spill slot %d out of the cookie's range", s.ArgSlot)
+	}
+	return park[0].At, s.ArgSlot, nil
 }
 
 // callSites returns fn's calls of callee (file offsets); none if either is

@@ -28,9 +28,13 @@ func Cookie(index int, value uint8) uint64 {
 	return uint64(index&0xff)<<8 | uint64(value)
 }
 
-// cookieAtBranch marks an entry probe on the stack check's JBE
+// cookieAtBranch marks an entry probe on the stack check's conditional jump
 // (COOKIE_AT_BRANCH in bpf/common.h).
 const cookieAtBranch = 1 << 16
+
+// cookieSlotShift places an offset from the frame pointer in a cookie's
+// bits 32..47 (COOKIE_SLOT in bpf/common.h).
+const cookieSlotShift = 32
 
 // entryProbe is the probe at a function's entry site.
 func entryProbe(fn string, s Sites, prog *ebpf.Program, index int, value uint8) Probe {
@@ -167,7 +171,11 @@ func FuncSites(bin *symbols.Binary, name string) (Sites, error) {
 	if err != nil {
 		return Sites{}, fmt.Errorf("%s: %w", name, err)
 	}
-	s, err := FindSites(code)
+	find := FindSites
+	if bin.Arch == "arm64" {
+		find = FindSitesArm64
+	}
+	s, err := find(code)
 	if err != nil {
 		return Sites{}, fmt.Errorf("%s: %w", name, err)
 	}

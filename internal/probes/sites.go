@@ -22,9 +22,13 @@ type Sites struct {
 	// function from its start, so a hit whose jump will be taken must not
 	// count (bpf/common.h: will_grow_stack).
 	Branch bool
-	// Calls are the direct calls the function makes: CALL rel32 (5 bytes,
-	// no prefix), which the kernel emulates.
+	// Calls are the direct calls the function makes, which the kernel
+	// emulates: CALL rel32 (5 bytes, no prefix) on amd64, BL on arm64.
 	Calls []Call
+	// ArgSlot is the offset from the frame pointer (BP, R29), once the
+	// frame is set up, of the first argument's spill slot; 0 when the
+	// prologue was not recognized.
+	ArgSlot int64
 }
 
 // A Call is a CALL instruction at offset At whose destination is Target,
@@ -32,10 +36,9 @@ type Sites struct {
 // offset and an address (FuncSites).
 type Call struct {
 	At, Target uint64
-	// ArgSpilled says the straight-line code before the call stores AX,
-	// the function's first argument in Go's register ABI, to the
-	// argument's spill slot above the frame (BP+16), which holds it from
-	// there on.
+	// ArgSpilled says the straight-line code before the call stores the
+	// function's first argument in Go's register ABI (AX, R0) to its spill
+	// slot above the frame (Sites.ArgSlot), which holds it from there on.
 	ArgSpilled bool
 }
 
@@ -68,6 +71,9 @@ func FindSites(code []byte) (Sites, error) {
 		off += inst.Len
 	}
 	slot, hasFrame := argSlot(insts)
+	if hasFrame {
+		s.ArgSlot = 16 // above the saved BP and the return address
+	}
 	for i, inst := range insts {
 		if rel, ok := inst.Args[0].(x86asm.Rel); ok && inst.Op == x86asm.CALL && inst.Len == callLen {
 			next := offs[i] + uint64(inst.Len)
@@ -78,8 +84,17 @@ func FindSites(code []byte) (Sites, error) {
 	return s, nil
 }
 
-// callLen is the length of CALL rel32, the only calls Sites lists.
+// callLen is the length of CALL rel32, the only calls Sites lists on amd64.
 const callLen = 5
+
+// callSize is the length of the calls Sites lists, on arch: where the
+// return address points after a call.
+func callSize(arch string) uint64 {
+	if arch == "arm64" {
+		return 4
+	}
+	return callLen
+}
 
 // argSlot returns the SP offset, after the prologue, of the first
 // argument's spill slot: above the frame (SUBQ $n, SP), the saved BP and the

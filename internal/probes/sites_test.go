@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"fmt"
 	"os/exec"
 	"reflect"
 	"regexp"
@@ -129,24 +130,96 @@ func TestFindSitesAgainstObjdump(t *testing.T) {
 // TestParkSite checks, on the oldest and the newest toolchain, what the park
 // probe relies on: semacquire1 spills the semaphore, its first argument,
 // before it calls acquireSudog, and calls gopark once, after that.
+// TestArm64Sites checks the same on arm64 for every release.
 func TestParkSite(t *testing.T) {
 	for _, tc := range []string{"go1.19", "local"} {
 		t.Run(tc, func(t *testing.T) {
-			bin, err := symbols.Open(testtarget.Build(t, "../../testdata/contention", tc))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer bin.Close()
-			at, err := parkSite(bin)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sudog, _ := callSites(bin, "runtime.semacquire1", "runtime.acquireSudog")
-			if len(sudog) != 1 || at <= sudog[0].At {
-				t.Errorf("park at %#x, acquireSudog calls %+v", at, sudog)
-			}
+			checkParkSite(t, testtarget.Build(t, "../../testdata/contention", tc))
 		})
 	}
+}
+
+// checkParkSite checks parkSite in exe, and the spill slot it found against
+// `go tool objdump`: the store of the first argument register to the slot
+// above the frame.
+func checkParkSite(t *testing.T, exe string) {
+	bin, err := symbols.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	at, slot, err := parkSite(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sudog, _ := callSites(bin, "runtime.semacquire1", "runtime.acquireSudog")
+	if len(sudog) != 1 || at <= sudog[0].At {
+		t.Errorf("park at %#x, acquireSudog calls %+v", at, sudog)
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return // make test-kernels' guests have no Go to disassemble with
+	}
+	insts, _ := objdump(t, exe, "runtime.semacquire1")
+	// The slot, from SP once the frame is open: the frame pointer is SP+n
+	// on amd64 after PUSHQ BP; SUBQ $n, SP (Go 1.21 on), SP+n-8 before,
+	// and SP-8 on arm64.
+	var spill string
+	switch bin.Arch {
+	case "amd64":
+		spill = "MOVQ AX, 0x%x(SP)"
+	case "arm64":
+		spill = "MOVD R0, %d(RSP)"
+	}
+	found := false
+	for _, inst := range insts {
+		for _, sp := range spSlots(bin.Arch, insts, slot) {
+			if inst == fmt.Sprintf(spill, sp) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("%s: no store of the first argument to the slot %d above the frame pointer in %v", bin.Arch, slot, insts)
+	}
+}
+
+// spSlots are the SP offsets that frame-pointer offset slot may be, from the
+// frame sizes in the prologue of insts.
+func spSlots(arch string, insts []string, slot int64) []int64 {
+	var out []int64
+	for _, inst := range insts[:min(len(insts), 8)] {
+		var n int64
+		switch {
+		case arch == "arm64" && strings.HasPrefix(inst, "MOVD.W R30, -"):
+			fmt.Sscanf(inst, "MOVD.W R30, -%d(RSP)", &n)
+			out = append(out, slot-8) // FP = SP-8
+		case arch == "amd64" && strings.HasPrefix(inst, "SUBQ $0x"):
+			fmt.Sscanf(inst, "SUBQ $0x%x, SP", &n)
+			out = append(out, slot+n, slot+n-8) // BP pushed above the frame (Go 1.21 on), or saved in it
+		}
+	}
+	return out
+}
+
+// objdump returns the instructions of fn in exe as `go tool objdump` prints
+// them, and their addresses.
+func objdump(t *testing.T, exe, fn string) (insts []string, addrs []uint64) {
+	t.Helper()
+	out, err := exec.Command("go", "tool", "objdump", "-s", "^"+regexp.QuoteMeta(fn)+"$", exe).CombinedOutput()
+	if err != nil {
+		t.Fatalf("objdump: %v\n%s", err, out)
+	}
+	line := regexp.MustCompile(`^\s+\S+\s+0x([0-9a-f]+)\s+[0-9a-f]+\s+(.*)$`)
+	for _, l := range strings.Split(string(out), "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		addr, _ := strconv.ParseUint(m[1], 16, 64)
+		insts = append(insts, strings.TrimSpace(m[2]))
+		addrs = append(addrs, addr)
+	}
+	return insts, addrs
 }
 
 func checkObjdump(t *testing.T, bin *symbols.Binary, exe, name string) {
@@ -158,26 +231,19 @@ func checkObjdump(t *testing.T, bin *symbols.Binary, exe, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := FindSites(code)
+	find := FindSites
+	if bin.Arch == "arm64" {
+		find = FindSitesArm64
+	}
+	s, err := find(code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("go", "tool", "objdump", "-s", "^"+regexp.QuoteMeta(name)+"$", exe).CombinedOutput()
-	if err != nil {
-		t.Fatalf("objdump: %v\n%s", err, out)
-	}
 	var calls []Call
-	var insts []string
 	var offs []uint64
-	line := regexp.MustCompile(`^\s+\S+\s+0x([0-9a-f]+)\s+[0-9a-f]+\s+(.*)$`)
-	for _, l := range strings.Split(string(out), "\n") {
-		m := line.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		addr, _ := strconv.ParseUint(m[1], 16, 64)
-		inst := strings.TrimSpace(m[2])
-		insts = append(insts, inst)
+	insts, addrs := objdump(t, exe, name)
+	for i, inst := range insts {
+		addr := addrs[i]
 		offs = append(offs, addr-fn.Entry)
 		// A direct call: CALL pkg.fn(SB), or CALL 0xADDR without a symbol.
 		if callee, ok := strings.CutPrefix(inst, "CALL "); ok {
@@ -195,18 +261,28 @@ func checkObjdump(t *testing.T, bin *symbols.Binary, exe, name string) {
 	if len(calls) == 0 || !reflect.DeepEqual(s.Calls, calls) {
 		t.Errorf("%s: calls %v, objdump says %v", name, s.Calls, calls)
 	}
-	// The entry site: PUSHQ BP after the stack check, else the check's JBE.
-	want := uint64(0)
-	for i, inst := range insts {
-		if strings.HasPrefix(inst, "JBE") && i+1 < len(insts) {
-			want = offs[i]
-			if insts[i+1] == "PUSHQ BP" {
-				want = offs[i+1]
+	// The entry site: on amd64, PUSHQ BP after the stack check, else the
+	// check's JBE; on arm64 the check's BLS.
+	want, branch := uint64(0), false
+	switch bin.Arch {
+	case "amd64":
+		for i, inst := range insts {
+			if strings.HasPrefix(inst, "JBE") && i+1 < len(insts) {
+				want, branch = offs[i], true
+				if insts[i+1] == "PUSHQ BP" {
+					want, branch = offs[i+1], false
+				}
+				break
 			}
-			break
+		}
+	case "arm64":
+		for i, inst := range insts[:min(len(insts), 4)] {
+			if insts[0] == "MOVD 16(R28), R16" && strings.HasPrefix(inst, "BLS ") {
+				want, branch = offs[i], true
+			}
 		}
 	}
-	if s.Entry != want {
-		t.Errorf("%s: entry +%d, want +%d (%v)", name, s.Entry, want, insts[:4])
+	if s.Entry != want || s.Branch != branch {
+		t.Errorf("%s: entry +%d (branch %v), want +%d (%v) (%v)", name, s.Entry, s.Branch, want, branch, insts[:4])
 	}
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"math"
+	"sort"
 	"strings"
 )
 
@@ -139,6 +140,16 @@ func diffMaps(prev, cur []Map) []Map {
 				d.HotKeys = append(d.HotKeys, k)
 			}
 		}
+		if m.Sharded != nil {
+			d.Sharded = diffShards(p.Sharded, m.Sharded, d.HotKeys)
+		}
+		if m.Snapshots != nil {
+			var ps Snapshots
+			if p.Snapshots != nil {
+				ps = *p.Snapshots
+			}
+			d.Snapshots = &Snapshots{Published: sub(m.Snapshots.Published, ps.Published), Entries: sub(m.Snapshots.Entries, ps.Entries)}
+		}
 		sites := map[string]uint64{}
 		for _, s := range p.Sites {
 			sites[s.Op+"\n"+stackKey(s.Stack)] = s.Count
@@ -234,4 +245,24 @@ func Percentile(hist []uint64, q float64, maxNS uint64) uint64 {
 		cum += float64(n)
 	}
 	return maxNS
+}
+
+// diffShards is a sharded map's shards over the interval, their balance
+// worked out again from its counts.
+func diffShards(prev, cur *Sharded, hot []HotKey) *Sharded {
+	before := map[string]Shard{}
+	if prev != nil {
+		for _, s := range prev.Shards {
+			before[s.Address] = s
+		}
+	}
+	shards := make([]Shard, 0, len(cur.Shards))
+	for _, s := range cur.Shards {
+		p := before[s.Address]
+		s.Ops, s.Contentions, s.WaitNS = sub(s.Ops, p.Ops), sub(s.Contentions, p.Contentions), sub(s.WaitNS, p.WaitNS)
+		shards = append(shards, s)
+	}
+	sorted := append([]HotKey(nil), hot...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Count > sorted[j].Count })
+	return NewSharded(shards, sorted)
 }

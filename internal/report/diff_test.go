@@ -1,6 +1,8 @@
 package report
 
 import (
+	"fmt"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -111,3 +113,64 @@ func TestDiff(t *testing.T) {
 }
 
 func near(a, b float64) bool { d := a - b; return d < 1e-9 && d > -1e-9 }
+
+// TestNewSharded: the busiest shard first, the imbalance, and the hot key
+// only where, less it, the busiest shard is like the others.
+func TestNewSharded(t *testing.T) {
+	shards := func(ops ...uint64) []Shard {
+		var out []Shard
+		for i, n := range ops {
+			out = append(out, Shard{Address: fmt.Sprintf("0x%x", 0x1000*(i+1)), Ops: n})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name      string
+		shards    []Shard
+		hot       []HotKey
+		busiest   string
+		imbalance float64
+		hotKey    string
+	}{
+		// 4 shards of 100, one with key "hot"'s 500 more: 900 ops, mean 225.
+		{"hot key", shards(100, 600, 100, 100), []HotKey{{"hot", 500}, {"k1", 20}, {"other", 280}}, "0x2000", 8.0 / 3, "hot"},
+		// The same shard busy with many keys, none of them hot: the hash.
+		{"uneven hash", shards(100, 600, 100, 100), []HotKey{{"k7", 60}, {"k1", 50}, {"other", 690}}, "0x2000", 8.0 / 3, ""},
+		{"even", shards(200, 210, 190, 200), []HotKey{{"hot", 100}, {"other", 700}}, "0x2000", 1.05, ""},
+		{"a hot key in an even map is not the cause", shards(100, 100, 100, 100), []HotKey{{"hot", 90}, {"other", 310}}, "0x1000", 1, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh := NewSharded(tc.shards, tc.hot)
+			if sh.Shards[0].Address != tc.busiest || math.Abs(sh.Imbalance-tc.imbalance) > 1e-9 || sh.HotKey != tc.hotKey {
+				t.Errorf("busiest %s, imbalance %v, hot key %q; want %s, %v, %q", sh.Shards[0].Address, sh.Imbalance, sh.HotKey,
+					tc.busiest, tc.imbalance, tc.hotKey)
+			}
+		})
+	}
+}
+
+// TestDiffSharded: a sharded map's interval has its shards' counts over
+// the interval and their balance over it.
+func TestDiffSharded(t *testing.T) {
+	row := func(ops [2]uint64, wait uint64, hot uint64) Map {
+		return Map{Kind: KindSharded, Class: "main.set", Type: "map[string]int", Maps: 2, Reads: ops[0] + ops[1],
+			HotKeys: []HotKey{{"hot", hot}, {"other", ops[0] + ops[1] - hot}},
+			Sharded: NewSharded([]Shard{{Address: "0x1", Ops: ops[0], Mutex: "0x9", Contentions: wait / 10, WaitNS: wait}, {Address: "0x2", Ops: ops[1]}},
+				[]HotKey{{"hot", hot}})}
+	}
+	prev := &Report{Maps: []Map{row([2]uint64{100, 100}, 1000, 0)}}
+	cur := &Report{Maps: []Map{row([2]uint64{1100, 200}, 5000, 900)}}
+	d := Diff(prev, cur)
+	if len(d.Maps) != 1 || d.Maps[0].Sharded == nil {
+		t.Fatalf("diff maps %+v", d.Maps)
+	}
+	sh := d.Maps[0].Sharded
+	// Over the interval: 1000 and 100 ops, the first shard's 900 of key "hot".
+	if sh.Shards[0] != (Shard{Address: "0x1", Ops: 1000, Mutex: "0x9", Contentions: 400, WaitNS: 4000}) || sh.Shards[1].Ops != 100 ||
+		math.Abs(sh.Imbalance-2000.0/1100) > 1e-9 || sh.HotKey != "hot" {
+		t.Errorf("interval shards %+v", sh)
+	}
+	if cur.Maps[0].Sharded.Shards[0].Ops != 1100 {
+		t.Errorf("Diff changed cur: %+v", cur.Maps[0].Sharded)
+	}
+}

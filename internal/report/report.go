@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"time"
 )
 
@@ -32,6 +33,7 @@ const (
 const (
 	KindMap     = "map"
 	KindSyncMap = "sync.Map"
+	KindSharded = "sharded"
 )
 
 // Map operations.
@@ -287,6 +289,83 @@ type Map struct {
 	Sites      []Site   `json:"sites"`
 	// SyncMap is a sync.Map's slow paths, up to Go 1.23; nil otherwise.
 	SyncMap *SyncMapStats `json:"sync_map,omitempty"`
+	// Sharded is a sharded map's shards, for a row of kind sharded; nil otherwise.
+	Sharded *Sharded `json:"sharded,omitempty"`
+	// Snapshots are the row's maps published as copy-on-write snapshots; nil if none was.
+	Snapshots *Snapshots `json:"snapshots,omitempty"`
+}
+
+// Snapshots are maps stored into an atomic.Pointer or atomic.Value once
+// built: copy-on-write snapshots, each replacing the one before.
+type Snapshots struct {
+	// Published is how many maps were stored.
+	Published uint64 `json:"published"`
+	// Entries is their entries when stored, all of them: what building
+	// them copied.
+	Entries uint64 `json:"entries"`
+}
+
+// Sharded is how a sharded map's operations spread over its shards: maps of
+// one type used at the same call sites, each goroutine's operations hopping
+// between them as its keys pick them.
+type Sharded struct {
+	// Imbalance is the busiest shard's operations over the mean: 1 is even.
+	Imbalance float64 `json:"imbalance"`
+	// HotKey is the key whose operations make the busiest shard busy: the
+	// shard, less that key, is no busier than the others. Empty when the
+	// shards are even, or when no one key explains the busiest one (then
+	// the keys hash unevenly).
+	HotKey string `json:"hot_key"`
+	// Shards are the shards, busiest first.
+	Shards []Shard `json:"shards"`
+}
+
+// hotKeyExcess: a hot key makes the busiest shard busy when, less that
+// key's operations, the shard is no busier than hotKeyExcess times the mean
+// of the rest, and busier than that with them.
+const hotKeyExcess = 1.5
+
+// NewSharded sorts shards busiest first and works out their imbalance and
+// the hot key (of hot, a map's hot keys, most used first) that makes the
+// busiest shard busy, if one does.
+func NewSharded(shards []Shard, hot []HotKey) *Sharded {
+	sh := &Sharded{Shards: shards}
+	sort.SliceStable(sh.Shards, func(i, j int) bool { return sh.Shards[i].Ops > sh.Shards[j].Ops })
+	var total uint64
+	for _, s := range shards {
+		total += s.Ops
+	}
+	n := float64(len(shards))
+	if total == 0 || n < 2 {
+		return sh
+	}
+	busiest := shards[0].Ops
+	sh.Imbalance = float64(busiest) * n / float64(total)
+	for _, k := range hot {
+		if k.Key == "other" { // the keys not listed
+			continue
+		}
+		if k.Count < total && k.Count <= busiest {
+			rest := float64(total-k.Count) / n
+			if float64(busiest-k.Count) <= hotKeyExcess*rest && float64(busiest) > hotKeyExcess*rest {
+				sh.HotKey = k.Key
+			}
+		}
+		break // the most used key only
+	}
+	return sh
+}
+
+// Shard is one map of a sharded map and the mutex beside it.
+type Shard struct {
+	// Address is the shard map's header address.
+	Address string `json:"address"`
+	Ops     uint64 `json:"ops"`
+	// Mutex is the address of the shard's own mutex when it was contended
+	// (found next to the shard's map in memory); empty otherwise.
+	Mutex       string `json:"mutex"`
+	Contentions uint64 `json:"contentions"`
+	WaitNS      uint64 `json:"wait_ns"`
 }
 
 // SyncMapStats are the slow paths of a sync.Map up to Go 1.23, whose
@@ -323,6 +402,8 @@ func (m Map) Label() string {
 	switch {
 	case m.Name != "":
 		return Short(m.Name)
+	case m.Class != "" && m.Kind == KindSharded:
+		return fmt.Sprintf("%s sharded map (%d shards) from %s", ShortType(m.Type), m.Maps, Short(m.Class))
 	case m.Class != "":
 		t := m.Type
 		if t == "" {
@@ -440,6 +521,11 @@ func WriteJSON(w io.Writer, r *Report) error {
 		m.Sites = list(m.Sites)
 		for j := range m.Sites {
 			m.Sites[j].Stack = list(m.Sites[j].Stack)
+		}
+		if m.Sharded != nil {
+			sh := *m.Sharded
+			sh.Shards = list(sh.Shards)
+			m.Sharded = &sh
 		}
 		if m.Interleave != nil {
 			il := *m.Interleave

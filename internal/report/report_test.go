@@ -96,3 +96,24 @@ func TestTextOptions(t *testing.T) {
 		t.Error("WriteText differs from WriteTextOptions with the zero TextOptions")
 	}
 }
+
+// TestTextSharded: a sharded map's row names its shard count, and its busiest
+// shard with its lock wait and the hot key behind it.
+func TestTextSharded(t *testing.T) {
+	r := &Report{Version: Version, Overhead: Overhead{MapSamplingFraction: 1}, Maps: []Map{{
+		Kind: KindSharded, Class: "main.(*shards).set", Type: "map[string]int", Maps: 16, KeyType: "string", Reads: 56000, Writes: 24000,
+		HotKeys: []HotKey{{"hot", 40000}, {"other", 40000}},
+		Sharded: NewSharded([]Shard{{Address: "0xc000070150", Ops: 42437, Mutex: "0xc0000140b0", Contentions: 4, WaitNS: 545278},
+			{Address: "0xc000070250", Ops: 37563}}, []HotKey{{"hot", 40000}}),
+	}}}
+	var b strings.Builder
+	if err := WriteText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"map[string]int sharded map (16 shards) from main.(*shards).set",
+		"shards: busiest 0xc000070150 with 42437 ops, 1.1× the mean, its mutex waited 545.3µs; hot key", "hot makes it busy"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -104,6 +104,13 @@ func fullReport() *Report {
 			{Kind: KindMap, Class: "net/textproto.readMIMEHeader", Maps: 2871, Type: "http.Header", KeyType: "other"},
 			{Address: "0x5a1000", Name: "main.cache", Kind: KindSyncMap, Maps: 1, Type: "sync.Map", KeyType: "string",
 				Reads: 900, Writes: 12, SyncMap: &SyncMapStats{Misses: 40, Promotions: 3, DirtyCopies: 3}},
+			{Kind: KindSharded, Class: "main.(*shards).set", Maps: 2, Type: "map[string]int", KeyType: "string",
+				Reads: 700, Writes: 300, HotKeys: []HotKey{{Key: "hot", Count: 500}, {Key: "other", Count: 500}},
+				Sharded: &Sharded{Imbalance: 1.6, HotKey: "hot", Shards: []Shard{
+					{Address: "0xc000100000", Ops: 800, Mutex: "0xc000200008", Contentions: 30, WaitNS: 9000000},
+					{Address: "0xc000100100", Ops: 200}}}},
+			{Kind: KindMap, Class: "main.buildConfig", Maps: 40, Type: "map[string]string", KeyType: "string", Reads: 800, Writes: 2000,
+				Snapshots: &Snapshots{Published: 40, Entries: 2000}},
 		},
 		Races: []Race{{Map: "0xc000abcdef", Name: "main.inventory", MapID: "main.inventory", Kind: "write/write", Count: 1,
 			Sides: []RaceSide{{Goid: 27, Op: OpWrite, Stack: stack}, {Goid: 26, Op: OpWrite}}}}, // the other side's stack unknown

@@ -299,6 +299,19 @@ func (t *text) maps(ms []Map, fraction float64) {
 			fmt.Fprintf(b, "      sync.Map slow paths: %s misses, %s promotions, %s dirty-map copies\n",
 				Count(sm.Misses), Count(sm.Promotions), Count(sm.DirtyCopies))
 		}
+		if sn := m.Snapshots; sn != nil {
+			fmt.Fprintf(b, "      copy-on-write snapshots: %s published, %s entries copied\n", Count(sn.Published), Count(sn.Entries))
+		}
+		if sh := m.Sharded; sh != nil && len(sh.Shards) > 0 {
+			line := fmt.Sprintf("      shards: busiest %s with %s ops, %.1f× the mean", sh.Shards[0].Address, Count(sh.Shards[0].Ops), sh.Imbalance)
+			if sh.Shards[0].Mutex != "" {
+				line += fmt.Sprintf(", its mutex waited %s", Duration(sh.Shards[0].WaitNS))
+			}
+			if sh.HotKey != "" {
+				line += fmt.Sprintf("; hot key %s makes it busy", clip(sh.HotKey, 24))
+			}
+			wrap(b, line, "        ")
+		}
 		if len(m.HotKeys) > 0 {
 			total := m.Reads + m.Writes + m.Deletes
 			keys := make([]string, 0, 5)

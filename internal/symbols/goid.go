@@ -5,11 +5,12 @@ import (
 	"fmt"
 )
 
-// goidOffsets is the offset of goid in runtime.g on amd64, by Go 1.x minor
-// version, for binaries without DWARF. Measured from the DWARF of binaries
-// built by go1.19.8, 1.20.14, 1.21.13, 1.22.12, 1.23.12, 1.24.13, 1.25.5 and
-// 1.26.8 (the tests check it against each release's DWARF). Go 1.23 added
-// g.syscallbp before goid; 1.25 dropped gobuf.ret from g.sched.
+// goidOffsets is the offset of goid in runtime.g on amd64 and arm64, by Go
+// 1.x minor version, for binaries without DWARF. Measured from the DWARF of
+// binaries built by go1.19.8, 1.20.14, 1.21.13, 1.22.12, 1.23.12, 1.24.13,
+// 1.25.5 and 1.26.8 (the tests check it against each release's DWARF, for
+// both architectures: nothing before goid depends on the architecture). Go
+// 1.23 added g.syscallbp before goid; 1.25 dropped gobuf.ret from g.sched.
 var goidOffsets = map[int]uint64{
 	19: 152,
 	20: 152,
@@ -33,8 +34,8 @@ func (b *Binary) GoidOffset() (off uint64, source string, err error) {
 		}
 		return off, "dwarf", nil
 	}
-	if b.Arch != "amd64" {
-		return 0, "", fmt.Errorf("symbols: %w: no DWARF, and the goid table is for amd64, not %s", ErrUnsupportedArch, b.Arch)
+	if !supportedArch(b.Arch) {
+		return 0, "", fmt.Errorf("symbols: %w: no DWARF, and the goid table is for amd64 and arm64, not %s", ErrUnsupportedArch, b.Arch)
 	}
 	off, ok := goidOffsets[b.minor]
 	if !ok {

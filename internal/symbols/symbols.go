@@ -39,7 +39,7 @@ var (
 	// while carrying no DWARF to read the runtime.g layout from.
 	ErrUnsupportedVersion = errors.New("unsupported Go version")
 	// ErrUnsupportedArch means the binary is for an architecture the tracer
-	// does not support yet (only amd64 is).
+	// does not support yet (amd64 and arm64 are).
 	ErrUnsupportedArch = errors.New("unsupported architecture")
 )
 
@@ -190,13 +190,13 @@ func (b *Binary) Close() error {
 }
 
 // CheckSupported reports whether the tracer can work with this binary:
-// ErrUnsupportedArch for anything but amd64, ErrUnsupportedVersion for Go
+// ErrUnsupportedArch for anything but amd64 and arm64, ErrUnsupportedVersion for Go
 // older than 1.19 or for a release newer than the goid table when there is
 // no DWARF to take the runtime.g layout from. Open accepts such binaries
 // anyway, so that tools can still inspect them.
 func (b *Binary) CheckSupported() error {
-	if b.Arch != "amd64" {
-		return fmt.Errorf("%w: %s (only amd64 is supported)", ErrUnsupportedArch, b.Arch)
+	if !supportedArch(b.Arch) {
+		return fmt.Errorf("%w: %s (amd64 and arm64 are supported)", ErrUnsupportedArch, b.Arch)
 	}
 	if b.minor < minGoMinor {
 		return fmt.Errorf("%w: %s (need go1.%d or newer)", ErrUnsupportedVersion, b.GoVersion, minGoMinor)
@@ -206,6 +206,10 @@ func (b *Binary) CheckSupported() error {
 	}
 	return nil
 }
+
+// supportedArch reports whether maptrace has BPF programs and probe-site
+// choice for arch (bpf/common.h, internal/probes).
+func supportedArch(arch string) bool { return arch == "amd64" || arch == "arm64" }
 
 // minGoMinor is the oldest Go 1.x release the tracer supports.
 const minGoMinor = 19

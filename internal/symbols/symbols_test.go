@@ -393,48 +393,62 @@ func TestNotGo(t *testing.T) {
 	}
 }
 
-// TestArm64 checks that a binary for another architecture still opens and
-// symbolizes, and that CheckSupported and GoidOffset refuse it.
+// TestArm64 checks arm64 binaries of every release in the matrix, built
+// here and not run: they open and symbolize, CheckSupported accepts them,
+// and goidOffsets, which stripped binaries depend on, matches the DWARF of
+// each release's runtime.g.
 func TestArm64(t *testing.T) {
 	src := writeModule(t, map[string][]byte{"main.go": []byte("package main\n\nfunc main() {\n\tprintln(\"hello\")\n}\n")})
-	local := toolchain{name: "local"}
-	for _, v := range []struct {
-		name  string
-		flags []string
-	}{{"default", nil}, {"stripped", []string{"-ldflags=-s -w"}}} {
-		t.Run(v.name, func(t *testing.T) {
-			bin := filepath.Join(t.TempDir(), "tiny")
-			cmd := local.goCommand(src, append(append([]string{"build", "-o", bin}, v.flags...), ".")...)
-			cmd.Env = append(cmd.Env, "GOARCH=arm64")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("go build: %v\n%s", err, out)
+	for _, tc := range toolchains {
+		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && tc.name != "local" {
+				t.Skip("only the local toolchain in -short mode")
 			}
-			b, err := Open(bin)
-			if err != nil {
-				t.Fatal(err)
+			dwarfOff := uint64(0)
+			for _, v := range []struct {
+				name  string
+				flags []string
+			}{{"default", nil}, {"stripped", []string{"-ldflags=-s -w"}}} {
+				bin := filepath.Join(t.TempDir(), "tiny")
+				cmd := tc.goCommand(src, append(append([]string{"build", "-o", bin}, v.flags...), ".")...)
+				cmd.Env = append(cmd.Env, "GOARCH=arm64", "CGO_ENABLED=0")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("go build: %v\n%s", err, out)
+				}
+				b, err := Open(bin)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.Arch != "arm64" || b.minor != tc.minor {
+					t.Errorf("%s: Arch = %q, minor %d", v.name, b.Arch, b.minor)
+				}
+				if err := b.CheckSupported(); err != nil {
+					t.Errorf("%s: CheckSupported() = %v", v.name, err)
+				}
+				f, ok := b.Func("main.main")
+				if !ok {
+					t.Fatalf("%s: Func(\"main.main\") not found", v.name)
+				}
+				if got, _ := b.FuncAt(f.Entry + 4); got != f {
+					t.Errorf("%s: FuncAt(%#x) = %+v, want %+v", v.name, f.Entry+4, got, f)
+				}
+				if fr := b.Frames(f.Entry); len(fr) != 1 || fr[0].Func != "main.main" || filepath.Base(fr[0].File) != "main.go" || fr[0].Line != 3 {
+					t.Errorf("%s: Frames(main.main entry) = %v", v.name, fr)
+				}
+				off, source, err := b.GoidOffset()
+				want := "dwarf"
+				if !b.HasDWARF {
+					want = "table"
+				}
+				if err != nil || source != want || off != goidOffsets[tc.minor] {
+					t.Errorf("%s: GoidOffset() = %d, %q, %v; want %d from %s", v.name, off, source, err, goidOffsets[tc.minor], want)
+				}
+				if v.name == "default" {
+					dwarfOff = off
+				}
 			}
-			if b.Arch != "arm64" {
-				t.Errorf("Arch = %q", b.Arch)
-			}
-			if err := b.CheckSupported(); !errors.Is(err, ErrUnsupportedArch) {
-				t.Errorf("CheckSupported() = %v, want ErrUnsupportedArch", err)
-			}
-			f, ok := b.Func("main.main")
-			if !ok {
-				t.Fatal(`Func("main.main") not found`)
-			}
-			if got, _ := b.FuncAt(f.Entry + 4); got != f {
-				t.Errorf("FuncAt(%#x) = %+v, want %+v", f.Entry+4, got, f)
-			}
-			if fr := b.Frames(f.Entry); len(fr) != 1 || fr[0].Func != "main.main" || filepath.Base(fr[0].File) != "main.go" || fr[0].Line != 3 {
-				t.Errorf("Frames(main.main entry) = %v", fr)
-			}
-			_, source, err := b.GoidOffset()
-			if b.HasDWARF && (err != nil || source != "dwarf") {
-				t.Errorf("GoidOffset() = %q, %v; want it from DWARF", source, err)
-			}
-			if !b.HasDWARF && !errors.Is(err, ErrUnsupportedArch) {
-				t.Errorf("GoidOffset() without DWARF = %v, want ErrUnsupportedArch", err)
+			if dwarfOff == 0 {
+				t.Error("the unstripped build has no goid offset from DWARF")
 			}
 		})
 	}

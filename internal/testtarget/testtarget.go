@@ -60,7 +60,14 @@ func PrebuiltName(src, toolchain string, flags ...string) string {
 // toolchain from Toolchains and extra `go build` flags, once per test binary.
 func Build(t testing.TB, src, toolchain string, flags ...string) string {
 	t.Helper()
-	if dir := os.Getenv(PrebuiltEnv); dir != "" {
+	return BuildFor(t, "", src, toolchain, flags...)
+}
+
+// BuildFor is Build for another architecture (GOARCH goarch; "" is the
+// host's): a target to inspect, not to run.
+func BuildFor(t testing.TB, goarch, src, toolchain string, flags ...string) string {
+	t.Helper()
+	if dir := os.Getenv(PrebuiltEnv); dir != "" && goarch == "" {
 		out := filepath.Join(dir, PrebuiltName(src, toolchain, flags...))
 		if _, err := os.Stat(out); err != nil {
 			t.Skipf("target %s not prebuilt (%s=%s): only the local toolchain's targets are", filepath.Base(out), PrebuiltEnv, dir)
@@ -71,7 +78,7 @@ func Build(t testing.TB, src, toolchain string, flags ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := strings.Join(append([]string{src, toolchain}, flags...), " ")
+	key := strings.Join(append([]string{src, toolchain, goarch}, flags...), " ")
 	mu.Lock()
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "maptrace-targets-"); err != nil {
@@ -81,14 +88,14 @@ func Build(t testing.TB, src, toolchain string, flags ...string) string {
 	}
 	out, ok := built[key]
 	if !ok {
-		out = filepath.Join(dir, fmt.Sprintf("%s-%s-%d", filepath.Base(src), toolchain, len(built)))
+		out = filepath.Join(dir, fmt.Sprintf("%s-%s%s-%d", filepath.Base(src), toolchain, goarch, len(built)))
 		built[key] = out
 	}
 	mu.Unlock()
 	if ok {
 		return out
 	}
-	if err := Compile(src, toolchain, out, flags...); err != nil {
+	if err := CompileFor(goarch, src, toolchain, out, flags...); err != nil {
 		mu.Lock()
 		delete(built, key)
 		mu.Unlock()
@@ -99,6 +106,11 @@ func Build(t testing.TB, src, toolchain string, flags ...string) string {
 
 // Compile builds the program in src into out, as Build does.
 func Compile(src, toolchain, out string, flags ...string) error {
+	return CompileFor("", src, toolchain, out, flags...)
+}
+
+// CompileFor is Compile for GOARCH goarch ("" is the host's).
+func CompileFor(goarch, src, toolchain, out string, flags ...string) error {
 	goCmd, env := "go", []string{"GOTOOLCHAIN=" + toolchain}
 	if toolchain == "go1.19" {
 		goCmd, env = go119, []string{"GOTOOLCHAIN=local"}
@@ -107,6 +119,9 @@ func Compile(src, toolchain, out string, flags ...string) error {
 	cmd := exec.Command(goCmd, append(args, ".")...)
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), append(env, "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")...)
+	if goarch != "" {
+		cmd.Env = append(cmd.Env, "GOARCH="+goarch)
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build %s with %s: %v\n%s", src, toolchain, err, b)
 	}

@@ -400,3 +400,83 @@ func TestSyncMapMisses(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncMapSampled checks sync.Map counts and its hot key under the
+// default budget, with the map probes duty-cycled: the scaled estimates must
+// be within 10% of what the target counted itself.
+func TestSyncMapSampled(t *testing.T) {
+	testtarget.NeedRoot(t)
+	for _, tc := range []string{"go1.19", "go1.22.12", "go1.24.13", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
+			r, answer := mapTrace(t, p, 5, "syncwork 10000", 40*time.Second)
+			var loads, stores, hot uint64
+			if _, err := fmt.Sscanf(answer, "syncwork %d %d %d", &loads, &stores, &hot); err != nil {
+				t.Fatalf("target said %q", answer)
+			}
+			m := findMapNamed(r, "main.syncWorkMap")
+			if m == nil {
+				t.Fatalf("main.syncWorkMap not seen: %+v", r.Maps)
+			}
+			f := r.Overhead.MapSamplingFraction
+			t.Logf("sampling fraction %.3f (lower bound %v, overhead ratio %.3f): %d reads (true %d), %d writes (true %d), hot keys %v (true user:hot×%d)",
+				f, r.Overhead.MapCountsLowerBound, r.Overhead.Ratio, m.Reads, loads, m.Writes, stores, m.HotKeys, hot)
+			if f <= 0 || f >= 0.95 {
+				t.Errorf("sampling fraction %v: want duty-cycled probes", f)
+			}
+			within := func(what string, got, want uint64) {
+				if d := math.Abs(float64(got)-float64(want)) / float64(want); d > 0.10 {
+					t.Errorf("%s: %d, true %d: off by %.1f%%", what, got, want, 100*d)
+				}
+			}
+			within("reads", m.Reads, loads)
+			within("writes", m.Writes, stores)
+			if len(m.HotKeys) == 0 || m.HotKeys[0].Key != "user:hot" {
+				t.Fatalf("hot keys %v, want user:hot first", m.HotKeys)
+			}
+			within("hot key user:hot", m.HotKeys[0].Count, hot)
+		})
+	}
+}
+
+// TestSnapshots checks copy-on-write snapshots, every operation probed:
+// maps built and stored into an atomic.Pointer or an atomic.Value are
+// counted as published, with their entries, on the row of the function that
+// builds them.
+func TestSnapshots(t *testing.T) {
+	testtarget.NeedRoot(t)
+	for _, tc := range []string{"go1.19", "go1.22.12", "go1.24.13", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
+			r, answer := mapTrace(t, p, 100, "snapshot 40 50 20", 30*time.Second)
+			var published, entries, reads uint64
+			if _, err := fmt.Sscanf(answer, "snapshot %d %d %d", &published, &entries, &reads); err != nil {
+				t.Fatalf("target said %q", answer)
+			}
+			var m *report.Map
+			for i := range r.Maps {
+				if r.Maps[i].Class == "main.buildSnapshot" {
+					m = &r.Maps[i]
+				}
+			}
+			if m == nil {
+				t.Fatalf("no maps from main.buildSnapshot: %+v", r.Maps)
+			}
+			t.Logf("%s: %d maps, %d reads, %d writes, snapshots %+v", m.Label(), m.Maps, m.Reads, m.Writes, m.Snapshots)
+			if m.Snapshots == nil || *m.Snapshots != (report.Snapshots{Published: published, Entries: entries}) {
+				t.Errorf("snapshots %+v, want %d published with %d entries", m.Snapshots, published, entries)
+			}
+			if uint64(m.Maps) != published || m.Writes != entries || m.Reads != reads {
+				t.Errorf("%d maps, %d writes, %d reads; want %d, %d, %d", m.Maps, m.Writes, m.Reads, published, entries, reads)
+			}
+			// 50 entries copied per snapshot, read 20 times: dearer than a lock.
+			found := false
+			for _, f := range r.Findings {
+				found = found || strings.HasPrefix(f.Title, m.Label()+": copy-on-write snapshots rebuilt 40 times")
+			}
+			if !found {
+				t.Errorf("no finding on the snapshots: %+v", r.Findings)
+			}
+		})
+	}
+}

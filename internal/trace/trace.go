@@ -62,6 +62,9 @@ type Options struct {
 	// HitCost, if set, is the cost of one probe hit as measured by an
 	// earlier trace (Session.HitCost), which is not measured again.
 	HitCost calibrate.Cost
+	// Sampler, if set, is a CPU sampling program shared with other traces,
+	// which the trace adds its target to; else it opens one of its own.
+	Sampler *cpuprof.Program
 }
 
 // DefaultOverhead is the budget when Options.Overhead is 0, as --overhead's.
@@ -347,7 +350,9 @@ func (s *session) newGovernor() {
 	if s.mapObjs != nil {
 		cfg.Maps = &governor.Group{Attach: s.attachMaps, Detach: s.detachMaps,
 			Hits: collector.NewHitSum(s.mapObjs.Hits, s.mapPlan).Sum,
-			Cost: func() time.Duration { return s.programCost(s.mapObjs.ProgTime, probes.ProgTimeMapOp) }}
+			Cost: func() time.Duration {
+				return s.programCost(s.mapObjs.ProgTime, probes.ProgTimeMapOp, probes.ProgTimeMapPublish)
+			}}
 		cfg.Fixed = collector.NewHitSum(s.mapObjs.Hits, s.fatalPlan).Sum
 	}
 	if cfg.Mutex != nil || cfg.Maps != nil {
@@ -515,7 +520,13 @@ func (s *session) startSampler() {
 	if !s.opts.Maps && !s.opts.Mutex {
 		return
 	}
-	sp, err := cpuprof.Start(s.opts.PID, s.bin, s.sym.Bias())
+	var sp *cpuprof.Sampler
+	var err error
+	if s.opts.Sampler != nil {
+		sp, err = s.opts.Sampler.Add(s.opts.PID, s.bin, s.sym.Bias())
+	} else {
+		sp, err = cpuprof.Start(s.opts.PID, s.bin, s.sym.Bias())
+	}
 	if err != nil {
 		fmt.Fprintf(s.opts.Log, "maptrace: note: no CPU sampling: %v\n", err)
 		return
@@ -595,6 +606,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 			r.Goroutines = mergeGoroutines(r.Goroutines, res.Goroutines)
 		}
 	}
+	collector.ShardMutexes(r.Maps, r.Mutexes, s.proc.ReadMemory)
 	r.Overhead.LostEvents = r.Overhead.Lost.Total()
 	r.Goroutines = r.Goroutines[:min(len(r.Goroutines), 10)]
 	if s.sampler != nil {

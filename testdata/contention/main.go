@@ -1,5 +1,6 @@
 // Command contention is a test target: on "run MS" from stdin it contends
-// a sync.Mutex and both sides of a sync.RWMutex for MS milliseconds, then
+// a sync.Mutex and both sides of a sync.RWMutex for MS milliseconds (and
+// uses a small sharded map, without contending it), then
 // prints the runtime's own count of mutex wait over that run, the ground
 // truth maptrace is checked against.
 package main
@@ -115,6 +116,39 @@ func touchCache(stop <-chan struct{}) {
 	}
 }
 
+// shard is a shard of a sharded map: a mutex and a map.
+type shard struct {
+	mu sync.Mutex
+	m  map[int]int
+}
+
+var shards = func() []*shard {
+	s := make([]*shard, 4)
+	for i := range s {
+		s[i] = &shard{m: map[int]int{}}
+	}
+	return s
+}()
+
+// useShards counts keys in the sharded map, each key's shard picked by the
+// key, at a gentle pace: maptrace shows the shards as one sharded map.
+//
+//go:noinline
+func useShards(stop <-chan struct{}) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		s := shards[i%len(shards)]
+		s.mu.Lock()
+		s.m[i%8]++ // 8 keys: every one of them a hot key series
+		s.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func mutexWait() (float64, bool) {
 	s := []metrics.Sample{{Name: "/sync/mutex/wait/total:seconds"}}
 	metrics.Read(s)
@@ -142,6 +176,7 @@ func run(d time.Duration) {
 		start(writeShared)
 		start(touchCache)
 	}
+	start(useShards)
 	time.Sleep(d)
 	close(stop)
 	wg.Wait()

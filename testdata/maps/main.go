@@ -209,6 +209,13 @@ func main() {
 			syncLoop(ms(1))
 		case len(f) == 1 && f[0] == "syncmiss":
 			syncMiss()
+		case len(f) == 2 && f[0] == "syncwork":
+			syncWork(ms(1))
+		case len(f) == 4 && f[0] == "snapshot":
+			n, _ := strconv.Atoi(f[1])
+			size, _ := strconv.Atoi(f[2])
+			reads, _ := strconv.Atoi(f[3])
+			snapshot(n, size, reads)
 		}
 	}
 }
