@@ -98,5 +98,14 @@ func (r *Results) Check() error {
 			pos("real servers: "+s.Name+" traced throughput", Dist{s.Traced})
 		}
 	}
+	if r.Config != nil && r.Config.runs(7) {
+		if a := r.Agent; a == nil || len(a.Rows) != len(agentScenarios) {
+			errs = append(errs, errors.New("section 7 (agent memory): no results"))
+		} else {
+			for _, row := range a.Rows {
+				pos("agent memory: "+row.Name, Dist{float64(row.RSSKiB)})
+			}
+		}
+	}
 	return errors.Join(errs...)
 }

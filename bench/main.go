@@ -13,7 +13,8 @@
 //  6. real servers (nats-server, etcd, Caddy) under their own load clients,
 //     traced once each: how many findings, which first, lost events, the
 //     text report's length, against the figures before the report was
-//     reworked.
+//     reworked;
+//  7. `maptrace agent`'s memory with processes of one binary and of many.
 //
 // Every figure is min/median/max over -n runs; ratios pair runs of the same
 // round, which alternate untraced and traced. Run as root from maptrace's
@@ -80,8 +81,8 @@ func parseFlags(args []string) (*Config, error) {
 		c.Only = map[int]bool{}
 		for _, f := range strings.Split(*only, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 || n > 6 {
-				return nil, fmt.Errorf("-only %q: want section numbers 1 to 6", *only)
+			if err != nil || n < 1 || n > 7 {
+				return nil, fmt.Errorf("-only %q: want section numbers 1 to 7", *only)
 			}
 			c.Only[n] = true
 		}
@@ -135,6 +136,7 @@ type Results struct {
 	Collector *Collector
 	Accuracy  *Accuracy
 	Servers   []*RealServer
+	Agent     *AgentMemory
 	// Errors are the sections that failed, by section.
 	Errors map[string]string
 }
@@ -228,18 +230,25 @@ func Run(cfg *Config, log io.Writer) (*Results, error) {
 			fail("real servers", err)
 		}
 	}
+	if run(7) {
+		logf("section 7: the agent's memory")
+		if res.Agent, err = measureAgentMemory(cfg, res.Builds, logf); err != nil {
+			fail("agent memory", err)
+		}
+	}
 	res.Took = time.Since(res.Started)
 	return res, errors.Join(errs...)
 }
 
-// runs says whether section n runs. -quick leaves out section 6 unless
-// asked for: building etcd and Caddy takes minutes, and the test of
-// servers_test.go already runs it on nats-server.
+// runs says whether section n runs. -quick leaves out sections 6 and 7
+// unless asked for: building etcd and Caddy takes minutes, and the test of
+// servers_test.go already runs it on nats-server; the agent's memory takes a
+// minute, and cmd/maptrace's TestAgentMemory measures it too.
 func (c *Config) runs(n int) bool {
 	if len(c.Only) > 0 {
 		return c.Only[n]
 	}
-	return n != 6 || !c.Quick
+	return (n != 6 && n != 7) || !c.Quick
 }
 
 // binaries are the ones build() must make for the sections that run.

@@ -103,6 +103,9 @@ func renderMarkdown(r *Results) string {
 	if cfg.runs(6) {
 		renderServers(p, r.Servers)
 	}
+	if cfg.runs(7) {
+		renderAgentMemory(p, r.Agent)
+	}
 	renderGoals(p, r)
 	return b.String()
 }
