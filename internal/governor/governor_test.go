@@ -267,8 +267,11 @@ func TestRunMutexDutyCycled(t *testing.T) {
 	// 20 hits, which they spend in ~100ms.
 	f := &fakeTarget{mutex: &fakeGroup{every: 5 * time.Millisecond}, run: 1200 * time.Millisecond}
 	g := f.start(t)
-	if f.maps.attaches != 1 {
-		t.Errorf("%d map windows with the budget spent by the mutex probes, want 1 (Begin's)", f.maps.attaches)
+	// Begin's window, and at most one more that a late first check (a
+	// busy machine) opens before it reads the mutex probes' spending;
+	// not one a period.
+	if f.maps.attaches > 2 {
+		t.Errorf("%d map windows with the budget spent by the mutex probes, want 1 (Begin's), 2 at most", f.maps.attaches)
 	}
 	if f.mutex.attaches < 4 {
 		t.Errorf("mutex probes attached %d times in 6 periods, want one window a period", f.mutex.attaches)
