@@ -117,3 +117,26 @@ func TestTextSharded(t *testing.T) {
 		}
 	}
 }
+
+// TestTextOverBudget: an estimate over the budget is said in words; within
+// it, and under --exact (budget 1), nothing is added.
+func TestTextOverBudget(t *testing.T) {
+	for _, tc := range []struct {
+		budget, ratio float64
+		want          bool
+	}{{0.05, 0.083, true}, {0.05, 0.049, false}, {1, 0.9, false}} {
+		r := &Report{Overhead: Overhead{Budget: tc.budget, Ratio: tc.ratio}}
+		var b strings.Builder
+		if err := WriteText(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(b.String(), "over the 5% budget"); got != tc.want {
+			t.Errorf("budget %v, estimate %v: %q, want the words %v", tc.budget, tc.ratio, firstLines(b.String(), 3), tc.want)
+		}
+	}
+}
+
+func firstLines(s string, n int) string {
+	ls := strings.SplitN(s, "\n", n+1)
+	return strings.Join(ls[:min(n, len(ls))], "\n")
+}

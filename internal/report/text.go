@@ -44,8 +44,13 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 	if r.TargetError != "" {
 		fmt.Fprintf(b, "TARGET DIED: fatal error: %s\n", r.TargetError)
 	}
-	fmt.Fprintf(b, "probes: %d hits, est. cost %s (%.2f%% of the target's CPU time)\n", r.Overhead.ProbeHits,
-		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio)
+	over := ""
+	if o := r.Overhead; o.Budget > 0 && o.Budget < 1 && o.Ratio > o.Budget {
+		// Said in words: a short trace cannot repay its first windows.
+		over = fmt.Sprintf(", over the %g%% budget", 100*o.Budget)
+	}
+	fmt.Fprintf(b, "probes: %d hits, est. cost %s (%.2f%% of the target's CPU time%s)\n", r.Overhead.ProbeHits,
+		Duration(uint64(r.Overhead.EstCostSeconds*1e9)), 100*r.Overhead.Ratio, over)
 	if r.Overhead.LostEvents > 0 {
 		l := r.Overhead.Lost
 		line := fmt.Sprintf("lost: %d events (%d stacks not walked, %d parks not timed, %d updates to full tables, "+
