@@ -681,12 +681,18 @@ func (a *analysis) mapCPU() {
 			advice = "writes dominate: size the map once with make(map[K]V, n) to avoid growth, batch updates, " +
 				"or keep the values in a slice indexed by a small integer key."
 		}
-		severity := report.SeverityInfo
-		if m.CPUSeconds >= 0.05*a.cpuBase {
-			severity = report.SeverityWarning
-		}
+		severity := a.mapSeverity(m)
 		a.add(cost, severity, title, detail+".", advice, m.CPUSeconds, a.cpuBase)
 	}
+}
+
+// mapSeverity is a map finding's severity by what its map work costs: a
+// warning from 5% of the target's CPU time.
+func (a *analysis) mapSeverity(m report.Map) string {
+	if m.CPUSeconds >= 0.05*a.cpuBase {
+		return report.SeverityWarning
+	}
+	return report.SeverityInfo
 }
 
 // shardBalance: a sharded map one of whose shards does most of the work,
@@ -735,8 +741,8 @@ func (a *analysis) shardBalance() {
 		if busy.WaitNS == 0 {
 			costSeconds, base = m.CPUSeconds, a.cpuBase
 		}
-		severity := report.SeverityInfo
-		if waits > 0 && long(&report.Mutex{WaitNS: busy.WaitNS}, a.r.Window.Seconds*1e9) || m.CPUSeconds >= 0.05*a.cpuBase {
+		severity := a.mapSeverity(m)
+		if waits > 0 && long(&report.Mutex{WaitNS: busy.WaitNS}, a.r.Window.Seconds*1e9) {
 			severity = report.SeverityWarning
 		}
 		a.judged[m.ID()] = true
@@ -759,10 +765,7 @@ func (a *analysis) snapshots() {
 		advice := "a snapshot pays when it is read far more often than rebuilt; here each read costs more copying than " +
 			"an uncontended RLock: keep one map behind a sync.RWMutex and update it in place, or rebuild the snapshot less " +
 			"often (batch the updates)."
-		severity := report.SeverityInfo
-		if m.CPUSeconds >= 0.05*a.cpuBase {
-			severity = report.SeverityWarning
-		}
+		severity := a.mapSeverity(m)
 		a.judged[m.ID()] = true
 		a.add(cost, severity, title, detail+".", advice, m.CPUSeconds, a.cpuBase)
 	}
@@ -805,10 +808,7 @@ func (a *analysis) syncMapFit() {
 				"deletes of changing keys are a large share: a sharded map (N maps, each with its own mutex, picked by key hash) " +
 				"lets writers of different keys go on at once, with no whole-map copies."
 		}
-		severity := report.SeverityInfo
-		if m.CPUSeconds >= 0.05*a.cpuBase {
-			severity = report.SeverityWarning
-		}
+		severity := a.mapSeverity(m)
 		a.judged[m.ID()] = true
 		a.add(cost, severity, title, "measured: "+mix+".", advice, m.CPUSeconds, a.cpuBase)
 	}
