@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -77,33 +75,18 @@ func agentMemory(tmp string, bins *Binaries, name string, procs, binaries int) (
 		}
 		exes = append(exes, exe)
 	}
-	type target struct {
-		cmd *exec.Cmd
-		in  io.WriteCloser
-		out *bufio.Reader
-	}
-	var ts []*target
+	var ts []*Proc
 	defer func() {
 		for _, t := range ts {
-			t.in.Close()
-			t.cmd.Process.Kill()
-			t.cmd.Wait()
+			t.Close()
 		}
 	}()
 	for i := range procs {
-		cmd := exec.Command(exes[i%binaries])
-		in, err := cmd.StdinPipe()
+		t, err := startProc(exes[i%binaries])
 		if err != nil {
 			return nil, err
 		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		ts = append(ts, &target{cmd: cmd, in: in, out: bufio.NewReader(out)})
+		ts = append(ts, t)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -121,12 +104,17 @@ func agentMemory(tmp string, bins *Binaries, name string, procs, binaries int) (
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// All at once, as Ask would one after another.
 	for _, t := range ts {
-		fmt.Fprintln(t.in, "run 1000")
+		if _, err := fmt.Fprintln(t.in, "run 1000"); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
 	}
 	for _, t := range ts {
-		if _, err := t.out.ReadString('\n'); err != nil {
-			return nil, fmt.Errorf("target: %w", err)
+		if l, err := t.line(60 * time.Second); err != nil {
+			return nil, err
+		} else if !strings.HasPrefix(l, "mutex_wait_seconds ") {
+			return nil, fmt.Errorf("%s: answer %q to run", t.name, l)
 		}
 	}
 	// Scraped as Prometheus would, then measured once the heap settled.
