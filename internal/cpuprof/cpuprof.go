@@ -357,16 +357,9 @@ func (s *Sampler) Read() (*Result, error) {
 }
 
 func (s *Sampler) read() (*Result, error) {
-	m := s.prog.objs
-	var per []bpf.CpuTarget
-	if err := m.Targets.Lookup(s.tgid, &per); err != nil {
-		return nil, fmt.Errorf("read samples of pid %d: %w", s.tgid, err)
-	}
-	var n [bpf.CpuSampleCountSAMPLES_MAX]uint64
-	for _, c := range per {
-		for i, v := range c.N {
-			n[i] += v
-		}
+	n, err := s.counts()
+	if err != nil {
+		return nil, err
 	}
 	r := &Result{
 		Hz:       Hz,
@@ -379,7 +372,7 @@ func (s *Sampler) read() (*Result, error) {
 	}
 	var k bpf.CpuSite
 	var c uint64
-	it := m.Sites.Iterate()
+	it := s.prog.objs.Sites.Iterate()
 	for it.Next(&k, &c) {
 		if k.Tgid == s.tgid {
 			r.Sites[k.Caller] = c
@@ -401,17 +394,27 @@ func (s *Sampler) Counts() (all, kernel uint64, err error) {
 	if s.prog == nil {
 		return 0, 0, errors.New("sampler closed")
 	}
-	var per []bpf.CpuTarget
-	if err := s.prog.objs.Targets.Lookup(s.tgid, &per); err != nil {
-		return 0, 0, fmt.Errorf("read samples of pid %d: %w", s.tgid, err)
+	n, err := s.counts()
+	if err != nil {
+		return 0, 0, err
 	}
-	var user uint64
-	for _, c := range per {
-		all += c.N[bpf.CpuSampleCountSAMPLES_TOTAL]
-		user += c.N[bpf.CpuSampleCountSAMPLES_USER]
-	}
+	all, user := n[bpf.CpuSampleCountSAMPLES_TOTAL], n[bpf.CpuSampleCountSAMPLES_USER]
 	// A CPU's user count may be read newer than its total.
 	return all, all - min(user, all), nil
+}
+
+// counts sums the target's counters over the CPUs: one lookup.
+func (s *Sampler) counts() (n [bpf.CpuSampleCountSAMPLES_MAX]uint64, err error) {
+	var per []bpf.CpuTarget
+	if err := s.prog.objs.Targets.Lookup(s.tgid, &per); err != nil {
+		return n, fmt.Errorf("read samples of pid %d: %w", s.tgid, err)
+	}
+	for _, c := range per {
+		for i, v := range c.N {
+			n[i] += v
+		}
+	}
+	return n, nil
 }
 
 // initPIDNamespace is the inode of the kernel's initial PID namespace
