@@ -165,7 +165,7 @@ func staticBusybox(path string) error {
 // machine has one serial port, and Debian builds the virtio console as a
 // module the guest cannot load: the markers share the console, with the
 // kernel's messages cut to emergencies.
-func initScript(accel Accel, arch string) string {
+func initScript(accel Accel, arch string, suites []Suite) string {
 	emulated := "0"
 	if accel.Name == "tcg" {
 		emulated = "1"
@@ -213,7 +213,7 @@ echo "@@mt kernel $(uname -r)"
 step doctor maptrace doctor
 step attach attach
 `)
-	for i, s := range Suites {
+	for i, s := range suites {
 		run := s.runFor(arch)
 		if run == "" {
 			continue
@@ -236,7 +236,7 @@ func serialSetup(arch string) string {
 // writeInitramfs writes an uncompressed newc cpio archive of the files and
 // /init: the kernel unpacks it faster than a compressed one, which matters
 // under emulation.
-func writeInitramfs(path string, files map[string]string, accel Accel, arch string) error {
+func writeInitramfs(path string, files map[string]string, accel Accel, arch string, suites []Suite) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -272,7 +272,7 @@ func writeInitramfs(path string, files map[string]string, accel Accel, arch stri
 		}
 		w.entry(guest, 0o100755, data)
 	}
-	w.entry("/init", 0o100755, []byte(initScript(accel, arch)))
+	w.entry("/init", 0o100755, []byte(initScript(accel, arch, suites)))
 	w.entry("TRAILER!!!", 0, nil)
 	if w.err != nil {
 		f.Close()

@@ -127,6 +127,7 @@ func run() error {
 	}
 	// One initramfs per architecture, built when a kernel needs it.
 	initrds := map[string]string{}
+	guestFiles := map[string]map[string]string{}
 	initrdFor := func(arch string) (string, error) {
 		if p, ok := initrds[arch]; ok {
 			return p, nil
@@ -143,10 +144,10 @@ func run() error {
 			return "", err
 		}
 		p := filepath.Join(work, "initramfs-"+arch+".cpio")
-		if err := writeInitramfs(p, files, accel.forArch(arch), arch); err != nil {
+		if err := writeInitramfs(p, files, accel.forArch(arch), arch, Suites); err != nil {
 			return "", err
 		}
-		initrds[arch] = p
+		initrds[arch], guestFiles[arch] = p, files
 		return p, nil
 	}
 	fmt.Printf("kernels: accelerator %s: %s\n", accel.Name, accel.Why)
@@ -184,18 +185,35 @@ func run() error {
 			fmt.Printf("kernels: %s: %v, after %q: booting it again\n", r.Kernel.Name(), r.Err, oops)
 		}
 		r.VM.Wall = wall
-		for j, s := range Suites {
-			sec, ok := r.Guest.section(fmt.Sprintf("test:%d", j))
-			if !ok {
-				continue
+		if r.Tests, err = suiteResults(r.Guest, Suites); err != nil {
+			return err
+		}
+		fmt.Printf("kernels: %s: %s in %v%s\n", r.Kernel.Name(), counts(r.Tests), r.VM.Wall.Round(time.Second), errSuffix(r.Err))
+		printFailures(r)
+		// An emulated guest's vCPUs stall when its host is busy, and a
+		// timing test can fail on that alone: a second boot runs the few
+		// failed tests again, and the table keeps the first failure.
+		if again := failedLeaves(r.Tests); r.Err == nil && ctx.Err() == nil && len(again) > 0 && len(again) <= maxRerun {
+			fmt.Printf("kernels: %s: booting again to run the %d failed tests once more\n", r.Kernel.Name(), len(again))
+			rerun := rerunSuites(again)
+			p := filepath.Join(work, "initramfs-"+r.Kernel.Arch+"-rerun.cpio")
+			if err := writeInitramfs(p, guestFiles[r.Kernel.Arch], accel, r.Kernel.Arch, rerun); err != nil {
+				return err
 			}
-			tr, err := testResults(s.Pkg, sec)
+			vm := boot(ctx, &r.Kernel, p, work, accel, *timeout, 3)
+			r.VM.Wall += vm.Wall
+			g := parseOutput(vm.Output)
+			tr, err := suiteResults(g, rerun)
 			if err != nil {
 				return err
 			}
-			r.Tests = append(r.Tests, tr...)
+			if vm.Err == nil && !g.Done {
+				vm.Err = fmt.Errorf("the guest stopped before its end")
+			}
+			r.Tests = mergeRerun(r.Tests, tr)
+			fmt.Printf("kernels: %s: after the second boot %s%s\n", r.Kernel.Name(), counts(r.Tests), errSuffix(vm.Err))
+			printFailures(r)
 		}
-		fmt.Printf("kernels: %s: %s in %v%s\n", r.Kernel.Name(), counts(r.Tests), r.VM.Wall.Round(time.Second), errSuffix(r.Err))
 		if r.Err != nil {
 			tail := r.VM.Console
 			if len(tail) > 2000 {
@@ -230,12 +248,52 @@ func run() error {
 	return ctx.Err()
 }
 
+// suiteResults are the tests of each suite the guest ran.
+func suiteResults(g GuestRun, suites []Suite) ([]TestResult, error) {
+	var ts []TestResult
+	for j, s := range suites {
+		sec, ok := g.section(fmt.Sprintf("test:%d", j))
+		if !ok {
+			continue
+		}
+		tr, err := testResults(s.Pkg, sec)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, tr...)
+	}
+	return ts, nil
+}
+
+// printFailures names each failed test and its log where CI shows it, not
+// only in the doc.
+func printFailures(r *Result) {
+	for _, t := range r.Tests {
+		if t.Action == "fail" {
+			fmt.Printf("kernels: %s: FAIL %s %s\n", r.Kernel.Name(), t.Pkg, t.Test)
+			for _, l := range t.Logs {
+				fmt.Printf("    %s\n", l)
+			}
+		}
+	}
+}
+
 func counts(ts []TestResult) string {
 	n := map[string]int{}
 	for _, t := range ts {
 		n[t.Action]++
 	}
-	return fmt.Sprintf("%d passed, %d failed, %d skipped", n["pass"], n["fail"], n["skip"])
+	again := 0
+	for _, t := range ts {
+		if t.FailedFirst != "" {
+			again++
+		}
+	}
+	s := fmt.Sprintf("%d passed, %d failed, %d skipped", n["pass"], n["fail"], n["skip"])
+	if again > 0 {
+		s += fmt.Sprintf(" (%d passed on a second boot)", again)
+	}
+	return s
 }
 
 func errSuffix(err error) string {

@@ -86,6 +86,79 @@ type TestResult struct {
 	Reason  string // why it skipped, or its first error
 	Elapsed float64
 	Logs    []string // its t.Log, t.Skip and t.Error lines
+	// FailedFirst is the first boot's failure of a test that passed when
+	// run again.
+	FailedFirst string
+}
+
+// maxRerun is the most failed tests a second boot runs again: more is a
+// kernel that breaks maptrace, not a guest stalled by its host.
+const maxRerun = 4
+
+// failedLeaves are the failed tests none of whose subtests failed.
+func failedLeaves(ts []TestResult) []TestResult {
+	var leaves []TestResult
+	for _, t := range ts {
+		if t.Action != "fail" || t.Test == "(test binary)" {
+			continue
+		}
+		leaf := true
+		for _, o := range ts {
+			if o.Pkg == t.Pkg && o.Action == "fail" && strings.HasPrefix(o.Test, t.Test+"/") {
+				leaf = false
+			}
+		}
+		if leaf {
+			leaves = append(leaves, t)
+		}
+	}
+	return leaves
+}
+
+// rerunSuites runs each test again, alone: ^TestA$/^sub$ selects it.
+func rerunSuites(ts []TestResult) []Suite {
+	var ss []Suite
+	for _, t := range ts {
+		var parts []string
+		for _, p := range strings.Split(t.Test, "/") {
+			parts = append(parts, "^"+regexp.QuoteMeta(p)+"$")
+		}
+		run := strings.Join(parts, "/")
+		ss = append(ss, Suite{Pkg: t.Pkg, Run: run, Arm64: run})
+	}
+	return ss
+}
+
+// mergeRerun takes the second boot's outcome of each test run again: one
+// that passed there passes, with its first failure kept, as do its parents
+// that failed only by their subtests once none of those fails any more.
+func mergeRerun(first, again []TestResult) []TestResult {
+	for _, a := range again {
+		if a.Action != "pass" {
+			continue
+		}
+		for i, t := range first {
+			if t.Pkg == a.Pkg && t.Test == a.Test && t.Action == "fail" {
+				first[i].Action, first[i].FailedFirst, first[i].Logs = "pass", t.Reason, a.Logs
+			}
+		}
+	}
+	for i, t := range first { // parents end after their subtests
+		if t.Action != "fail" {
+			continue
+		}
+		still, had := false, false
+		for _, o := range first {
+			if o.Pkg == t.Pkg && strings.HasPrefix(o.Test, t.Test+"/") {
+				had = had || o.FailedFirst != ""
+				still = still || o.Action == "fail"
+			}
+		}
+		if had && !still && t.Reason == "" {
+			first[i].Action, first[i].FailedFirst = "pass", "a subtest failed"
+		}
+	}
+	return first
 }
 
 // testEvent is a line of `go test -json`.

@@ -84,3 +84,54 @@ func TestRowsAndCells(t *testing.T) {
 		t.Errorf("notes %q", notes.list)
 	}
 }
+
+// TestRerun: the failed leaves are run again alone; one that passes then
+// passes with its first failure kept, and so does its parent, which failed
+// only by it; one that fails again, and a parent with its own error, fail.
+func TestRerun(t *testing.T) {
+	first := []TestResult{
+		{Pkg: "internal/trace", Test: "TestRaces/local/write", Action: "fail", Reason: "no race"},
+		{Pkg: "internal/trace", Test: "TestRaces/local/read", Action: "pass"},
+		{Pkg: "internal/trace", Test: "TestRaces/local", Action: "fail"},
+		{Pkg: "internal/trace", Test: "TestRaces", Action: "fail"},
+		{Pkg: "internal/trace", Test: "TestMutexContention/local", Action: "fail", Reason: "ratio 0.4"},
+		{Pkg: "internal/trace", Test: "TestMutexContention", Action: "fail"},
+		{Pkg: "cmd/maptrace", Test: "TestEndings/sigint", Action: "fail", Reason: "exit 1"},
+		{Pkg: "cmd/maptrace", Test: "TestEndings", Action: "fail", Reason: "left a probe"},
+	}
+	leaves := failedLeaves(first)
+	var names []string
+	for _, l := range leaves {
+		names = append(names, l.Test)
+	}
+	if strings.Join(names, " ") != "TestRaces/local/write TestMutexContention/local TestEndings/sigint" {
+		t.Fatalf("failed leaves %q", names)
+	}
+	if s := rerunSuites(leaves)[0]; s.Pkg != "internal/trace" || s.Run != "^TestRaces$/^local$/^write$" {
+		t.Errorf("rerun suite %+v", s)
+	}
+	again := []TestResult{
+		{Pkg: "internal/trace", Test: "TestRaces/local/write", Action: "pass"},
+		{Pkg: "internal/trace", Test: "TestMutexContention/local", Action: "fail", Reason: "ratio 0.3"},
+		{Pkg: "cmd/maptrace", Test: "TestEndings/sigint", Action: "pass"},
+	}
+	got := map[string]string{}
+	for _, r := range mergeRerun(first, again) {
+		got[r.Test] = r.Action + " " + r.FailedFirst
+	}
+	want := map[string]string{
+		"TestRaces/local/write":     "pass no race",
+		"TestRaces/local/read":      "pass ",
+		"TestRaces/local":           "pass a subtest failed",
+		"TestRaces":                 "pass a subtest failed",
+		"TestMutexContention/local": "fail ",
+		"TestMutexContention":       "fail ",
+		"TestEndings/sigint":        "pass exit 1",
+		"TestEndings":               "fail ",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %q, want %q", k, got[k], w)
+		}
+	}
+}

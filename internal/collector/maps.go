@@ -631,14 +631,13 @@ func (c *Maps) races(byClass map[bpf.MapsClassKey]*row) ([]report.Race, error) {
 			order = append(order, i)
 		}
 		r.Count += v.Count
-		if len(r.Sides) == 0 {
-			other := report.RaceSide{Goid: v.OtherGoid, Op: sideOp(k.OtherOp)}
+		// The sides of a record that saw the writer, if any did: a writer
+		// whose write began more than the BPF side's freshness limit ago
+		// is not named there.
+		if len(r.Sides) == 0 || (len(r.Sides) == 1 && k.OtherCaller != 0) {
+			r.Sides = []report.RaceSide{{Goid: v.Goid, Op: sideOp(k.Op), Stack: c.Sym.Stack(k.Caller, stackTrace(c.Maps.Stacks, k.Stackid))}}
 			if k.OtherCaller != 0 {
-				other.Stack = c.Sym.Stack(k.OtherCaller, stackTrace(c.Maps.Stacks, k.OtherStackid))
-			}
-			r.Sides = []report.RaceSide{
-				{Goid: v.Goid, Op: sideOp(k.Op), Stack: c.Sym.Stack(k.Caller, stackTrace(c.Maps.Stacks, k.Stackid))},
-				other,
+				r.Sides = append(r.Sides, report.RaceSide{Goid: v.OtherGoid, Op: sideOp(k.OtherOp), Stack: c.Sym.Stack(k.OtherCaller, stackTrace(c.Maps.Stacks, k.OtherStackid))})
 			}
 		}
 	}
@@ -647,7 +646,14 @@ func (c *Maps) races(byClass map[bpf.MapsClassKey]*row) ([]report.Race, error) {
 	}
 	out := make([]report.Race, 0, len(order))
 	for _, i := range order {
-		out = append(out, *agg[i])
+		r := agg[i]
+		if len(r.Sides) == 1 {
+			r.Sides = c.withWriter(i.addr, r.Sides)
+		}
+		if len(r.Sides) == 1 { // a write not seen: the reports say so
+			r.Sides = append(r.Sides, report.RaceSide{Op: report.OpWrite})
+		}
+		out = append(out, *r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Count > out[j].Count })
 	return out, nil
@@ -683,16 +689,23 @@ func (c *Maps) fatal(byClass map[bpf.MapsClassKey]*row, races *[]report.Race) st
 	}
 	r := report.Race{Kind: kind, Count: 1}
 	c.raceMap(byClass, fi.Map, &r)
-	r.Sides = append(r.Sides, report.RaceSide{Goid: fi.Goid, Op: sideOp(fi.MapOp), Stack: c.Sym.Stack(fi.Caller, stackTrace(c.Maps.Stacks, fi.Stackid))})
-	var ws bpf.MapsWriters
-	if err := c.Maps.Writers.Lookup(fi.Map, &ws); err == nil {
-		for _, w := range []bpf.MapsWriter{ws.Last, ws.Prev} {
-			if w.Ns != 0 && w.Goid != fi.Goid {
-				r.Sides = append(r.Sides, report.RaceSide{Goid: w.Goid, Op: sideOp(w.Op), Stack: c.Sym.Stack(w.Caller, stackTrace(c.Maps.Stacks, w.Stackid))})
-				break
-			}
-		}
-	}
+	r.Sides = c.withWriter(fi.Map, []report.RaceSide{{Goid: fi.Goid, Op: sideOp(fi.MapOp), Stack: c.Sym.Stack(fi.Caller, stackTrace(c.Maps.Stacks, fi.Stackid))}})
 	*races = append(*races, r)
 	return msg
+}
+
+// withWriter adds to a race's one known side the last goroutine seen
+// writing the map, other than that side's: the writer in the race, unless
+// the map had writers the probes did not see.
+func (c *Maps) withWriter(m uint64, sides []report.RaceSide) []report.RaceSide {
+	var ws bpf.MapsWriters
+	if err := c.Maps.Writers.Lookup(m, &ws); err != nil {
+		return sides
+	}
+	for _, w := range []bpf.MapsWriter{ws.Last, ws.Prev} {
+		if w.Ns != 0 && w.Goid != sides[0].Goid {
+			return append(sides, report.RaceSide{Goid: w.Goid, Op: sideOp(w.Op), Stack: c.Sym.Stack(w.Caller, stackTrace(c.Maps.Stacks, w.Stackid))})
+		}
+	}
+	return sides
 }
