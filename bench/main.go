@@ -132,6 +132,9 @@ type Results struct {
 	Builds    *Binaries
 	Probe     *ProbeCost
 	Slowdowns []*Slowdown
+	// Floor is two untraced copies of one program run at once on two
+	// CPUs: the ratio of their work per CPU-second, round by round.
+	Floor Dist
 	Nats      *Nats
 	Collector *Collector
 	Accuracy  *Accuracy
@@ -202,6 +205,9 @@ func Run(cfg *Config, log io.Writer) (*Results, error) {
 	}
 	if run(2) || run(4) {
 		logf("section 2: target slowdown")
+		if res.Floor, err = measureFloor(cfg, res.Builds); err != nil {
+			fail("noise floor", err)
+		}
 		for _, w := range workloads(res.Builds, cfg.Before, cfg.BeforeVersion) {
 			s, err := measureSlowdown(cfg, res.Builds, w, logf)
 			if err != nil {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -16,6 +19,10 @@ type Workload struct {
 	Verb    string // "VERB MS" → "VERB COUNT"
 	Unit    string
 	Modes   []TraceMode
+	// OneCPU runs the target, untraced, traced and -race alike, on CPU 0
+	// only (taskset): its work per CPU-second then no longer depends on
+	// how many of its threads other load lets run at once.
+	OneCPU bool
 }
 
 // TraceMode is one way of running maptrace against a workload.
@@ -100,6 +107,15 @@ func workloads(b *Binaries, before, version string) []Workload {
 			Modes: []TraceMode{defaultMode, overhead1Mode},
 		},
 		{
+			// Four readers bounce the reader count's cache line between
+			// cores when they run at once and not when they share one:
+			// how often they do is the machine's other load's doing, and
+			// moves reads per CPU-second more than any budget.
+			Name: "read-mostly sync.RWMutex, on one CPU", Target: "as above, the target (untraced, traced and -race) confined to CPU 0 by `taskset -c 0`, so that the readers never run at once on two cores",
+			Bin: b.Locks, RaceBin: b.LocksRace, Verb: "rwread", Unit: "reads/s",
+			Modes: []TraceMode{defaultMode, overhead1Mode}, OneCPU: true,
+		},
+		{
 			Name: "map-hot loop", Target: "testdata/maps `loop MS` (map[int64]int64 reads in a tight loop)",
 			Bin: b.Maps, RaceBin: b.MapsRace, Verb: "loop", Unit: "lookups/s",
 			Modes: []TraceMode{defaultMode, overhead1Mode, fullMode},
@@ -114,12 +130,18 @@ func workloads(b *Binaries, before, version string) []Workload {
 // measureSlowdown runs a workload untraced, under each trace mode and as a
 // -race build, interleaved round by round: untraced, traced…, race.
 func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, ...any)) (*Slowdown, error) {
-	plain, err := startProc(w.Bin)
+	start := func(bin string) (*Proc, error) {
+		if w.OneCPU {
+			return startProc("taskset", "-c", "0", bin)
+		}
+		return startProc(bin)
+	}
+	plain, err := start(w.Bin)
 	if err != nil {
 		return nil, err
 	}
 	defer plain.Close()
-	race, err := startProc(w.RaceBin)
+	race, err := start(w.RaceBin)
 	if err != nil {
 		return nil, err
 	}
@@ -219,4 +241,49 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		logf("%s round %d/%d: traced/untraced %s, race/untraced %.3f", w.Name, round+1, cfg.N, strings.Join(parts, ", "), r/u.rate)
 	}
 	return s, nil
+}
+
+// measureFloor runs two untraced copies of the map-hot loop at once, one on
+// CPU 0 and one on CPU 1 (swapped round by round), and returns the ratio
+// of their work per CPU-second, round by round: how far the machine alone
+// moves two runs of one program apart, with neither traced.
+func measureFloor(cfg *Config, bins *Binaries) (Dist, error) {
+	var d Dist
+	for round := 0; round < cfg.N; round++ {
+		var ps [2]*Proc
+		for i := range ps {
+			p, err := startProc("taskset", "-c", strconv.Itoa((i+round)%2), bins.Maps)
+			if err != nil {
+				return nil, err
+			}
+			defer p.Close()
+			ps[i] = p
+		}
+		var (
+			rates [2]float64
+			errs  [2]error
+			wg    sync.WaitGroup
+		)
+		for i, p := range ps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var n float64
+				use, err := measureCPU(p.PID(), func() (err error) {
+					n, _, err = p.Count("loop", cfg.WorkMS)
+					return err
+				})
+				if err == nil && use.CPU > 0 {
+					rates[i] = n / use.CPU.Seconds()
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs[:]...); err != nil {
+			return nil, err
+		}
+		d.Add(rates[0] / rates[1])
+	}
+	return d, nil
 }
