@@ -134,7 +134,7 @@ type Results struct {
 	Slowdowns []*Slowdown
 	// Floor is two untraced copies of one program run at once on two
 	// CPUs: the ratio of their work per CPU-second, round by round.
-	Floor Dist
+	Floor     Dist
 	Nats      *Nats
 	Collector *Collector
 	Accuracy  *Accuracy
