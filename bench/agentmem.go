@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
 // AgentMemory is section 7: `maptrace agent`'s resident memory tracing
@@ -124,30 +126,11 @@ func agentMemory(tmp string, bins *Binaries, name string, procs, binaries int) (
 		}
 		time.Sleep(time.Second)
 	}
-	rss, peak, err := memory(a.cmd.Process.Pid)
+	rss, peak, err := testtarget.Memory(a.cmd.Process.Pid)
 	if err != nil {
 		return nil, err
 	}
 	return &AgentMemoryRow{Name: name, Processes: procs, Binaries: binaries, RSSKiB: rss, PeakKiB: peak}, nil
-}
-
-// memory reads a process's resident set and its peak, in KiB.
-func memory(pid int) (rss, peak int, err error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(l, ":")
-		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch k {
-		case "VmRSS":
-			rss = n
-		case "VmHWM":
-			peak = n
-		}
-	}
-	return rss, peak, nil
 }
 
 func renderAgentMemory(p printer, am *AgentMemory) {

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -102,7 +98,10 @@ func TestAgentMemory(t *testing.T) {
 				a.scrape(t)
 				time.Sleep(time.Second)
 			}
-			cur, peak := memory(t, a.cmd.Process.Pid)
+			cur, peak, err := testtarget.Memory(a.cmd.Process.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
 			rss[sc.name] = [2]int{cur, peak}
 			t.Logf("%s: RSS %d MiB (peak %d MiB)", sc.name, cur>>10, peak>>10)
 		})
@@ -121,26 +120,4 @@ func TestAgentMemory(t *testing.T) {
 func traced(t *testing.T, a *agentProc) int {
 	fams := a.scrape(t)
 	return int(fams["maptrace_agent_targets"].GetMetric()[0].GetGauge().GetValue())
-}
-
-// memory reads a process's resident set and its peak, in KiB.
-func memory(t *testing.T, pid int) (rss, peak int) {
-	t.Helper()
-	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		switch k {
-		case "VmRSS":
-			rss = n
-		case "VmHWM":
-			peak = n
-		}
-	}
-	return rss, peak
 }

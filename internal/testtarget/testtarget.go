@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -282,4 +283,24 @@ func (p *Proc) TryLine(timeout time.Duration) (line string, ok bool) {
 	case <-time.After(timeout):
 		return "", false
 	}
+}
+
+// Memory reads a process's resident set and its peak (VmRSS, VmHWM), in
+// KiB.
+func Memory(pid int) (rss, peak int, err error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch k {
+		case "VmRSS":
+			rss = n
+		case "VmHWM":
+			peak = n
+		}
+	}
+	return rss, peak, nil
 }
