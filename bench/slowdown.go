@@ -157,28 +157,7 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		}
 		return n / elapsed.Seconds(), nil
 	}
-	// run does one run, and what it did per second of wall time and of
-	// the target's CPU time.
-	type run struct {
-		rate, cpuRate float64
-		use           cpuUse
-	}
-	measure := func(p *Proc) (r run, err error) {
-		var n float64
-		var elapsed time.Duration
-		r.use, err = measureCPU(p.PID(), func() (err error) {
-			n, elapsed, err = p.Count(w.Verb, cfg.WorkMS)
-			return err
-		})
-		if err != nil {
-			return r, err
-		}
-		r.rate = n / elapsed.Seconds()
-		if r.use.CPU > 0 {
-			r.cpuRate = n / r.use.CPU.Seconds()
-		}
-		return r, nil
-	}
+	measure := func(p *Proc) (run, error) { return measureRun(p, w.Verb, cfg.WorkMS) }
 	// Warm up both: page faults, the first goroutine stacks.
 	for _, p := range []*Proc{plain, race} {
 		if _, _, err := p.Count(w.Verb, 100); err != nil {
@@ -243,6 +222,31 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 	return s, nil
 }
 
+// run is what one run of a workload did per second of wall time and of the
+// target's CPU time.
+type run struct {
+	rate, cpuRate float64
+	use           cpuUse
+}
+
+// measureRun does one run of verb for ms.
+func measureRun(p *Proc, verb string, ms int) (r run, err error) {
+	var n float64
+	var elapsed time.Duration
+	r.use, err = measureCPU(p.PID(), func() (err error) {
+		n, elapsed, err = p.Count(verb, ms)
+		return err
+	})
+	if err != nil {
+		return r, err
+	}
+	r.rate = n / elapsed.Seconds()
+	if r.use.CPU > 0 {
+		r.cpuRate = n / r.use.CPU.Seconds()
+	}
+	return r, nil
+}
+
 // measureFloor runs two untraced copies of the map-hot loop at once, one on
 // CPU 0 and one on CPU 1 (swapped round by round), and returns the ratio
 // of their work per CPU-second, round by round: how far the machine alone
@@ -260,30 +264,22 @@ func measureFloor(cfg *Config, bins *Binaries) (Dist, error) {
 			ps[i] = p
 		}
 		var (
-			rates [2]float64
-			errs  [2]error
-			wg    sync.WaitGroup
+			runs [2]run
+			errs [2]error
+			wg   sync.WaitGroup
 		)
 		for i, p := range ps {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var n float64
-				use, err := measureCPU(p.PID(), func() (err error) {
-					n, _, err = p.Count("loop", cfg.WorkMS)
-					return err
-				})
-				if err == nil && use.CPU > 0 {
-					rates[i] = n / use.CPU.Seconds()
-				}
-				errs[i] = err
+				runs[i], errs[i] = measureRun(p, "loop", cfg.WorkMS)
 			}()
 		}
 		wg.Wait()
 		if err := errors.Join(errs[:]...); err != nil {
 			return nil, err
 		}
-		d.Add(rates[0] / rates[1])
+		d.Add(runs[0].cpuRate / runs[1].cpuRate)
 	}
 	return d, nil
 }
