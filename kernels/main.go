@@ -164,13 +164,9 @@ func run() error {
 		var wall time.Duration // every boot's
 		for attempt := 1; ; attempt++ {
 			fmt.Printf("kernels: booting %s (%s)\n", r.Kernel.Package, r.Kernel.Version)
-			r.VM = boot(ctx, &r.Kernel, initrd, work, accel, *timeout, attempt)
+			r.VM, r.Guest = bootGuest(ctx, &r.Kernel, initrd, work, accel, *timeout, attempt)
 			wall += r.VM.Wall
-			r.Guest = parseOutput(r.VM.Output)
 			r.Err = r.VM.Err
-			if r.Err == nil && !r.Guest.Done {
-				r.Err = fmt.Errorf("the guest stopped before its end")
-			}
 			// Under TCG a guest kernel now and then oopses on an int3 it
 			// patched into its own code on another vCPU (seen once in a
 			// dozen boots, at boot): once, that is emulation, and the
@@ -200,15 +196,11 @@ func run() error {
 			if err := writeInitramfs(p, guestFiles[r.Kernel.Arch], accel, r.Kernel.Arch, rerun); err != nil {
 				return err
 			}
-			vm := boot(ctx, &r.Kernel, p, work, accel, *timeout, 3)
+			vm, g := bootGuest(ctx, &r.Kernel, p, work, accel, *timeout, 3)
 			r.VM.Wall += vm.Wall
-			g := parseOutput(vm.Output)
 			tr, err := suiteResults(g, rerun)
 			if err != nil {
 				return err
-			}
-			if vm.Err == nil && !g.Done {
-				vm.Err = fmt.Errorf("the guest stopped before its end")
 			}
 			r.Tests = mergeRerun(r.Tests, tr)
 			fmt.Printf("kernels: %s: after the second boot %s%s\n", r.Kernel.Name(), counts(r.Tests), errSuffix(vm.Err))
@@ -246,6 +238,17 @@ func run() error {
 		}
 	}
 	return ctx.Err()
+}
+
+// bootGuest boots a guest and reads what its /init printed; a guest that
+// stopped before /init's end failed too.
+func bootGuest(ctx context.Context, k *Kernel, initrd, work string, accel Accel, timeout time.Duration, attempt int) (VMResult, GuestRun) {
+	vm := boot(ctx, k, initrd, work, accel, timeout, attempt)
+	g := parseOutput(vm.Output)
+	if vm.Err == nil && !g.Done {
+		vm.Err = fmt.Errorf("the guest stopped before its end")
+	}
+	return vm, g
 }
 
 // suiteResults are the tests of each suite the guest ran.
