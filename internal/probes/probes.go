@@ -171,11 +171,7 @@ func FuncSites(bin *symbols.Binary, name string) (Sites, error) {
 	if err != nil {
 		return Sites{}, fmt.Errorf("%s: %w", name, err)
 	}
-	find := FindSites
-	if bin.Arch == "arm64" {
-		find = FindSitesArm64
-	}
-	s, err := find(code)
+	s, err := FindSitesFor(bin.Arch, code)
 	if err != nil {
 		return Sites{}, fmt.Errorf("%s: %w", name, err)
 	}
@@ -189,6 +185,15 @@ func FuncSites(bin *symbols.Binary, name string) (Sites, error) {
 		}
 	}
 	return s, nil
+}
+
+// FindSitesFor picks the probe sites of a function of arch: FindSites or
+// FindSitesArm64.
+func FindSitesFor(arch string, code []byte) (Sites, error) {
+	if arch == "arm64" {
+		return FindSitesArm64(code)
+	}
+	return FindSites(code)
 }
 
 // ErrNoSymbol means the binary lacks a function maptrace probes.

@@ -231,11 +231,7 @@ func checkObjdump(t *testing.T, bin *symbols.Binary, exe, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	find := FindSites
-	if bin.Arch == "arm64" {
-		find = FindSitesArm64
-	}
-	s, err := find(code)
+	s, err := FindSitesFor(bin.Arch, code)
 	if err != nil {
 		t.Fatal(err)
 	}
