@@ -34,6 +34,8 @@ struct pt_regs {
 #define PT_IP(ctx) ((ctx)->ip)
 #define PT_SP(ctx) ((ctx)->sp)
 #define PT_FP(ctx) ((ctx)->bp)
+// No link register: a call pushes the return address on the stack.
+#define PT_LR(ctx) 0
 // CPL 3 in the code segment selector.
 #define PT_USER_MODE(ctx) (((ctx)->cs & 3) == 3)
 
@@ -58,6 +60,7 @@ struct pt_regs {
 #define PT_IP(ctx) ((ctx)->pc)
 #define PT_SP(ctx) ((ctx)->sp)
 #define PT_FP(ctx) ((ctx)->regs[29])
+#define PT_LR(ctx) ((ctx)->regs[30])
 // PSR_MODE_EL0t: the low four bits of PSTATE are the exception level and
 // stack pointer choice, all zero in user mode.
 #define PT_USER_MODE(ctx) (((ctx)->pstate & 0xf) == 0)
@@ -84,7 +87,7 @@ static __always_inline s64 goid_of(u64 g)
 static __always_inline u64 return_address(struct pt_regs *ctx)
 {
 #if defined(__TARGET_ARCH_arm64)
-	return ctx->regs[30];
+	return PT_LR(ctx);
 #else
 	u64 ra = 0;
 	bpf_probe_read_user(&ra, sizeof(ra), (void *)ctx->sp);

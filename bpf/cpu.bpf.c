@@ -32,8 +32,12 @@ enum code_kind {
 struct step {
 	u64 end;
 	enum code_kind kind;
-	s32 sp_delta;  // the return address is at SP+sp_delta; -1: unknown
+	s32 sp_delta;  // the return address is at SP+sp_delta; -1: unknown; RET_IN_LR
 };
+
+// The return address is in the link register: arm64 keeps it there until
+// the function's prologue saves it, and again once its epilogue restores it.
+#define RET_IN_LR -2
 
 // A binary's steps cover the address space in ascending order, in file
 // addresses; the last one ends at STEP_END, so every search finds one.
@@ -202,15 +206,18 @@ int cpu_sample(struct perf_event_ctx *ctx)
 		t->n[LOST_STACK]++;
 
 	// The frame-pointer walk misses the leaf's caller when the leaf has no
-	// frame of its own (the hash functions) or has not set it up yet: BP is
-	// still the caller's, so the walk's second address is the caller's
-	// caller. The SP delta says where the return address really is; when
-	// the walk's second address differs, the caller goes in before it.
+	// frame of its own (the hash functions) or has not set it up yet: the
+	// frame pointer is still the caller's, so the walk's second address is
+	// the caller's caller. The step says where the return address really
+	// is; when the walk's second address differs, the caller goes in
+	// before it.
 	u64 ret = 0;
 	s32 delta = leaf->sp_delta;
-	int have_ret = delta >= 0 &&
-		bpf_probe_read_user(&ret, sizeof(ret), (void *)(PT_SP(&ctx->regs) + (u64)delta)) == 0 && ret;
-	u32 insert = have_ret && (n < 2 || f->pc[1] != ret);
+	if (delta == RET_IN_LR)
+		ret = PT_LR(&ctx->regs);
+	else if (delta >= 0 && bpf_probe_read_user(&ret, sizeof(ret), (void *)(PT_SP(&ctx->regs) + (u64)delta)))
+		ret = 0;
+	u32 insert = ret && (n < 2 || f->pc[1] != ret);
 	u32 depth = (n > 0 ? n : 1) + insert; // logical frames; the leaf is ip
 
 	// With the caller inserted, logical frame k (k >= 1) is f->pc[k-insert]:

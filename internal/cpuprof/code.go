@@ -70,20 +70,24 @@ type codeFunc struct {
 	// probe with interrupts off is taken on that first user instruction,
 	// so the sample lands there in user mode: the probe's time, not the
 	// map's. Samples there do not count; without probes that instruction
-	// (MOVQ SP, BP) is a sliver of the function's time.
+	// (MOVQ SP, BP; on arm64 the frame's store) is a sliver of the
+	// function's time.
 	resume uint64
 }
 
 // probeResume returns the address of the instruction after the function's
-// entry probe (probes.FindSites), or 0 if it cannot tell.
+// entry probe (probes.FindSitesFor), or 0 if it cannot tell.
 func probeResume(bin *symbols.Binary, f symbols.Func) uint64 {
 	code, err := bin.Code(f)
 	if err != nil {
 		return 0
 	}
-	s, err := probes.FindSites(code)
+	s, err := probes.FindSitesFor(bin.Arch, code)
 	if err != nil || s.Entry >= uint64(len(code)) {
 		return 0
+	}
+	if bin.Arch == "arm64" {
+		return f.Entry + s.Entry + 4 // every arm64 instruction is 4 bytes
 	}
 	inst, err := x86asm.Decode(code[s.Entry:], 64)
 	if err != nil {
@@ -109,8 +113,32 @@ const maxSteps = 1 << 12
 // enough that the program's search can compare by subtracting.
 const stepEnd = 1 << 62
 
+// A step's SpDelta: the return address is at SP+SpDelta, or
+const (
+	retUnknown = -1 // nowhere known
+	retInLR    = -2 // in the link register (RET_IN_LR in bpf/cpu.bpf.c)
+)
+
+// retAt is where the return address is at an instruction whose SP delta
+// (the runtime's pcsp) is spDelta, for the program's sp_delta. An amd64
+// CALL pushes it, so it is at SP+spDelta. An arm64 BL leaves it in the link
+// register, where it stays while the function has no frame (delta 0: before
+// the prologue, after the epilogue, in a frameless leaf); a frame's
+// prologue saves it at the frame's bottom word, SP+0.
+func retAt(arch string, spDelta int32) int32 {
+	switch {
+	case arch != "arm64":
+		return spDelta
+	case spDelta == 0:
+		return retInLR
+	default:
+		return 0
+	}
+}
+
 // steps lays the map code out as the program's table: ascending stretches of
-// code with their kind and SP delta, the gaps between them CODE_OTHER.
+// code with their kind and where their return address is, the gaps between
+// them CODE_OTHER.
 // Addresses are file addresses: the program subtracts each process's load
 // bias. Functions that do not fit are left out and named in dropped.
 func steps(bin *symbols.Binary, funcs []codeFunc) (tab [maxSteps]bpf.CpuStep, dropped []string, err error) {
@@ -131,12 +159,13 @@ func steps(bin *symbols.Binary, funcs []codeFunc) (tab [maxSteps]bpf.CpuStep, dr
 		}
 		fs := make([]bpf.CpuStep, 0, len(sp)+2)
 		for _, s := range sp {
+			ret := retAt(bin.Arch, s.Delta)
 			if f.resume != 0 && s.End > f.resume && (len(fs) == 0 || fs[len(fs)-1].End <= f.resume) {
 				// The instruction at resume is the step [resume, resume+1).
-				fs = append(fs, bpf.CpuStep{End: f.resume, Kind: f.kind, SpDelta: s.Delta},
-					bpf.CpuStep{End: f.resume + 1, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: -1})
+				fs = append(fs, bpf.CpuStep{End: f.resume, Kind: f.kind, SpDelta: ret},
+					bpf.CpuStep{End: f.resume + 1, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: retUnknown})
 			}
-			fs = append(fs, bpf.CpuStep{End: s.End, Kind: f.kind, SpDelta: s.Delta})
+			fs = append(fs, bpf.CpuStep{End: s.End, Kind: f.kind, SpDelta: ret})
 		}
 		// A gap, the steps and one spare for the sentinel.
 		if n+1+len(fs) > maxSteps-1 {
@@ -144,7 +173,7 @@ func steps(bin *symbols.Binary, funcs []codeFunc) (tab [maxSteps]bpf.CpuStep, dr
 			continue
 		}
 		if f.Entry > prevEnd {
-			push(bpf.CpuStep{End: f.Entry, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: -1})
+			push(bpf.CpuStep{End: f.Entry, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: retUnknown})
 		}
 		for _, s := range fs {
 			push(s)
@@ -152,7 +181,7 @@ func steps(bin *symbols.Binary, funcs []codeFunc) (tab [maxSteps]bpf.CpuStep, dr
 		prevEnd = f.End
 	}
 	for i := n; i < maxSteps; i++ {
-		tab[i] = bpf.CpuStep{End: stepEnd, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: -1}
+		tab[i] = bpf.CpuStep{End: stepEnd, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: retUnknown}
 	}
 	return tab, dropped, nil
 }

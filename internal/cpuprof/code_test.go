@@ -6,6 +6,8 @@ import (
 	"sort"
 	"testing"
 
+	"golang.org/x/arch/arm64/arm64asm"
+
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/probes"
 	"github.com/maptrace/maptrace/internal/symbols"
@@ -126,6 +128,110 @@ func TestSteps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStepsArm64 checks, on arm64 builds of every release in the matrix
+// (inspected, not run), where the table says a map function's return
+// address is, against its instructions: in the link register up to and at
+// the store that opens the frame, at SP+0 from the next instruction on and
+// at the instruction that pops the frame, in the link register again at
+// each RET; in a function that never opens a frame, in the link register
+// everywhere.
+func TestStepsArm64(t *testing.T) {
+	for _, tc := range testtarget.Toolchains {
+		t.Run(tc, func(t *testing.T) {
+			bin, err := symbols.Open(testtarget.BuildFor(t, "arm64", "../../testdata/cpusplit", tc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bin.Close()
+			funcs := mapCode(bin)
+			tab, dropped, err := steps(bin, funcs)
+			if err != nil || len(dropped) > 0 {
+				t.Fatalf("steps: %v; dropped %v", err, dropped)
+			}
+			framed, frameless := 0, 0
+			for _, f := range funcs {
+				code, err := bin.Code(f.Func)
+				if err != nil {
+					t.Fatal(err)
+				}
+				at := func(off int) int32 {
+					pc := f.Entry + uint64(off)
+					if pc == f.resume {
+						pc -= 4 // a step of its own, not map code; the one before is alike
+					}
+					return find(&tab, pc, 0).SpDelta
+				}
+				opened := -1 // the offset of the frame's opening store
+				for off := 0; off+4 <= len(code); off += 4 {
+					inst, err := arm64asm.Decode(code[off : off+4])
+					if err != nil {
+						continue // padding
+					}
+					want := int32(-3) // not checked
+					switch {
+					case opensFrame(inst):
+						if opened < 0 {
+							opened = off
+							for o := 0; o <= off; o += 4 {
+								if got := at(o); got != retInLR {
+									t.Fatalf("%s+%#x, before its frame opens at +%#x: return address at %d, want in LR", f.Name, o, off, got)
+								}
+							}
+							if off+4 < len(code) && at(off+4) != 0 {
+								t.Fatalf("%s+%#x, after its frame opens: return address at %d, want SP+0", f.Name, off+4, at(off+4))
+							}
+						}
+					case popsFrame(inst):
+						want = 0
+					case inst.Op == arm64asm.RET:
+						want = retInLR
+					}
+					if want != -3 {
+						if got := at(off); got != want {
+							t.Fatalf("%s+%#x (%v): return address at %d, want %d", f.Name, off, inst, got, want)
+						}
+					}
+				}
+				if opened >= 0 {
+					framed++
+					continue
+				}
+				frameless++
+				for off := 0; off+4 <= len(code); off += 4 {
+					if got := at(off); got != retInLR {
+						t.Fatalf("%s+%#x, no frame: return address at %d, want in LR", f.Name, off, got)
+					}
+				}
+			}
+			t.Logf("%d functions with a frame, %d without", framed, frameless)
+			if framed < 10 || frameless < 3 {
+				t.Errorf("%d map functions with a frame, %d without", framed, frameless)
+			}
+		})
+	}
+}
+
+// opensFrame reports whether inst moves SP down to open a Go frame, whose
+// bottom word then holds the saved LR: STR X30, [SP, #-N]!, or MOV SP, Rx
+// after a large frame's STP through Rx.
+func opensFrame(inst arm64asm.Inst) bool {
+	sp := arm64asm.RegSP(arm64asm.SP)
+	if m, ok := inst.Args[1].(arm64asm.MemImmediate); ok && inst.Op == arm64asm.STR {
+		return inst.Args[0] == arm64asm.X30 && m.Base == sp && m.Mode == arm64asm.AddrPreIndex
+	}
+	return inst.Op == arm64asm.MOV && inst.Args[0] == sp
+}
+
+// popsFrame reports whether inst moves SP back up over the frame: LDR X30,
+// [SP], #N or ADD SP, SP, ….
+func popsFrame(inst arm64asm.Inst) bool {
+	sp := arm64asm.RegSP(arm64asm.SP)
+	if m, ok := inst.Args[1].(arm64asm.MemImmediate); ok && inst.Op == arm64asm.LDR {
+		return inst.Args[0] == arm64asm.X30 && m.Base == sp && m.Mode == arm64asm.AddrPostIndex
+	}
+	return inst.Op == arm64asm.ADD && inst.Args[0] == sp && inst.Args[1] == sp
 }
 
 func TestParseCPUList(t *testing.T) {

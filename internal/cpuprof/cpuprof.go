@@ -85,9 +85,6 @@ type objects struct {
 	Sites   *ebpf.Map     `ebpf:"map_cpu_sites"`
 }
 
-// ErrUnsupportedArch means the target's architecture has no CPU sampler.
-var ErrUnsupportedArch = errors.New("unsupported architecture")
-
 // event is one CPU's clock and the program on it.
 type event struct {
 	fd   int
@@ -202,12 +199,6 @@ func (p *Program) Close() error {
 // Add starts sampling process pid, whose executable bin is loaded at bias,
 // until the Sampler is stopped or closed.
 func (p *Program) Add(pid int, bin *symbols.Binary, bias uint64) (*Sampler, error) {
-	// Where a sampled leaf keeps its return address is worked out from
-	// amd64 code (code.go); an arm64 leaf keeps it in LR until its
-	// prologue saves it, which the program does not read yet.
-	if bin.Arch != "amd64" {
-		return nil, fmt.Errorf("%w: the CPU sampler reads amd64 code only, not %s", ErrUnsupportedArch, bin.Arch)
-	}
 	tab, err := p.table(bin)
 	if err != nil {
 		return nil, err
