@@ -36,18 +36,19 @@ type Suite struct {
 // the command line says and does, doctor included.
 //
 // On arm64 a focused subset: attaching, the cost of a hit, mutex accuracy,
-// hot keys and races, and doctor. The CPU sampler is amd64's only.
+// hot keys and races, the CPU sampler, and doctor.
 var Suites = []Suite{
 	{"internal/preflight", "^TestFeaturesMatchKernel$", "^TestFeaturesMatchKernel$"},
 	{"internal/probes", "^(TestAttachModes|TestInventory)$", "^(TestAttachModes|TestInventory)$"},
 	{"internal/probes", "^TestParkSite$/^local$", "^TestParkSite$/^local$"},
 	{"internal/calibrate", "^(TestMeasure|TestSiteCosts)$", "^(TestMeasure|TestSiteCosts)$"},
 	{"internal/trace", "^(TestMutexContention|TestStrippedAndPIE|TestHotKeysExact|TestRaces|TestLockedMapsNoRaces|TestMapCPUWithProbes)$/^local$",
-		"^(TestMutexContention|TestHotKeysExact|TestRaces|TestLockedMapsNoRaces)$/^local$"},
+		"^(TestMutexContention|TestHotKeysExact|TestRaces|TestLockedMapsNoRaces|TestMapCPUWithProbes)$/^local$"},
 	// Not TestMapShare: how samples split between map and other code
 	// depends on the CPU, not the kernel, and under TCG, which delivers a
 	// timer interrupt only between translated blocks, it is off by 0.1.
-	{"internal/cpuprof", "^(TestVerifierBudget|TestIoctlAttach|TestClose|TestNoMapWork)$", ""},
+	{"internal/cpuprof", "^(TestVerifierBudget|TestIoctlAttach|TestClose|TestNoMapWork)$",
+		"^(TestVerifierBudget|TestIoctlAttach|TestClose|TestNoMapWork)$"},
 	{"cmd/maptrace", "^(TestDoctorSystem|TestAttachRefusedOnOldKernel|TestDoctorGoTargets|TestChecksBeforeAttach|TestEndings|TestKilledLeavesNoProbe|TestExact)$",
 		"^TestDoctorSystem$"},
 }

@@ -162,6 +162,11 @@ What this matrix found, and what changed:
   (and, under emulation, spent three minutes verifying). bpf/cpu.bpf.c now notes each frame's kind
   as bits without a branch: 31k instructions on 6.18, 25k on 6.1 (the table above);
   TestVerifierBudget keeps it under 100k on every kernel.
+- **arm64: no CPU sampling.** The sampler refused arm64 targets (attach said ` + "`note: no CPU sampling`" + `):
+  it read a leaf's return address, which the frame-pointer walk misses, at SP plus the SP
+  delta, where amd64 keeps it; arm64 keeps it in LR until the frame opens, then at SP+0. The
+  step table now says which, per architecture (TestStepsArm64 checks it against the
+  instructions of every release), and the arm64 guest runs the sampler's tests.
 - **5.10: attach's error named a feature, not the kernel.** Before 5.15 the fix now says which
   kernel this is (` + "`use kernel 5.15 or newer (this one is 5.10.0-…)`" + `).
 - **6.1: doctor -p ran past a screen.** The uprobe_multi fallback line wrapped; it is one line now.
@@ -174,10 +179,12 @@ What this matrix found, and what changed:
 on this amd64 host, from an initramfs of arm64 builds (maptrace, the test binaries, the targets
 and Debian's arm64 busybox-static, downloaded like the kernels). It runs a focused subset:
 doctor, an attach, the attach modes, the park site, the cost of a hit on each kind of site,
-mutex accuracy against the runtime's metric, exact hot keys, the three races and a locked map
-that must not race. Not there: the CPU sampler (amd64's only: attach says ` + "`note: no CPU sampling`" + `
-on arm64) and PIE targets (a Go PIE names the dynamic loader, which the guest lacks; the
-amd64 guests test PIE). Like amd64's 6.1 it has no uprobe_multi, so every probe attaches
+mutex accuracy against the runtime's metric, exact hot keys, the three races, a locked map
+that must not race, and the CPU sampler. TestMapCPUWithProbes does 200k lookups there, not
+800k: with every map operation probed they took 45 s of CPU time, and their map time came out
+twice what it was without probes (5.8 s against 2.9 s), still within the test's bound of a
+quarter of the probes' estimated cost (24 s). Not there: PIE targets (a Go PIE names the dynamic loader,
+which the guest lacks; the amd64 guests test PIE). Like amd64's 6.1 it has no uprobe_multi, so every probe attaches
 through the perf-event fallback. Emulating another instruction set is 10 to 20 times slower
 than the amd64 guests: TestMeasure's ceiling is 1 ms a hit there, against 50 µs elsewhere, and
 a probe costs the target far more of its CPU than on hardware (the attach above), so read the
