@@ -214,6 +214,12 @@ type cycle struct {
 	fixedPrev       time.Duration // the fatal-error probe's cost in the period before
 	ownPrev         time.Duration // maptrace's charged CPU time in the period before
 	mutexRate       float64       // the mutex probes' cost a second while attached
+	// The hits so far, and what the debts charged for them, and for the
+	// mutex probes' and the fixed costs' alone: a cost measured higher
+	// later (the factor, a program's run time) re-prices the past, as the
+	// report's estimate does at the costs it ends with.
+	mutexHits, mapHits, fixedHits uint64
+	charged, mutexCharged         time.Duration
 	// over is how far a map window overshoots its limit: what fires
 	// between two checks and while the probes detach, which a busy
 	// machine stretches (the target bursts while maptrace waits for a
@@ -353,6 +359,11 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		return func(hits uint64) time.Duration { return time.Duration(hits) * cost }
 	}
 	mutexSpend, mapSpend, fixedSpend := costOf(g.cfg.Mutex), costOf(g.cfg.Maps), costOf(nil)
+	mutexPast := mutexSpend(c.mutexHits) + fixedSpend(c.fixedHits)
+	past := mutexPast + mapSpend(c.mapHits)
+	c.debt += past - c.charged
+	c.mutexDebt += mutexPast - c.mutexCharged
+	c.charged, c.mutexCharged = past, mutexPast
 	allowance := time.Duration(g.cfg.Budget * c.rate * float64(g.cfg.Period))
 	room := allowance - c.fixedPrev - c.ownPrev
 	var mutexExpected time.Duration
@@ -500,6 +511,11 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	c.debt = max(-creditPeriods*allowance, c.debt+probes+own-allowed)
 	c.mutexDebt = max(-creditPeriods*allowance, c.mutexDebt+mSpent+fSpent+own-allowed)
 	c.fixedPrev, c.ownPrev = fSpent, own
+	c.mutexHits += end.mutex - start.mutex
+	c.mapHits += end.maps - start.maps
+	c.fixedHits += end.fixed - start.fixed
+	c.charged += probes
+	c.mutexCharged += mSpent + fSpent
 	if wall > 0 {
 		c.rate = max(0.05, float64(end.cpu-start.cpu-probes)/float64(wall))
 	}
