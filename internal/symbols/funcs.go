@@ -18,14 +18,16 @@ func (b *Binary) Funcs() iter.Seq[Func] {
 }
 
 // SPStep is a stretch of a function's code, up to End, at whose
-// instructions the return address into the caller is at SP+Delta.
+// instructions SP is Delta bytes below where it was at the function's
+// entry. On amd64 the return address into the caller is at SP+Delta; on
+// arm64 it is in LR while Delta is 0, and at SP once the frame is open.
 type SPStep struct {
 	End   uint64
 	Delta int32
 }
 
 // SPSteps decodes f's SP-delta table (the runtime's pcsp, which its own
-// unwinder uses): where the return address is at each instruction, also
+// unwinder uses) to find the return address at each instruction, also
 // before the frame pointer is set up and after it is restored, and in
 // functions that never set one up. The last step ends at f.End.
 func (b *Binary) SPSteps(f Func) ([]SPStep, error) {
