@@ -422,11 +422,13 @@ func TestAgentContainer(t *testing.T) {
 	}
 }
 
-// TestAgentPod traces a Go program in a container of a containerd of the
-// test's own, created with the labels a kubelet gives its containers
-// through CRI, from an image the test builds and imports: selected by
-// namespace/pod, its series carry namespace, pod and container, and its
-// service is the container's name.
+// TestAgentPod traces Go programs in containers of a containerd of the
+// test's own, created as containerd's CRI plugin creates a pod's (a sandbox
+// container with the pod's labels, an app container with the kubelet's
+// labels and an annotation naming its sandbox), from an image the test
+// builds and imports: selected by namespace/pod, their series carry
+// namespace, pod and container, and their service is the pod's
+// app.kubernetes.io/name label, else the container's name.
 func TestAgentPod(t *testing.T) {
 	testtarget.NeedRoot(t)
 	c := testtarget.StartContainerd(t)
@@ -449,37 +451,66 @@ func TestAgentPod(t *testing.T) {
 	}
 	c.Ctr(t, "images", "import", tarFile)
 
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		t.Fatal(err)
+	newID := func() string {
+		var raw [32]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(raw[:]) // as CRI's: the test's own
 	}
-	id := hex.EncodeToString(raw[:]) // as CRI's: the test's own
-	namespace, pod := "shop-"+id[:8], "web-0"
-	args := append([]string{"--address", c.Address, "--namespace", testtarget.Namespace, "run"}, c.RunArgs()...)
-	args = append(args,
-		"--label", "io.kubernetes.pod.namespace="+namespace,
-		"--label", "io.kubernetes.pod.name="+pod,
-		"--label", "io.kubernetes.container.name=api",
-		ref, id)
-	testtarget.Start(t, "ctr", args...) // stdin stays open: the target exits at EOF
+	// runPod creates pod's sandbox with the pod's labels (CRI passes the
+	// kubelet's and the pod's own), and runs its container "api" in it.
+	namespace := "shop-" + newID()[:8]
+	runPod := func(pod string, podLabels ...string) (id string) {
+		sandbox, id := newID(), newID()
+		args := []string{"containers", "create",
+			"--label", "io.cri-containerd.kind=sandbox",
+			"--label", "io.kubernetes.pod.namespace=" + namespace,
+			"--label", "io.kubernetes.pod.name=" + pod}
+		for _, l := range podLabels {
+			args = append(args, "--label", l)
+		}
+		c.Ctr(t, append(args, ref, sandbox)...)
+		args = append([]string{"--address", c.Address, "--namespace", testtarget.Namespace, "run"}, c.RunArgs()...)
+		args = append(args,
+			"--label", "io.cri-containerd.kind=container",
+			"--label", "io.kubernetes.pod.namespace="+namespace,
+			"--label", "io.kubernetes.pod.name="+pod,
+			"--label", "io.kubernetes.container.name=api",
+			"--annotation", "io.kubernetes.cri.container-type=container",
+			"--annotation", "io.kubernetes.cri.sandbox-id="+sandbox,
+			ref, id)
+		testtarget.Start(t, "ctr", args...) // stdin stays open: the target exits at EOF
+		return id
+	}
+	pod := "web-0"
+	id := runPod(pod, "app=web") // not the service label
+	labeled := runPod("web-1", "app.kubernetes.io/name=storefront")
 
 	started := time.Now()
 	a := startAgent(t, "--containerd", c.Address, "--match", namespace+"/web-*")
-	fams := a.waitServices(t, 10*time.Second, "api")
-	t.Logf("the pod's process traced %v after the agent started", time.Since(started).Round(time.Millisecond))
-	want := map[string]string{"service": "api", "container_id": id, "namespace": namespace, "pod": pod, "container": "api"}
+	fams := a.waitServices(t, 10*time.Second, "api", "storefront")
+	t.Logf("the pods' processes traced %v after the agent started", time.Since(started).Round(time.Millisecond))
+	want := map[string]map[string]string{
+		id:      {"service": "api", "container_id": id, "namespace": namespace, "pod": pod, "container": "api"},
+		labeled: {"service": "storefront", "container_id": labeled, "namespace": namespace, "pod": "web-1", "container": "api"},
+	}
 	for _, m := range fams["maptrace_target_up"].GetMetric() {
 		got := map[string]string{}
 		for _, l := range m.GetLabel() {
 			got[l.GetName()] = l.GetValue()
 		}
-		for k, v := range want {
+		for k, v := range want[got["container_id"]] {
 			if got[k] != v {
 				t.Errorf("maptrace_target_up: %s=%q, want %q (labels %v)", k, got[k], v, got)
 			}
 		}
 	}
+	if n := len(fams["maptrace_target_up"].GetMetric()); n != 2 {
+		t.Errorf("%d maptrace_target_up series, want 2", n)
+	}
 	a.waitLine(t, 5*time.Second, "(api, container "+id[:12]+", pod "+namespace+"/"+pod+"): tracing /contention")
+	a.waitLine(t, 5*time.Second, "(storefront, container "+labeled[:12]+", pod "+namespace+"/web-1): tracing /contention")
 	if strings.Contains(a.stderr.String(), "warning: containerd") {
 		t.Errorf("a warning about containerd:\n%s", a.stderr)
 	}
