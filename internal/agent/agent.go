@@ -179,7 +179,9 @@ func (a *Agent) scan(ctx, sessions context.Context) error {
 			continue
 		}
 		a.noteReplaced(&p)
-		a.bins.buildInfo(&p)
+		if !a.bins.buildInfo(&p) {
+			continue // exited since identify: not worth a word
+		}
 		v := a.judge(&p, linked)
 		if !v.trace {
 			a.skip(&p, v)
