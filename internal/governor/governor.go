@@ -88,6 +88,10 @@ type Governor struct {
 	// work they cover is the attached work scaled by the two's ratio.
 	onHits, windowHits uint64
 	wallTime           time.Duration
+	// The target's CPU-clock samples, all and in kernel mode, while fully
+	// attached and not; samplesLost once a period's could not be read.
+	onAll, onKernel, offAll, offKernel uint64
+	samplesLost                        bool
 
 	// The measured cost: the target's kernel time with probes attached in
 	// excess of its kernel time without, and the calibrated cost of the
@@ -104,12 +108,8 @@ type Governor struct {
 	mutexCut  bool      // detached at least once before the end
 	ended     time.Time // when Run returned
 
-	// first is the first window, attached by Begin.
-	first struct {
-		start time.Time
-		cpu   time.Duration
-		hits  uint64
-	}
+	// first is read before Begin attaches the first map window.
+	first reading
 }
 
 const (
@@ -155,9 +155,7 @@ func (g *Governor) Begin() error {
 		}
 	}
 	if p := g.cfg.Maps; p != nil {
-		g.first.start = time.Now()
-		g.first.cpu = g.cpuNow()
-		g.first.hits = p.Hits()
+		g.first = g.read(readCPU | readMaps | readSamples)
 		if err := p.Attach(); err != nil {
 			g.detachMutex()
 			return err
@@ -216,6 +214,12 @@ type cycle struct {
 	fixedPrev       time.Duration // the fatal-error probe's cost in the period before
 	ownPrev         time.Duration // maptrace's charged CPU time in the period before
 	mutexRate       float64       // the mutex probes' cost a second while attached
+	// The hits so far, and what the debts charged for them, and for the
+	// mutex probes' and the fixed costs' alone: a cost measured higher
+	// later (the factor, a program's run time) re-prices the past, as the
+	// report's estimate does at the costs it ends with.
+	mutexHits, mapHits, fixedHits uint64
+	charged, mutexCharged         time.Duration
 	// over is how far a map window overshoots its limit: what fires
 	// between two checks and while the probes detach, which a busy
 	// machine stretches (the target bursts while maptrace waits for a
@@ -355,6 +359,11 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		return func(hits uint64) time.Duration { return time.Duration(hits) * cost }
 	}
 	mutexSpend, mapSpend, fixedSpend := costOf(g.cfg.Mutex), costOf(g.cfg.Maps), costOf(nil)
+	mutexPast := mutexSpend(c.mutexHits) + fixedSpend(c.fixedHits)
+	past := mutexPast + mapSpend(c.mapHits)
+	c.debt += past - c.charged
+	c.mutexDebt += mutexPast - c.mutexCharged
+	c.charged, c.mutexCharged = past, mutexPast
 	allowance := time.Duration(g.cfg.Budget * c.rate * float64(g.cfg.Period))
 	room := allowance - c.fixedPrev - c.ownPrev
 	var mutexExpected time.Duration
@@ -378,7 +387,9 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 
 	start := g.read(readEdge | readSamples | readOwn)
 	if c.first && g.cfg.Maps != nil { // the first map window began with Begin
-		start.t, start.cpu, start.maps = g.first.start, g.first.cpu, g.first.hits
+		f := g.first
+		start.t, start.cpu, start.maps = f.t, f.cpu, f.maps
+		start.all, start.kernel, start.samplesRead = f.all, f.kernel, f.samplesRead
 	}
 	if g.cfg.Mutex != nil && !g.isMutexOn() && avail > 0 {
 		if err := g.attachMutex(); err != nil {
@@ -403,7 +414,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	// to before the detach: while they attach and detach they are only
 	// partly in place and the target works mostly unobserved. Their hits
 	// are the window's all the same, spent from its allowance.
-	on0 := g.read(readEdge)
+	on0 := g.read(readEdge | readSamples)
 	on1 := on0
 	var det reading // after the last detach before the period's end
 	mapsCut, mutexCut := false, false
@@ -438,7 +449,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		mSpent, pSpent, fSpent := mutexSpend(now.mutex-start.mutex), mapSpend(now.maps-start.maps), fixedSpend(now.fixed-start.fixed)
 		var left time.Duration = 1 << 62 // to the nearest limit
 		if mapsOn && (pSpent+c.over >= mapsAllowed || mSpent+pSpent+fSpent+c.over >= total) {
-			on1 = g.read(readEdge)
+			on1 = g.read(readEdge | readSamples)
 			g.cfg.Maps.Detach()
 			mapsOn, mapsCut = false, true
 			det = g.read(readEdge | readSamples)
@@ -477,7 +488,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		last = now
 	}
 	if mapsOn { // a map window never outlasts its period
-		on1 = g.read(readEdge)
+		on1 = g.read(readEdge | readSamples)
 		g.cfg.Maps.Detach()
 		mapsOn = false
 	}
@@ -500,6 +511,11 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	c.debt = max(-creditPeriods*allowance, c.debt+probes+own-allowed)
 	c.mutexDebt = max(-creditPeriods*allowance, c.mutexDebt+mSpent+fSpent+own-allowed)
 	c.fixedPrev, c.ownPrev = fSpent, own
+	c.mutexHits += end.mutex - start.mutex
+	c.mapHits += end.maps - start.maps
+	c.fixedHits += end.fixed - start.fixed
+	c.charged += probes
+	c.mutexCharged += mSpent + fSpent
 	if wall > 0 {
 		c.rate = max(0.05, float64(end.cpu-start.cpu-probes)/float64(wall))
 	}
@@ -530,6 +546,15 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		g.onHits += on1.maps - on0.maps
 		g.windowHits += end.maps - start.maps
 		g.wallTime += wall
+		if start.samplesRead && on0.samplesRead && on1.samplesRead && end.samplesRead {
+			onAll, onKernel := on1.all-on0.all, on1.kernel-on0.kernel
+			g.onAll += onAll
+			g.onKernel += onKernel
+			g.offAll += end.all - start.all - onAll
+			g.offKernel += end.kernel - start.kernel - onKernel
+		} else {
+			g.samplesLost = true
+		}
 		g.mu.Unlock()
 	}
 	return nil
@@ -729,15 +754,19 @@ func sleep(ctx context.Context, d time.Duration) {
 // while the probes were attached; observed counts divided by it estimate the
 // true counts. It is 1 when always attached.
 //
-// The share is that of the target's work (CPU time less the probes' own)
-// done while attached, scaled by the windows' hits over those while fully
-// attached: hits while the probes attach and detach are counted too. Where
-// the probes took most of the attached CPU time, that difference is too
-// small to trust, and the share of time attached is used instead. That is
-// right for a target whose map operations are paced by something else (I/O,
-// timers, locks): the probes then add CPU time without slowing it. A target
-// that was busy anyway — a loop doing little but map operations — was slowed
-// by them, and the estimate is a lower bound (LowerBound says so).
+// The share is that of the target's work done while attached, scaled by the
+// windows' hits over those while fully attached: hits while the probes
+// attach and detach are counted too. The target's work is its CPU time in
+// user mode, as its CPU-clock samples split it: the probes' time, and any
+// cost of attaching them, is kernel time, measured rather than modelled.
+// Without samples, the work is its CPU time less the probes' estimated
+// time; where the probes took most of the attached CPU time, that
+// difference is too small to trust, and the share of time attached is used
+// instead. That is right for a target whose map operations are paced by
+// something else (I/O, timers, locks): the probes then add CPU time without
+// slowing it. A target that was busy anyway — a loop doing little but map
+// operations — was slowed by them, and the estimate is a lower bound
+// (LowerBound says so).
 func (g *Governor) Fraction() float64 {
 	f, _ := g.estimate()
 	return f
@@ -758,6 +787,11 @@ const (
 	pacedRise = 1.3
 )
 
+// minOnSamples is how many samples while attached the work's share needs
+// to be read from samples: their kernel share is a proportion, within a few
+// percent from this many on.
+const minOnSamples = 200
+
 func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.cfg.Budget >= 1 {
 		return 1, false
@@ -765,14 +799,19 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	cost := time.Duration(float64(g.groupCost(g.cfg.Maps)) * g.Factor())
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	onProbe := time.Duration(g.onHits) * cost
-	offProbe := time.Duration(g.windowHits-g.onHits) * cost          // attaching and detaching
-	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'
-	onWork := onCPU - onProbe
 	scale := 1.0 // attaching and detaching cover part of the work too
 	if g.onHits > 0 {
 		scale = float64(g.windowHits) / float64(g.onHits)
 	}
+	if !g.samplesLost && g.onAll >= minOnSamples && g.onKernel < g.onAll && g.offAll > 0 {
+		onWork := float64(g.onCPU) * float64(g.onAll-g.onKernel) / float64(g.onAll)
+		offWork := float64(g.offCPU) * float64(g.offAll-g.offKernel) / float64(g.offAll)
+		return min(1, scale*onWork/(onWork+offWork)), false
+	}
+	onProbe := time.Duration(g.onHits) * cost
+	offProbe := time.Duration(g.windowHits-g.onHits) * cost          // attaching and detaching
+	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'
+	onWork := onCPU - onProbe
 	if onCPU > 0 && float64(onProbe) < probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
 		return min(1, scale*float64(onWork)/float64(onWork+offCPU)), false
 	}

@@ -424,15 +424,7 @@ func TestSyncMapSampled(t *testing.T) {
 			if f <= 0 || f >= 0.95 {
 				t.Errorf("sampling fraction %v: want duty-cycled probes", f)
 			}
-			// Go 1.19's scaled counts stray further: off by 11% below to 21%
-			// above in runs on a quiet machine, where the others stay
-			// within 8%. Its sync.Map probes' hit cost is not the
-			// calibrated one, and the share of work probed is worked out
-			// from it.
-			tolerance := 0.10
-			if tc == "go1.19" {
-				tolerance = 0.25
-			}
+			const tolerance = 0.10
 			within := func(what string, got, want uint64) {
 				if d := math.Abs(float64(got)-float64(want)) / float64(want); d > tolerance {
 					t.Errorf("%s: %d, true %d: off by %.1f%%", what, got, want, 100*d)
