@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ func agentCmd() *cobra.Command {
 		noMaps   bool
 		keys     string
 		ctrd     string
+		svcLabel string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --listen ADDR [--match PATTERN]...",
@@ -58,15 +60,18 @@ func agentCmd() *cobra.Command {
 				return usageError{fmt.Errorf("--overhead %v: at most %d", overhead, maxOverhead)}
 			case !(mutex && !noMutex) && !(maps && !noMaps):
 				return usageError{errors.New("--no-mutex and --no-maps leave nothing to trace: drop one")}
+			case svcLabel != "" && !labelKey.MatchString(svcLabel):
+				return usageError{fmt.Errorf("--service-label %q: not a Kubernetes label key: give one such as %s (\"\" for none)", svcLabel, agent.DefaultServiceLabel)}
 			}
 			cfg := agent.Config{
-				Patterns:   patterns,
-				Mutex:      mutex && !noMutex,
-				Maps:       maps && !noMaps,
-				Overhead:   overhead,
-				Keys:       keys,
-				Log:        cmd.ErrOrStderr(),
-				Containerd: ctrd,
+				Patterns:     patterns,
+				Mutex:        mutex && !noMutex,
+				Maps:         maps && !noMaps,
+				Overhead:     overhead,
+				Keys:         keys,
+				Log:          cmd.ErrOrStderr(),
+				Containerd:   ctrd,
+				ServiceLabel: svcLabel,
 			}
 			if survey {
 				return runSurvey(cmd, cfg)
@@ -85,9 +90,16 @@ func agentCmd() *cobra.Command {
 	fs.BoolVar(&maps, "maps", true, "trace map operations under the --overhead budget")
 	fs.BoolVar(&noMaps, "no-maps", false, "do not trace map operations")
 	fs.StringVar(&ctrd, "containerd", agent.DefaultContainerd, "read the Kubernetes pod and container names of containers from containerd's `SOCKET` (\"\" for none)")
+	fs.StringVar(&svcLabel, "service-label", agent.DefaultServiceLabel, "name a pod's processes' service by the value of its pod label `KEY`, "+
+		"when it has one, before its container's name (\"\" for none)")
 	fs.StringVar(&keys, "keys", "hash", "how map keys appear on /metrics and in reports: hash (a stable short hash), raw or none")
 	return cmd
 }
+
+// labelKey is a Kubernetes label key: an optional DNS-subdomain prefix and
+// a slash, then a name of at most 63 letters, digits, '-', '_' or '.',
+// alphanumeric at both ends.
+var labelKey = regexp.MustCompile(`^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)
 
 func runSurvey(cmd *cobra.Command, cfg agent.Config) error {
 	if os.Geteuid() != 0 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -9,24 +8,14 @@ import (
 	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
-// TestAgentMemory measures the agent's resident memory tracing processes
-// of one binary, of copies of it (the same bytes, other files: nothing
-// shared) and of binaries built by several Go toolchains, and checks that
-// twenty processes of one binary cost at most 1.5× one. It takes a minute
-// or two, so it runs only when asked:
-//
-//	MAPTRACE_RSS=1 go test -run TestAgentMemory -v ./cmd/maptrace
+// TestAgentMemory measures the agent's resident memory tracing one process
+// and twenty processes of one binary, which share its symbol tables, and
+// checks that the twenty cost at most 1.5× the one. Copies of the binary
+// and binaries of many toolchains, which share nothing, are measured by
+// the bench (section 7).
 func TestAgentMemory(t *testing.T) {
-	if os.Getenv("MAPTRACE_RSS") == "" {
-		t.Skip("measures the agent's memory over a minute or two: MAPTRACE_RSS=1 go test -run TestAgentMemory -v ./cmd/maptrace")
-	}
 	testtarget.NeedRoot(t)
 	local := testtarget.Build(t, "../../testdata/contention", "local")
-	var toolchains []string
-	for _, tc := range testtarget.Toolchains[2:] { // go1.21 on: their mutex probes are alike
-		toolchains = append(toolchains, testtarget.Build(t, "../../testdata/contention", tc))
-	}
-
 	type scenario struct {
 		name string
 		exes func(dir string) []string // one per process
@@ -41,35 +30,10 @@ func TestAgentMemory(t *testing.T) {
 			return out
 		}
 	}
-	copies := func(n int) func(string) []string {
-		return func(dir string) []string {
-			out := make([]string, n)
-			for i := range out {
-				out[i] = copyExe(t, local, dir, fmt.Sprintf("contention-%d", i))
-			}
-			return out
-		}
-	}
-	spread := func(n int) func(string) []string {
-		return func(dir string) []string {
-			var bins []string
-			for i, b := range toolchains {
-				bins = append(bins, copyExe(t, b, dir, fmt.Sprintf("contention-%d", i)))
-			}
-			out := make([]string, n)
-			for i := range out {
-				out[i] = bins[i%len(bins)]
-			}
-			return out
-		}
-	}
 	rss := map[string][2]int{}
 	for _, sc := range []scenario{
 		{"1 process", same(1)},
 		{"20 processes, one binary", same(20)},
-		{"20 processes, 20 copies of it", copies(20)},
-		{fmt.Sprintf("%d processes, %d binaries (Go toolchains)", len(toolchains), len(toolchains)), spread(len(toolchains))},
-		{fmt.Sprintf("20 processes, %d binaries (Go toolchains)", len(toolchains)), spread(20)},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -162,6 +162,25 @@ func containsAll(s string, parts ...string) bool {
 func linksOn(t *testing.T, pid int) int {
 	t.Helper()
 	n := 0
+	for _, l := range uprobeLinks(t) {
+		if l.pid == pid {
+			n++
+		}
+	}
+	return n
+}
+
+// uprobeLink is an uprobe_multi link: the process it is for and the
+// executable it probes.
+type uprobeLink struct {
+	pid  int
+	file string
+}
+
+// uprobeLinks lists the machine's uprobe_multi links.
+func uprobeLinks(t *testing.T) []uprobeLink {
+	t.Helper()
+	var out []uprobeLink
 	var it link.Iterator
 	defer it.Close()
 	for it.Next() {
@@ -169,14 +188,40 @@ func linksOn(t *testing.T, pid int) int {
 		if err != nil || info.Type != link.UprobeMultiType {
 			continue
 		}
-		if p, ok := info.UprobeMulti().Pid(); ok && int(p) == pid {
-			n++
-		}
+		um := info.UprobeMulti()
+		p, _ := um.Pid()
+		out = append(out, uprobeLink{pid: int(p), file: um.File})
 	}
 	if err := it.Err(); err != nil {
 		t.Fatalf("list BPF links: %v", err)
 	}
-	return n
+	return out
+}
+
+// linesOf returns the agent's lines about process pid, but for notes about
+// its executable (said once per executable, whatever the process).
+func (a *agentProc) linesOf(pid int) []string {
+	var out []string
+	for _, l := range strings.Split(a.stderr.String(), "\n") {
+		if strings.HasPrefix(l, fmt.Sprintf("maptrace: pid %d ", pid)) && !strings.Contains(l, "): note: ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// hasService reports whether any series of fams has service=name.
+func hasService(fams map[string]*dto.MetricFamily, name string) bool {
+	for _, fam := range fams {
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "service" && l.GetValue() == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // copyExe copies an executable to dir/name: the test's own programs, under
@@ -373,6 +418,165 @@ func TestAgent(t *testing.T) {
 	}
 }
 
+// TestAgentExec: a traced Go process that execs another Go program keeps
+// its pid and start time, but is another program: its old trace ends, its
+// series and probes with it, and the new program is traced under its own
+// service.
+func TestAgentExec(t *testing.T) {
+	testtarget.NeedRoot(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	before := copyExe(t, testtarget.Build(t, "../../testdata/contention", "local"), dir, "before")
+	after := copyExe(t, testtarget.Build(t, "../../testdata/maps", "local"), dir, "after")
+	p := testtarget.Start(t, before)
+	a := startAgent(t, "--match", dir+"/*")
+	a.waitServices(t, 5*time.Second, "before")
+	pid := p.PID()
+	if linksOn(t, pid) == 0 {
+		t.Fatal("no uprobe links on the traced process")
+	}
+
+	p.Send(t, "exec "+after)
+	if l := p.Line(t, 10*time.Second); l != "ready" {
+		t.Fatalf("after exec: %q, want ready", l)
+	}
+	execd := time.Now()
+	a.waitServices(t, 5*time.Second, "after")
+	t.Logf("the exec'd program traced %v after the exec", time.Since(execd).Round(time.Millisecond))
+	a.waitLine(t, 5*time.Second, fmt.Sprintf("pid %d (before) now runs %s: its trace ends", pid, after))
+	for deadline := time.Now().Add(5 * time.Second); hasService(a.scrape(t), "before"); {
+		if time.Now().After(deadline) {
+			t.Fatal("service=\"before\" still on /metrics 5s after the exec")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var files []string
+	for _, l := range uprobeLinks(t) {
+		if l.pid == pid {
+			files = append(files, l.file)
+		}
+	}
+	if len(files) == 0 {
+		t.Error("no uprobe links on the exec'd program")
+	}
+	for _, f := range files {
+		if f != after {
+			t.Errorf("an uprobe link of pid %d on %s, want only %s's", pid, f, after)
+		}
+	}
+	want := []string{
+		fmt.Sprintf("pid %d (before): tracing %s", pid, before),
+		fmt.Sprintf("pid %d (before) now runs %s: its trace ends", pid, after),
+		fmt.Sprintf("pid %d (after): tracing %s", pid, after),
+	}
+	got := a.linesOf(pid)
+	if len(got) != len(want) {
+		t.Errorf("agent lines about pid %d:\n%s\nwant %d, starting %q", pid, strings.Join(got, "\n"), len(want), want)
+	}
+	for i := range min(len(got), len(want)) {
+		if !strings.Contains(got[i], want[i]) {
+			t.Errorf("line %d about pid %d: %q, want %q", i+1, pid, got[i], want[i])
+		}
+	}
+}
+
+// TestAgentDyingTargets starts short-lived Go targets, a few alive at a
+// time, for a few seconds, so that some exit while the agent attaches:
+// each gets one line saying so, or the two of a trace that started and
+// ended; none leaves a probe or a series; the agent's failure count agrees
+// with its lines, and it keeps tracing and serving a long-lived target.
+func TestAgentDyingTargets(t *testing.T) {
+	testtarget.NeedRoot(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	src := testtarget.Build(t, "../../testdata/contention", "local")
+	steady := copyExe(t, src, dir, "steady")
+	brief := copyExe(t, src, dir, "brief")
+	testtarget.Start(t, steady)
+	a := startAgent(t, "--match", dir+"/*")
+	a.waitServices(t, 5*time.Second, "steady")
+
+	// One started every 60ms, each living 150ms to 1.5s (it exits when its
+	// stdin closes): a dozen alive at a time, over two scans or more.
+	var pids []int
+	var exited []chan struct{}
+	for i := 0; time.Duration(i)*60*time.Millisecond < 5*time.Second; i++ {
+		cmd := exec.Command(brief)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		life := time.Duration(150+(i*170)%1400) * time.Millisecond
+		go func() {
+			time.Sleep(life)
+			in.Close()
+			cmd.Wait()
+			close(done)
+		}()
+		t.Cleanup(func() { cmd.Process.Kill(); <-done })
+		pids = append(pids, cmd.Process.Pid)
+		exited = append(exited, done)
+		time.Sleep(60 * time.Millisecond)
+	}
+	for _, done := range exited {
+		<-done
+	}
+
+	// Every trace that started ends within a few seconds of its exit.
+	deadline := time.Now().Add(10 * time.Second)
+	var traced, failed, unseen int
+	for _, pid := range pids {
+		for {
+			l := a.linesOf(pid)
+			if len(l) != 1 || !strings.Contains(l[0], "): tracing ") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		got := a.linesOf(pid)
+		switch {
+		case len(got) == 0:
+			unseen++
+		case len(got) == 1 && strings.HasSuffix(got[0], fmt.Sprintf("pid %d (%s): exited while maptrace attached: not traced", pid, brief)):
+			failed++
+		case len(got) == 2 && strings.Contains(got[0], fmt.Sprintf("pid %d (brief): tracing %s", pid, brief)) &&
+			strings.HasSuffix(got[1], fmt.Sprintf("pid %d (brief): exited: trace ended", pid)):
+			traced++
+		default:
+			t.Errorf("agent lines about pid %d:\n%s\nwant none, one saying it exited while maptrace attached, or a trace's start and end", pid, strings.Join(got, "\n"))
+		}
+	}
+	t.Logf("%d short-lived targets: %d traced, %d exited while the agent attached, %d gone before a scan saw them", len(pids), traced, failed, unseen)
+	if traced+failed == 0 {
+		t.Error("the agent saw none of the short-lived targets")
+	}
+
+	for _, l := range uprobeLinks(t) {
+		if l.file == brief {
+			t.Errorf("an uprobe link of pid %d left on %s after it exited", l.pid, brief)
+		}
+	}
+	fams := a.waitServices(t, 5*time.Second, "steady")
+	if hasService(fams, "brief") {
+		t.Error("service=\"brief\" on /metrics after every one of its processes exited")
+	}
+	var counted float64
+	for _, m := range fams["maptrace_agent_attach_failures_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "reason" && l.GetValue() == "exited" {
+				counted = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if int(counted) != failed {
+		t.Errorf("maptrace_agent_attach_failures_total{reason=\"exited\"} %v, want %d, the lines saying so", counted, failed)
+	}
+}
+
 // TestAgentContainer traces a Go program in a plain runc container, selected
 // by its container ID, and labels it with that ID.
 func TestAgentContainer(t *testing.T) {
@@ -422,11 +626,13 @@ func TestAgentContainer(t *testing.T) {
 	}
 }
 
-// TestAgentPod traces a Go program in a container of a containerd of the
-// test's own, created with the labels a kubelet gives its containers
-// through CRI, from an image the test builds and imports: selected by
-// namespace/pod, its series carry namespace, pod and container, and its
-// service is the container's name.
+// TestAgentPod traces Go programs in containers of a containerd of the
+// test's own, created as containerd's CRI plugin creates a pod's (a sandbox
+// container with the pod's labels, an app container with the kubelet's
+// labels and an annotation naming its sandbox), from an image the test
+// builds and imports: selected by namespace/pod, their series carry
+// namespace, pod and container, and their service is the pod's
+// app.kubernetes.io/name label, else the container's name.
 func TestAgentPod(t *testing.T) {
 	testtarget.NeedRoot(t)
 	c := testtarget.StartContainerd(t)
@@ -449,37 +655,66 @@ func TestAgentPod(t *testing.T) {
 	}
 	c.Ctr(t, "images", "import", tarFile)
 
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		t.Fatal(err)
+	newID := func() string {
+		var raw [32]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(raw[:]) // as CRI's: the test's own
 	}
-	id := hex.EncodeToString(raw[:]) // as CRI's: the test's own
-	namespace, pod := "shop-"+id[:8], "web-0"
-	args := append([]string{"--address", c.Address, "--namespace", testtarget.Namespace, "run"}, c.RunArgs()...)
-	args = append(args,
-		"--label", "io.kubernetes.pod.namespace="+namespace,
-		"--label", "io.kubernetes.pod.name="+pod,
-		"--label", "io.kubernetes.container.name=api",
-		ref, id)
-	testtarget.Start(t, "ctr", args...) // stdin stays open: the target exits at EOF
+	// runPod creates pod's sandbox with the pod's labels (CRI passes the
+	// kubelet's and the pod's own), and runs its container "api" in it.
+	namespace := "shop-" + newID()[:8]
+	runPod := func(pod string, podLabels ...string) (id string) {
+		sandbox, id := newID(), newID()
+		args := []string{"containers", "create",
+			"--label", "io.cri-containerd.kind=sandbox",
+			"--label", "io.kubernetes.pod.namespace=" + namespace,
+			"--label", "io.kubernetes.pod.name=" + pod}
+		for _, l := range podLabels {
+			args = append(args, "--label", l)
+		}
+		c.Ctr(t, append(args, ref, sandbox)...)
+		args = append([]string{"--address", c.Address, "--namespace", testtarget.Namespace, "run"}, c.RunArgs()...)
+		args = append(args,
+			"--label", "io.cri-containerd.kind=container",
+			"--label", "io.kubernetes.pod.namespace="+namespace,
+			"--label", "io.kubernetes.pod.name="+pod,
+			"--label", "io.kubernetes.container.name=api",
+			"--annotation", "io.kubernetes.cri.container-type=container",
+			"--annotation", "io.kubernetes.cri.sandbox-id="+sandbox,
+			ref, id)
+		testtarget.Start(t, "ctr", args...) // stdin stays open: the target exits at EOF
+		return id
+	}
+	pod := "web-0"
+	id := runPod(pod, "app=web") // not the service label
+	labeled := runPod("web-1", "app.kubernetes.io/name=storefront")
 
 	started := time.Now()
 	a := startAgent(t, "--containerd", c.Address, "--match", namespace+"/web-*")
-	fams := a.waitServices(t, 10*time.Second, "api")
-	t.Logf("the pod's process traced %v after the agent started", time.Since(started).Round(time.Millisecond))
-	want := map[string]string{"service": "api", "container_id": id, "namespace": namespace, "pod": pod, "container": "api"}
+	fams := a.waitServices(t, 10*time.Second, "api", "storefront")
+	t.Logf("the pods' processes traced %v after the agent started", time.Since(started).Round(time.Millisecond))
+	want := map[string]map[string]string{
+		id:      {"service": "api", "container_id": id, "namespace": namespace, "pod": pod, "container": "api"},
+		labeled: {"service": "storefront", "container_id": labeled, "namespace": namespace, "pod": "web-1", "container": "api"},
+	}
 	for _, m := range fams["maptrace_target_up"].GetMetric() {
 		got := map[string]string{}
 		for _, l := range m.GetLabel() {
 			got[l.GetName()] = l.GetValue()
 		}
-		for k, v := range want {
+		for k, v := range want[got["container_id"]] {
 			if got[k] != v {
 				t.Errorf("maptrace_target_up: %s=%q, want %q (labels %v)", k, got[k], v, got)
 			}
 		}
 	}
+	if n := len(fams["maptrace_target_up"].GetMetric()); n != 2 {
+		t.Errorf("%d maptrace_target_up series, want 2", n)
+	}
 	a.waitLine(t, 5*time.Second, "(api, container "+id[:12]+", pod "+namespace+"/"+pod+"): tracing /contention")
+	a.waitLine(t, 5*time.Second, "(storefront, container "+labeled[:12]+", pod "+namespace+"/web-1): tracing /contention")
 	if strings.Contains(a.stderr.String(), "warning: containerd") {
 		t.Errorf("a warning about containerd:\n%s", a.stderr)
 	}

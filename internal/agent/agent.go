@@ -48,6 +48,9 @@ type Config struct {
 	// Containerd is the containerd socket the Kubernetes labels of a
 	// container's processes are read from; "" reads none.
 	Containerd string
+	// ServiceLabel is the pod label whose value is a pod's processes'
+	// service; "" for none.
+	ServiceLabel string
 }
 
 // DefaultEvery is the scan period: a process is traced within about that
@@ -107,7 +110,7 @@ func New(cfg Config) *Agent {
 		fleet: metrics.NewFleet(cfg.Keys, metrics.LabelService, metrics.LabelContainerID,
 			metrics.LabelNamespace, metrics.LabelPod, metrics.LabelContainer),
 		bins:    newBinaries(),
-		pods:    newPods(cfg.Containerd, log),
+		pods:    newPods(cfg.Containerd, cfg.ServiceLabel, log),
 		log:     log,
 		traced:  map[key]*traced{},
 		skipped: map[key]string{},
@@ -176,7 +179,9 @@ func (a *Agent) scan(ctx, sessions context.Context) error {
 			continue
 		}
 		a.noteReplaced(&p)
-		a.bins.buildInfo(&p)
+		if !a.bins.buildInfo(&p) {
+			continue // exited since identify: not worth a word
+		}
 		v := a.judge(&p, linked)
 		if !v.trace {
 			a.skip(&p, v)
@@ -244,7 +249,7 @@ func (a *Agent) judge(p *Process, linked func() map[int]bool) verdict {
 	if p.IsGo() || len(a.cfg.Patterns) > 0 {
 		p.ContainerID = containerOf(p.PID)
 		pd := a.pods.of(p.ContainerID)
-		p.Namespace, p.Pod, p.Container = pd.Namespace, pd.Name, pd.Container
+		p.Namespace, p.Pod, p.Container, p.App = pd.Namespace, pd.Name, pd.Container, pd.Service
 	}
 	why := "every Go process (no --match)"
 	if len(a.cfg.Patterns) > 0 {

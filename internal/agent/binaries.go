@@ -2,6 +2,7 @@ package agent
 
 import (
 	"debug/buildinfo"
+	"os"
 	"sync"
 
 	"github.com/maptrace/maptrace/internal/symbols"
@@ -32,15 +33,23 @@ func newBinaries() *binaries {
 	return &binaries{info: map[symbols.FileID]buildInfo{}, syms: map[symbols.FileID]*shared{}}
 }
 
-// buildInfo fills p's Go version and module, read once per executable.
-func (b *binaries) buildInfo(p *Process) {
+// buildInfo fills p's Go version and module, read once per executable. ok
+// is false if the executable could not be opened: p has exited since it was
+// seen, and nothing is kept, so that its exit does not make the executable's
+// other processes "not Go".
+func (b *binaries) buildInfo(p *Process) (ok bool) {
 	b.mu.Lock()
 	bi, ok := b.info[p.File]
 	b.mu.Unlock()
 	if !ok {
+		f, err := os.Open(exeLink(p.PID))
+		if err != nil {
+			return false
+		}
+		defer f.Close()
 		// Only the build information is read, not the whole file: most
 		// executables seen are not traced.
-		if x, err := buildinfo.ReadFile(exeLink(p.PID)); err == nil {
+		if x, err := buildinfo.Read(f); err == nil {
 			bi = buildInfo{goVersion: x.GoVersion, module: x.Main.Path}
 		}
 		b.mu.Lock()
@@ -48,6 +57,7 @@ func (b *binaries) buildInfo(p *Process) {
 		b.mu.Unlock()
 	}
 	p.GoVersion, p.Module = bi.goVersion, bi.module
+	return true
 }
 
 // acquire returns the symbols of p's executable, read through p's

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -28,19 +29,37 @@ const (
 	labelContainer    = "io.kubernetes.container.name"
 )
 
+// A pod's own labels are on its sandbox container only: the CRI plugin
+// gives the sandbox the pod's labels and labels it its kind, and each app
+// container's OCI spec an annotation naming its sandbox (containerd's
+// pkg/cri annotations and labels).
+const (
+	annotationSandboxID = "io.kubernetes.cri.sandbox-id"
+	labelKind           = "io.cri-containerd.kind"
+	kindSandbox         = "sandbox"
+)
+
+// DefaultServiceLabel is the pod label that names a service, the one
+// Kubernetes recommends for an application's name.
+const DefaultServiceLabel = "app.kubernetes.io/name"
+
 // pod is a container's Kubernetes names; zero outside Kubernetes.
 type pod struct {
 	Namespace, Name, Container string
+	// Service is the value of the pod's service label; "" without one.
+	Service string
 }
 
 // pods reads containers' pod labels from the node's containerd, not from
 // the Kubernetes API: a watch of every pod from every node is what starved
-// API servers under other node agents. Each container is asked about once,
-// its answer kept until none of its processes runs: CRI never changes a
-// container's labels.
+// API servers under other node agents. Each container is asked about once
+// (with its pod's sandbox, which has the pod's labels), its answer kept
+// until none of its processes runs: CRI never changes a container's or a
+// sandbox's labels.
 type pods struct {
-	addr string
-	log  *lineLog
+	addr         string
+	serviceLabel string // the pod label that names the service; "" for none
+	log          *lineLog
 
 	mu     sync.Mutex
 	conn   *grpc.ClientConn
@@ -52,8 +71,8 @@ type pods struct {
 // that hangs delays a new process's trace by this much at most.
 const lookupTimeout = 2 * time.Second
 
-func newPods(addr string, log *lineLog) *pods {
-	return &pods{addr: addr, log: log, cache: map[string]pod{}}
+func newPods(addr, serviceLabel string, log *lineLog) *pods {
+	return &pods{addr: addr, serviceLabel: serviceLabel, log: log, cache: map[string]pod{}}
 }
 
 // of returns container id's pod. When containerd cannot be asked (no
@@ -85,7 +104,8 @@ func (ps *pods) of(id string) pod {
 	return p
 }
 
-// ask reads container id's labels from containerd; ps.mu is held.
+// ask reads container id's labels from containerd, and its pod's service
+// label from the pod's sandbox; ps.mu is held.
 func (ps *pods) ask(id string) (pod, error) {
 	if ps.conn == nil {
 		// A lazy client: it connects on the first call, and again after
@@ -96,6 +116,40 @@ func (ps *pods) ask(id string) (pod, error) {
 		}
 		ps.conn = conn
 	}
+	c, err := ps.get(id)
+	if err != nil {
+		return pod{}, err
+	}
+	l := c.GetLabels()
+	p := pod{Namespace: l[labelPodNamespace], Name: l[labelPodName], Container: l[labelContainer]}
+	if p.Container == "" || ps.serviceLabel == "" {
+		return p, nil
+	}
+	var spec struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	// The spec is the OCI runtime spec, as JSON; one that does not decode
+	// names no sandbox.
+	json.Unmarshal(c.GetSpec().GetValue(), &spec)
+	sandbox := spec.Annotations[annotationSandboxID]
+	if sandbox == "" {
+		return p, nil
+	}
+	sc, err := ps.get(sandbox)
+	switch {
+	case status.Code(err) == codes.NotFound: // the pod is going away
+		return p, nil
+	case err != nil:
+		return pod{}, err
+	}
+	if sl := sc.GetLabels(); sl[labelKind] == kindSandbox {
+		p.Service = sl[ps.serviceLabel]
+	}
+	return p, nil
+}
+
+// get reads container id from containerd; ps.mu is held.
+func (ps *pods) get(id string) (*containers.Container, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
 	// containerd's namespace travels in this gRPC header
@@ -104,12 +158,11 @@ func (ps *pods) ask(id string) (pod, error) {
 	resp, err := containers.NewContainersClient(ps.conn).Get(ctx, &containers.GetContainerRequest{ID: id})
 	if err != nil {
 		if s, ok := status.FromError(err); ok && s.Code() != codes.NotFound {
-			return pod{}, fmt.Errorf("get container %s: %s", short(id), s.Message())
+			return nil, fmt.Errorf("get container %s: %s", short(id), s.Message())
 		}
-		return pod{}, err
+		return nil, err
 	}
-	l := resp.GetContainer().GetLabels()
-	return pod{Namespace: l[labelPodNamespace], Name: l[labelPodName], Container: l[labelContainer]}, nil
+	return resp.GetContainer(), nil
 }
 
 // prune forgets the containers none of whose processes runs.

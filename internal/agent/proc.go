@@ -32,6 +32,9 @@ type Process struct {
 	// container's names, from containerd's CRI labels; "" outside
 	// Kubernetes, or without containerd's socket.
 	Namespace, Pod, Container string
+	// App is the value of its pod's service label (Config.ServiceLabel);
+	// "" without one.
+	App string
 }
 
 // key identifies a process for as long as it runs one executable.
@@ -43,10 +46,14 @@ type key struct {
 
 func (p *Process) key() key { return key{p.PID, p.Start, p.File} }
 
-// Service is the process's service label: its Kubernetes container's
-// name, which says what it is in that pod's terms (the executable is often
-// /app or /server), else its executable's base name.
+// Service is the process's service label: its pod's service label, which
+// its owners chose to name it, else its Kubernetes container's name, which
+// says what it is in that pod's terms (the executable is often /app or
+// /server), else its executable's base name.
 func (p *Process) Service() string {
+	if p.App != "" {
+		return p.App
+	}
 	if p.Container != "" {
 		return p.Container
 	}

@@ -30,10 +30,9 @@ func (a *Agent) Survey() ([]SurveyRow, error) {
 	var rows []SurveyRow
 	for _, pid := range list {
 		p, ok := identify(pid)
-		if !ok {
+		if !ok || !a.bins.buildInfo(&p) {
 			continue
 		}
-		a.bins.buildInfo(&p)
 		v := a.judge(&p, linked)
 		if !p.IsGo() && v.fail == "" {
 			continue // neither Go nor selected

@@ -787,9 +787,10 @@ const (
 	pacedRise = 1.3
 )
 
-// minUserSamples is how many user-mode samples while attached the work's
-// share needs to be read from samples.
-const minUserSamples = 20
+// minOnSamples is how many samples while attached the work's share needs
+// to be read from samples: their kernel share is a proportion, within a few
+// percent from this many on.
+const minOnSamples = 200
 
 func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.cfg.Budget >= 1 {
@@ -802,7 +803,7 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.onHits > 0 {
 		scale = float64(g.windowHits) / float64(g.onHits)
 	}
-	if !g.samplesLost && g.onAll-g.onKernel >= minUserSamples && g.offAll > 0 {
+	if !g.samplesLost && g.onAll >= minOnSamples && g.onKernel < g.onAll && g.offAll > 0 {
 		onWork := float64(g.onCPU) * float64(g.onAll-g.onKernel) / float64(g.onAll)
 		offWork := float64(g.offCPU) * float64(g.offAll-g.offKernel) / float64(g.offAll)
 		return min(1, scale*onWork/(onWork+offWork)), false

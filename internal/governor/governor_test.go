@@ -69,17 +69,17 @@ func TestEstimate(t *testing.T) {
 	// charged at 10ms only); of 270ms off, a tenth (the target's own).
 	g = newEstimator()
 	g.record(50*ms, 10*ms, 50*ms, 270*ms, 500*ms)
-	g.onAll, g.onKernel, g.offAll, g.offKernel = 50, 25, 270, 27
+	g.onAll, g.onKernel, g.offAll, g.offKernel = 500, 250, 2700, 270
 	if f, lb := g.estimate(); f < 25.0/268-1e-9 || f > 25.0/268+1e-9 || lb {
 		t.Errorf("from samples: estimate = %v, %v; want %v, false", f, lb, 25.0/268)
 	}
-	// Too few user-mode samples attached, or a period's samples not read:
-	// the hits' cost is modelled, 40ms of work attached against 270ms.
-	g.onKernel = g.onAll - (minUserSamples - 1)
+	// Too few samples attached, or a period's samples not read: the hits'
+	// cost is modelled, 40ms of work attached against 270ms.
+	g.onAll, g.onKernel = minOnSamples-1, minOnSamples/2
 	if f, _ := g.estimate(); f < 40.0/310-1e-9 || f > 40.0/310+1e-9 {
 		t.Errorf("from few samples: estimate = %v, want %v", f, 40.0/310)
 	}
-	g.onKernel, g.samplesLost = 25, true
+	g.onAll, g.onKernel, g.samplesLost = 500, 250, true
 	if f, _ := g.estimate(); f < 40.0/310-1e-9 || f > 40.0/310+1e-9 {
 		t.Errorf("with samples lost: estimate = %v, want %v", f, 40.0/310)
 	}

@@ -186,8 +186,8 @@ type MapLayout struct {
 	// than with the other sync.Maps first used at the same call site.
 	DataLo, DataHi uint64
 	// SyncRead, SyncDirty, SyncMisses and SyncAmended are the offsets of
-	// sync.Map's read, dirty and misses and of readOnly.amended, up to Go
-	// 1.23; zero where not known.
+	// the pointer to sync.Map's read-only part, of its dirty and misses,
+	// and of readOnly.amended, up to Go 1.23; zero where not known.
 	SyncRead, SyncDirty, SyncMisses, SyncAmended uint64
 }
 
@@ -198,8 +198,13 @@ func LayoutFor(goVersion string) MapLayout {
 		return MapLayout{FlagsOffset: 34, SeedOffset: 8, WritingMask: 1, IterMap: 24}
 	}
 	l := MapLayout{FlagsOffset: 8, SeedOffset: 12, WritingMask: 4, IterMap: 24}
-	if minor >= 20 { // mu Mutex, read atomic.Pointer[readOnly], dirty, misses; 1.19's read is an atomic.Value
+	// sync.Map is mu Mutex, read, dirty, misses. From Go 1.20 read is an
+	// atomic.Pointer[readOnly]; in 1.19 an atomic.Value, whose interface
+	// holds a pointer to a readOnly in its second word.
+	if minor >= 20 {
 		l.SyncRead, l.SyncDirty, l.SyncMisses, l.SyncAmended = 8, 16, 24, 8
+	} else {
+		l.SyncRead, l.SyncDirty, l.SyncMisses, l.SyncAmended = 16, 24, 32, 8
 	}
 	return l
 }

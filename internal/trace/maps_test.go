@@ -289,7 +289,7 @@ func TestLateHotKey(t *testing.T) {
 // Go 1.23, internal/sync.HashTrieMap's from 1.24.
 func TestSyncMap(t *testing.T) {
 	testtarget.NeedRoot(t)
-	for _, tc := range []string{"go1.20.14", "go1.22.12", "go1.24.13", "local"} {
+	for _, tc := range []string{"go1.19", "go1.20.14", "go1.22.12", "go1.24.13", "local"} {
 		t.Run(tc, func(t *testing.T) {
 			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
 			r, answer := mapTrace(t, p, 100, "synchot", 30*time.Second)
@@ -336,7 +336,7 @@ func TestSyncMap(t *testing.T) {
 				}
 				// Only the classic sync.Map (to Go 1.23) has slow paths: the
 				// first Load of each new key misses.
-				if classic := tc == "go1.20.14" || tc == "go1.22.12"; classic != (m.SyncMap != nil && m.SyncMap.Misses > 0) {
+				if classic := tc == "go1.19" || tc == "go1.20.14" || tc == "go1.22.12"; classic != (m.SyncMap != nil && m.SyncMap.Misses > 0) {
 					t.Errorf("%s: slow paths %+v", name, m.SyncMap)
 				}
 				if len(m.Sites) == 0 || report.FrameFunc(report.UserFrames(m.Sites[0].Stack)[0]) != "main.syncHot" {
@@ -379,10 +379,10 @@ func TestSyncMapCPU(t *testing.T) {
 }
 
 // TestSyncMapMisses checks a sync.Map's misses, promotions and dirty-map
-// copies, Go 1.20 to 1.23, against what the target saw of its own map.
+// copies, Go 1.19 to 1.23, against what the target saw of its own map.
 func TestSyncMapMisses(t *testing.T) {
 	testtarget.NeedRoot(t)
-	for _, tc := range []string{"go1.20.14", "go1.23.12"} {
+	for _, tc := range []string{"go1.19", "go1.20.14", "go1.23.12"} {
 		t.Run(tc, func(t *testing.T) {
 			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
 			r, answer := mapTrace(t, p, 100, "syncmiss", 30*time.Second)
@@ -403,7 +403,7 @@ func TestSyncMapMisses(t *testing.T) {
 
 // TestSyncMapSampled checks sync.Map counts and its hot key under the
 // default budget, with the map probes duty-cycled: the scaled estimates must
-// be within 10% of what the target counted itself (Go 1.19: 25%).
+// be within 10% of what the target counted itself.
 func TestSyncMapSampled(t *testing.T) {
 	testtarget.NeedRoot(t)
 	for _, tc := range []string{"go1.19", "go1.22.12", "go1.24.13", "local"} {

@@ -2,7 +2,8 @@
 // a sync.Mutex and both sides of a sync.RWMutex for MS milliseconds (and
 // uses a small sharded map, without contending it), then
 // prints the runtime's own count of mutex wait over that run, the ground
-// truth maptrace is checked against.
+// truth maptrace is checked against. On "exec PATH" it execs PATH, which
+// keeps its pid and start time: another program in the same process.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -196,6 +198,10 @@ func main() {
 		if len(f) == 2 && f[0] == "run" {
 			ms, _ := strconv.Atoi(f[1])
 			run(time.Duration(ms) * time.Millisecond)
+		}
+		if len(f) == 2 && f[0] == "exec" {
+			err := syscall.Exec(f[1], f[1:], os.Environ())
+			fmt.Println("exec:", err)
 		}
 	}
 }

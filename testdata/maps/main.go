@@ -7,7 +7,7 @@
 //	work MS        map reads among other work (~10µs apart); prints the lookups done
 //	synchot        every sync.Map operation on two global sync.Maps, with known key counts
 //	syncloop MS    sync.Map loads in a tight loop; prints the loads done
-//	syncmiss       sync.Map misses and promotions (Go 1.20 to 1.23); prints them as the target saw them
+//	syncmiss       sync.Map misses and promotions (up to Go 1.23); prints them as the target saw them
 //
 // and answers each with one line. A race may kill it with the runtime's
 // "fatal error: concurrent map …", as it would in production.

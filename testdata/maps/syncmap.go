@@ -1,5 +1,3 @@
-//go:build go1.20
-
 package main
 
 import (
@@ -24,7 +22,8 @@ var syncClear func(*sync.Map)
 // 1000+i, type int), for i in 0..9: one Store of key i, then (i+1)*10 Loads
 // of it; then 5 LoadOrStores of key 9, 3 Swaps of key 8, 2 CompareAndSwaps
 // of key 7, a LoadAndDelete, a Delete and a CompareAndDelete of key 0, two
-// Ranges and, from Go 1.23, a Clear. It answers "synchot done" and whether
+// Ranges and, from Go 1.23, a Clear (Go 1.19 has no Swap or CompareAnd*:
+// syncops_go119.go does a write or a delete of the same kind instead). It answers "synchot done" and whether
 // it cleared ("clear" or "noclear"): per map 550 reads, 20 writes (21 with Clear), 3 deletes,
 // 2 ranges; key i used (i+1)*10+1 times, plus the extra operations.
 func syncHot() {
@@ -51,14 +50,14 @@ func syncHot() {
 			m.LoadOrStore(key(9), n)
 		}
 		for n := 0; n < 3; n++ {
-			m.Swap(key(8), 8)
+			syncSwap(m, key(8), 8)
 		}
 		for n := 0; n < 2; n++ {
-			m.CompareAndSwap(key(7), 7, 7)
+			syncCompareAndSwap(m, key(7), 7, 7)
 		}
 		m.LoadAndDelete(key(0))
 		m.Delete(key(0))
-		m.CompareAndDelete(key(0), 0)
+		syncCompareAndDelete(m, key(0), 0)
 		for n := 0; n < 2; n++ {
 			m.Range(func(k, v any) bool { sink += v.(int); return true })
 		}

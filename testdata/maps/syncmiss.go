@@ -1,4 +1,4 @@
-//go:build go1.20 && !go1.24
+//go:build !go1.24
 
 package main
 
@@ -11,11 +11,11 @@ import (
 
 var syncMissMap sync.Map
 
-// syncMapLayout is sync.Map's layout from Go 1.20 to 1.23, for the target to
-// count its own misses, promotions and dirty-map copies.
+// syncMapLayout is sync.Map's layout up to Go 1.23, for the target to count
+// its own misses, promotions and dirty-map copies.
 type syncMapLayout struct {
 	mu     sync.Mutex
-	read   unsafe.Pointer
+	read   syncRead
 	dirty  map[any]unsafe.Pointer
 	misses int
 }
