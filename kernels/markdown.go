@@ -181,9 +181,10 @@ and Debian's arm64 busybox-static, downloaded like the kernels). It runs a focus
 doctor, an attach, the attach modes, the park site, the cost of a hit on each kind of site,
 mutex accuracy against the runtime's metric, exact hot keys, the three races, a locked map
 that must not race, and the CPU sampler. TestMapCPUWithProbes does 200k lookups there, not
-800k: with every map operation probed they took 45 s of CPU time, and their map time came out
-twice what it was without probes (5.8 s against 2.9 s), still within the test's bound of a
-quarter of the probes' estimated cost (24 s). Not there: PIE targets (a Go PIE names the dynamic loader,
+800k: with every map operation probed they took 26 to 45 s of CPU time, against 3 s without.
+Their map time came out 1.02 and 2.0 times what it was without probes in two runs (2.47 s
+against 2.42 s; 5.8 s against 2.9 s on a busier host), within the test's bound of a quarter
+of the probes' estimated cost (22 and 24 s). Not there: PIE targets (a Go PIE names the dynamic loader,
 which the guest lacks; the amd64 guests test PIE). Like amd64's 6.1 it has no uprobe_multi, so every probe attaches
 through the perf-event fallback. Emulating another instruction set is 10 to 20 times slower
 than the amd64 guests: TestMeasure's ceiling is 1 ms a hit there, against 50 µs elsewhere, and
