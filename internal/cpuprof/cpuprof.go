@@ -101,12 +101,17 @@ func Open() (*Program, error) {
 	} else if ino != initPIDNamespace {
 		return nil, errors.New("maptrace runs in a PID namespace of its own: samples cannot be matched to the target")
 	}
-	spec, err := bpf.LoadCpu()
-	if err != nil {
-		return nil, fmt.Errorf("load sampler spec: %w", err)
-	}
 	p := &Program{tables: map[*symbols.Binary]*table{}}
-	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+	err := p.load(preallocate)
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) && !preallocate {
+		// Before Linux 6.1 a perf_event program may use preallocated hash
+		// maps only.
+		if err2 := p.load(true); err2 == nil {
+			err = nil
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("load sampler program: %w", err)
 	}
 	if err := p.open(); err != nil {
@@ -114,6 +119,40 @@ func Open() (*Program, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// Preallocated, the tables are allocated whole when loaded, so they hold
+// fewer: step tables of 64 KiB for this many binaries, and this many
+// targets.
+const (
+	preallocTables  = 16
+	preallocTargets = 256
+)
+
+// preallocate loads the tables preallocated, as kernels before 6.1 need;
+// tests set it to try that path on newer ones.
+var preallocate = false
+
+// load loads the program and its maps into p.objs, the tables
+// preallocated (and smaller) if prealloc is set.
+func (p *Program) load(prealloc bool) error {
+	spec, err := bpf.LoadCpu()
+	if err != nil {
+		return err
+	}
+	if prealloc {
+		for name, max := range map[string]uint32{"step_tables": preallocTables, "targets": preallocTargets} {
+			m := spec.Maps[name]
+			m.Flags &^= unix.BPF_F_NO_PREALLOC
+			m.MaxEntries = max
+		}
+	}
+	var objs objects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return err
+	}
+	p.objs = objs
+	return nil
 }
 
 // open opens a CPU clock on every online CPU, attaches the program to each,

@@ -330,7 +330,19 @@ func TestVerifierBudget(t *testing.T) {
 // TestShared samples three targets with one Program, two of them processes
 // of one binary: each target's counts are its own, the binary's map code is
 // loaded once, and a target that stops leaves the others sampled.
+//
+// It runs with the tables allocated as entries are added and preallocated,
+// as kernels before 6.1 have them.
 func TestShared(t *testing.T) {
+	for _, pre := range []bool{false, true} {
+		t.Run(map[bool]string{false: "allocated", true: "preallocated"}[pre], func(t *testing.T) {
+			defer cpuprof.SetPreallocate(cpuprof.SetPreallocate(pre))
+			testShared(t)
+		})
+	}
+}
+
+func testShared(t *testing.T) {
 	needRoot(t)
 	prog, err := cpuprof.Open()
 	if err != nil {

@@ -13,3 +13,11 @@ func (p *Program) Tables() int {
 	defer p.mu.Unlock()
 	return len(p.tables)
 }
+
+// SetPreallocate switches the preallocated tables of kernels before 6.1 on
+// or off, returning the old setting.
+func SetPreallocate(on bool) bool {
+	old := preallocate
+	preallocate = on
+	return old
+}
