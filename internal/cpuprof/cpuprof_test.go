@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
 
-	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/collector"
 	"github.com/maptrace/maptrace/internal/cpuprof"
 	"github.com/maptrace/maptrace/internal/symbols"
@@ -304,16 +302,12 @@ func openFDs(t *testing.T) int {
 // guests, where it runs on each kernel.
 func TestVerifierBudget(t *testing.T) {
 	needRoot(t)
-	spec, err := bpf.LoadCpu()
-	if err != nil {
-		t.Fatal(err)
-	}
-	coll, err := ebpf.NewCollection(spec)
+	prog, err := cpuprof.Open()
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	defer coll.Close()
-	info, err := coll.Programs["cpu_sample"].Info()
+	defer prog.Close()
+	info, err := prog.ProgramInfo()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,7 @@
 package cpuprof
 
+import "github.com/cilium/ebpf"
+
 // SetUseLink switches BPF links on or off, returning the old setting.
 func SetUseLink(on bool) bool {
 	old := useLink
@@ -21,3 +23,6 @@ func SetPreallocate(on bool) bool {
 	preallocate = on
 	return old
 }
+
+// ProgramInfo is the kernel's information on p's program.
+func (p *Program) ProgramInfo() (*ebpf.ProgramInfo, error) { return p.objs.Prog.Info() }
