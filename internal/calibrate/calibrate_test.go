@@ -40,8 +40,11 @@ func TestMeasure(t *testing.T) {
 				t.Errorf("%v per hit", c.Hit)
 			}
 			// The program times itself: some of the hit, not all of it (the
-			// trap is the kernel's).
-			if c.Program <= 0 || c.Program >= c.Hit {
+			// trap is the kernel's). Under emulation the clock reads that
+			// time it cost as much as the trap, and the two measures, one
+			// from the loop and one from the program, can meet (Measure
+			// caps the program's at the hit).
+			if c.Program <= 0 || c.Program > c.Hit || c.Program == c.Hit && !testtarget.Emulated() {
 				t.Errorf("program %v of a %v hit", c.Program, c.Hit)
 			}
 		})
