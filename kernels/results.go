@@ -131,15 +131,21 @@ func rerunSuites(ts []TestResult) []Suite {
 
 // mergeRerun takes the second boot's outcome of each test run again: one
 // that passed there passes, with its first failure kept, as do its parents
-// that failed only by their subtests once none of those fails any more.
+// that failed only by their subtests once none of those fails any more; one
+// that failed again says how it failed the second time.
 func mergeRerun(first, again []TestResult) []TestResult {
 	for _, a := range again {
-		if a.Action != "pass" {
+		if a.Action != "pass" && a.Action != "fail" {
 			continue
 		}
 		for i, t := range first {
-			if t.Pkg == a.Pkg && t.Test == a.Test && t.Action == "fail" {
+			if t.Pkg != a.Pkg || t.Test != a.Test || t.Action != "fail" {
+				continue
+			}
+			if a.Action == "pass" {
 				first[i].Action, first[i].FailedFirst, first[i].Logs = "pass", t.Reason, a.Logs
+			} else {
+				first[i].Reason, first[i].Logs = a.Reason, a.Logs
 			}
 		}
 	}

@@ -118,6 +118,9 @@ func TestRerun(t *testing.T) {
 	got := map[string]string{}
 	for _, r := range mergeRerun(first, again) {
 		got[r.Test] = r.Action + " " + r.FailedFirst
+		if r.Test == "TestMutexContention/local" && r.Reason != "ratio 0.3" {
+			t.Errorf("failed again: reason %q, want the second boot's", r.Reason)
+		}
 	}
 	want := map[string]string{
 		"TestRaces/local/write":     "pass no race",
