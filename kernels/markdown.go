@@ -150,6 +150,7 @@ const decisions = `## Per feature: fall back or refuse
 | perf-event links with a BPF cookie | 5.15 | **refuses** when uprobe_multi is absent too, before loading anything, with the line doctor ends with: ` + "`perf-event links: no (5.15+), nor uprobe_multi: no way to attach a uprobe with its cookie: use kernel 5.15 or newer (this one is 5.10.0-…)`" + `. The cookie tells a program's probes apart (which function, which call site); without it every site would need a program of its own, another design | 5.10: TestAttachRefusedOnOldKernel, TestDoctorSystem; the attach tests skip, naming the feature |
 | bpf_get_attach_cookie | 5.15 | **refuses**, as above (doctor: ✗ attach cookies) | 5.10 |
 | perf-event links for the CPU sampler | 5.15 | **falls back** to the PERF_EVENT_IOC_SET_BPF ioctl; closing the event detaches it | 5.10: TestNoMapWork and TestClose (fallen back), TestIoctlAttach |
+| hash maps allocated as entries are added, in the CPU sampler's perf_event program | 6.1 | **falls back** to preallocated tables, smaller: map code of 16 binaries, 256 processes; a process beyond them is traced without CPU figures, with a note | 5.10: TestNoMapWork, TestClose, TestIoctlAttach and TestVerifierBudget load that way; TestShared runs both ways on every kernel |
 | BPF memory charged to memlock | before 5.11 | the memlock check raises RLIMIT_MEMLOCK, as root | 5.10: doctor's memlock line |
 | pidfd_open | 5.3 | **refuses** (every kernel attach works on has it) | — |
 | BTF | — | nothing: informational; maptrace's programs read only registers and user memory, no CO-RE | all three have it |
@@ -167,6 +168,10 @@ What this matrix found, and what changed:
   delta, where amd64 keeps it; arm64 keeps it in LR until the frame opens, then at SP+0. The
   step table now says which, per architecture (TestStepsArm64 checks it against the
   instructions of every release), and the arm64 guest runs the sampler's tests.
+- **Before 6.1: no CPU sampling.** The sampler's tables were hash maps allocated as entries are
+  added, which a perf_event program may use only from 6.1 (5.10's verifier: ` + "`perf_event programs can only use preallocated hash map`" + `;
+  5.15 to 6.0, Ubuntu 22.04's kernel among them, alike). On that error the sampler now loads
+  again with its tables preallocated, and smaller.
 - **5.10: attach's error named a feature, not the kernel.** Before 5.15 the fix now says which
   kernel this is (` + "`use kernel 5.15 or newer (this one is 5.10.0-…)`" + `).
 - **6.1: doctor -p ran past a screen.** The uprobe_multi fallback line wrapped; it is one line now.
