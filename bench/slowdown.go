@@ -120,6 +120,14 @@ func workloads(b *Binaries, before, version string) []Workload {
 			Bin: b.Maps, RaceBin: b.MapsRace, Verb: "loop", Unit: "lookups/s",
 			Modes: []TraceMode{defaultMode, overhead1Mode, fullMode},
 		},
+		{
+			// Its two vCPUs here differ by up to a fifth in speed (the
+			// noise floor): on one CPU, where maptrace's own threads run
+			// does not move the loop from one to the other.
+			Name: "map-hot loop, on one CPU", Target: "as above, the target (untraced, traced and -race) confined to CPU 0 by `taskset -c 0`",
+			Bin: b.Maps, RaceBin: b.MapsRace, Verb: "loop", Unit: "lookups/s",
+			Modes: []TraceMode{defaultMode, overhead1Mode}, OneCPU: true,
+		},
 	}
 	for i := range ws {
 		ws[i].Modes = withBefore(ws[i].Modes, before, version)
