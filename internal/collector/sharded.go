@@ -15,16 +15,19 @@ import (
 //     call site are one candidate);
 //   - they live as long as the trace: every map of the candidate is still
 //     the map first seen at its address (no other map was made there, none
-//     was cleared), with minShardOps operations each on average;
+//     was cleared), with minShardOps operations each on average over the
+//     trace (an estimate when the map probes were duty-cycled: scaled from
+//     those seen in their windows, of which at least minShardSeen each);
 //   - the goroutines using them hop between them, key by key: hopShare of
 //     the operations are by a goroutine whose last operation on a map of
 //     that type was on another one. A map per request, or per connection,
 //     stays with its goroutine.
 const (
-	minShards   = 2
-	maxShards   = 1024
-	minShardOps = 100
-	hopShare    = 0.25
+	minShards    = 2
+	maxShards    = 1024
+	minShardOps  = 100
+	minShardSeen = 10
+	hopShare     = 0.25
 )
 
 // shardGroup is the classes of one sharded map and its shards.
@@ -115,7 +118,8 @@ func (c *Maps) shardGroups(classes map[bpf.MapsClassKey]*bpf.MapsClassStat, skip
 			observed += s.ops
 		}
 		n := uint64(len(g.shards))
-		if n < minShards || n > maxShards || seen != n || observed < minShardOps*n || float64(hops) < hopShare*float64(ops) {
+		if n < minShards || n > maxShards || seen != n || c.scale(observed) < minShardOps*n || observed < minShardSeen*n ||
+			float64(hops) < hopShare*float64(ops) {
 			continue
 		}
 		for _, k := range g.classes {

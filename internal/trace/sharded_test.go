@@ -76,8 +76,9 @@ func TestSharded(t *testing.T) {
 					if fmt.Sprintf("%.6f", sh.Imbalance) != fmt.Sprintf("%.6f", want) {
 						t.Errorf("imbalance %v, want %v", sh.Imbalance, want)
 					}
-				} else if math.Abs(sh.Imbalance-want)/want > 0.10 || sum > ops*11/10 {
-					t.Errorf("imbalance %v, want %v within 10%%; %d shard operations, true %d", sh.Imbalance, want, sum, ops)
+				} else if math.Abs(sh.Imbalance-want)/want > 0.15 || sum > ops*11/10 {
+					// Sampled: the shards' counts are those seen in the windows.
+					t.Errorf("imbalance %v, want %v within 15%%; %d shard operations, true %d", sh.Imbalance, want, sum, ops)
 				}
 				found := false
 				for _, f := range r.Findings {
