@@ -368,14 +368,8 @@ func TestAgent(t *testing.T) {
 	m.Cmd.Wait()
 	a.waitLine(t, 5*time.Second, fmt.Sprintf("pid %d (maps): exited", m.PID()))
 	fams = a.scrape(t)
-	for name, fam := range fams {
-		for _, x := range fam.GetMetric() {
-			for _, l := range x.GetLabel() {
-				if l.GetName() == "service" && l.GetValue() == "maps" {
-					t.Errorf("%s still has service=\"maps\" after it was killed", name)
-				}
-			}
-		}
+	if hasService(fams, "maps") {
+		t.Error("service=\"maps\" still on /metrics after it was killed")
 	}
 	if n := linksOn(t, m.PID()); n != 0 {
 		t.Errorf("%d uprobe links left on the killed process", n)
