@@ -86,14 +86,31 @@ func manifests(t *testing.T) map[string]runtime.Object {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
-		for _, o := range objs {
-			kind := o.GetObjectKind().GroupVersionKind().Kind
-			if _, dup := out[kind]; dup {
-				t.Errorf("%s: a second %s", f, kind)
-			}
-			out[kind] = o
-		}
+		addByKind(t, f, out, objs)
 	}
+	return out
+}
+
+// addByKind adds objs to out by kind; a second of a kind is an error of
+// where they came from.
+func addByKind(t *testing.T, where string, out map[string]runtime.Object, objs []runtime.Object) {
+	t.Helper()
+	for _, o := range objs {
+		kind := o.GetObjectKind().GroupVersionKind().Kind
+		if _, dup := out[kind]; dup {
+			t.Errorf("%s: a second %s", where, kind)
+		}
+		out[kind] = o
+	}
+}
+
+// kinds lists the kinds of objs, sorted.
+func kinds(objs map[string]runtime.Object) []string {
+	var out []string
+	for k := range objs {
+		out = append(out, k)
+	}
+	sort.Strings(out)
 	return out
 }
 
@@ -116,13 +133,8 @@ func daemonSetCaps(t *testing.T) []string {
 // explains, no more.
 func TestManifests(t *testing.T) {
 	objs := manifests(t)
-	var kinds []string
-	for k := range objs {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	if want := []string{"DaemonSet", "Namespace", "PodMonitor", "Service", "ServiceAccount"}; !slices.Equal(kinds, want) {
-		t.Fatalf("kinds %v, want %v", kinds, want)
+	if want := []string{"DaemonSet", "Namespace", "PodMonitor", "Service", "ServiceAccount"}; !slices.Equal(kinds(objs), want) {
+		t.Fatalf("kinds %v, want %v", kinds(objs), want)
 	}
 	ds := objs["DaemonSet"].(*appsv1.DaemonSet)
 	pod := ds.Spec.Template.Spec

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -41,23 +40,8 @@ func helmTemplate(t *testing.T, args ...string) map[string]runtime.Object {
 		t.Fatalf("helm template %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	byKind := map[string]runtime.Object{}
-	for _, o := range objs {
-		kind := o.GetObjectKind().GroupVersionKind().Kind
-		if _, dup := byKind[kind]; dup {
-			t.Errorf("helm template: a second %s", kind)
-		}
-		byKind[kind] = o
-	}
+	addByKind(t, "helm template", byKind, objs)
 	return byKind
-}
-
-func kinds(objs map[string]runtime.Object) []string {
-	var out []string
-	for k := range objs {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // TestHelmChart renders deploy/helm/maptrace with Helm itself: with its
