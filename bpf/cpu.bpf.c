@@ -17,7 +17,8 @@ enum sample_count {
 	SAMPLES_NO_CALLER = 3, // ... in map code, but the stack ends before its caller
 	LOST_STACK = 4,        // a map sample whose stack could not be read
 	LOST_SITES = 5,        // a map sample whose site did not fit map_cpu_sites
-	SAMPLES_MAX = 6,
+	SAMPLES_RESUME = 6,    // ... in user mode, on the instruction after a map probe
+	SAMPLES_MAX = 7,
 };
 
 // What a stretch of the target's code is.
@@ -25,6 +26,10 @@ enum code_kind {
 	CODE_OTHER = 0,
 	CODE_MAP_WORK = 1,  // does a map operation's work (hashing, growth): counts only under an entry
 	CODE_MAP_ENTRY = 2, // a map function the compiler calls (runtime.mapaccess1, ...)
+	// The instruction after a map probe: a clock interrupt that comes while
+	// the kernel returns from the probe, with interrupts off, is taken
+	// there, in user mode. The probe's time, not the map's.
+	CODE_PROBE_RESUME = 3,
 };
 
 // A stretch of code up to end (from the previous step's end): its kind and,
@@ -193,6 +198,10 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	u64 ip = PT_IP(&ctx->regs);
 	const struct step *leaf = find(tab, ip, bias);
 	u32 kind = leaf->kind;
+	if (kind == CODE_PROBE_RESUME) {
+		t->n[SAMPLES_RESUME]++;
+		return 0;
+	}
 	if (kind == CODE_OTHER)
 		return 0; // most samples: no stack walk
 

@@ -16,9 +16,10 @@ import (
 type CpuCodeKind uint32
 
 const (
-	CpuCodeKindCODE_OTHER     CpuCodeKind = 0
-	CpuCodeKindCODE_MAP_WORK  CpuCodeKind = 1
-	CpuCodeKindCODE_MAP_ENTRY CpuCodeKind = 2
+	CpuCodeKindCODE_OTHER        CpuCodeKind = 0
+	CpuCodeKindCODE_MAP_WORK     CpuCodeKind = 1
+	CpuCodeKindCODE_MAP_ENTRY    CpuCodeKind = 2
+	CpuCodeKindCODE_PROBE_RESUME CpuCodeKind = 3
 )
 
 type CpuFrames struct {
@@ -42,7 +43,8 @@ const (
 	CpuSampleCountSAMPLES_NO_CALLER CpuSampleCount = 3
 	CpuSampleCountLOST_STACK        CpuSampleCount = 4
 	CpuSampleCountLOST_SITES        CpuSampleCount = 5
-	CpuSampleCountSAMPLES_MAX       CpuSampleCount = 6
+	CpuSampleCountSAMPLES_RESUME    CpuSampleCount = 6
+	CpuSampleCountSAMPLES_MAX       CpuSampleCount = 7
 )
 
 type CpuSite struct {
@@ -69,7 +71,7 @@ type CpuTarget struct {
 	Bias   uint64
 	Table  uint32
 	Unused CpuSampleCount
-	N      [6]uint64
+	N      [7]uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -69,9 +69,9 @@ type codeFunc struct {
 	// or 0. A clock interrupt that comes while the kernel returns from the
 	// probe with interrupts off is taken on that first user instruction,
 	// so the sample lands there in user mode: the probe's time, not the
-	// map's. Samples there do not count; without probes that instruction
-	// (MOVQ SP, BP; on arm64 the frame's store) is a sliver of the
-	// function's time.
+	// map's, and counted with the kernel's. Without probes that
+	// instruction (MOVQ SP, BP; on arm64 the frame's store) is a sliver
+	// of the function's time.
 	resume uint64
 }
 
@@ -163,7 +163,7 @@ func steps(bin *symbols.Binary, funcs []codeFunc) (tab [maxSteps]bpf.CpuStep, dr
 			if f.resume != 0 && s.End > f.resume && (len(fs) == 0 || fs[len(fs)-1].End <= f.resume) {
 				// The instruction at resume is the step [resume, resume+1).
 				fs = append(fs, bpf.CpuStep{End: f.resume, Kind: f.kind, SpDelta: ret},
-					bpf.CpuStep{End: f.resume + 1, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: retUnknown})
+					bpf.CpuStep{End: f.resume + 1, Kind: bpf.CpuCodeKindCODE_PROBE_RESUME, SpDelta: retUnknown})
 			}
 			fs = append(fs, bpf.CpuStep{End: s.End, Kind: f.kind, SpDelta: ret})
 		}

@@ -116,7 +116,7 @@ func TestSteps(t *testing.T) {
 					got := find(&tab, pc+bias, bias)
 					want := bpf.CpuStep{End: got.End, Kind: bpf.CpuCodeKindCODE_MAP_ENTRY, SpDelta: sp[j].Delta}
 					if pc == resume {
-						want = bpf.CpuStep{End: resume + 1, Kind: bpf.CpuCodeKindCODE_OTHER, SpDelta: -1}
+						want = bpf.CpuStep{End: resume + 1, Kind: bpf.CpuCodeKindCODE_PROBE_RESUME, SpDelta: -1}
 					}
 					if !reflect.DeepEqual(got, want) {
 						t.Fatalf("%s+%#x: %+v, want %+v", name, pc-f.Entry, got, want)

@@ -41,6 +41,9 @@ type Result struct {
 	Samples uint64
 	// User are the samples taken in user mode.
 	User uint64
+	// Resume are the user-mode samples on the instruction after a map
+	// probe: the probe's time, taken as the kernel returned from it.
+	Resume uint64
 	// Map are the user-mode samples inside a map operation.
 	Map uint64
 	// NoCaller are samples in map code whose stack ended before the map
@@ -52,6 +55,15 @@ type Result struct {
 	// Lost counts stacks that could not be read and samples whose site did
 	// not fit the table.
 	Lost uint64
+}
+
+// Kernel is the samples of the kernel's time: in kernel mode, or on a map
+// probe's resume instruction.
+func (r *Result) Kernel() uint64 {
+	// A CPU's user count may be read newer than its total, and its resume
+	// count newer than its user count.
+	user := min(r.User, r.Samples)
+	return r.Samples - user + min(r.Resume, user)
 }
 
 // Seconds turns samples into CPU seconds.
@@ -395,6 +407,7 @@ func (s *Sampler) read() (*Result, error) {
 		Hz:       Hz,
 		Samples:  n[bpf.CpuSampleCountSAMPLES_TOTAL],
 		User:     n[bpf.CpuSampleCountSAMPLES_USER],
+		Resume:   n[bpf.CpuSampleCountSAMPLES_RESUME],
 		Map:      n[bpf.CpuSampleCountSAMPLES_MAP],
 		NoCaller: n[bpf.CpuSampleCountSAMPLES_NO_CALLER],
 		Lost:     n[bpf.CpuSampleCountLOST_STACK] + n[bpf.CpuSampleCountLOST_SITES],
@@ -414,12 +427,13 @@ func (s *Sampler) read() (*Result, error) {
 	return r, nil
 }
 
-// Counts returns the target's samples so far, all and those in kernel
-// mode: cheap enough to read at every window's edges (one lookup of the
-// target's per-CPU counts, not its sites).
+// Counts returns the target's samples so far, all and those of the kernel
+// (in kernel mode, or on a map probe's resume instruction): cheap enough to
+// read at every window's edges (one lookup of the target's per-CPU counts,
+// not its sites).
 func (s *Sampler) Counts() (all, kernel uint64, err error) {
 	if s.final != nil {
-		return s.final.Samples, s.final.Samples - min(s.final.User, s.final.Samples), nil
+		return s.final.Samples, s.final.Kernel(), nil
 	}
 	if s.prog == nil {
 		return 0, 0, errors.New("sampler closed")
@@ -428,9 +442,9 @@ func (s *Sampler) Counts() (all, kernel uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	all, user := n[bpf.CpuSampleCountSAMPLES_TOTAL], n[bpf.CpuSampleCountSAMPLES_USER]
-	// A CPU's user count may be read newer than its total.
-	return all, all - min(user, all), nil
+	r := Result{Samples: n[bpf.CpuSampleCountSAMPLES_TOTAL], User: n[bpf.CpuSampleCountSAMPLES_USER],
+		Resume: n[bpf.CpuSampleCountSAMPLES_RESUME]}
+	return r.Samples, r.Kernel(), nil
 }
 
 // counts sums the target's counters over the CPUs: one lookup.

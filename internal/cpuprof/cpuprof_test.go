@@ -10,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/maptrace/maptrace/internal/collector"
 	"github.com/maptrace/maptrace/internal/cpuprof"
+	"github.com/maptrace/maptrace/internal/probes"
 	"github.com/maptrace/maptrace/internal/symbols"
 	"github.com/maptrace/maptrace/internal/target"
 	"github.com/maptrace/maptrace/internal/testtarget"
@@ -110,8 +113,8 @@ func (x *sampled) run(t *testing.T, cmd string) ([]string, *cpuprof.Result) {
 }
 
 func diff(a, b *cpuprof.Result) *cpuprof.Result {
-	d := &cpuprof.Result{Hz: a.Hz, Samples: a.Samples - b.Samples, User: a.User - b.User, Map: a.Map - b.Map,
-		NoCaller: a.NoCaller - b.NoCaller, Lost: a.Lost - b.Lost, Sites: map[uint64]uint64{}}
+	d := &cpuprof.Result{Hz: a.Hz, Samples: a.Samples - b.Samples, User: a.User - b.User, Resume: a.Resume - b.Resume,
+		Map: a.Map - b.Map, NoCaller: a.NoCaller - b.NoCaller, Lost: a.Lost - b.Lost, Sites: map[uint64]uint64{}}
 	for k, n := range a.Sites {
 		if n > b.Sites[k] {
 			d.Sites[k] = n - b.Sites[k]
@@ -221,8 +224,8 @@ func TestCounts(t *testing.T) {
 	if all < r.Samples || all < atLeast(150) {
 		t.Errorf("Counts: %d samples, Read %d before it", all, r.Samples)
 	}
-	if kernel > all || all-kernel < r.User {
-		t.Errorf("Counts: %d kernel of %d, Read %d user before it", kernel, all, r.User)
+	if kernel > all || all-kernel < r.User-r.Resume {
+		t.Errorf("Counts: %d kernel of %d, Read %d user (%d on a probe's resume) before it", kernel, all, r.User, r.Resume)
 	}
 	if err := x.s.Stop(); err != nil {
 		t.Fatal(err)
@@ -232,8 +235,56 @@ func TestCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	all, kernel, err = x.s.Counts()
-	if err != nil || all != final.Samples || kernel != final.Samples-final.User {
-		t.Errorf("Counts after Stop: %d, %d kernel, %v; final %d samples, %d user", all, kernel, err, final.Samples, final.User)
+	if err != nil || all != final.Samples || kernel != final.Kernel() {
+		t.Errorf("Counts after Stop: %d, %d kernel, %v; final %d samples, %d kernel", all, kernel, err, final.Samples, final.Kernel())
+	}
+}
+
+// TestResumeSamples checks that the samples a probe leaves on the
+// instruction it resumes at count with the kernel's: with a program at the
+// map function's entry site, some of the probes' time is sampled there, in
+// user mode; without, next to none of the map's (each lookup hashes a
+// 16 KiB key, and that instruction is one of thousands).
+func TestResumeSamples(t *testing.T) {
+	needRoot(t)
+	x := startSampled(t, "local")
+	const fn = "runtime.mapaccess1_faststr" // the lookup of "fixed"
+	sites, err := probes.FuncSites(x.bin, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	multi := probes.MultiSupported()
+	spec := &ebpf.ProgramSpec{Name: "empty", Type: ebpf.Kprobe, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}}
+	if multi {
+		spec.AttachType = ebpf.AttachTraceUprobeMulti
+	}
+	prog, err := ebpf.NewProgram(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	cmd := "fixed 1000000"
+	if testtarget.Emulated() {
+		cmd = "fixed 100000"
+	}
+	_, plain := x.run(t, cmd)
+	l, err := probes.Attach(fmt.Sprintf("/proc/%d/exe", x.p.PID()), x.p.PID(), multi, []probes.Probe{{Func: fn, Offset: sites.Entry, Prog: prog}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, probed := x.run(t, cmd)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*cpuprof.Result{plain, probed} {
+		t.Logf("%d samples, %d in kernel mode, %d on the resume instruction, %d map", r.Samples, r.Samples-min(r.User, r.Samples), r.Resume, r.Map)
+	}
+	if plain.Resume*100 > plain.User {
+		t.Errorf("without probes, %d of %d user-mode samples on the resume instruction, want under 1%%", plain.Resume, plain.User)
+	}
+	if k := probed.Kernel(); probed.Resume < 3 || probed.Resume*100 < k {
+		t.Errorf("with probes, %d samples on the resume instruction of %d of the kernel's, want at least 3 and 1%%", probed.Resume, k)
 	}
 }
 

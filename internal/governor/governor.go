@@ -59,9 +59,10 @@ type Config struct {
 	Fixed func() uint64
 	// CPU is the target's CPU time so far.
 	CPU func() (time.Duration, error)
-	// Samples are the target's CPU-clock samples so far, all and those in
-	// kernel mode, at Hz a CPU; nil if not sampled, and the cost of a hit
-	// stays the calibrated one.
+	// Samples are the target's CPU-clock samples so far, all and the
+	// kernel's (in kernel mode, or where a probe's trap returns to), at Hz
+	// a CPU; nil if not sampled, and the cost of a hit stays the
+	// calibrated one.
 	Samples func() (all, kernel uint64, err error)
 	Hz      float64
 	// Own is maptrace's own CPU time so far; Machine the machine's idle
