@@ -53,7 +53,7 @@ func (r *Results) Check() error {
 		errs = append(errs, errors.New("section 3 (nats-server): no results"))
 	} else {
 		pos("nats: untraced msgs/s", n.Untraced)
-		for _, m := range n.Modes {
+		for _, m := range append(n.Modes, n.Control) {
 			pos("nats: traced msgs/s, "+m.Mode.Name, m.Traced)
 			pos("nats: ratio, "+m.Mode.Name, m.Ratio)
 		}

@@ -94,7 +94,7 @@ func renderMarkdown(r *Results) string {
 		renderNats(p, r.Nats)
 	}
 	if cfg.runs(2) || cfg.runs(3) || cfg.runs(4) {
-		renderBudget(p, budgetRows(r.Slowdowns, r.Nats), r.Floor)
+		renderBudget(p, budgetRows(r.Slowdowns, r.Nats), r.Floor, r.Nats)
 		renderCollector(p, r.Collector)
 	}
 	if cfg.runs(5) {
@@ -187,11 +187,14 @@ func renderNats(p printer, n *Nats) {
 	p("nats-server %s (%.1f MB binary), built at bench time from the Go module proxy, listens on a free port of 127.0.0.1. ", n.Version, float64(n.BinSize)/1e6)
 	p("A separate process (bench/nats/load, nats.go) connects %d publishers and %d subscribers (each subscriber receives every message) and publishes %d-byte messages for %.0f s, at most 8192 deliveries outstanding (a bounded load). ", natsPubs, natsSubs, natsSize, n.Seconds)
 	p("Throughput is messages delivered per second. Each round runs, for each way of tracing, the load untraced and then under `maptrace attach` (the other way round every other round); each traced run's ratio is against the untraced run beside it. ")
-	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what; `maptrace agent` is how a node runs it always on (its report is the agent's `/report` over the load).\n\n")
+	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what; `maptrace agent` is how a node runs it always on (its report is the agent's `/report` over the load); the last row runs no maptrace at all, to show what the pairing alone measures.\n\n")
 	p("| run | delivered msgs/s, min | median | max | × untraced, min | median | max |\n|---|---|---|---|---|---|---|\n")
 	p("| untraced (every untraced run) | %s | (baseline) | | |\n", cells(n.Untraced, human))
 	for _, m := range n.Modes {
 		p("| maptrace %s | %s | %s |\n", m.Mode.Name, cells(m.Traced, human), cells(m.Ratio, ratio))
+	}
+	if c := n.Control; len(c.Ratio) > 0 {
+		p("| %s | %s | %s |\n", c.Mode.Name, cells(c.Traced, human), cells(c.Ratio, ratio))
 	}
 	p("\n")
 	p("The top 5 contended mutexes maptrace found in nats-server (the `mutexes` of its JSON reports with default flags, summed over the %d run(s), most wait first; heap mutexes have no name, so they are told apart by where they were waited for):\n\n", len(n.Modes[0].Results))
@@ -268,7 +271,7 @@ func budgetRows(slow []*Slowdown, n *Nats) []BudgetRow {
 // loss, as a share of the loss.
 const estimateBand = 0.3
 
-func renderBudget(p printer, rows []BudgetRow, floor Dist) {
+func renderBudget(p printer, rows []BudgetRow, floor Dist, n *Nats) {
 	p("## Budget, estimate and measured loss\n\n")
 	if len(rows) == 0 {
 		p("Not measured (see the failures above).\n\n")
@@ -286,6 +289,14 @@ func renderBudget(p printer, rows []BudgetRow, floor Dist) {
 		p("a loss measured between two runs of one program, neither traced, of %s ± %s. ", pct2(100*(1-floor.Median())), resText(lossOf(floor)))
 		p("The loss per CPU-second and the throughput loss below carry that noise, and resolve a budget of a few percent only when it is small. ")
 		p("The kernel share is measured in the traced run itself (its kernel-mode CPU time over its CPU time, less the untraced run's), which the speed of the CPU it ran on does not move: it resolves where the others cannot, but it counts only the probes' own time (traps and programs), not what they cost the target's code around them in caches.\n\n")
+	}
+	if n != nil && len(n.Control.Ratio) > 0 {
+		c := n.Control
+		cpuLoss, loss := lossOf(c.CPURatio), lossOf(c.Ratio)
+		p("**nats-server's own noise.** In each round, two untraced runs of the load, paired and ordered as an untraced and a traced run are (section 3's control row), differed by a loss per CPU-second of %s ± %s (%s), a throughput loss of %s ± %s (%s), and a kernel share of %s (%s), with nothing traced: a loss of the nats-server rows below that is no larger says nothing about maptrace.\n\n",
+			pct2(100*cpuLoss.Median()), resText(cpuLoss), cells(cpuLoss, func(v float64) string { return pct2(100 * v) }),
+			pct2(100*loss.Median()), resText(loss), cells(loss, func(v float64) string { return pct2(100 * v) }),
+			pct2(100*c.Kernel.Median()), cells(c.Kernel, func(v float64) string { return pct2(100 * v) }))
 	}
 	p("| traced run | budget | estimate | of which maptrace's CPU | hit cost factor | mutex probes attached | target's extra kernel share, min | median | max | ≤ budget | probes' estimate ÷ kernel share, within ±%.0f%% | loss per CPU-second, min | median | max | ≤ budget | probes' estimate ÷ loss per CPU-second, within ±%.0f%% | throughput loss, min | median | max | ≤ budget | estimate ÷ throughput loss, within ±%.0f%% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", 100*estimateBand, 100*estimateBand, 100*estimateBand)
 	for _, r := range rows {

@@ -28,7 +28,10 @@ type Nats struct {
 	Seconds  float64
 	Untraced Dist // messages delivered per second, every untraced run
 	Modes    []NatsMode
-	Top      []NatsMutex // from the default mode's reports
+	// Control is two untraced runs paired and ordered as an untraced and a
+	// traced run are: what the pairing measures with nothing traced.
+	Control NatsMode
+	Top     []NatsMutex // from the default mode's reports
 }
 
 // NatsMode is nats-server traced one way.
@@ -121,9 +124,13 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 	for _, m := range withBefore(natsModes, cfg.Before, cfg.BeforeVersion) {
 		n.Modes = append(n.Modes, NatsMode{Mode: m})
 	}
+	n.Control.Mode = TraceMode{Name: "untraced again (a control: no maptrace, paired and ordered as a traced run)"}
 	for round := 0; round < cfg.N; round++ {
-		for i := range n.Modes {
-			nm := &n.Modes[i]
+		for i := -1; i < len(n.Modes); i++ {
+			nm := &n.Control
+			if i >= 0 {
+				nm = &n.Modes[i]
+			}
 			var u, v float64
 			var uc, c cpuUse
 			untraced := func() (err error) {
@@ -142,9 +149,12 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 					})
 					return err
 				}
-				if nm.Mode.Agent {
+				switch {
+				case nm == &n.Control:
+					return work()
+				case nm.Mode.Agent:
 					res, err = agentDuring(nm.Mode.bin(bins.Maptrace), bins.NatsServer, cfg.NatsSeconds, work)
-				} else {
+				default:
 					res, err = traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, work)
 				}
 				return err
@@ -167,9 +177,13 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 				nm.CPURatio.Add(v / c.CPU.Seconds() / (u / uc.CPU.Seconds()))
 			}
 			nm.Kernel.Add(c.Kernel - uc.Kernel)
-			nm.Results = append(nm.Results, res)
-			logf("nats round %d/%d, %s: %.0f msgs/s untraced, %.0f traced (%.3f; %.3f per CPU-second), attach %v",
-				round+1, cfg.N, nm.Mode.Name, u, v, v/u, v/c.CPU.Seconds()/(u/uc.CPU.Seconds()), res.Attach.Round(time.Millisecond))
+			attach := "no maptrace"
+			if res != nil {
+				nm.Results = append(nm.Results, res)
+				attach = "attach " + res.Attach.Round(time.Millisecond).String()
+			}
+			logf("nats round %d/%d, %s: %.0f msgs/s untraced, %.0f traced (%.3f; %.3f per CPU-second), %s",
+				round+1, cfg.N, nm.Mode.Name, u, v, v/u, v/c.CPU.Seconds()/(u/uc.CPU.Seconds()), attach)
 		}
 	}
 	n.Top = topMutexes(n.Modes[0].Results, 5)
