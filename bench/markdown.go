@@ -186,8 +186,8 @@ func renderNats(p printer, n *Nats) {
 	}
 	p("nats-server %s (%.1f MB binary), built at bench time from the Go module proxy, listens on a free port of 127.0.0.1. ", n.Version, float64(n.BinSize)/1e6)
 	p("A separate process (bench/nats/load, nats.go) connects %d publishers and %d subscribers (each subscriber receives every message) and publishes %d-byte messages for %.0f s, at most 8192 deliveries outstanding (a bounded load). ", natsPubs, natsSubs, natsSize, n.Seconds)
-	p("Throughput is messages delivered per second. Each round runs, for each way of tracing, the load untraced and then under `maptrace attach` (the other way round every other round); each traced run's ratio is against the untraced run beside it. ")
-	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what; `maptrace agent` is how a node runs it always on (its report is the agent's `/report` over the load); the last row runs no maptrace at all, to show what the pairing alone measures.\n\n")
+	p("Throughput is messages delivered per second. Each round runs the load untraced, then traced one way and untraced again, for every way of tracing in turn (in the reverse order every other round); each traced run is set against the mean of the untraced runs just before and after it, so that a drift of the server's speed over a round moves both alike. ")
+	p("Default flags are how a user runs maptrace; `--no-maps` and `--no-mutex` tell which probes cost what; `maptrace agent` is how a node runs it always on (its report is the agent's `/report` over the load); the last row runs no maptrace at all in a traced run's place, to show what the measurement alone says.\n\n")
 	p("| run | delivered msgs/s, min | median | max | × untraced, min | median | max |\n|---|---|---|---|---|---|---|\n")
 	p("| untraced (every untraced run) | %s | (baseline) | | |\n", cells(n.Untraced, human))
 	for _, m := range n.Modes {
@@ -277,7 +277,7 @@ func renderBudget(p printer, rows []BudgetRow, floor Dist, n *Nats) {
 		p("Not measured (see the failures above).\n\n")
 		return
 	}
-	p("The traced runs of sections 2 and 3 that had a budget (`--overhead`), one line each: the budget; the report's estimate of what tracing cost the target (`overhead.ratio`: probe hits at the cost measured in the target, plus maptrace's own CPU time where it competed with the target, over the target's CPU time), and the part of it that is maptrace's own CPU time (`own_charged_seconds` over the target's CPU time); the measured cost of a hit over the calibrated one (`hit_cost_factor`); the share of the time the mutex probes were attached (`mutex_sampling_fraction`); and three measures of the loss, round by round against the untraced run of the same round: ")
+	p("The traced runs of sections 2 and 3 that had a budget (`--overhead`), one line each: the budget; the report's estimate of what tracing cost the target (`overhead.ratio`: probe hits at the cost measured in the target, plus maptrace's own CPU time where it competed with the target, over the target's CPU time), and the part of it that is maptrace's own CPU time (`own_charged_seconds` over the target's CPU time); the measured cost of a hit over the calibrated one (`hit_cost_factor`); the share of the time the mutex probes were attached (`mutex_sampling_fraction`); and three measures of the loss, round by round against the untraced run of the same round (for nats-server, the mean of the untraced runs around it): ")
 	p("the target's extra kernel-mode share of its CPU time traced (/proc/PID/stat; a probe hit is kernel time of the thread that hits it), ")
 	p("the loss of work per second of the target's CPU time (its CPUCLOCK_SCHED clock: 1 − traced/untraced), which is what the budget is a share of and which a busy machine disturbs less, since it counts the CPU the target got rather than the CPU it was given, though not nothing (other processes share the caches, and a VM's host its CPUs); ")
 	p("and the loss of throughput (1 − traced/untraced), which is what a user sees, and which another process's load on the machine moves by more than any budget when it changes between two runs seconds apart. ")
@@ -293,7 +293,7 @@ func renderBudget(p printer, rows []BudgetRow, floor Dist, n *Nats) {
 	if n != nil && len(n.Control.Ratio) > 0 {
 		c := n.Control
 		cpuLoss, loss := lossOf(c.CPURatio), lossOf(c.Ratio)
-		p("**nats-server's own noise.** In each round, two untraced runs of the load, paired and ordered as an untraced and a traced run are (section 3's control row), differed by a loss per CPU-second of %s ± %s (%s), a throughput loss of %s ± %s (%s), and a kernel share of %s (%s), with nothing traced: a loss of the nats-server rows below that is no larger says nothing about maptrace.\n\n",
+		p("**nats-server's own noise.** In each round, a run of the load in a traced run's place but untraced (section 3's control row) differed from the untraced runs around it by a loss per CPU-second of %s ± %s (%s), a throughput loss of %s ± %s (%s), and a kernel share of %s (%s), with nothing traced: a loss of the nats-server rows below that is no larger says nothing about maptrace.\n\n",
 			pct2(100*cpuLoss.Median()), resText(cpuLoss), cells(cpuLoss, func(v float64) string { return pct2(100 * v) }),
 			pct2(100*loss.Median()), resText(loss), cells(loss, func(v float64) string { return pct2(100 * v) }),
 			pct2(100*c.Kernel.Median()), cells(c.Kernel, func(v float64) string { return pct2(100 * v) }))

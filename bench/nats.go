@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,8 +30,8 @@ type Nats struct {
 	Seconds  float64
 	Untraced Dist // messages delivered per second, every untraced run
 	Modes    []NatsMode
-	// Control is two untraced runs paired and ordered as an untraced and a
-	// traced run are: what the pairing measures with nothing traced.
+	// Control is an untraced run in a traced run's place: what the
+	// measurement says with nothing traced.
 	Control NatsMode
 	Top     []NatsMutex // from the default mode's reports
 }
@@ -124,66 +126,75 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 	for _, m := range withBefore(natsModes, cfg.Before, cfg.BeforeVersion) {
 		n.Modes = append(n.Modes, NatsMode{Mode: m})
 	}
-	n.Control.Mode = TraceMode{Name: "untraced again (a control: no maptrace, paired and ordered as a traced run)"}
+	n.Control.Mode = TraceMode{Name: "untraced again (a control: no maptrace, in a traced run's place)"}
+	// run is one run of the load, traced by mode (nil: untraced).
+	type run struct {
+		msgs float64
+		cpu  cpuUse
+		res  *TraceResult
+	}
+	runLoad := func(nm *NatsMode) (r run, err error) {
+		work := func() (err error) {
+			r.cpu, err = measureCPU(pid, func() (err error) {
+				r.msgs, err = load(cfg.NatsSeconds)
+				return err
+			})
+			return err
+		}
+		switch {
+		case nm == nil || nm == &n.Control:
+			err = work()
+		case nm.Mode.Agent:
+			r.res, err = agentDuring(nm.Mode.bin(bins.Maptrace), bins.NatsServer, cfg.NatsSeconds, work)
+		default:
+			r.res, err = traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, work)
+		}
+		return r, err
+	}
+	// Each traced run is set against the untraced runs just before and
+	// after it, so that a server slowing down or speeding up over a round
+	// moves both alike; every other round takes the modes in reverse order.
+	order := []*NatsMode{&n.Control}
+	for i := range n.Modes {
+		order = append(order, &n.Modes[i])
+	}
 	for round := 0; round < cfg.N; round++ {
-		for i := -1; i < len(n.Modes); i++ {
-			nm := &n.Control
-			if i >= 0 {
-				nm = &n.Modes[i]
-			}
-			var u, v float64
-			var uc, c cpuUse
-			untraced := func() (err error) {
-				uc, err = measureCPU(pid, func() (err error) {
-					u, err = load(cfg.NatsSeconds)
-					return err
-				})
-				return err
-			}
-			var res *TraceResult
-			traced := func() (err error) {
-				work := func() (err error) {
-					c, err = measureCPU(pid, func() (err error) {
-						v, err = load(cfg.NatsSeconds)
-						return err
-					})
-					return err
-				}
-				switch {
-				case nm == &n.Control:
-					return work()
-				case nm.Mode.Agent:
-					res, err = agentDuring(nm.Mode.bin(bins.Maptrace), bins.NatsServer, cfg.NatsSeconds, work)
-				default:
-					res, err = traceDuring(nm.Mode.bin(bins.Maptrace), cfg.Tmp, pid, nm.Mode.Args, work)
-				}
-				return err
-			}
-			// Untraced first in even rounds, traced first in odd ones.
-			first, second := untraced, traced
-			if round%2 == 1 {
-				first, second = traced, untraced
-			}
-			if err := first(); err != nil {
+		if round > 0 {
+			slices.Reverse(order)
+		}
+		before, err := runLoad(nil)
+		if err != nil {
+			return nil, err
+		}
+		n.Untraced.Add(before.msgs)
+		for _, nm := range order {
+			t, err := runLoad(nm)
+			if err != nil {
 				return nil, err
 			}
-			if err := second(); err != nil {
+			after, err := runLoad(nil)
+			if err != nil {
 				return nil, err
 			}
-			n.Untraced.Add(u)
-			nm.Traced.Add(v)
-			nm.Ratio.Add(v / u)
-			if c.CPU > 0 && uc.CPU > 0 {
-				nm.CPURatio.Add(v / c.CPU.Seconds() / (u / uc.CPU.Seconds()))
+			n.Untraced.Add(after.msgs)
+			u := (before.msgs + after.msgs) / 2
+			nm.Traced.Add(t.msgs)
+			nm.Ratio.Add(t.msgs / u)
+			perCPU := func(r run) float64 { return r.msgs / r.cpu.CPU.Seconds() }
+			cpuRatio := math.NaN()
+			if t.cpu.CPU > 0 && before.cpu.CPU > 0 && after.cpu.CPU > 0 {
+				cpuRatio = perCPU(t) / ((perCPU(before) + perCPU(after)) / 2)
+				nm.CPURatio.Add(cpuRatio)
 			}
-			nm.Kernel.Add(c.Kernel - uc.Kernel)
+			nm.Kernel.Add(t.cpu.Kernel - (before.cpu.Kernel+after.cpu.Kernel)/2)
 			attach := "no maptrace"
-			if res != nil {
-				nm.Results = append(nm.Results, res)
-				attach = "attach " + res.Attach.Round(time.Millisecond).String()
+			if t.res != nil {
+				nm.Results = append(nm.Results, t.res)
+				attach = "attach " + t.res.Attach.Round(time.Millisecond).String()
 			}
-			logf("nats round %d/%d, %s: %.0f msgs/s untraced, %.0f traced (%.3f; %.3f per CPU-second), %s",
-				round+1, cfg.N, nm.Mode.Name, u, v, v/u, v/c.CPU.Seconds()/(u/uc.CPU.Seconds()), attach)
+			logf("nats round %d/%d, %s: %.0f and %.0f msgs/s untraced, %.0f traced (%.3f; %.3f per CPU-second), %s",
+				round+1, cfg.N, nm.Mode.Name, before.msgs, after.msgs, t.msgs, t.msgs/u, cpuRatio, attach)
+			before = after
 		}
 	}
 	n.Top = topMutexes(n.Modes[0].Results, 5)

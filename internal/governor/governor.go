@@ -759,7 +759,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // windows' hits over those while fully attached: hits while the probes
 // attach and detach are counted too. The target's work is its CPU time in
 // user mode, as its CPU-clock samples split it: the probes' time, and any
-// cost of attaching them, is kernel time, measured rather than modelled.
+// cost of attaching them, is the kernel's, measured rather than modelled.
 // Without samples, the work is its CPU time less the probes' estimated
 // time; where the probes took most of the attached CPU time, that
 // difference is too small to trust, and the share of time attached is used
@@ -797,7 +797,6 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.cfg.Budget >= 1 {
 		return 1, false
 	}
-	cost := time.Duration(float64(g.groupCost(g.cfg.Maps)) * g.Factor())
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	scale := 1.0 // attaching and detaching cover part of the work too
@@ -809,6 +808,7 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 		offWork := float64(g.offCPU) * float64(g.offAll-g.offKernel) / float64(g.offAll)
 		return min(1, scale*onWork/(onWork+offWork)), false
 	}
+	cost := time.Duration(float64(g.groupCost(g.cfg.Maps)) * g.factor())
 	onProbe := time.Duration(g.onHits) * cost
 	offProbe := time.Duration(g.windowHits-g.onHits) * cost          // attaching and detaching
 	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'
