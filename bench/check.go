@@ -63,8 +63,8 @@ func (r *Results) Check() error {
 	}
 	for _, row := range budgetRows(r.Slowdowns, r.Nats) {
 		pos("budget: "+row.Name+" estimate", row.Estimate)
-		fin("budget: "+row.Name+" measured loss", row.Loss)
-		fin("budget: "+row.Name+" loss per CPU-second", row.CPULoss)
+		fin("budget: "+row.Name+" measured loss", row.Loss.Dist)
+		fin("budget: "+row.Name+" loss per CPU-second", row.CPULoss.Dist)
 	}
 	if c := r.Collector; c == nil || len(c.Rows) == 0 {
 		errs = append(errs, errors.New("section 4 (collector cost): no results"))

@@ -219,19 +219,34 @@ type BudgetRow struct {
 	Probes   Dist // the rest of the estimate: the probes'
 	Factor   Dist // report overhead.hit_cost_factor
 	Mutex    Dist // report overhead.mutex_sampling_fraction (1 in reports without it)
-	Loss     Dist // 1 - traced/untraced throughput, round by round
-	CPULoss  Dist // 1 - traced/untraced throughput per second of the target's CPU time, round by round
-	Kernel   Dist // the target's extra kernel share traced (TracedRuns.Kernel)
+	Loss     Losses // 1 - traced/untraced throughput, round by round
+	CPULoss  Losses // 1 - traced/untraced throughput per second of the target's CPU time, round by round
+	Kernel   Losses // the target's extra kernel share traced (TracedRuns.Kernel)
+}
+
+// Losses are one measure of a loss, round by round, and how much less
+// certain their median is than their spread says: what the same
+// measurement gave with nothing traced (nats-server's control).
+type Losses struct {
+	Dist
+	Noise float64
 }
 
 // budgetRows are the traced runs of sections 2 and 3 that had a budget.
 func budgetRows(slow []*Slowdown, n *Nats) []BudgetRow {
 	var rows []BudgetRow
-	add := func(name string, ratios, cpuRatios, kernel Dist, rs []*TraceResult) {
+	add := func(name string, ratios, cpuRatios, kernel Dist, rs []*TraceResult, control *NatsMode) {
 		if len(rs) == 0 || rs[0].Report.Overhead.Budget >= 1 || rs[0].Report.Overhead.Budget <= 0 {
 			return
 		}
-		row := BudgetRow{Name: name, Budget: rs[0].Report.Overhead.Budget, Kernel: kernel}
+		row := BudgetRow{Name: name, Budget: rs[0].Report.Overhead.Budget, Kernel: Losses{Dist: kernel}}
+		if control != nil && len(control.Ratio) > 1 {
+			// The control's median, however far from zero, and its spread.
+			noise := func(d Dist) float64 { return math.Abs(d.Median()) + resolution(Losses{Dist: d}) }
+			row.Kernel.Noise = noise(control.Kernel)
+			row.CPULoss.Noise = noise(lossOf(control.CPURatio))
+			row.Loss.Noise = noise(lossOf(control.Ratio))
+		}
 		for i, r := range rs {
 			o := r.Report.Overhead
 			row.Estimate.Add(o.Ratio)
@@ -256,12 +271,12 @@ func budgetRows(slow []*Slowdown, n *Nats) []BudgetRow {
 	}
 	for _, s := range slow {
 		for _, tr := range s.Traced {
-			add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.CPURatio, tr.Kernel, tr.Results)
+			add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.CPURatio, tr.Kernel, tr.Results, nil)
 		}
 	}
 	if n != nil {
 		for _, m := range n.Modes {
-			add("nats-server, "+m.Mode.Name, m.Ratio, m.CPURatio, m.Kernel, m.Results)
+			add("nats-server, "+m.Mode.Name, m.Ratio, m.CPURatio, m.Kernel, m.Results, &n.Control)
 		}
 	}
 	return rows
@@ -286,25 +301,25 @@ func renderBudget(p printer, rows []BudgetRow, floor Dist, n *Nats) {
 	p("A median of a few noisy rounds is itself uncertain: its resolution here is half the range of the rounds' losses over √rounds, and a verdict the resolution cannot decide (the loss within it of the budget, or the estimate within it of the ±%.0f%% band's edge) is **unresolved** rather than met or not met; so is one from a loss below zero by more than its resolution (the traced runs faster: the machine's load, not the trace, moved them).\n\n", 100*estimateBand)
 	if len(floor) > 0 {
 		p("**The machine's own noise.** Two untraced copies of the map-hot loop, run at once, one on CPU 0 and one on CPU 1 (swapped round by round), did %s each other's work per CPU-second (min | median | max over %d rounds): ", cells(floor, ratio), len(floor))
-		p("a loss measured between two runs of one program, neither traced, of %s ± %s. ", pct2(100*(1-floor.Median())), resText(lossOf(floor)))
+		p("a loss measured between two runs of one program, neither traced, of %s ± %s. ", pct2(100*(1-floor.Median())), resText(Losses{Dist: lossOf(floor)}))
 		p("The loss per CPU-second and the throughput loss below carry that noise, and resolve a budget of a few percent only when it is small. ")
 		p("The kernel share is measured in the traced run itself (its kernel-mode CPU time over its CPU time, less the untraced run's), which the speed of the CPU it ran on does not move: it resolves where the others cannot, but it counts only the probes' own time (traps and programs), not what they cost the target's code around them in caches.\n\n")
 	}
 	if n != nil && len(n.Control.Ratio) > 0 {
 		c := n.Control
 		cpuLoss, loss := lossOf(c.CPURatio), lossOf(c.Ratio)
-		p("**nats-server's own noise.** In each round, a run of the load in a traced run's place but untraced (section 3's control row) differed from the untraced runs around it by a loss per CPU-second of %s ± %s (%s), a throughput loss of %s ± %s (%s), and a kernel share of %s (%s), with nothing traced: a loss of the nats-server rows below that is no larger says nothing about maptrace.\n\n",
-			pct2(100*cpuLoss.Median()), resText(cpuLoss), cells(cpuLoss, func(v float64) string { return pct2(100 * v) }),
-			pct2(100*loss.Median()), resText(loss), cells(loss, func(v float64) string { return pct2(100 * v) }),
+		p("**nats-server's own noise.** In each round, a run of the load in a traced run's place but untraced (section 3's control row) differed from the untraced runs around it by a loss per CPU-second of %s ± %s (%s), a throughput loss of %s ± %s (%s), and a kernel share of %s (%s), with nothing traced. The nats-server rows' resolutions below include it, measure by measure: the control's median, however far from zero, plus its own resolution.\n\n",
+			pct2(100*cpuLoss.Median()), resText(Losses{Dist: cpuLoss}), cells(cpuLoss, func(v float64) string { return pct2(100 * v) }),
+			pct2(100*loss.Median()), resText(Losses{Dist: loss}), cells(loss, func(v float64) string { return pct2(100 * v) }),
 			pct2(100*c.Kernel.Median()), cells(c.Kernel, func(v float64) string { return pct2(100 * v) }))
 	}
 	p("| traced run | budget | estimate | of which maptrace's CPU | hit cost factor | mutex probes attached | target's extra kernel share, min | median | max | ≤ budget | probes' estimate ÷ kernel share, within ±%.0f%% | loss per CPU-second, min | median | max | ≤ budget | probes' estimate ÷ loss per CPU-second, within ±%.0f%% | throughput loss, min | median | max | ≤ budget | estimate ÷ throughput loss, within ±%.0f%% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", 100*estimateBand, 100*estimateBand, 100*estimateBand)
 	for _, r := range rows {
 		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, pct2(100*r.Budget), pct2(100*r.Estimate.Median()), pct2(100*r.Own.Median()),
 			fmt.Sprintf("%.2f", r.Factor.Median()), pct2(100*r.Mutex.Median()),
-			cells(r.Kernel, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Kernel, r.Budget), estimateVerdict(r.Probes.Median(), r.Kernel),
-			cells(r.CPULoss, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.CPULoss, r.Budget), estimateVerdict(r.Probes.Median(), r.CPULoss),
-			cells(r.Loss, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Loss, r.Budget), estimateVerdict(r.Estimate.Median(), r.Loss))
+			cells(r.Kernel.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Kernel, r.Budget), estimateVerdict(r.Probes.Median(), r.Kernel),
+			cells(r.CPULoss.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.CPULoss, r.Budget), estimateVerdict(r.Probes.Median(), r.CPULoss),
+			cells(r.Loss.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Loss, r.Budget), estimateVerdict(r.Estimate.Median(), r.Loss))
 	}
 	p("\n")
 }
@@ -319,17 +334,19 @@ func lossOf(ratios Dist) Dist {
 }
 
 // resolution is how far the median of per-round losses may be from the
-// loss: half their range over the square root of their number, roughly.
-func resolution(d Dist) float64 {
+// loss: half their range over the square root of their number, roughly,
+// plus their noise.
+func resolution(l Losses) float64 {
+	d := l.Dist
 	if len(d) < 2 {
 		return math.Inf(1)
 	}
-	return (d.Max() - d.Min()) / 2 / math.Sqrt(float64(len(d)))
+	return (d.Max()-d.Min())/2/math.Sqrt(float64(len(d))) + l.Noise
 }
 
 // lossVerdict says whether a median loss is at most the budget: yes, no,
 // or unresolved when the median's resolution straddles the budget.
-func lossVerdict(d Dist, budget float64) string {
+func lossVerdict(d Losses, budget float64) string {
 	med, res := d.Median(), resolution(d)
 	switch {
 	case med+res < 0:
@@ -345,8 +362,8 @@ func lossVerdict(d Dist, budget float64) string {
 }
 
 // resText is a median's resolution, as a percentage.
-func resText(d Dist) string {
-	if len(d) < 2 {
+func resText(d Losses) string {
+	if len(d.Dist) < 2 {
 		return "? (one round)"
 	}
 	return pct2(100 * resolution(d))
@@ -355,7 +372,7 @@ func resText(d Dist) string {
 // estimateVerdict is an estimate over a median loss, with whether it is
 // within the band: unresolved when the loss's resolution straddles the
 // band's edge, or there is no loss to compare with.
-func estimateVerdict(est float64, d Dist) string {
+func estimateVerdict(est float64, d Losses) string {
 	loss, res := d.Median(), resolution(d)
 	lo, hi := est/(1+estimateBand), est/(1-estimateBand) // the losses the estimate is within the band of
 	switch {
