@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/maptrace/maptrace/internal/probes"
@@ -48,20 +47,6 @@ type ProbeRow struct {
 type probeConfig struct {
 	name, site, baseline string
 	attach               func() (func() error, error)
-}
-
-// emptyProgram is the minimal uprobe program: return 0.
-func emptyProgram(multi bool) (*ebpf.Program, error) {
-	spec := &ebpf.ProgramSpec{
-		Name:         "bench_empty",
-		Type:         ebpf.Kprobe,
-		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	}
-	if multi {
-		spec.AttachType = ebpf.AttachTraceUprobeMulti
-	}
-	return ebpf.NewProgram(spec)
 }
 
 // measureProbeCost times testdata/maps' lookup loop unprobed and with each
@@ -132,7 +117,7 @@ func measureProbeCost(cfg *Config, bins *Binaries, logf func(string, ...any)) (*
 		return nil, err
 	}
 	defer mutexObjs.Close()
-	empty, err := emptyProgram(multi)
+	empty, err := probes.EmptyProgram(multi)
 	if err != nil {
 		return nil, fmt.Errorf("load the empty program: %w", err)
 	}
@@ -183,7 +168,7 @@ func measureProbeCost(cfg *Config, bins *Binaries, logf func(string, ...any)) (*
 			probeConfig{"maptrace map_op (maps.bpf.c)", "start", emptyStart, attach(start, mapObjs.MapOp, mapProbe.Cookie)})
 		if multi {
 			// bpftrace attaches one perf-event uprobe: so does this row.
-			single, err := emptyProgram(false)
+			single, err := probes.EmptyProgram(false)
 			if err != nil {
 				return nil, err
 			}

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/maptrace/maptrace/internal/collector"
@@ -254,12 +252,7 @@ func TestResumeSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	multi := probes.MultiSupported()
-	spec := &ebpf.ProgramSpec{Name: "empty", Type: ebpf.Kprobe, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}}
-	if multi {
-		spec.AttachType = ebpf.AttachTraceUprobeMulti
-	}
-	prog, err := ebpf.NewProgram(spec)
+	prog, err := probes.EmptyProgram(multi)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 
@@ -49,6 +50,21 @@ func entryProbe(fn string, s Sites, prog *ebpf.Program, index int, value uint8) 
 // uprobe_multi link, which attaches and detaches in one system call.
 func MultiSupported() bool {
 	return features.HaveBPFLinkUprobeMulti() == nil
+}
+
+// EmptyProgram loads the least a uprobe can run, return 0, attachable as
+// Attach attaches with multi: the baseline of what a probe's hit costs.
+func EmptyProgram(multi bool) (*ebpf.Program, error) {
+	spec := &ebpf.ProgramSpec{
+		Name:         "empty",
+		Type:         ebpf.Kprobe,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	}
+	if multi {
+		spec.AttachType = ebpf.AttachTraceUprobeMulti
+	}
+	return ebpf.NewProgram(spec)
 }
 
 // PrepareSpec sets the attach type the programs of spec need for the way
