@@ -403,16 +403,8 @@ func (s *Sampler) read() (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{
-		Hz:       Hz,
-		Samples:  n[bpf.CpuSampleCountSAMPLES_TOTAL],
-		User:     n[bpf.CpuSampleCountSAMPLES_USER],
-		Resume:   n[bpf.CpuSampleCountSAMPLES_RESUME],
-		Map:      n[bpf.CpuSampleCountSAMPLES_MAP],
-		NoCaller: n[bpf.CpuSampleCountSAMPLES_NO_CALLER],
-		Lost:     n[bpf.CpuSampleCountLOST_STACK] + n[bpf.CpuSampleCountLOST_SITES],
-		Sites:    map[uint64]uint64{},
-	}
+	r := countsResult(n)
+	r.Sites = map[uint64]uint64{}
 	var k bpf.CpuSite
 	var c uint64
 	it := s.prog.objs.Sites.Iterate()
@@ -424,7 +416,7 @@ func (s *Sampler) read() (*Result, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read map CPU sites: %w", err)
 	}
-	return r, nil
+	return &r, nil
 }
 
 // Counts returns the target's samples so far, all and those of the kernel
@@ -442,9 +434,21 @@ func (s *Sampler) Counts() (all, kernel uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	r := Result{Samples: n[bpf.CpuSampleCountSAMPLES_TOTAL], User: n[bpf.CpuSampleCountSAMPLES_USER],
-		Resume: n[bpf.CpuSampleCountSAMPLES_RESUME]}
+	r := countsResult(n)
 	return r.Samples, r.Kernel(), nil
+}
+
+// countsResult is what the target's counters say, without its sites.
+func countsResult(n [bpf.CpuSampleCountSAMPLES_MAX]uint64) Result {
+	return Result{
+		Hz:       Hz,
+		Samples:  n[bpf.CpuSampleCountSAMPLES_TOTAL],
+		User:     n[bpf.CpuSampleCountSAMPLES_USER],
+		Resume:   n[bpf.CpuSampleCountSAMPLES_RESUME],
+		Map:      n[bpf.CpuSampleCountSAMPLES_MAP],
+		NoCaller: n[bpf.CpuSampleCountSAMPLES_NO_CALLER],
+		Lost:     n[bpf.CpuSampleCountLOST_STACK] + n[bpf.CpuSampleCountLOST_SITES],
+	}
 }
 
 // counts sums the target's counters over the CPUs: one lookup.
