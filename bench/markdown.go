@@ -214,11 +214,11 @@ func renderNats(p printer, n *Nats) {
 type BudgetRow struct {
 	Name     string
 	Budget   float64
-	Estimate Dist // report overhead.ratio
-	Own      Dist // report overhead.own_charged_seconds over the target's CPU: the part of the estimate that is maptrace's own CPU
-	Probes   Dist // the rest of the estimate: the probes'
-	Factor   Dist // report overhead.hit_cost_factor
-	Mutex    Dist // report overhead.mutex_sampling_fraction (1 in reports without it)
+	Estimate Dist   // report overhead.ratio
+	Own      Dist   // report overhead.own_charged_seconds over the target's CPU: the part of the estimate that is maptrace's own CPU
+	Probes   Dist   // the rest of the estimate: the probes'
+	Factor   Dist   // report overhead.hit_cost_factor
+	Mutex    Dist   // report overhead.mutex_sampling_fraction (1 in reports without it)
 	Loss     Losses // 1 - traced/untraced throughput, round by round
 	CPULoss  Losses // 1 - traced/untraced throughput per second of the target's CPU time, round by round
 	Kernel   Losses // the target's extra kernel share traced (TracedRuns.Kernel)

@@ -151,6 +151,7 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 		}
 		return r, err
 	}
+	perCPU := func(r run) float64 { return r.msgs / r.cpu.CPU.Seconds() }
 	// Each traced run is set against the untraced runs just before and
 	// after it, so that a server slowing down or speeding up over a round
 	// moves both alike; every other round takes the modes in reverse order.
@@ -180,7 +181,6 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 			u := (before.msgs + after.msgs) / 2
 			nm.Traced.Add(t.msgs)
 			nm.Ratio.Add(t.msgs / u)
-			perCPU := func(r run) float64 { return r.msgs / r.cpu.CPU.Seconds() }
 			cpuRatio := math.NaN()
 			if t.cpu.CPU > 0 && before.cpu.CPU > 0 && after.cpu.CPU > 0 {
 				cpuRatio = perCPU(t) / ((perCPU(before) + perCPU(after)) / 2)
