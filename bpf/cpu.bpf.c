@@ -17,7 +17,7 @@ enum sample_count {
 	SAMPLES_NO_CALLER = 3, // ... in map code, but the stack ends before its caller
 	LOST_STACK = 4,        // a map sample whose stack could not be read
 	LOST_SITES = 5,        // a map sample whose site did not fit map_cpu_sites
-	SAMPLES_RESUME = 6,    // ... in user mode, on the instruction after a map probe
+	SAMPLES_RESUME = 6,    // ... in user mode, where a probe resumes
 	SAMPLES_MAX = 7,
 };
 
@@ -26,9 +26,10 @@ enum code_kind {
 	CODE_OTHER = 0,
 	CODE_MAP_WORK = 1,  // does a map operation's work (hashing, growth): counts only under an entry
 	CODE_MAP_ENTRY = 2, // a map function the compiler calls (runtime.mapaccess1, ...)
-	// The instruction after a map probe: a clock interrupt that comes while
-	// the kernel returns from the probe, with interrupts off, is taken
-	// there, in user mode. The probe's time, not the map's.
+	// Where a probe resumes (the instruction after an entry probe, a probed
+	// call's callee): a clock interrupt that comes while the kernel returns
+	// from the probe, with interrupts off, is taken there, in user mode.
+	// The probe's time, not the target's.
 	CODE_PROBE_RESUME = 3,
 };
 

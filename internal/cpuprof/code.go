@@ -43,12 +43,14 @@ var mapWork = []string{
 }
 
 // mapCode lists the map entry points and the map-work functions in bin, in
-// address order, with their kind.
+// address order, with their kind, and the other functions that hold where
+// a probe resumes.
 func mapCode(bin *symbols.Binary) []codeFunc {
 	entries := map[string]bool{}
 	for _, n := range append(probes.MapFuncs(), probes.SyncMapFuncs(bin)...) {
 		entries[n] = true
 	}
+	others, callees := probes.OtherResumes()
 	var out []codeFunc
 	for f := range bin.Funcs() {
 		switch {
@@ -56,6 +58,10 @@ func mapCode(bin *symbols.Binary) []codeFunc {
 			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_MAP_ENTRY, resume: probeResume(bin, f)})
 		case isMapWork(f.Name):
 			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_MAP_WORK})
+		case slices.Contains(others, f.Name):
+			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_OTHER, resume: probeResume(bin, f)})
+		case slices.Contains(callees, f.Name):
+			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_OTHER, resume: f.Entry})
 		}
 	}
 	slices.SortFunc(out, func(a, b codeFunc) int { return cmp.Compare(a.Entry, b.Entry) })
@@ -65,12 +71,13 @@ func mapCode(bin *symbols.Binary) []codeFunc {
 type codeFunc struct {
 	symbols.Func
 	kind bpf.CpuCodeKind
-	// resume is where the target resumes after the function's map probe,
-	// or 0. A clock interrupt that comes while the kernel returns from the
-	// probe with interrupts off is taken on that first user instruction,
-	// so the sample lands there in user mode: the probe's time, not the
-	// map's, and counted with the kernel's. Without probes that
-	// instruction (MOVQ SP, BP; on arm64 the frame's store) is a sliver
+	// resume is where the target resumes from a probe in or into the
+	// function, or 0. A clock interrupt that comes while the kernel returns
+	// from the probe with interrupts off is taken on that first user
+	// instruction, so the sample lands there in user mode: the probe's
+	// time, not the function's, and counted with the kernel's. Without
+	// probes that instruction (after an entry probe MOVQ SP, BP, on arm64
+	// the frame's store; a probed call's callee's stack check) is a sliver
 	// of the function's time.
 	resume uint64
 }
@@ -160,10 +167,15 @@ func steps(bin *symbols.Binary, funcs []codeFunc) (tab [maxSteps]bpf.CpuStep, dr
 		fs := make([]bpf.CpuStep, 0, len(sp)+2)
 		for _, s := range sp {
 			ret := retAt(bin.Arch, s.Delta)
+			if f.kind == bpf.CpuCodeKindCODE_OTHER {
+				ret = retUnknown // no stack walk from it: one step with the gaps
+			}
 			if f.resume != 0 && s.End > f.resume && (len(fs) == 0 || fs[len(fs)-1].End <= f.resume) {
 				// The instruction at resume is the step [resume, resume+1).
-				fs = append(fs, bpf.CpuStep{End: f.resume, Kind: f.kind, SpDelta: ret},
-					bpf.CpuStep{End: f.resume + 1, Kind: bpf.CpuCodeKindCODE_PROBE_RESUME, SpDelta: retUnknown})
+				if f.resume > f.Entry {
+					fs = append(fs, bpf.CpuStep{End: f.resume, Kind: f.kind, SpDelta: ret})
+				}
+				fs = append(fs, bpf.CpuStep{End: f.resume + 1, Kind: bpf.CpuCodeKindCODE_PROBE_RESUME, SpDelta: retUnknown})
 			}
 			fs = append(fs, bpf.CpuStep{End: s.End, Kind: f.kind, SpDelta: ret})
 		}

@@ -126,6 +126,25 @@ func TestSteps(t *testing.T) {
 			if entries < 5 {
 				t.Errorf("%d map entry points in the table", entries)
 			}
+			// Where the mutex probes' calls land, the callee's first
+			// instruction, is a probe's resume; the rest is other code.
+			_, callees := probes.OtherResumes()
+			for _, name := range callees {
+				f, ok := bin.Func(name)
+				if !ok {
+					t.Errorf("%s not in the binary", name)
+					continue
+				}
+				want := bpf.CpuStep{End: f.Entry + 1, Kind: bpf.CpuCodeKindCODE_PROBE_RESUME, SpDelta: -1}
+				if got := find(&tab, f.Entry+bias, bias); got != want {
+					t.Errorf("%s's entry: %+v, want %+v", name, got, want)
+				}
+				for _, pc := range []uint64{f.Entry - 1, f.Entry + 1, f.End - 1} {
+					if got := find(&tab, pc+bias, bias); got.Kind != bpf.CpuCodeKindCODE_OTHER || got.SpDelta != -1 {
+						t.Errorf("%s+%d: %+v, want other code", name, int64(pc-f.Entry), got)
+					}
+				}
+			}
 		})
 	}
 }
@@ -152,6 +171,9 @@ func TestStepsArm64(t *testing.T) {
 			}
 			framed, frameless := 0, 0
 			for _, f := range funcs {
+				if f.kind == bpf.CpuCodeKindCODE_OTHER {
+					continue // only a probe's resume in it: no stack walk from there
+				}
 				code, err := bin.Code(f.Func)
 				if err != nil {
 					t.Fatal(err)

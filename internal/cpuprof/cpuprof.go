@@ -41,8 +41,9 @@ type Result struct {
 	Samples uint64
 	// User are the samples taken in user mode.
 	User uint64
-	// Resume are the user-mode samples on the instruction after a map
-	// probe: the probe's time, taken as the kernel returned from it.
+	// Resume are the user-mode samples where a probe resumes (the
+	// instruction after an entry probe, a probed call's callee): the
+	// probe's time, taken as the kernel returned from it.
 	Resume uint64
 	// Map are the user-mode samples inside a map operation.
 	Map uint64
@@ -57,8 +58,8 @@ type Result struct {
 	Lost uint64
 }
 
-// Kernel is the samples of the kernel's time: in kernel mode, or on a map
-// probe's resume instruction.
+// Kernel is the samples of the kernel's time: in kernel mode, or where a
+// probe resumes.
 func (r *Result) Kernel() uint64 {
 	// A CPU's user count may be read newer than its total, and its resume
 	// count newer than its user count.
@@ -420,7 +421,7 @@ func (s *Sampler) read() (*Result, error) {
 }
 
 // Counts returns the target's samples so far, all and those of the kernel
-// (in kernel mode, or on a map probe's resume instruction): cheap enough to
+// (in kernel mode, or where a probe resumes): cheap enough to
 // read at every window's edges (one lookup of the target's per-CPU counts,
 // not its sites).
 func (s *Sampler) Counts() (all, kernel uint64, err error) {

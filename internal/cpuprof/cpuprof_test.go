@@ -14,6 +14,7 @@ import (
 
 	"github.com/maptrace/maptrace/internal/collector"
 	"github.com/maptrace/maptrace/internal/cpuprof"
+	"github.com/maptrace/maptrace/internal/preflight"
 	"github.com/maptrace/maptrace/internal/probes"
 	"github.com/maptrace/maptrace/internal/symbols"
 	"github.com/maptrace/maptrace/internal/target"
@@ -40,7 +41,12 @@ type sampled struct {
 
 func startSampled(t *testing.T, toolchain string) *sampled {
 	t.Helper()
-	x := startTarget(t, toolchain)
+	return sample(t, startTarget(t, toolchain))
+}
+
+// sample starts sampling x.
+func sample(t *testing.T, x *sampled) *sampled {
+	t.Helper()
 	s, err := cpuprof.Start(x.p.PID(), x.bin, x.sym.Bias())
 	if err != nil {
 		t.Fatalf("start sampler: %v", err)
@@ -60,7 +66,13 @@ func startSampled(t *testing.T, toolchain string) *sampled {
 // startTarget starts the test target and reads its symbols.
 func startTarget(t *testing.T, toolchain string) *sampled {
 	t.Helper()
-	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/cpusplit", toolchain))
+	return startBin(t, testtarget.Build(t, "../../testdata/cpusplit", toolchain))
+}
+
+// startBin starts the test target bin and reads its symbols.
+func startBin(t *testing.T, exe string) *sampled {
+	t.Helper()
+	p := testtarget.Start(t, exe)
 	proc, err := target.Find(p.PID())
 	if err != nil {
 		t.Fatal(err)
@@ -278,6 +290,59 @@ func TestResumeSamples(t *testing.T) {
 	}
 	if k := probed.Kernel(); probed.Resume < 3 || probed.Resume*100 < k {
 		t.Errorf("with probes, %d samples on the resume instruction of %d of the kernel's, want at least 3 and 1%%", probed.Resume, k)
+	}
+}
+
+// TestMutexResumeSamples checks that the samples the mutex probes leave
+// where they resume, the first instruction of the callee of the call each
+// sits on (the kernel emulates the call), count as the kernel's.
+func TestMutexResumeSamples(t *testing.T) {
+	needRoot(t)
+	testtarget.NeedFeature(t, preflight.KernelCookie, preflight.ProbeFeatures().Cookie) // the mutex programs read theirs
+	x := sample(t, startBin(t, testtarget.Build(t, "../../testdata/contention", "local")))
+	off, _, err := x.bin.GoidOffset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	multi := probes.MultiSupported()
+	objs, err := probes.LoadMutex(off, multi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	plan, err := probes.PlanMutex(x.bin, objs)
+	if err != nil || len(plan.Missing) > 0 {
+		t.Fatalf("plan: %v; missing %v", err, plan.Missing)
+	}
+	const cmd = "run 8000" // 150-250k parks here: 10-25 samples where they resume
+	_, plain := x.run(t, cmd)
+	l, err := probes.Attach(fmt.Sprintf("/proc/%d/exe", x.p.PID()), x.p.PID(), multi, plan.Probes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, probed := x.run(t, cmd)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var hits uint64
+	for i := range plan.Names {
+		var per []uint64
+		if err := objs.Hits.Lookup(uint32(i), &per); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range per {
+			hits += n
+		}
+	}
+	for _, r := range []*cpuprof.Result{plain, probed} {
+		t.Logf("%d samples, %d in kernel mode, %d where a probe resumes", r.Samples, r.Samples-min(r.User, r.Samples), r.Resume)
+	}
+	t.Logf("%d mutex probe hits", hits)
+	if plain.Resume*100 > plain.User {
+		t.Errorf("without probes, %d of %d user-mode samples where the probes resume, want under 1%%", plain.Resume, plain.User)
+	}
+	if probed.Resume < 5 {
+		t.Errorf("with probes (%d hits), %d samples where they resume, want at least 5", hits, probed.Resume)
 	}
 }
 

@@ -49,6 +49,13 @@ var park = probeGroup{"mutex parks", []string{"runtime.semacquire1"}, 0, 19}
 // waiters through readyWithTime too, often, and they are not mutex waits.
 var wakeup = probeGroup{"mutex wake-ups", []string{"runtime.semrelease1"}, 0, 19}
 
+// The callees of the probed calls: the kernel emulates a probed call, so the
+// target resumes from the probe at the callee's first instruction.
+const (
+	parkCallee = "runtime.gopark"
+	wakeCallee = "runtime.readyWithTime"
+)
+
 // The programs' slots in their collection's prog_time table (PROG_TIME_*
 // in bpf/maps.bpf.c and bpf/mutex.bpf.c).
 const (
@@ -102,7 +109,7 @@ func LoadMutex(goidOffset uint64, multi bool) (*bpf.MutexObjects, error) {
 func PlanMutex(bin *symbols.Binary, objs *bpf.MutexObjects) (*Plan, error) {
 	p := &Plan{}
 	minor := GoMinor(bin.GoVersion)
-	ready, err := callSites(bin, "runtime.semrelease1", "runtime.readyWithTime")
+	ready, err := callSites(bin, wakeup.names[0], wakeCallee)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +167,7 @@ func parkSite(bin *symbols.Binary) (at uint64, slot int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	park, err := callSites(bin, "runtime.semacquire1", "runtime.gopark")
+	park, err := callSites(bin, park.names[0], parkCallee)
 	if err != nil {
 		return 0, 0, err
 	}

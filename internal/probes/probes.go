@@ -52,6 +52,18 @@ func MultiSupported() bool {
 	return features.HaveBPFLinkUprobeMulti() == nil
 }
 
+// OtherResumes names where the target resumes from maptrace's probes outside
+// the map entry points (MapFuncs, SyncMapFuncs): after the entry probes of
+// entries, the snapshot stores', and at the first instruction of callees,
+// the mutex probes' calls'. A CPU sample taken there in user mode is the
+// probe's time (cpuprof).
+func OtherResumes() (entries, callees []string) {
+	for _, f := range publishFuncs {
+		entries = append(entries, f.name)
+	}
+	return entries, []string{parkCallee, wakeCallee}
+}
+
 // EmptyProgram loads the least a uprobe can run, return 0, attachable as
 // Attach attaches with multi: the baseline of what a probe's hit costs.
 func EmptyProgram(multi bool) (*ebpf.Program, error) {
