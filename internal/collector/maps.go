@@ -219,11 +219,6 @@ func (c *Maps) Collect() (*MapsResult, error) {
 		r.m.HotKeys = topHotKeys(r.m.HotKeys, topKeys)
 		if pointerKeyed(r.m.Type) {
 			r.m.KeyType = "pointer"
-			for i, k := range r.m.HotKeys {
-				if v, err := strconv.ParseInt(k.Key, 10, 64); err == nil {
-					r.m.HotKeys[i].Key = fmt.Sprintf("%#x", uint64(v))
-				}
-			}
 		}
 		r.m.Sites = mergeSites(r.m.Sites)
 		if g := rowGroup[r]; g != nil {
@@ -400,7 +395,7 @@ func (c *Maps) keys(byClass map[bpf.MapsClassKey]*row, classes map[bpf.MapsClass
 		total += classes[k].OtherKeys
 		var listed uint64
 		for _, e := range kept {
-			r.m.HotKeys = append(r.m.HotKeys, report.HotKey{Key: c.showKey(e.key), Count: c.scale(e.lower)})
+			r.m.HotKeys = append(r.m.HotKeys, report.HotKey{Key: c.showKey(e.key, r), Count: c.scale(e.lower)})
 			listed += e.lower
 		}
 		if total > listed {
@@ -409,8 +404,14 @@ func (c *Maps) keys(byClass map[bpf.MapsClassKey]*row, classes map[bpf.MapsClass
 	}
 }
 
-// showKey shows a key per --keys.
-func (c *Maps) showKey(k bpf.MapsMapKey) string {
+// showKey shows a key of row r per --keys. The runtime reads and deletes a
+// pointer key as a 64-bit integer (mapaccess1_fast64) and writes it as a
+// pointer (mapassign_fast64ptr): in a row of pointer-keyed maps both are
+// the pointer, one key.
+func (c *Maps) showKey(k bpf.MapsMapKey, r *row) string {
+	if r != nil && pointerKeyed(r.m.Type) && (k.Kind == keyKindInt || k.Kind == keyKindUint) && k.Len == 8 {
+		k.Kind = keyKindPtr
+	}
 	if c.Keys == KeysHash {
 		return c.Hasher.Hash(FormatKey(k))
 	}
@@ -519,8 +520,9 @@ func (c *Maps) goroutines(byClass map[bpf.MapsClassKey]*row) ([]report.Goroutine
 		it := c.Maps.GoroutineKeys.Iterate()
 		for it.Next(&gk, &n) {
 			if g := perGoid[gk.Goid]; g != nil {
-				key := c.showKey(gk.Key)
-				if r := byClass[gk.Key.Class]; r != nil && r.m.Name != "" {
+				r := byClass[gk.Key.Class]
+				key := c.showKey(gk.Key, r)
+				if r != nil && r.m.Name != "" {
 					key = r.m.Name + "[" + key + "]"
 				}
 				g.HotKeys = append(g.HotKeys, report.HotKey{Key: key, Count: c.scale(n)})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,7 +54,9 @@ func traceCmd(t *testing.T, p *testtarget.Proc, opts trace.Options, cmd string, 
 }
 
 // TestHotKeysExact checks exact per-key counts, with every operation probed,
-// for string and int64 keys, classic and swiss maps.
+// for string, int64 and pointer keys, classic and swiss maps. A pointer key
+// is one key, in hex, though the runtime writes it as a pointer and reads it
+// as a 64-bit integer.
 func TestHotKeysExact(t *testing.T) {
 	testtarget.NeedAttach(t)
 	for _, tc := range []string{"go1.20.14", "go1.23.12", "go1.24.13", "local"} {
@@ -66,8 +69,10 @@ func TestHotKeysExact(t *testing.T) {
 			if r.Overhead.MapSamplingFraction != 1 || r.Overhead.LostEvents != 0 {
 				t.Errorf("sampling fraction %v, %d lost events with --overhead 100", r.Overhead.MapSamplingFraction, r.Overhead.LostEvents)
 			}
-			strs, ints := findMapNamed(r, "main.hotStrings"), findMapNamed(r, "main.hotInts")
-			for _, m := range []*report.Map{strs, ints} {
+			p.Send(t, "hotptrs")
+			ptrs := strings.Fields(p.Line(t, 10*time.Second))
+			strs, ints, pts := findMapNamed(r, "main.hotStrings"), findMapNamed(r, "main.hotInts"), findMapNamed(r, "main.hotPtrs")
+			for _, m := range []*report.Map{strs, ints, pts} {
 				if m == nil {
 					t.Fatalf("hot maps not found by name: %+v", r.Maps)
 				}
@@ -81,23 +86,32 @@ func TestHotKeysExact(t *testing.T) {
 				for i, k := range m.HotKeys {
 					n := 9 - i // most used first
 					want := fmt.Sprintf("user:%d", n)
-					if m == ints {
+					switch m {
+					case ints:
 						want = strconv.Itoa(1000 + n)
+					case pts:
+						want = ptrs[n]
 					}
 					if k.Key != want || k.Count != uint64((n+1)*10+1) {
 						t.Errorf("%s hot key %d = %s×%d, want %s×%d", m.Name, i, k.Key, k.Count, want, (n+1)*10+1)
 					}
 				}
 			}
-			if strs != nil && strs.KeyType != "string" || ints != nil && ints.KeyType != "int64" {
-				t.Errorf("key types %q %q", strs.KeyType, ints.KeyType)
+			if strs.KeyType != "string" || ints.KeyType != "int64" || pts.KeyType != "pointer" {
+				t.Errorf("key types %q %q %q", strs.KeyType, ints.KeyType, pts.KeyType)
 			}
 			if len(r.Races) != 0 {
 				t.Errorf("races in a single goroutine: %+v", r.Races)
 			}
 			// The main goroutine (goid 1) did all of it: the goid offset is right.
-			if len(r.Goroutines) == 0 || r.Goroutines[0].Goid != 1 || r.Goroutines[0].MapOps < 1120 {
-				t.Errorf("goroutines %+v: want goroutine 1 with the 1120 map operations", r.Goroutines)
+			if len(r.Goroutines) == 0 || r.Goroutines[0].Goid != 1 || r.Goroutines[0].MapOps < 1680 {
+				t.Fatalf("goroutines %+v: want goroutine 1 with the 1680 map operations", r.Goroutines)
+			}
+			// Its hot keys name each key as the maps' rows do.
+			for _, k := range r.Goroutines[0].HotKeys {
+				if strings.HasPrefix(k.Key, "main.hotPtrs[") && !slices.Contains(ptrs, strings.TrimSuffix(strings.TrimPrefix(k.Key, "main.hotPtrs["), "]")) {
+					t.Errorf("goroutine 1's hot key %s×%d, want one of %v", k.Key, k.Count, ptrs)
+				}
 			}
 		})
 	}

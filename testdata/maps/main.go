@@ -1,6 +1,7 @@
 // Command maps is a test target for map tracing. It reads commands on stdin:
 //
-//	hot            reads and writes two maps with known key counts
+//	hot            reads and writes three maps with known key counts
+//	hotptrs        prints the keys of hot's pointer-keyed map, in order
 //	race KIND MS   two goroutines race on one map (KIND: write, read, iterate)
 //	locked MS      maps used from many goroutines, but always under a lock, and a busy sync.Map
 //	loop MS        a tight map-read loop; prints the lookups done
@@ -26,6 +27,8 @@ import (
 var (
 	hotStrings = map[string]int{}
 	hotInts    = map[int64]int{}
+	hotPtrs    = map[*item]int{}
+	items      [10]item
 	racy       = map[int]int{}
 	guarded    = map[int]int{}
 	readMostly = map[string]int{"a": 1}
@@ -36,18 +39,24 @@ var (
 	sink       int
 )
 
-// hot does, for i in 0..9, (i+1)*10 reads of key "user:i" and of key
-// int64(1000+i), and one write of each beforehand.
+// item is a pointer key: the runtime writes it as a pointer
+// (mapassign_fast64ptr) and reads it as a 64-bit integer (mapaccess1_fast64).
+type item struct{ id int }
+
+// hot does, for i in 0..9, (i+1)*10 reads of key "user:i", of key
+// int64(1000+i) and of key &items[i], and one write of each beforehand.
 func hot() {
 	for i := 0; i < 10; i++ {
 		hotStrings["user:"+strconv.Itoa(i)] = i
 		hotInts[int64(1000+i)] = i
+		hotPtrs[&items[i]] = i
 	}
 	for i := 0; i < 10; i++ {
-		ks, ki := "user:"+strconv.Itoa(i), int64(1000+i)
+		ks, ki, kp := "user:"+strconv.Itoa(i), int64(1000+i), &items[i]
 		for n := 0; n < (i+1)*10; n++ {
 			sink += hotStrings[ks]
 			sink += hotInts[ki]
+			sink += hotPtrs[kp]
 		}
 	}
 	fmt.Println("hot done")
@@ -199,6 +208,11 @@ func main() {
 			race(f[1], ms(2))
 		case len(f) == 2 && f[0] == "locked":
 			locked(ms(1))
+		case len(f) == 1 && f[0] == "hotptrs":
+			for i := range items {
+				fmt.Printf("%p ", &items[i])
+			}
+			fmt.Println()
 		case len(f) == 2 && f[0] == "loop":
 			loop(ms(1))
 		case len(f) == 2 && f[0] == "work":
