@@ -37,6 +37,9 @@ const (
 	// A map is write-hot when writes and deletes are at least this share of
 	// its operations.
 	writeHotShare = 0.25
+	// A contended mutex guards a map when at least this share of the
+	// map's operations are in the functions that wait for it.
+	guardedShare = 0.25
 
 	// A key is hot when it takes hotKeyShare of the map's keyed operations,
 	// out of at least hotKeyMinOps.
@@ -413,8 +416,11 @@ func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
 		"Lock/Unlock in " + holders + ", or split the state so that goroutines lock different mutexes.", used
 }
 
-// guardedMap is the busiest map whose call sites are in the same functions
-// as the mutex's waiters: probably the map the mutex guards.
+// guardedMap is the map most used in the same functions as the mutex's
+// waiters, if at least guardedShare of its operations are there: probably
+// the map the mutex guards. A map used mostly elsewhere is not: that one
+// function locks the mutex and also touches the map says little (in
+// nats-server, flushClients locks each client and empties a map of its own).
 func (a *analysis) guardedMap(m *report.Mutex) *report.Map {
 	waiters := map[string]bool{}
 	for _, w := range m.Waiters {
@@ -423,15 +429,18 @@ func (a *analysis) guardedMap(m *report.Mutex) *report.Map {
 		}
 	}
 	var best *report.Map
+	var bestOps uint64
 	for i := range a.r.Maps {
 		mp := &a.r.Maps[i]
+		var in, all uint64
 		for _, s := range mp.Sites {
+			all += s.Count
 			if waiters[topFunc(s.Stack)] {
-				if best == nil || mapOps(*mp) > mapOps(*best) {
-					best = mp
-				}
-				break
+				in += s.Count
 			}
+		}
+		if in > 0 && float64(in) >= guardedShare*float64(all) && in > bestOps {
+			best, bestOps = mp, in
 		}
 	}
 	return best

@@ -490,6 +490,31 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			// nats-server: flushClients locks each client it flushes and
+			// empties a map of its own, which deliverMsg's callee fills
+			// 3.4M times; client.mu does not guard that map.
+			name: "a waiting function also uses a map, used mostly elsewhere: not the lock's map",
+			edit: func(r *report.Report) {
+				r.Mutexes = []report.Mutex{{Address: "0x5c0000", Kind: report.KindMutex,
+					Contentions: 300, WaitNS: 3000 * ms, MaxWaitNS: 15 * ms, P50NS: 10 * ms, P99NS: 15 * ms,
+					Waiters: []report.Waiter{
+						{Stack: stack("sync.runtime_SemacquireMutex", "sync.(*Mutex).Lock", "main.deliver"), Contentions: 250, WaitNS: 2500 * ms},
+						{Stack: stack("sync.runtime_SemacquireMutex", "sync.(*Mutex).Lock", "main.flush"), Contentions: 50, WaitNS: 500 * ms}},
+					Holders: []report.Holder{{Stack: stack("sync.runtime_Semrelease", "sync.(*Mutex).Unlock", "main.deliver"), Count: 300}}}}
+				r.Maps = []report.Map{{Class: "main.addPending", Maps: 137, Type: "map[*main.client]struct {}", Reads: 34000, Writes: 180, Deletes: 146, Iterations: 36, Goroutines: 4,
+					Sites: []report.Site{
+						{Stack: stack("runtime.mapaccess2_fast64", "main.addPending", "main.deliver"), Op: report.OpRead, Count: 34000},
+						{Stack: stack("runtime.mapassign_fast64ptr", "main.addPending", "main.deliver"), Op: report.OpWrite, Count: 180},
+						{Stack: stack("runtime.mapdelete_fast64", "main.flush"), Op: report.OpDelete, Count: 146},
+						{Stack: stack("runtime.mapIterStart", "main.flush"), Op: report.OpIterate, Count: 36}}}}
+			},
+			want: []want{
+				{report.SeverityWarning, "lock in main.deliver: goroutines waited 3.00s for it in 10.0s",
+					[]string{"mutex: 300 waits", "!also use"},
+					[]string{"shorten the critical section", "!read 1"}, 3, false},
+			},
+		},
+		{
 			name: "RWMutex writers starve; the readers' own short waits are below threshold",
 			edit: func(r *report.Report) {
 				r.Mutexes = []report.Mutex{
