@@ -134,14 +134,19 @@ func (p *Process) Exited() <-chan struct{} {
 
 // Alive reports whether the process still runs: its pidfd turns readable
 // when it exits, before its parent reaps it.
-func (p *Process) Alive() bool {
+func (p *Process) Alive() bool { return !p.ExitsWithin(0) }
+
+// ExitsWithin reports whether the process has exited or exits within d.
+func (p *Process) ExitsWithin(d time.Duration) bool {
 	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(d)
 	for {
-		n, err := unix.Poll(fds, 0)
+		ms := (time.Until(deadline) + time.Millisecond - 1).Milliseconds() // not less than d
+		n, err := unix.Poll(fds, int(max(0, ms)))
 		if err == unix.EINTR { // the signal that is ending the trace
 			continue
 		}
-		return err == nil && n == 0
+		return err != nil || n > 0
 	}
 }
 

@@ -2,7 +2,9 @@ package target
 
 import (
 	"os"
+	"os/exec"
 	"testing"
+	"time"
 )
 
 func TestParseStat(t *testing.T) {
@@ -40,5 +42,36 @@ func TestStartTime(t *testing.T) {
 	}
 	if !Running(os.Getpid(), a) || Running(os.Getpid(), a+1) || Running(1<<30, a) {
 		t.Error("Running is wrong about this process, another start time or no process")
+	}
+}
+
+// TestExitsWithin checks the exit test that decides whether a failed attach
+// is the target's exit: a running process does not exit within the wait, one
+// that exits does, before and after it is reaped.
+func TestExitsWithin(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	p, err := Find(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now()
+	if p.ExitsWithin(50*time.Millisecond) || !p.Alive() {
+		t.Fatal("a sleeping process exited")
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Errorf("waited %v for a running process, want 50ms", waited)
+	}
+	time.AfterFunc(20*time.Millisecond, func() { cmd.Process.Kill() })
+	if !p.ExitsWithin(5 * time.Second) {
+		t.Fatal("a killed process did not exit within 5s")
+	}
+	cmd.Wait()
+	if !p.ExitsWithin(0) || p.Alive() {
+		t.Error("a reaped process is alive")
 	}
 }

@@ -393,7 +393,7 @@ func (s *session) attachMutex() error {
 	}
 	l, err := probes.Attach(s.proc.ExeLink, s.opts.PID, s.multi, s.mutexPlan.Probes)
 	if err != nil {
-		return fmt.Errorf("pid %d: attach mutex probes: %w", s.opts.PID, err)
+		return s.attachErr("mutex", err)
 	}
 	s.linksMu.Lock()
 	s.mutexLinks = l
@@ -452,12 +452,26 @@ func (s *session) attachAlways(what string, p *probes.Plan) error {
 func (s *session) attachMaps() error {
 	l, err := probes.Attach(s.proc.ExeLink, s.opts.PID, s.multi, s.mapPlan.Probes)
 	if err != nil {
-		return fmt.Errorf("pid %d: attach map probes: %w", s.opts.PID, err)
+		return s.attachErr("map", err)
 	}
 	s.linksMu.Lock()
 	s.mapLinks = l
 	s.linksMu.Unlock()
 	return nil
+}
+
+// exitGrace is how long a failed window's attach waits for the target's
+// exit to show: its memory goes before its pidfd turns readable.
+const exitGrace = 200 * time.Millisecond
+
+// attachErr is the error of attaching the what probes for a window, or nil
+// if the target is exiting: then that, not the attach, ends the trace, and
+// the report covers it up to there.
+func (s *session) attachErr(what string, err error) error {
+	if s.proc.ExitsWithin(exitGrace) {
+		return nil
+	}
+	return fmt.Errorf("pid %d: attach %s probes: %w", s.opts.PID, what, err)
 }
 
 func (s *session) detachMaps() {
