@@ -23,14 +23,13 @@ const (
 
 // Bounds on what a map lists.
 const (
-	topKeys      = 10
-	topSites     = 5
-	topGoroKeys  = 3
-	keyKindInt   = 1
-	keyKindUint  = 2
-	keyKindStr   = 3
-	keyKindPtr   = 4
-	otherKeyName = "other"
+	topKeys     = 10
+	topSites    = 5
+	topGoroKeys = 3
+	keyKindInt  = 1
+	keyKindUint = 2
+	keyKindStr  = 3
+	keyKindPtr  = 4
 	// syncMapType is the class type of heap sync.Maps, and syncMapGlobal
 	// marks that of a global one, its address (bpf/maps.bpf.c
 	// SYNC_MAP_TYPE, SYNC_MAP_GLOBAL): their methods are passed no map type.
@@ -162,7 +161,7 @@ func (c *Maps) Collect() (*MapsResult, error) {
 			Kind:              kind,
 			Type:              typ,
 			Maps:              int(st.Maps),
-			KeyType:           keyType(st.KeyKind, st.KeySize),
+			KeyType:           keyType(keyKind(typ, st.KeyKind), st.KeySize),
 			Reads:             c.scale(st.Ops[probes.OpRead]),
 			Writes:            c.scale(st.Ops[probes.OpWrite]),
 			Deletes:           c.scale(st.Ops[probes.OpDelete]),
@@ -217,9 +216,6 @@ func (c *Maps) Collect() (*MapsResult, error) {
 		r := rows[id]
 		r.m.Goroutines, r.m.Writers = len(r.goids), len(r.writers)
 		r.m.HotKeys = topHotKeys(r.m.HotKeys, topKeys)
-		if pointerKeyed(r.m.Type) {
-			r.m.KeyType = "pointer"
-		}
 		r.m.Sites = mergeSites(r.m.Sites)
 		if g := rowGroup[r]; g != nil {
 			r.m.Sharded = c.sharded(g, r.m.HotKeys)
@@ -237,11 +233,23 @@ func (c *Maps) Collect() (*MapsResult, error) {
 	return res, nil
 }
 
-// pointerKeyed says whether a map type's keys are pointers, which the
-// runtime hashes as 64-bit integers: they read better in hex.
-func pointerKeyed(mapType string) bool {
-	return strings.HasPrefix(mapType, "map[*") || strings.HasPrefix(mapType, "map[unsafe.Pointer]") ||
-		strings.HasPrefix(mapType, "map[chan")
+// keyKind is the kind of the keys of maps of type mapType, seen by the
+// probes as kind. The runtime's 32- and 64-bit fast paths take every key as
+// a signed integer: the map's type tells pointers (reads and deletes, while
+// writes take them as pointers), which read better in hex, and unsigned
+// integers (a hash shown negative matches nothing the user has).
+func keyKind[K uint8 | uint32](mapType string, kind K) K {
+	if kind != keyKindInt && kind != keyKindUint && kind != keyKindPtr {
+		return kind
+	}
+	switch {
+	case strings.HasPrefix(mapType, "map[*"), strings.HasPrefix(mapType, "map[unsafe.Pointer]"),
+		strings.HasPrefix(mapType, "map[chan"):
+		return keyKindPtr
+	case strings.HasPrefix(mapType, "map[uint"): // uint, uint8…uint64, uintptr
+		return keyKindUint
+	}
+	return kind
 }
 
 // mergeMap adds the counts of b, a class of the same row, to a.
@@ -333,6 +341,8 @@ func keyType(kind, size uint32) string {
 	switch kind {
 	case keyKindStr:
 		return "string"
+	case keyKindPtr:
+		return "pointer"
 	case keyKindInt, keyKindUint:
 		prefix := "int"
 		if kind == keyKindUint {
@@ -399,18 +409,16 @@ func (c *Maps) keys(byClass map[bpf.MapsClassKey]*row, classes map[bpf.MapsClass
 			listed += e.lower
 		}
 		if total > listed {
-			r.m.HotKeys = append(r.m.HotKeys, report.HotKey{Key: otherKeyName, Count: c.scale(total - listed)})
+			r.m.HotKeys = append(r.m.HotKeys, report.HotKey{Key: report.OtherKey, Count: c.scale(total - listed)})
 		}
 	}
 }
 
-// showKey shows a key of row r per --keys. The runtime reads and deletes a
-// pointer key as a 64-bit integer (mapaccess1_fast64) and writes it as a
-// pointer (mapassign_fast64ptr): in a row of pointer-keyed maps both are
-// the pointer, one key.
+// showKey shows a key of row r per --keys, as its map's type has it: a
+// pointer key read as an integer and written as a pointer is one key.
 func (c *Maps) showKey(k bpf.MapsMapKey, r *row) string {
-	if r != nil && pointerKeyed(r.m.Type) && (k.Kind == keyKindInt || k.Kind == keyKindUint) && k.Len == 8 {
-		k.Kind = keyKindPtr
+	if r != nil {
+		k.Kind = keyKind(r.m.Type, k.Kind)
 	}
 	if c.Keys == KeysHash {
 		return c.Hasher.Hash(FormatKey(k))
@@ -425,7 +433,7 @@ func topHotKeys(ks []report.HotKey, n int) []report.HotKey {
 	var out []report.HotKey
 	at := map[string]int{}
 	for _, k := range ks {
-		if k.Key == otherKeyName {
+		if k.Key == report.OtherKey {
 			other += k.Count
 			continue
 		}
@@ -449,7 +457,7 @@ func topHotKeys(ks []report.HotKey, n int) []report.HotKey {
 		out = out[:n]
 	}
 	if other > 0 {
-		out = append(out, report.HotKey{Key: otherKeyName, Count: other})
+		out = append(out, report.HotKey{Key: report.OtherKey, Count: other})
 	}
 	return out
 }

@@ -55,9 +55,6 @@ const (
 	// dropped, not a few long-lived ones.
 	manyMaps = 100
 
-	// otherKeyName is the hot keys' entry for all the keys not listed.
-	otherKeyName = "other"
-
 	// manyWaiters goroutines waiting for one lock is worth saying.
 	manyWaiters = 8
 
@@ -1026,7 +1023,7 @@ func keyOps(m report.Map) uint64 {
 func manyKeys(m report.Map) bool {
 	n := 0
 	for _, k := range m.HotKeys {
-		if k.Key == otherKeyName {
+		if k.Key == report.OtherKey {
 			return true
 		}
 		n++
@@ -1039,7 +1036,7 @@ func topKey(m report.Map) (report.HotKey, float64, bool) {
 	var best report.HotKey
 	found := false
 	for _, k := range m.HotKeys {
-		if k.Key == otherKeyName {
+		if k.Key == report.OtherKey {
 			continue
 		}
 		if !found || k.Count > best.Count {

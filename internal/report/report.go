@@ -342,7 +342,7 @@ func NewSharded(shards []Shard, hot []HotKey) *Sharded {
 	busiest := shards[0].Ops
 	sh.Imbalance = float64(busiest) * n / float64(total)
 	for _, k := range hot {
-		if k.Key == "other" { // the keys not listed
+		if k.Key == OtherKey {
 			continue
 		}
 		if k.Count < total && k.Count <= busiest {
@@ -417,6 +417,9 @@ func (m Map) Label() string {
 	}
 	return "map " + m.Address
 }
+
+// OtherKey is the hot key that stands for the keys not listed.
+const OtherKey = "other"
 
 // HotKey is a frequently used map key.
 type HotKey struct {

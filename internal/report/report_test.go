@@ -140,3 +140,28 @@ func firstLines(s string, n int) string {
 	ls := strings.SplitN(s, "\n", n+1)
 	return strings.Join(ls[:min(n, len(ls))], "\n")
 }
+
+// TestTextHotKeys: keys under 1% of a map's operations are not listed as hot,
+// and a map of one-off keys says it has none.
+func TestTextHotKeys(t *testing.T) {
+	r := &Report{Version: Version, Overhead: Overhead{MapSamplingFraction: 1}, Maps: []Map{
+		{Name: "main.spread", Type: "map[uint64]chan int", KeyType: "uint64", Reads: 9000, Writes: 1000,
+			HotKeys: []HotKey{{"4710380653236398450", 3}, {"4710380653236398453", 3}, {OtherKey, 9994}}},
+		{Name: "main.skewed", Type: "map[string]int", KeyType: "string", Reads: 9000, Writes: 1000,
+			HotKeys: []HotKey{{"region", 4000}, {OtherKey, 5950}, {"zone", 50}}},
+	}}
+	var b strings.Builder
+	if err := WriteText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"no hot key: each has under 1% of the operations", "hot keys: region 40%, other 60%\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
+	for _, not := range []string{"4710380653236398450", "zone"} {
+		if strings.Contains(b.String(), not) {
+			t.Errorf("text report lists %q, under 1%% of its map's operations:\n%s", not, b.String())
+		}
+	}
+}

@@ -318,15 +318,23 @@ func (t *text) maps(ms []Map, fraction float64) {
 			wrap(b, line, "        ")
 		}
 		if len(m.HotKeys) > 0 {
+			// A key under 1% of the operations is not hot: a map of
+			// one-off keys (IDs, hashes) has none, and says so.
 			total := m.Reads + m.Writes + m.Deletes
 			keys := make([]string, 0, 5)
-			for j, k := range m.HotKeys {
-				if j == 5 {
-					break
+			hot := false
+			for _, k := range m.HotKeys {
+				if len(keys) == 5 || total > 0 && k.Count*100 < total {
+					break // most used first
 				}
 				keys = append(keys, fmt.Sprintf("%s %s", clip(k.Key, 24), share(k.Count, total)))
+				hot = hot || k.Key != OtherKey
 			}
-			wrap(b, "      hot keys: "+strings.Join(keys, ", "), "        ")
+			if hot {
+				wrap(b, "      hot keys: "+strings.Join(keys, ", "), "        ")
+			} else {
+				b.WriteString("      no hot key: each has under 1% of the operations\n")
+			}
 		}
 		for _, s := range m.Sites[:t.limit(len(m.Sites), 2)] {
 			if f := UserFrames(s.Stack); len(f) > 0 {

@@ -54,9 +54,10 @@ func traceCmd(t *testing.T, p *testtarget.Proc, opts trace.Options, cmd string, 
 }
 
 // TestHotKeysExact checks exact per-key counts, with every operation probed,
-// for string, int64 and pointer keys, classic and swiss maps. A pointer key
-// is one key, in hex, though the runtime writes it as a pointer and reads it
-// as a 64-bit integer.
+// for string, int64, pointer and uint64 keys, classic and swiss maps. A
+// pointer key is one key, in hex, though the runtime writes it as a pointer
+// and reads it as a 64-bit integer; a uint64 is unsigned, though the runtime
+// takes it as an int64.
 func TestHotKeysExact(t *testing.T) {
 	testtarget.NeedAttach(t)
 	for _, tc := range []string{"go1.20.14", "go1.23.12", "go1.24.13", "local"} {
@@ -71,8 +72,8 @@ func TestHotKeysExact(t *testing.T) {
 			}
 			p.Send(t, "hotptrs")
 			ptrs := strings.Fields(p.Line(t, 10*time.Second))
-			strs, ints, pts := findMapNamed(r, "main.hotStrings"), findMapNamed(r, "main.hotInts"), findMapNamed(r, "main.hotPtrs")
-			for _, m := range []*report.Map{strs, ints, pts} {
+			strs, ints, pts, uints := findMapNamed(r, "main.hotStrings"), findMapNamed(r, "main.hotInts"), findMapNamed(r, "main.hotPtrs"), findMapNamed(r, "main.hotUints")
+			for _, m := range []*report.Map{strs, ints, pts, uints} {
 				if m == nil {
 					t.Fatalf("hot maps not found by name: %+v", r.Maps)
 				}
@@ -91,21 +92,23 @@ func TestHotKeysExact(t *testing.T) {
 						want = strconv.Itoa(1000 + n)
 					case pts:
 						want = ptrs[n]
+					case uints:
+						want = strconv.FormatUint(1<<63+uint64(n), 10)
 					}
 					if k.Key != want || k.Count != uint64((n+1)*10+1) {
 						t.Errorf("%s hot key %d = %s×%d, want %s×%d", m.Name, i, k.Key, k.Count, want, (n+1)*10+1)
 					}
 				}
 			}
-			if strs.KeyType != "string" || ints.KeyType != "int64" || pts.KeyType != "pointer" {
-				t.Errorf("key types %q %q %q", strs.KeyType, ints.KeyType, pts.KeyType)
+			if strs.KeyType != "string" || ints.KeyType != "int64" || pts.KeyType != "pointer" || uints.KeyType != "uint64" {
+				t.Errorf("key types %q %q %q %q", strs.KeyType, ints.KeyType, pts.KeyType, uints.KeyType)
 			}
 			if len(r.Races) != 0 {
 				t.Errorf("races in a single goroutine: %+v", r.Races)
 			}
 			// The main goroutine (goid 1) did all of it: the goid offset is right.
-			if len(r.Goroutines) == 0 || r.Goroutines[0].Goid != 1 || r.Goroutines[0].MapOps < 1680 {
-				t.Fatalf("goroutines %+v: want goroutine 1 with the 1680 map operations", r.Goroutines)
+			if len(r.Goroutines) == 0 || r.Goroutines[0].Goid != 1 || r.Goroutines[0].MapOps < 2240 {
+				t.Fatalf("goroutines %+v: want goroutine 1 with the 2240 map operations", r.Goroutines)
 			}
 			// Its hot keys name each key as the maps' rows do.
 			for _, k := range r.Goroutines[0].HotKeys {

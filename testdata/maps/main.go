@@ -1,6 +1,6 @@
 // Command maps is a test target for map tracing. It reads commands on stdin:
 //
-//	hot            reads and writes three maps with known key counts
+//	hot            reads and writes four maps with known key counts
 //	hotptrs        prints the keys of hot's pointer-keyed map, in order
 //	race KIND MS   two goroutines race on one map (KIND: write, read, iterate)
 //	locked MS      maps used from many goroutines, but always under a lock, and a busy sync.Map
@@ -28,6 +28,7 @@ var (
 	hotStrings = map[string]int{}
 	hotInts    = map[int64]int{}
 	hotPtrs    = map[*item]int{}
+	hotUints   = map[uint64]int{}
 	items      [10]item
 	racy       = map[int]int{}
 	guarded    = map[int]int{}
@@ -44,19 +45,22 @@ var (
 type item struct{ id int }
 
 // hot does, for i in 0..9, (i+1)*10 reads of key "user:i", of key
-// int64(1000+i) and of key &items[i], and one write of each beforehand.
+// int64(1000+i), of key &items[i] and of key 1<<63+i (negative as an int64),
+// and one write of each beforehand.
 func hot() {
 	for i := 0; i < 10; i++ {
 		hotStrings["user:"+strconv.Itoa(i)] = i
 		hotInts[int64(1000+i)] = i
 		hotPtrs[&items[i]] = i
+		hotUints[1<<63+uint64(i)] = i
 	}
 	for i := 0; i < 10; i++ {
-		ks, ki, kp := "user:"+strconv.Itoa(i), int64(1000+i), &items[i]
+		ks, ki, kp, ku := "user:"+strconv.Itoa(i), int64(1000+i), &items[i], 1<<63+uint64(i)
 		for n := 0; n < (i+1)*10; n++ {
 			sink += hotStrings[ks]
 			sink += hotInts[ki]
 			sink += hotPtrs[kp]
+			sink += hotUints[ku]
 		}
 	}
 	fmt.Println("hot done")
