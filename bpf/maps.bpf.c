@@ -777,7 +777,8 @@ enum {
 // seen stored into an atomic.Pointer (a *map, or a pointer to a struct that
 // starts with one) or an atomic.Value (the map itself), with its entries
 // then (the count word that starts a map's header, classic or swiss).
-// Anything else stored is not in map_classes and costs one lookup.
+// Anything else stored is not in map_classes, or not with the seed there,
+// and costs a lookup or two.
 static __always_inline int map_publish_run(struct pt_regs *ctx)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
@@ -806,6 +807,16 @@ static __always_inline int map_publish_run(struct pt_regs *ctx)
 	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
 	if (!mi)
 		return 0;
+	// A freed map's address may hold another object now, which is stored
+	// (a context's channel, say): only the map seen there, with its seed,
+	// is that map.
+	int is_sync = mi->class.type == SYNC_MAP_TYPE || (mi->class.type & SYNC_MAP_GLOBAL);
+	if (map_seed_offset && !is_sync) {
+		u32 seed = 0;
+		bpf_probe_read_user(&seed, sizeof(seed), (void *)(m + map_seed_offset));
+		if (seed != mi->seed)
+			return 0;
+	}
 	struct class_key c = mi->class;
 	struct class_stat *st = bpf_map_lookup_elem(&class_stats, &c);
 	if (!st)

@@ -498,3 +498,29 @@ func TestSnapshots(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotsNotReused checks that what the allocator puts where a freed
+// map's header was is not taken for that map when stored into an atomic: no
+// snapshot is counted for maps that were never published.
+func TestSnapshotsNotReused(t *testing.T) {
+	testtarget.NeedRoot(t)
+	for _, tc := range []string{"go1.22.12", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
+			r, answer := mapTrace(t, p, 100, "reused 1000", 30*time.Second)
+			var stores int
+			if _, err := fmt.Sscanf(answer, "reused %d", &stores); err != nil || stores < 100 {
+				t.Fatalf("target said %q: want at least 100 stores of reused addresses", answer)
+			}
+			for _, m := range r.Maps {
+				if m.Class == "main.makeShortLived" {
+					if m.Maps != 1000 || m.Snapshots != nil {
+						t.Errorf("%s: %d maps, snapshots %+v; want 1000 maps, none published (%d stores of what took their place)", m.Label(), m.Maps, m.Snapshots, stores)
+					}
+					return
+				}
+			}
+			t.Fatalf("no maps from main.makeShortLived: %+v", r.Maps)
+		})
+	}
+}

@@ -2,6 +2,7 @@
 //
 //	hot            reads and writes four maps with known key counts
 //	hotptrs        prints the keys of hot's pointer-keyed map, in order
+//	reused N       stores into atomics what took the place of N freed maps
 //	race KIND MS   two goroutines race on one map (KIND: write, read, iterate)
 //	locked MS      maps used from many goroutines, but always under a lock, and a busy sync.Map
 //	loop MS        a tight map-read loop; prints the lookups done
@@ -212,6 +213,9 @@ func main() {
 			race(f[1], ms(2))
 		case len(f) == 2 && f[0] == "locked":
 			locked(ms(1))
+		case len(f) == 2 && f[0] == "reused":
+			n, _ := strconv.Atoi(f[1])
+			reused(n)
 		case len(f) == 1 && f[0] == "hotptrs":
 			for i := range items {
 				fmt.Printf("%p ", &items[i])

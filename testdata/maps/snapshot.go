@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync/atomic"
+	"unsafe"
 )
 
 // The copy-on-write snapshots of snapshot: a *map in an atomic.Pointer, the
@@ -46,4 +48,57 @@ func snapshot(n, size, reads int) {
 		}
 	}
 	fmt.Printf("snapshot %d %d %d\n", n, n*size, n*reads)
+}
+
+// shortLived holds the maps of reused while they live.
+var shortLived []map[int]int
+
+// header is the size of a map's header (48 bytes, classic or swiss), with
+// pointers as it has: another object the allocator can put where a freed
+// map's header was.
+type header struct {
+	a, b, c, d, e *int
+	f             uintptr
+}
+
+// makeShortLived makes n maps that each see one write.
+//
+//go:noinline
+func makeShortLived(n int) {
+	for i := 0; i < n; i++ {
+		m := map[int]int{}
+		m[i] = i
+		shortLived = append(shortLived, m)
+	}
+}
+
+// reused frees n maps, each written once, and stores into an atomic.Value
+// and an atomic.Pointer what the allocator put where their headers were:
+// none of it is a map. It answers "reused STORES".
+//
+//go:noinline
+func reused(n int) {
+	makeShortLived(n)
+	was := map[uintptr]bool{}
+	for _, m := range shortLived {
+		was[*(*uintptr)(unsafe.Pointer(&m))] = true
+	}
+	shortLived = nil
+	runtime.GC()
+	runtime.GC()
+	var kept []*header
+	var v atomic.Value
+	var p atomic.Pointer[*header]
+	stores := 0
+	for i := 0; i < 100*n && stores < n; i++ {
+		h := &header{f: uintptr(i)}
+		kept = append(kept, h)
+		if was[uintptr(unsafe.Pointer(h))] {
+			v.Store(h)
+			p.Store(&kept[len(kept)-1])
+			stores += 2
+		}
+	}
+	runtime.KeepAlive(kept)
+	fmt.Printf("reused %d\n", stores)
 }
