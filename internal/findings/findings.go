@@ -414,10 +414,12 @@ func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
 }
 
 // guardedMap is the map most used in the same functions as the mutex's
-// waiters, if at least guardedShare of its operations are there: probably
-// the map the mutex guards. A map used mostly elsewhere is not: that one
-// function locks the mutex and also touches the map says little (in
-// nats-server, flushClients locks each client and empties a map of its own).
+// waiters, if at least guardedShare of its operations are there, and at
+// least one for every two waits (each wait ends in a critical section that
+// would use the map): probably the map the mutex guards. That one function
+// locks the mutex and also touches a map says little (in nats-server,
+// flushClients locks each client and empties a map of its own, once for
+// dozens of waits on the clients' locks).
 func (a *analysis) guardedMap(m *report.Mutex) *report.Map {
 	waiters := map[string]bool{}
 	for _, w := range m.Waiters {
@@ -436,7 +438,7 @@ func (a *analysis) guardedMap(m *report.Mutex) *report.Map {
 				in += s.Count
 			}
 		}
-		if in > 0 && float64(in) >= guardedShare*float64(all) && in > bestOps {
+		if in > 0 && float64(in) >= guardedShare*float64(all) && 2*in >= m.Contentions && in > bestOps {
 			best, bestOps = mp, in
 		}
 	}

@@ -515,6 +515,26 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			name: "a waiting function uses a map far less often than it waits: not the lock's map",
+			edit: func(r *report.Report) {
+				r.Mutexes = []report.Mutex{{Address: "0x5c0000", Kind: report.KindMutex,
+					Contentions: 10000, WaitNS: 3000 * ms, MaxWaitNS: 15 * ms, P50NS: ms / 10, P99NS: 15 * ms,
+					Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireMutex", "sync.(*Mutex).Lock", "main.flush"), Contentions: 10000, WaitNS: 3000 * ms}},
+					Holders: []report.Holder{{Stack: stack("sync.runtime_Semrelease", "sync.(*Mutex).Unlock", "main.deliver"), Count: 10000}}}}
+				r.Maps = []report.Map{{Class: "main.flush", Maps: 9, Type: "map[*main.client]struct {}", Reads: 2040, Writes: 680, Deletes: 680, Iterations: 1105, Goroutines: 4,
+					Sites: []report.Site{
+						{Stack: stack("runtime.mapaccess2_fast64", "main.addPending", "main.deliver"), Op: report.OpRead, Count: 2040},
+						{Stack: stack("runtime.mapIterStart", "main.flush"), Op: report.OpIterate, Count: 1105},
+						{Stack: stack("runtime.mapassign_fast64ptr", "main.addPending", "main.deliver"), Op: report.OpWrite, Count: 680},
+						{Stack: stack("runtime.mapdelete_fast64", "main.flush"), Op: report.OpDelete, Count: 680}}}}
+			},
+			want: []want{
+				{report.SeverityWarning, "lock in main.flush: goroutines waited 3.00s for it in 10.0s",
+					[]string{"mutex: 10000 waits", "!also use"},
+					[]string{"shorten the critical section", "!shard"}, 3, false},
+			},
+		},
+		{
 			name: "RWMutex writers starve; the readers' own short waits are below threshold",
 			edit: func(r *report.Report) {
 				r.Mutexes = []report.Mutex{
