@@ -497,15 +497,22 @@ static __always_inline s64 site(struct pt_regs *ctx, struct class_key *c, u64 ca
 	return nv.stackid;
 }
 
+// map_seed is map m's hash seed, or 0 for a sync.Map, which has none.
+static __always_inline u32 map_seed(u64 m, int is_sync)
+{
+	u32 seed = 0;
+	if (map_seed_offset && !is_sync)
+		bpf_probe_read_user(&seed, sizeof(seed), (void *)(m + map_seed_offset));
+	return seed;
+}
+
 // class_of returns the class of map m of Go type t, classifying the map at
 // its first operation seen, and counts the operation on m. A map whose
 // address now holds a map of another type, or another hash seed, is a new
 // map (the old one was freed, or cleared). A sync.Map has no seed.
 static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u64 t, u64 caller, int is_sync)
 {
-	u32 seed = 0;
-	if (map_seed_offset && !is_sync)
-		bpf_probe_read_user(&seed, sizeof(seed), (void *)(m + map_seed_offset));
+	u32 seed = map_seed(m, is_sync);
 	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
 	int fresh = !mi || mi->class.type != t || mi->seed != seed;
 	if (fresh) {
@@ -811,12 +818,8 @@ static __always_inline int map_publish_run(struct pt_regs *ctx)
 	// (a context's channel, say): only the map seen there, with its seed,
 	// is that map.
 	int is_sync = mi->class.type == SYNC_MAP_TYPE || (mi->class.type & SYNC_MAP_GLOBAL);
-	if (map_seed_offset && !is_sync) {
-		u32 seed = 0;
-		bpf_probe_read_user(&seed, sizeof(seed), (void *)(m + map_seed_offset));
-		if (seed != mi->seed)
-			return 0;
-	}
+	if (map_seed(m, is_sync) != mi->seed)
+		return 0;
 	struct class_key c = mi->class;
 	struct class_stat *st = bpf_map_lookup_elem(&class_stats, &c);
 	if (!st)

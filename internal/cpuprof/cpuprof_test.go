@@ -325,14 +325,8 @@ func TestMutexResumeSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	var hits uint64
-	for i := range plan.Names {
-		var per []uint64
-		if err := objs.Hits.Lookup(uint32(i), &per); err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range per {
-			hits += n
-		}
+	for _, n := range collector.Hits(objs.Hits, plan) {
+		hits += n
 	}
 	for _, r := range []*cpuprof.Result{plain, probed} {
 		t.Logf("%d samples, %d in kernel mode, %d where a probe resumes", r.Samples, r.Samples-min(r.User, r.Samples), r.Resume)
