@@ -18,7 +18,9 @@ enum sample_count {
 	LOST_STACK = 4,        // a map sample whose stack could not be read
 	LOST_SITES = 5,        // a map sample whose site did not fit map_cpu_sites
 	SAMPLES_RESUME = 6,    // ... in user mode, where a probe resumes
-	SAMPLES_MAX = 7,
+	SAMPLES_TRAP = 7,      // ... in kernel mode, entered at a probe (its trap)
+	SAMPLES_MUTEX_PROBE = 8, // ... of SAMPLES_RESUME and SAMPLES_TRAP, the mutex probes'
+	SAMPLES_MAX = 9,
 };
 
 // What a stretch of the target's code is.
@@ -31,6 +33,15 @@ enum code_kind {
 	// from the probe, with interrupts off, is taken there, in user mode.
 	// The probe's time, not the target's.
 	CODE_PROBE_RESUME = 3,
+	// Where the target's registers point while the kernel runs a probe,
+	// when that is not where it resumes: the byte after an amd64 int3 in a
+	// longer instruction, an arm64 probe's own instruction. Only kernel-mode
+	// samples look it up.
+	CODE_PROBE_TRAP = 4,
+	// The same two for the mutex probes, whose time the governor weighs on
+	// its own: they stay attached while the map probes come and go.
+	CODE_MUTEX_RESUME = 5,
+	CODE_MUTEX_TRAP = 6,
 };
 
 // A stretch of code up to end (from the previous step's end): its kind and,
@@ -185,25 +196,38 @@ int cpu_sample(struct perf_event_ctx *ctx)
 		return 0;
 	// Per CPU, and a sample never interrupts another on its CPU: no atomics.
 	t->n[SAMPLES_TOTAL]++;
-	// Kernel mode includes the traps of maptrace's own map probes, which
-	// sit at the map functions' entries: they are not the target's map work.
-	if (!PT_USER_MODE(&ctx->regs))
-		return 0;
-	t->n[SAMPLES_USER]++;
 	u32 table = t->table;
 	const struct steps *tab = bpf_map_lookup_elem(&step_tables, &table);
+	u64 bias = t->bias;
+	// Kernel mode includes the traps of maptrace's own probes, which are
+	// never the target's map work. A trap is told by the user registers
+	// it saved: the first frame of the user stack.
+	if (!PT_USER_MODE(&ctx->regs)) {
+		u64 uip = 0;
+		if (!tab || bpf_get_stack(ctx, &uip, sizeof(uip), BPF_F_USER_STACK) <= 0)
+			return 0;
+		u32 k = find(tab, uip, bias)->kind;
+		if (k >= CODE_PROBE_RESUME)
+			t->n[SAMPLES_TRAP]++;
+		if (k >= CODE_MUTEX_RESUME)
+			t->n[SAMPLES_MUTEX_PROBE]++;
+		return 0;
+	}
+	t->n[SAMPLES_USER]++;
 	if (!tab)
 		return 0;
-	u64 bias = t->bias;
 
 	u64 ip = PT_IP(&ctx->regs);
 	const struct step *leaf = find(tab, ip, bias);
 	u32 kind = leaf->kind;
-	if (kind == CODE_PROBE_RESUME) {
+	if (kind == CODE_PROBE_RESUME || kind == CODE_MUTEX_RESUME) {
 		t->n[SAMPLES_RESUME]++;
+		t->n[SAMPLES_MUTEX_PROBE] += kind == CODE_MUTEX_RESUME;
 		return 0;
 	}
-	if (kind == CODE_OTHER)
+	// A trap's address in user mode is an instruction the probe is not on
+	// at the time: a sliver of its function, left out.
+	if (kind == CODE_OTHER || kind >= CODE_PROBE_TRAP)
 		return 0; // most samples: no stack walk
 
 	u32 zero = 0;

@@ -20,6 +20,9 @@ const (
 	CpuCodeKindCODE_MAP_WORK     CpuCodeKind = 1
 	CpuCodeKindCODE_MAP_ENTRY    CpuCodeKind = 2
 	CpuCodeKindCODE_PROBE_RESUME CpuCodeKind = 3
+	CpuCodeKindCODE_PROBE_TRAP   CpuCodeKind = 4
+	CpuCodeKindCODE_MUTEX_RESUME CpuCodeKind = 5
+	CpuCodeKindCODE_MUTEX_TRAP   CpuCodeKind = 6
 )
 
 type CpuFrames struct {
@@ -37,14 +40,16 @@ type CpuProgTime struct {
 type CpuSampleCount uint32
 
 const (
-	CpuSampleCountSAMPLES_TOTAL     CpuSampleCount = 0
-	CpuSampleCountSAMPLES_USER      CpuSampleCount = 1
-	CpuSampleCountSAMPLES_MAP       CpuSampleCount = 2
-	CpuSampleCountSAMPLES_NO_CALLER CpuSampleCount = 3
-	CpuSampleCountLOST_STACK        CpuSampleCount = 4
-	CpuSampleCountLOST_SITES        CpuSampleCount = 5
-	CpuSampleCountSAMPLES_RESUME    CpuSampleCount = 6
-	CpuSampleCountSAMPLES_MAX       CpuSampleCount = 7
+	CpuSampleCountSAMPLES_TOTAL       CpuSampleCount = 0
+	CpuSampleCountSAMPLES_USER        CpuSampleCount = 1
+	CpuSampleCountSAMPLES_MAP         CpuSampleCount = 2
+	CpuSampleCountSAMPLES_NO_CALLER   CpuSampleCount = 3
+	CpuSampleCountLOST_STACK          CpuSampleCount = 4
+	CpuSampleCountLOST_SITES          CpuSampleCount = 5
+	CpuSampleCountSAMPLES_RESUME      CpuSampleCount = 6
+	CpuSampleCountSAMPLES_TRAP        CpuSampleCount = 7
+	CpuSampleCountSAMPLES_MUTEX_PROBE CpuSampleCount = 8
+	CpuSampleCountSAMPLES_MAX         CpuSampleCount = 9
 )
 
 type CpuSite struct {
@@ -71,7 +76,7 @@ type CpuTarget struct {
 	Bias   uint64
 	Table  uint32
 	Unused CpuSampleCount
-	N      [7]uint64
+	N      [9]uint64
 }
 
 // Names of all BPF objects in the ELF.

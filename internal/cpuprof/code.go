@@ -44,24 +44,38 @@ var mapWork = []string{
 
 // mapCode lists the map entry points and the map-work functions in bin, in
 // address order, with their kind, and the other functions that hold where
-// a probe resumes.
+// a probe traps or resumes.
 func mapCode(bin *symbols.Binary) []codeFunc {
 	entries := map[string]bool{}
 	for _, n := range append(probes.MapFuncs(), probes.SyncMapFuncs(bin)...) {
 		entries[n] = true
 	}
-	others, callees := probes.OtherResumes()
+	others := probes.OtherEntries()
+	calls, callees := probes.MutexCalls(bin)
 	var out []codeFunc
 	for f := range bin.Funcs() {
 		switch {
 		case entries[f.Name]:
-			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_MAP_ENTRY, resume: probeResume(bin, f)})
+			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_MAP_ENTRY, marks: entryMarks(bin, f)})
 		case isMapWork(f.Name):
 			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_MAP_WORK})
 		case slices.Contains(others, f.Name):
-			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_OTHER, resume: probeResume(bin, f)})
+			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_OTHER, marks: entryMarks(bin, f)})
 		case slices.Contains(callees, f.Name):
-			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_OTHER, resume: f.Entry})
+			out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_OTHER,
+				marks: []mark{{f.Entry, bpf.CpuCodeKindCODE_MUTEX_RESUME}}})
+		default:
+			var ms []mark
+			for _, c := range calls {
+				if c >= f.Entry && c < f.End {
+					for _, at := range trapsAt(bin.Arch, c) {
+						ms = append(ms, mark{at, bpf.CpuCodeKindCODE_MUTEX_TRAP})
+					}
+				}
+			}
+			if ms != nil {
+				out = append(out, codeFunc{Func: f, kind: bpf.CpuCodeKindCODE_OTHER, marks: ms})
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b codeFunc) int { return cmp.Compare(a.Entry, b.Entry) })
@@ -71,36 +85,65 @@ func mapCode(bin *symbols.Binary) []codeFunc {
 type codeFunc struct {
 	symbols.Func
 	kind bpf.CpuCodeKind
-	// resume is where the target resumes from a probe in or into the
-	// function, or 0. A clock interrupt that comes while the kernel returns
-	// from the probe with interrupts off is taken on that first user
-	// instruction, so the sample lands there in user mode: the probe's
-	// time, not the function's, and counted with the kernel's. Without
-	// probes that instruction (after an entry probe MOVQ SP, BP, on arm64
-	// the frame's store; a probed call's callee's stack check) is a sliver
-	// of the function's time.
-	resume uint64
+	// marks are the instructions of the function that are a probe's rather
+	// than the function's, in address order: each a step of its own.
+	marks []mark
 }
 
-// probeResume returns the address of the instruction after the function's
-// entry probe (probes.FindSitesFor), or 0 if it cannot tell.
-func probeResume(bin *symbols.Binary, f symbols.Func) uint64 {
+// A mark is an instruction where a CPU sample is a probe's time:
+//   - where the target resumes from a probe in or into the function (kind
+//     CODE_PROBE_RESUME, CODE_MUTEX_RESUME). A clock interrupt that comes
+//     while the kernel returns from the probe with interrupts off is taken
+//     on that first user instruction, so the sample lands there in user
+//     mode. Without probes that instruction (after an entry probe MOVQ SP,
+//     BP, on arm64 the frame's store; a probed call's callee's stack check)
+//     is a sliver of the function's time.
+//   - where the target's saved registers point while the kernel runs the
+//     probe (CODE_PROBE_TRAP, CODE_MUTEX_TRAP), when that is not where it
+//     resumes: a kernel-mode sample whose user registers point there is the
+//     probe's.
+type mark struct {
+	at   uint64
+	kind bpf.CpuCodeKind
+}
+
+// trapsAt is where the target's registers point while the kernel runs a
+// probe on the instruction at pc: on amd64 past the 1-byte int3 as the trap
+// is taken, then on pc while the probe's programs run; on arm64 on the BRK.
+func trapsAt(arch string, pc uint64) []uint64 {
+	if arch == "arm64" {
+		return []uint64{pc}
+	}
+	return []uint64{pc, pc + 1}
+}
+
+// entryMarks returns where the function's entry probe (probes.FindSitesFor)
+// traps and resumes: the instruction after it. None if it cannot tell.
+func entryMarks(bin *symbols.Binary, f symbols.Func) []mark {
 	code, err := bin.Code(f)
 	if err != nil {
-		return 0
+		return nil
 	}
 	s, err := probes.FindSitesFor(bin.Arch, code)
 	if err != nil || s.Entry >= uint64(len(code)) {
-		return 0
+		return nil
 	}
-	if bin.Arch == "arm64" {
-		return f.Entry + s.Entry + 4 // every arm64 instruction is 4 bytes
+	probe := f.Entry + s.Entry
+	size := uint64(4) // every arm64 instruction
+	if bin.Arch != "arm64" {
+		inst, err := x86asm.Decode(code[s.Entry:], 64)
+		if err != nil {
+			return nil
+		}
+		size = uint64(inst.Len)
 	}
-	inst, err := x86asm.Decode(code[s.Entry:], 64)
-	if err != nil {
-		return 0
+	var ms []mark
+	for _, at := range trapsAt(bin.Arch, probe) {
+		if at < probe+size { // past a 1-byte PUSHQ BP is where it resumes
+			ms = append(ms, mark{at, bpf.CpuCodeKindCODE_PROBE_TRAP})
+		}
 	}
-	return f.Entry + s.Entry + uint64(inst.Len)
+	return append(ms, mark{probe + size, bpf.CpuCodeKindCODE_PROBE_RESUME})
 }
 
 func isMapWork(name string) bool {
@@ -164,20 +207,29 @@ func steps(bin *symbols.Binary, funcs []codeFunc) (tab [maxSteps]bpf.CpuStep, dr
 		if err != nil {
 			return tab, nil, fmt.Errorf("map code: %w", err)
 		}
-		fs := make([]bpf.CpuStep, 0, len(sp)+2)
+		fs := make([]bpf.CpuStep, 0, len(sp)+2*len(f.marks))
+		marks, at := f.marks, f.Entry
 		for _, s := range sp {
 			ret := retAt(bin.Arch, s.Delta)
 			if f.kind == bpf.CpuCodeKindCODE_OTHER {
 				ret = retUnknown // no stack walk from it: one step with the gaps
 			}
-			if f.resume != 0 && s.End > f.resume && (len(fs) == 0 || fs[len(fs)-1].End <= f.resume) {
-				// The instruction at resume is the step [resume, resume+1).
-				if f.resume > f.Entry {
-					fs = append(fs, bpf.CpuStep{End: f.resume, Kind: f.kind, SpDelta: ret})
+			// Each mark is the step [m.at, m.at+1).
+			for ; len(marks) > 0 && marks[0].at < s.End; marks = marks[1:] {
+				m := marks[0]
+				if m.at < at {
+					continue
 				}
-				fs = append(fs, bpf.CpuStep{End: f.resume + 1, Kind: bpf.CpuCodeKindCODE_PROBE_RESUME, SpDelta: retUnknown})
+				if m.at > at {
+					fs = append(fs, bpf.CpuStep{End: m.at, Kind: f.kind, SpDelta: ret})
+				}
+				fs = append(fs, bpf.CpuStep{End: m.at + 1, Kind: m.kind, SpDelta: retUnknown})
+				at = m.at + 1
 			}
-			fs = append(fs, bpf.CpuStep{End: s.End, Kind: f.kind, SpDelta: ret})
+			if s.End > at {
+				fs = append(fs, bpf.CpuStep{End: s.End, Kind: f.kind, SpDelta: ret})
+				at = s.End
+			}
 		}
 		// A gap, the steps and one spare for the sentinel.
 		if n+1+len(fs) > maxSteps-1 {

@@ -98,15 +98,15 @@ func TestSteps(t *testing.T) {
 				if k != bpf.CpuCodeKindCODE_MAP_ENTRY || find(&tab, f.Entry+bias, bias).SpDelta != 0 {
 					t.Errorf("%s: %+v at its entry, want a map entry with SP delta 0", name, find(&tab, f.Entry+bias, bias))
 				}
-				// Every pc of the function but the probe's resume
-				// instruction is the entry's, with the runtime's SP delta.
+				// Every pc of the function but where its probe traps and
+				// resumes is the entry's, with the runtime's SP delta.
 				sp, err := bin.SPSteps(f)
 				if err != nil {
 					t.Fatal(err)
 				}
-				resume := probeResume(bin, f)
-				if resume == 0 {
-					t.Errorf("%s: no probe resume address", name)
+				marks := entryMarks(bin, f)
+				if len(marks) == 0 || marks[len(marks)-1].kind != bpf.CpuCodeKindCODE_PROBE_RESUME {
+					t.Errorf("%s: probe marks %+v, want its resume last", name, marks)
 				}
 				j := 0
 				for pc := f.Entry; pc < f.End; pc++ {
@@ -115,8 +115,16 @@ func TestSteps(t *testing.T) {
 					}
 					got := find(&tab, pc+bias, bias)
 					want := bpf.CpuStep{End: got.End, Kind: bpf.CpuCodeKindCODE_MAP_ENTRY, SpDelta: sp[j].Delta}
-					if pc == resume {
-						want = bpf.CpuStep{End: resume + 1, Kind: bpf.CpuCodeKindCODE_PROBE_RESUME, SpDelta: -1}
+					for i, m := range marks {
+						if pc == m.at { // one step with the marks after it of its kind
+							end := m.at + 1
+							for _, n := range marks[i+1:] {
+								if n.at == end && n.kind == m.kind {
+									end++
+								}
+							}
+							want = bpf.CpuStep{End: end, Kind: m.kind, SpDelta: -1}
+						}
 					}
 					if !reflect.DeepEqual(got, want) {
 						t.Fatalf("%s+%#x: %+v, want %+v", name, pc-f.Entry, got, want)
@@ -127,21 +135,39 @@ func TestSteps(t *testing.T) {
 				t.Errorf("%d map entry points in the table", entries)
 			}
 			// Where the mutex probes' calls land, the callee's first
-			// instruction, is a probe's resume; the rest is other code.
-			_, callees := probes.OtherResumes()
+			// instruction, is a mutex probe's resume; the rest is other code.
+			calls, callees := probes.MutexCalls(bin)
 			for _, name := range callees {
 				f, ok := bin.Func(name)
 				if !ok {
 					t.Errorf("%s not in the binary", name)
 					continue
 				}
-				want := bpf.CpuStep{End: f.Entry + 1, Kind: bpf.CpuCodeKindCODE_PROBE_RESUME, SpDelta: -1}
+				want := bpf.CpuStep{End: f.Entry + 1, Kind: bpf.CpuCodeKindCODE_MUTEX_RESUME, SpDelta: -1}
 				if got := find(&tab, f.Entry+bias, bias); got != want {
 					t.Errorf("%s's entry: %+v, want %+v", name, got, want)
 				}
 				for _, pc := range []uint64{f.Entry - 1, f.Entry + 1, f.End - 1} {
 					if got := find(&tab, pc+bias, bias); got.Kind != bpf.CpuCodeKindCODE_OTHER || got.SpDelta != -1 {
 						t.Errorf("%s+%d: %+v, want other code", name, int64(pc-f.Entry), got)
+					}
+				}
+			}
+			// A probed call's first byte and the one after its int3 are a
+			// mutex probe's trap; the rest of the call is other code.
+			if len(calls) < 2 {
+				t.Errorf("%d calls for the mutex probes, want a park and a wake-up at least", len(calls))
+			}
+			for _, c := range calls {
+				for _, pc := range []uint64{c, c + 1} { // one step of the two
+					want := bpf.CpuStep{End: c + 2, Kind: bpf.CpuCodeKindCODE_MUTEX_TRAP, SpDelta: -1}
+					if got := find(&tab, pc+bias, bias); got != want {
+						t.Errorf("call at %#x, +%d: %+v, want %+v", c, pc-c, got, want)
+					}
+				}
+				for _, pc := range []uint64{c - 1, c + 2, c + 4} {
+					if got := find(&tab, pc+bias, bias); got.Kind != bpf.CpuCodeKindCODE_OTHER {
+						t.Errorf("call at %#x, %+d: %+v, want other code", c, int64(pc-c), got)
 					}
 				}
 			}
@@ -172,15 +198,19 @@ func TestStepsArm64(t *testing.T) {
 			framed, frameless := 0, 0
 			for _, f := range funcs {
 				if f.kind == bpf.CpuCodeKindCODE_OTHER {
-					continue // only a probe's resume in it: no stack walk from there
+					continue // only a probe's marks in it: no stack walk from there
 				}
 				code, err := bin.Code(f.Func)
 				if err != nil {
 					t.Fatal(err)
 				}
+				marked := map[uint64]bool{}
+				for _, m := range f.marks {
+					marked[m.at] = true
+				}
 				at := func(off int) int32 {
 					pc := f.Entry + uint64(off)
-					if pc == f.resume {
+					for marked[pc] {
 						pc -= 4 // a step of its own, not map code; the one before is alike
 					}
 					return find(&tab, pc, 0).SpDelta

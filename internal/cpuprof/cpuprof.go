@@ -45,6 +45,11 @@ type Result struct {
 	// instruction after an entry probe, a probed call's callee): the
 	// probe's time, taken as the kernel returned from it.
 	Resume uint64
+	// Trap are the kernel-mode samples whose user registers point where a
+	// probe traps or resumes: the kernel running the probe.
+	Trap uint64
+	// MutexProbe are the samples of Resume and Trap at the mutex probes.
+	MutexProbe uint64
 	// Map are the user-mode samples inside a map operation.
 	Map uint64
 	// NoCaller are samples in map code whose stack ended before the map
@@ -439,16 +444,31 @@ func (s *Sampler) Counts() (all, kernel uint64, err error) {
 	return r.Samples, r.Kernel(), nil
 }
 
+// MutexProbes returns the target's samples so far in the mutex probes (in
+// their traps, or where they resume): as cheap as Counts.
+func (s *Sampler) MutexProbes() (uint64, error) {
+	if s.final != nil {
+		return s.final.MutexProbe, nil
+	}
+	if s.prog == nil {
+		return 0, errors.New("sampler closed")
+	}
+	n, err := s.counts()
+	return n[bpf.CpuSampleCountSAMPLES_MUTEX_PROBE], err
+}
+
 // countsResult is what the target's counters say, without its sites.
 func countsResult(n [bpf.CpuSampleCountSAMPLES_MAX]uint64) Result {
 	return Result{
-		Hz:       Hz,
-		Samples:  n[bpf.CpuSampleCountSAMPLES_TOTAL],
-		User:     n[bpf.CpuSampleCountSAMPLES_USER],
-		Resume:   n[bpf.CpuSampleCountSAMPLES_RESUME],
-		Map:      n[bpf.CpuSampleCountSAMPLES_MAP],
-		NoCaller: n[bpf.CpuSampleCountSAMPLES_NO_CALLER],
-		Lost:     n[bpf.CpuSampleCountLOST_STACK] + n[bpf.CpuSampleCountLOST_SITES],
+		Hz:         Hz,
+		Samples:    n[bpf.CpuSampleCountSAMPLES_TOTAL],
+		User:       n[bpf.CpuSampleCountSAMPLES_USER],
+		Resume:     n[bpf.CpuSampleCountSAMPLES_RESUME],
+		Trap:       n[bpf.CpuSampleCountSAMPLES_TRAP],
+		MutexProbe: n[bpf.CpuSampleCountSAMPLES_MUTEX_PROBE],
+		Map:        n[bpf.CpuSampleCountSAMPLES_MAP],
+		NoCaller:   n[bpf.CpuSampleCountSAMPLES_NO_CALLER],
+		Lost:       n[bpf.CpuSampleCountLOST_STACK] + n[bpf.CpuSampleCountLOST_SITES],
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf/rlimit"
 
+	"github.com/maptrace/maptrace/internal/calibrate"
 	"github.com/maptrace/maptrace/internal/collector"
 	"github.com/maptrace/maptrace/internal/cpuprof"
 	"github.com/maptrace/maptrace/internal/preflight"
@@ -124,7 +125,7 @@ func (x *sampled) run(t *testing.T, cmd string) ([]string, *cpuprof.Result) {
 
 func diff(a, b *cpuprof.Result) *cpuprof.Result {
 	d := &cpuprof.Result{Hz: a.Hz, Samples: a.Samples - b.Samples, User: a.User - b.User, Resume: a.Resume - b.Resume,
-		Map: a.Map - b.Map, NoCaller: a.NoCaller - b.NoCaller, Lost: a.Lost - b.Lost, Sites: map[uint64]uint64{}}
+		Trap: a.Trap - b.Trap, MutexProbe: a.MutexProbe - b.MutexProbe, Map: a.Map - b.Map, NoCaller: a.NoCaller - b.NoCaller, Lost: a.Lost - b.Lost, Sites: map[uint64]uint64{}}
 	for k, n := range a.Sites {
 		if n > b.Sites[k] {
 			d.Sites[k] = n - b.Sites[k]
@@ -293,10 +294,12 @@ func TestResumeSamples(t *testing.T) {
 	}
 }
 
-// TestMutexResumeSamples checks that the samples the mutex probes leave
-// where they resume, the first instruction of the callee of the call each
-// sits on (the kernel emulates the call), count as the kernel's.
-func TestMutexResumeSamples(t *testing.T) {
+// TestMutexProbeSamples checks the samples the mutex probes leave: where
+// they resume, the first instruction of the callee of the call each sits on
+// (the kernel emulates the call), they count as the kernel's; in the kernel
+// with the target's registers on the call, as the mutex probes' time, at
+// least what a hit's trap and programs take.
+func TestMutexProbeSamples(t *testing.T) {
 	needRoot(t)
 	testtarget.NeedFeature(t, preflight.KernelCookie, preflight.ProbeFeatures().Cookie) // the mutex programs read theirs
 	x := sample(t, startBin(t, testtarget.Build(t, "../../testdata/contention", "local")))
@@ -305,6 +308,10 @@ func TestMutexResumeSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	multi := probes.MultiSupported()
+	cal, err := calibrate.Measure(off, probes.LayoutFor(x.bin.GoVersion), multi)
+	if err != nil {
+		t.Fatal(err)
+	}
 	objs, err := probes.LoadMutex(off, multi)
 	if err != nil {
 		t.Fatal(err)
@@ -328,15 +335,35 @@ func TestMutexResumeSamples(t *testing.T) {
 	for _, n := range collector.Hits(objs.Hits, plan) {
 		hits += n
 	}
-	for _, r := range []*cpuprof.Result{plain, probed} {
-		t.Logf("%d samples, %d in kernel mode, %d where a probe resumes", r.Samples, r.Samples-min(r.User, r.Samples), r.Resume)
+	var runs, ns uint64
+	for _, slot := range []uint32{probes.ProgTimePark, probes.ProgTimeReady} {
+		r, n, err := collector.ProgTime(objs.ProgTime, slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs, ns = runs+r, ns+n
 	}
-	t.Logf("%d mutex probe hits", hits)
-	if plain.Resume*100 > plain.User {
-		t.Errorf("without probes, %d of %d user-mode samples where the probes resume, want under 1%%", plain.Resume, plain.User)
+	if runs == 0 || hits == 0 {
+		t.Fatalf("%d hits, %d timed runs", hits, runs)
+	}
+	for _, r := range []*cpuprof.Result{plain, probed} {
+		t.Logf("%d samples, %d in kernel mode, %d where a probe resumes, %d in a probe's trap, %d of them the mutex probes'",
+			r.Samples, r.Samples-min(r.User, r.Samples), r.Resume, r.Trap, r.MutexProbe)
+	}
+	floor := cal.Trap() + time.Duration(ns/runs)
+	perHit := time.Duration(float64(probed.MutexProbe) / float64(probed.Hz) * float64(time.Second) / float64(hits))
+	t.Logf("%d mutex probe hits: %v each by the samples; the calibrated trap and the programs' own time %v", hits, perHit, floor)
+	if plain.Resume*100 > plain.User || plain.MutexProbe*100 > plain.User {
+		t.Errorf("without probes, %d (%d) of %d user-mode samples where the (mutex) probes resume, want under 1%%", plain.Resume, plain.MutexProbe, plain.User)
 	}
 	if probed.Resume < 5 {
 		t.Errorf("with probes (%d hits), %d samples where they resume, want at least 5", hits, probed.Resume)
+	}
+	if probed.MutexProbe > probed.Resume+probed.Trap {
+		t.Errorf("%d samples in the mutex probes, of %d where any probe resumes or traps", probed.MutexProbe, probed.Resume+probed.Trap)
+	}
+	if perHit < floor*4/5 || perHit > floor*5 {
+		t.Errorf("a mutex probe hit takes %v by its samples, want 0.8-5× the calibrated trap and the programs' own time, %v", perHit, floor)
 	}
 }
 

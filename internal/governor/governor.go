@@ -11,7 +11,9 @@
 // kernel-mode share of its CPU-clock samples with probes attached against
 // without (a hit is kernel time of the target's thread: the trap, the
 // program, the cache and TLB misses around them). maptrace's own CPU time
-// is charged too where the machine had no idle CPU to run it on.
+// is charged too where the machine had no idle CPU to run it on. The mutex
+// probes, which stay attached on both sides of the map windows' edges, are
+// also measured by the samples taken while the kernel runs them.
 package governor
 
 import (
@@ -37,6 +39,12 @@ type Group struct {
 	// far (the trap, and its programs' run time in the target); HitCost if
 	// nil. The measured factor applies on top.
 	Cost func() time.Duration
+	// Sampled, optional, is what one of the group's hits costs by the
+	// target's CPU-clock samples taken while the kernel ran its probes,
+	// 0 until there are enough of them: it replaces Cost times the factor
+	// where higher, as it measures the group in the target itself, where
+	// the factor, from the windows of the map probes, may never see it.
+	Sampled func() time.Duration
 }
 
 // Config is what the governor controls and measures.
@@ -352,11 +360,21 @@ func (g *Governor) groupCost(gr *Group) time.Duration {
 	return gr.Cost()
 }
 
+// hitCost is what a hit of group gr costs at factor f, or as sampled where
+// that is higher.
+func (g *Governor) hitCost(gr *Group, f float64) time.Duration {
+	c := time.Duration(float64(g.groupCost(gr)) * f)
+	if gr != nil && gr.Sampled != nil {
+		c = max(c, gr.Sampled())
+	}
+	return c
+}
+
 // period runs one duty cycle.
 func (g *Governor) period(ctx context.Context, c *cycle) error {
 	f := g.Factor()
 	costOf := func(gr *Group) func(uint64) time.Duration {
-		cost := time.Duration(float64(g.groupCost(gr)) * f)
+		cost := g.hitCost(gr, f)
 		return func(hits uint64) time.Duration { return time.Duration(hits) * cost }
 	}
 	mutexSpend, mapSpend, fixedSpend := costOf(g.cfg.Mutex), costOf(g.cfg.Maps), costOf(nil)
@@ -611,8 +629,7 @@ func (g *Governor) Measured() (excess, expected time.Duration) {
 // fatal-error probe costs as measured so far, the factor included.
 func (g *Governor) Costs() (mutex, maps, fixed time.Duration) {
 	f := g.Factor()
-	at := func(gr *Group) time.Duration { return time.Duration(float64(g.groupCost(gr)) * f) }
-	return at(g.cfg.Mutex), at(g.cfg.Maps), at(nil)
+	return g.hitCost(g.cfg.Mutex, f), g.hitCost(g.cfg.Maps, f), g.hitCost(nil, f)
 }
 
 // chargeOwnSpan charges maptrace's own CPU time between two readings.

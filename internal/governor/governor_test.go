@@ -103,6 +103,7 @@ type fakeGroup struct {
 	attaches int
 	on       time.Duration // time attached
 	cost     time.Duration // what a hit costs, if not the calibrated 1ms
+	sampled  time.Duration // what a hit costs by the target's samples, if any
 }
 
 func (f *fakeGroup) current() uint64 {
@@ -124,8 +125,13 @@ func (f *fakeGroup) group() *Group {
 	if f.cost > 0 {
 		cost = func() time.Duration { return f.cost }
 	}
+	var sampled func() time.Duration
+	if f.sampled > 0 {
+		sampled = func() time.Duration { return f.sampled }
+	}
 	return &Group{
-		Cost: cost,
+		Cost:    cost,
+		Sampled: sampled,
 		Attach: func() error {
 			f.mu.Lock()
 			f.attached, f.since = true, time.Now()
@@ -305,6 +311,29 @@ func TestRunMutexDutyCycled(t *testing.T) {
 	// The probes' time over the trace stays near the budget: 10% of 1.2s.
 	if spent := time.Duration(f.mutex.total+f.maps.total) * time.Millisecond; spent > 160*time.Millisecond {
 		t.Errorf("probes spent %v in 1.2s at a 10%% budget", spent)
+	}
+}
+
+// TestRunMutexSampled: mutex probes that look cheap by their programs (the
+// calibrated 1ms a hit) but cost 4ms by the target's samples are priced at
+// 4ms: at a hit every 20ms they take 20% of the CPU, twice the budget, and
+// are duty-cycled. A sampled cost below the calibrated one is not taken.
+func TestRunMutexSampled(t *testing.T) {
+	f := &fakeTarget{mutex: &fakeGroup{every: 20 * time.Millisecond, sampled: 4 * time.Millisecond}, run: 1200 * time.Millisecond}
+	g := f.start(t)
+	if mutex, maps, _ := g.Costs(); mutex != 4*time.Millisecond || maps != time.Millisecond {
+		t.Errorf("costs: mutex %v, maps %v; want 4ms, 1ms", mutex, maps)
+	}
+	if !g.MutexScaled() || f.mutex.attaches < 4 {
+		t.Errorf("mutex probes at twice the budget: attached %d times, scaled %v; want a window a period, scaled", f.mutex.attaches, g.MutexScaled())
+	}
+	if spent := time.Duration(f.mutex.total)*4*time.Millisecond + time.Duration(f.maps.total)*time.Millisecond; spent > 160*time.Millisecond {
+		t.Errorf("probes spent %v in 1.2s at a 10%% budget", spent)
+	}
+	cheap := &fakeGroup{sampled: time.Millisecond / 2}
+	g = New(Config{Budget: 0.1, HitCost: time.Millisecond, Mutex: cheap.group()})
+	if mutex, _, _ := g.Costs(); mutex != time.Millisecond {
+		t.Errorf("sampled at 0.5ms, calibrated at 1ms: mutex cost %v, want 1ms", mutex)
 	}
 }
 

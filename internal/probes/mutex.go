@@ -56,6 +56,22 @@ const (
 	wakeCallee = "runtime.readyWithTime"
 )
 
+// MutexCalls returns the addresses of the calls the mutex probes can sit on
+// (semacquire1's of gopark, semrelease1's of readyWithTime), and the callees
+// the target resumes at from them: a CPU sample taken at either while the
+// kernel runs a probe is the mutex probes' time (cpuprof).
+func MutexCalls(bin *symbols.Binary) (calls []uint64, callees []string) {
+	for _, c := range [][2]string{{park.names[0], parkCallee}, {wakeup.names[0], wakeCallee}} {
+		cs, _ := callSites(bin, c[0], c[1]) // none: not probed either
+		for _, call := range cs {
+			if a, err := bin.VAddr(call.At); err == nil {
+				calls = append(calls, a)
+			}
+		}
+	}
+	return calls, []string{parkCallee, wakeCallee}
+}
+
 // The programs' slots in their collection's prog_time table (PROG_TIME_*
 // in bpf/maps.bpf.c and bpf/mutex.bpf.c).
 const (

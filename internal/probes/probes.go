@@ -52,16 +52,16 @@ func MultiSupported() bool {
 	return features.HaveBPFLinkUprobeMulti() == nil
 }
 
-// OtherResumes names where the target resumes from maptrace's probes outside
-// the map entry points (MapFuncs, SyncMapFuncs): after the entry probes of
-// entries, the snapshot stores', and at the first instruction of callees,
-// the mutex probes' calls'. A CPU sample taken there in user mode is the
-// probe's time (cpuprof).
-func OtherResumes() (entries, callees []string) {
+// OtherEntries names the functions outside the map entry points (MapFuncs,
+// SyncMapFuncs) whose entries maptrace probes: the snapshot stores. A CPU
+// sample taken where the target resumes from one is the probe's time
+// (cpuprof).
+func OtherEntries() []string {
+	var out []string
 	for _, f := range publishFuncs {
-		entries = append(entries, f.name)
+		out = append(out, f.name)
 	}
-	return entries, []string{parkCallee, wakeCallee}
+	return out
 }
 
 // EmptyProgram loads the least a uprobe can run, return 0, attachable as

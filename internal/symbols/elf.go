@@ -34,6 +34,16 @@ func (b *Binary) FileOffset(vaddr uint64) (uint64, error) {
 	return 0, fmt.Errorf("symbols: address %#x is not in a file-backed PT_LOAD segment", vaddr)
 }
 
+// VAddr is FileOffset's inverse: the vaddr of an offset in the file.
+func (b *Binary) VAddr(off uint64) (uint64, error) {
+	for _, s := range b.segs {
+		if off >= s.off && off-s.off < s.filesz {
+			return s.vaddr + (off - s.off), nil
+		}
+	}
+	return 0, fmt.Errorf("symbols: file offset %#x is not in a PT_LOAD segment", off)
+}
+
 // bytesAt returns the n bytes of the image at vaddr, as stored in the file,
 // or false if they are not all in one file-backed segment.
 func (b *Binary) bytesAt(vaddr, n uint64) ([]byte, bool) {

@@ -341,11 +341,13 @@ func (s *session) newGovernor() {
 		Machine: machineCPU,
 	}
 	if s.mutexObjs != nil && len(s.mutexPlan.Probes) > 0 {
+		hits := collector.NewHitSum(s.mutexObjs.Hits, s.mutexPlan).Sum
 		cfg.Mutex = &governor.Group{Attach: s.attachMutex, Detach: s.detachMutex, Tail: s.lastMutexTail,
-			Hits: collector.NewHitSum(s.mutexObjs.Hits, s.mutexPlan).Sum,
+			Hits: hits,
 			Cost: func() time.Duration {
 				return s.programCost(s.mutexObjs.ProgTime, probes.ProgTimePark, probes.ProgTimeReady)
-			}}
+			},
+			Sampled: func() time.Duration { return s.sampledMutexCost(hits()) }}
 	}
 	if s.mapObjs != nil {
 		cfg.Maps = &governor.Group{Attach: s.attachMaps, Detach: s.detachMaps,
@@ -381,6 +383,24 @@ func (s *session) programCost(m *ebpf.Map, slots ...uint32) time.Duration {
 		return s.cal.Hit
 	}
 	return s.cal.Trap() + time.Duration(ns/runs)
+}
+
+// minSampled is how many CPU-clock samples in the mutex probes a cost
+// measured from them needs: 50 say it within ±15%.
+const minSampled = 50
+
+// sampledMutexCost is what a mutex probe hit costs by the target's samples
+// taken in the probes (in their traps, or where they resume), over hits
+// hits; 0 until there are minSampled of them.
+func (s *session) sampledMutexCost(hits uint64) time.Duration {
+	if s.sampler == nil || hits == 0 {
+		return 0
+	}
+	n, err := s.sampler.MutexProbes()
+	if err != nil || n < minSampled {
+		return 0
+	}
+	return time.Duration(float64(n) / cpuprof.Hz * float64(time.Second) / float64(hits))
 }
 
 // attachMutex attaches the mutex probes for a window. The parks noted in
