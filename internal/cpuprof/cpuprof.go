@@ -72,6 +72,14 @@ func (r *Result) Kernel() uint64 {
 	return r.Samples - user + min(r.Resume, user)
 }
 
+// ProbeSamples are the samples in maptrace's probes (in their traps, or
+// where they resume): the mutex probes', and the others'.
+func (r *Result) ProbeSamples() (mutex, other uint64) {
+	// A CPU's mutex count may be read older than the two it is part of.
+	all := r.Resume + r.Trap
+	return min(r.MutexProbe, all), all - min(r.MutexProbe, all)
+}
+
 // Seconds turns samples into CPU seconds.
 func (r *Result) Seconds(samples uint64) float64 { return float64(samples) / float64(r.Hz) }
 
@@ -444,17 +452,24 @@ func (s *Sampler) Counts() (all, kernel uint64, err error) {
 	return r.Samples, r.Kernel(), nil
 }
 
-// MutexProbes returns the target's samples so far in the mutex probes (in
-// their traps, or where they resume): as cheap as Counts.
-func (s *Sampler) MutexProbes() (uint64, error) {
+// ProbeSamples returns the target's samples so far in maptrace's probes (in
+// their traps, or where they resume): the mutex probes', and the others'.
+// As cheap as Counts.
+func (s *Sampler) ProbeSamples() (mutex, other uint64, err error) {
 	if s.final != nil {
-		return s.final.MutexProbe, nil
+		mutex, other = s.final.ProbeSamples()
+		return mutex, other, nil
 	}
 	if s.prog == nil {
-		return 0, errors.New("sampler closed")
+		return 0, 0, errors.New("sampler closed")
 	}
 	n, err := s.counts()
-	return n[bpf.CpuSampleCountSAMPLES_MUTEX_PROBE], err
+	if err != nil {
+		return 0, 0, err
+	}
+	r := countsResult(n)
+	mutex, other = r.ProbeSamples()
+	return mutex, other, nil
 }
 
 // countsResult is what the target's counters say, without its sites.

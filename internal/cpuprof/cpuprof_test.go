@@ -292,6 +292,14 @@ func TestResumeSamples(t *testing.T) {
 	if k := probed.Kernel(); probed.Resume < 3 || probed.Resume*100 < k {
 		t.Errorf("with probes, %d samples on the resume instruction of %d of the kernel's, want at least 3 and 1%%", probed.Resume, k)
 	}
+	// The loop makes no system calls: its kernel time above the unprobed
+	// run's share is the probe's, in its trap or where it resumes.
+	extra := float64(probed.Kernel()) - float64(plain.Kernel())/float64(plain.Samples)*float64(probed.Samples)
+	mutex, other := probed.ProbeSamples()
+	t.Logf("%d samples in the probe, %.0f kernel samples above the unprobed share", other, extra)
+	if mutex != 0 || float64(other) < 0.8*extra || float64(other) > 1.2*extra+10 {
+		t.Errorf("%d samples in the probe (%d in mutex probes), want 0.8-1.2× the %.0f kernel samples above the unprobed run's share", other, mutex, extra)
+	}
 }
 
 // TestMutexProbeSamples checks the samples the mutex probes leave: where

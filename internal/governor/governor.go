@@ -11,9 +11,10 @@
 // kernel-mode share of its CPU-clock samples with probes attached against
 // without (a hit is kernel time of the target's thread: the trap, the
 // program, the cache and TLB misses around them). maptrace's own CPU time
-// is charged too where the machine had no idle CPU to run it on. The mutex
-// probes, which stay attached on both sides of the map windows' edges, are
-// also measured by the samples taken while the kernel runs them.
+// is charged too where the machine had no idle CPU to run it on. Each group
+// of probes is also measured by the samples taken while the kernel runs
+// them, which needs no contrast: the mutex probes stay attached on both
+// sides of the map windows' edges.
 package governor
 
 import (
@@ -42,8 +43,9 @@ type Group struct {
 	// Sampled, optional, is what one of the group's hits costs by the
 	// target's CPU-clock samples taken while the kernel ran its probes,
 	// 0 until there are enough of them: it replaces Cost times the factor
-	// where higher, as it measures the group in the target itself, where
-	// the factor, from the windows of the map probes, may never see it.
+	// where higher. It measures the group's own hits, where the factor
+	// needs probes cut within a period to contrast with, and the mutex
+	// probes, cut only over budget, seldom are.
 	Sampled func() time.Duration
 }
 

@@ -111,9 +111,9 @@ type Overhead struct {
 	// mutex probes costs in this target, before HitCostFactor: the trap
 	// (HitCostNS less the calibrated program's own time) plus their
 	// programs' average run time in the target, as the programs time
-	// themselves (one run in 16); for the mutex probes, their time in the
+	// themselves (one run in 16); or, where more, their time in the
 	// target's CPU-clock samples taken while the kernel ran them, over
-	// HitCostFactor, where that is more. 0 in reports from before.
+	// HitCostFactor. 0 in reports from before.
 	MapHitCostNS   float64 `json:"map_hit_cost_ns,omitempty"`
 	MutexHitCostNS float64 `json:"mutex_hit_cost_ns,omitempty"`
 	// OwnCPUSeconds is maptrace's own CPU time while tracing, and

@@ -347,15 +347,18 @@ func (s *session) newGovernor() {
 			Cost: func() time.Duration {
 				return s.programCost(s.mutexObjs.ProgTime, probes.ProgTimePark, probes.ProgTimeReady)
 			},
-			Sampled: func() time.Duration { return s.sampledMutexCost(hits()) }}
+			Sampled: func() time.Duration { return s.sampledCost(true, hits()) }}
 	}
 	if s.mapObjs != nil {
+		hits, fixed := collector.NewHitSum(s.mapObjs.Hits, s.mapPlan).Sum, collector.NewHitSum(s.mapObjs.Hits, s.fatalPlan).Sum
 		cfg.Maps = &governor.Group{Attach: s.attachMaps, Detach: s.detachMaps,
-			Hits: collector.NewHitSum(s.mapObjs.Hits, s.mapPlan).Sum,
+			Hits: hits,
 			Cost: func() time.Duration {
 				return s.programCost(s.mapObjs.ProgTime, probes.ProgTimeMapOp, probes.ProgTimeMapPublish)
-			}}
-		cfg.Fixed = collector.NewHitSum(s.mapObjs.Hits, s.fatalPlan).Sum
+			},
+			// The fatal-error probe's few hits are in the samples too.
+			Sampled: func() time.Duration { return s.sampledCost(false, hits()+fixed()) }}
+		cfg.Fixed = fixed
 	}
 	if cfg.Mutex != nil || cfg.Maps != nil {
 		s.gov = governor.New(cfg)
@@ -385,18 +388,22 @@ func (s *session) programCost(m *ebpf.Map, slots ...uint32) time.Duration {
 	return s.cal.Trap() + time.Duration(ns/runs)
 }
 
-// minSampled is how many CPU-clock samples in the mutex probes a cost
+// minSampled is how many CPU-clock samples in a group of probes a cost
 // measured from them needs: 50 say it within ±15%.
 const minSampled = 50
 
-// sampledMutexCost is what a mutex probe hit costs by the target's samples
-// taken in the probes (in their traps, or where they resume), over hits
-// hits; 0 until there are minSampled of them.
-func (s *session) sampledMutexCost(hits uint64) time.Duration {
+// sampledCost is what a hit of the mutex probes, or of the others, costs
+// by the target's samples taken in them (in their traps, or where they
+// resume), over hits hits; 0 until there are minSampled of them.
+func (s *session) sampledCost(mutex bool, hits uint64) time.Duration {
 	if s.sampler == nil || hits == 0 {
 		return 0
 	}
-	n, err := s.sampler.MutexProbes()
+	m, o, err := s.sampler.ProbeSamples()
+	n := o
+	if mutex {
+		n = m
+	}
 	if err != nil || n < minSampled {
 		return 0
 	}
