@@ -438,38 +438,32 @@ func (s *Sampler) read() (*Result, error) {
 // read at every window's edges (one lookup of the target's per-CPU counts,
 // not its sites).
 func (s *Sampler) Counts() (all, kernel uint64, err error) {
-	if s.final != nil {
-		return s.final.Samples, s.final.Kernel(), nil
-	}
-	if s.prog == nil {
-		return 0, 0, errors.New("sampler closed")
-	}
-	n, err := s.counts()
-	if err != nil {
-		return 0, 0, err
-	}
-	r := countsResult(n)
-	return r.Samples, r.Kernel(), nil
+	r, err := s.current()
+	return r.Samples, r.Kernel(), err
 }
 
 // ProbeSamples returns the target's samples so far in maptrace's probes (in
 // their traps, or where they resume): the mutex probes', and the others'.
 // As cheap as Counts.
 func (s *Sampler) ProbeSamples() (mutex, other uint64, err error) {
+	r, err := s.current()
+	mutex, other = r.ProbeSamples()
+	return mutex, other, err
+}
+
+// current is the target's counts so far, without its sites.
+func (s *Sampler) current() (Result, error) {
 	if s.final != nil {
-		mutex, other = s.final.ProbeSamples()
-		return mutex, other, nil
+		return *s.final, nil
 	}
 	if s.prog == nil {
-		return 0, 0, errors.New("sampler closed")
+		return Result{}, errors.New("sampler closed")
 	}
 	n, err := s.counts()
 	if err != nil {
-		return 0, 0, err
+		return Result{}, err
 	}
-	r := countsResult(n)
-	mutex, other = r.ProbeSamples()
-	return mutex, other, nil
+	return countsResult(n), nil
 }
 
 // countsResult is what the target's counters say, without its sites.
