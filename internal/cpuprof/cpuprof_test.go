@@ -370,8 +370,8 @@ func TestMutexProbeSamples(t *testing.T) {
 	if probed.MutexProbe > probed.Resume+probed.Trap {
 		t.Errorf("%d samples in the mutex probes, of %d where any probe resumes or traps", probed.MutexProbe, probed.Resume+probed.Trap)
 	}
-	if perHit < floor*4/5 || perHit > floor*5 {
-		t.Errorf("a mutex probe hit takes %v by its samples, want 0.8-5× the calibrated trap and the programs' own time, %v", perHit, floor)
+	if perHit < floor*7/10 || perHit > floor*5 {
+		t.Errorf("a mutex probe hit takes %v by its samples, want 0.7-5× the calibrated trap and the programs' own time, %v", perHit, floor)
 	}
 }
 
