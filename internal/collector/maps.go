@@ -8,10 +8,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/probes"
 	"github.com/maptrace/maptrace/internal/report"
+	"github.com/maptrace/maptrace/internal/symbols"
 )
 
 // Key display modes (--keys).
@@ -23,13 +26,14 @@ const (
 
 // Bounds on what a map lists.
 const (
-	topKeys     = 10
-	topSites    = 5
-	topGoroKeys = 3
-	keyKindInt  = 1
-	keyKindUint = 2
-	keyKindStr  = 3
-	keyKindPtr  = 4
+	topKeys      = 10
+	topSites     = 5
+	topGoroKeys  = 3
+	keyKindInt   = 1
+	keyKindUint  = 2
+	keyKindStr   = 3
+	keyKindPtr   = 4
+	keyKindOther = 0 // bpf/maps.bpf.c: bytes, shown in hex
 	// syncMapType is the class type of heap sync.Maps, and syncMapGlobal
 	// marks that of a global one, its address (bpf/maps.bpf.c
 	// SYNC_MAP_TYPE, SYNC_MAP_GLOBAL): their methods are passed no map type.
@@ -56,6 +60,9 @@ type Maps struct {
 	Globals func() map[uint64]string
 	// Scale multiplies observed counts into estimates: 1/sampling fraction.
 	Scale float64
+	// Read, optional, reads the target's memory: the strings a struct key
+	// points to.
+	Read func(addr uint64, buf []byte) error
 }
 
 // MapsResult is what the map programs saw.
@@ -88,7 +95,9 @@ func (c *Maps) scale(n uint64) uint64 {
 // row is one report row being built: a named global, or a class of heap
 // maps of one type first used in one function.
 type row struct {
-	m       report.Map
+	m report.Map
+	// fields are the key's fields when it is a struct the type data tell.
+	fields  []symbols.Field
 	callers map[uint64]uint64
 	goids   map[int64]bool
 	writers map[int64]bool
@@ -187,6 +196,9 @@ func (c *Maps) Collect() (*MapsResult, error) {
 		r := rows[id]
 		if r == nil {
 			r = &row{m: m, callers: map[uint64]uint64{}, goids: map[int64]bool{}, writers: map[int64]bool{}}
+			if kind == report.KindMap {
+				r.fields, _ = c.Sym.MapKeyFields(k.Type)
+			}
 			rows[id] = r
 			order = append(order, id)
 			if g := groups[k]; g != nil {
@@ -417,13 +429,91 @@ func (c *Maps) keys(byClass map[bpf.MapsClassKey]*row, classes map[bpf.MapsClass
 // showKey shows a key of row r per --keys, as its map's type has it: a
 // pointer key read as an integer and written as a pointer is one key.
 func (c *Maps) showKey(k bpf.MapsMapKey, r *row) string {
-	if r != nil {
+	s := ""
+	switch {
+	case r != nil && r.fields != nil && k.Kind == keyKindOther:
+		s = formatStruct(k, r.fields, c.Read)
+	case r != nil:
 		k.Kind = keyKind(r.m.Type, k.Kind)
+		fallthrough
+	default:
+		s = FormatKey(k)
 	}
 	if c.Keys == KeysHash {
-		return c.Hasher.Hash(FormatKey(k))
+		return c.Hasher.Hash(s)
 	}
-	return FormatKey(k)
+	return s
+}
+
+// isText says whether b reads as text: UTF-8 without control characters
+// but tab and newlines. A key's string read from freed memory rarely does.
+func isText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// maxKeyString is how much of a string a struct key points to is shown.
+const maxKeyString = 64
+
+// formatStruct shows a struct key as Go's %+v does, strings quoted: the
+// fields the probe copied (the first KEY_BYTES of the key), and the text of
+// its strings, read from the target (? once it has exited).
+func formatStruct(k bpf.MapsMapKey, fields []symbols.Field, read func(uint64, []byte) error) string {
+	n := uint64(min(int(k.Len), len(k.Data)))
+	raw := k.Data[:n]
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, f := range fields {
+		if f.Offset+f.Size > n {
+			b.WriteString(" …")
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(f.Name)
+		b.WriteByte(':')
+		v := raw[f.Offset : f.Offset+f.Size]
+		var w uint64
+		if f.Size <= 8 {
+			var buf [8]byte
+			copy(buf[:], v)
+			w = binary.LittleEndian.Uint64(buf[:])
+		}
+		switch {
+		case f.Kind == symbols.KindString && f.Size == 16:
+			p, l := binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[8:])
+			text := make([]byte, min(l, maxKeyString))
+			if l > 0 && (read == nil || read(p, text) != nil || !isText(text)) {
+				b.WriteString("?")
+				continue
+			}
+			b.WriteString(strconv.Quote(string(text)))
+			if l > maxKeyString {
+				fmt.Fprintf(&b, "…(%d bytes)", l)
+			}
+		case f.Kind == symbols.KindBool && f.Size == 1:
+			b.WriteString(strconv.FormatBool(w != 0))
+		case f.Kind >= symbols.KindInt && f.Kind <= symbols.KindInt64 && f.Size <= 8:
+			shift := 64 - 8*f.Size
+			b.WriteString(strconv.FormatInt(int64(w<<shift)>>shift, 10))
+		case f.Kind >= symbols.KindUint && f.Kind <= symbols.KindUintptr && f.Size <= 8:
+			b.WriteString(strconv.FormatUint(w, 10))
+		case (f.Kind == symbols.KindPointer || f.Kind == symbols.KindUnsafePointer || f.Kind == symbols.KindChan) && f.Size == 8:
+			fmt.Fprintf(&b, "%#x", w)
+		default:
+			b.WriteString("0x" + hex.EncodeToString(v))
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // topHotKeys keeps the n most used keys and folds the rest into "other".

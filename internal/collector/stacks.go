@@ -107,3 +107,9 @@ func (s *Symbolizer) Bias() uint64 { return s.bias }
 // TypeName names the Go type whose descriptor is at the runtime address
 // addr, or "".
 func (s *Symbolizer) TypeName(addr uint64) string { return s.bin.TypeName(addr - s.bias) }
+
+// MapKeyFields is the fields of the key of the map type at runtime address
+// addr, if a struct (symbols.Binary.MapKeyFields).
+func (s *Symbolizer) MapKeyFields(addr uint64) ([]symbols.Field, bool) {
+	return s.bin.MapKeyFields(addr - s.bias)
+}

@@ -327,7 +327,7 @@ func (t *text) maps(ms []Map, fraction float64) {
 				if len(keys) == 5 || total > 0 && k.Count*100 < total {
 					break // most used first
 				}
-				keys = append(keys, fmt.Sprintf("%s %s", clip(k.Key, 24), share(k.Count, total)))
+				keys = append(keys, fmt.Sprintf("%s %s", clip(k.Key, 40), share(k.Count, total)))
 				hot = hot || k.Key != OtherKey
 			}
 			if hot {

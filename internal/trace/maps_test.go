@@ -73,7 +73,8 @@ func TestHotKeysExact(t *testing.T) {
 			p.Send(t, "hotptrs")
 			ptrs := strings.Fields(p.Line(t, 10*time.Second))
 			strs, ints, pts, uints := findMapNamed(r, "main.hotStrings"), findMapNamed(r, "main.hotInts"), findMapNamed(r, "main.hotPtrs"), findMapNamed(r, "main.hotUints")
-			for _, m := range []*report.Map{strs, ints, pts, uints} {
+			pairs := findMapNamed(r, "main.hotPairs")
+			for _, m := range []*report.Map{strs, ints, pts, uints, pairs} {
 				if m == nil {
 					t.Fatalf("hot maps not found by name: %+v", r.Maps)
 				}
@@ -94,21 +95,23 @@ func TestHotKeysExact(t *testing.T) {
 						want = ptrs[n]
 					case uints:
 						want = strconv.FormatUint(1<<63+uint64(n), 10)
+					case pairs:
+						want = fmt.Sprintf(`{name:"user:%d" id:%d on:%v}`, n, -n, n%2 == 0)
 					}
 					if k.Key != want || k.Count != uint64((n+1)*10+1) {
 						t.Errorf("%s hot key %d = %s×%d, want %s×%d", m.Name, i, k.Key, k.Count, want, (n+1)*10+1)
 					}
 				}
 			}
-			if strs.KeyType != "string" || ints.KeyType != "int64" || pts.KeyType != "pointer" || uints.KeyType != "uint64" {
-				t.Errorf("key types %q %q %q %q", strs.KeyType, ints.KeyType, pts.KeyType, uints.KeyType)
+			if strs.KeyType != "string" || ints.KeyType != "int64" || pts.KeyType != "pointer" || uints.KeyType != "uint64" || pairs.KeyType != "other" {
+				t.Errorf("key types %q %q %q %q %q", strs.KeyType, ints.KeyType, pts.KeyType, uints.KeyType, pairs.KeyType)
 			}
 			if len(r.Races) != 0 {
 				t.Errorf("races in a single goroutine: %+v", r.Races)
 			}
 			// The main goroutine (goid 1) did all of it: the goid offset is right.
-			if len(r.Goroutines) == 0 || r.Goroutines[0].Goid != 1 || r.Goroutines[0].MapOps < 2240 {
-				t.Fatalf("goroutines %+v: want goroutine 1 with the 2240 map operations", r.Goroutines)
+			if len(r.Goroutines) == 0 || r.Goroutines[0].Goid != 1 || r.Goroutines[0].MapOps < 2800 {
+				t.Fatalf("goroutines %+v: want goroutine 1 with the 2800 map operations", r.Goroutines)
 			}
 			// Its hot keys name each key as the maps' rows do.
 			for _, k := range r.Goroutines[0].HotKeys {

@@ -1,6 +1,6 @@
 // Command maps is a test target for map tracing. It reads commands on stdin:
 //
-//	hot            reads and writes four maps with known key counts
+//	hot            reads and writes five maps with known key counts
 //	hotptrs        prints the keys of hot's pointer-keyed map, in order
 //	reused N       stores into atomics what took the place of N freed maps
 //	race KIND MS   two goroutines race on one map (KIND: write, read, iterate)
@@ -30,7 +30,9 @@ var (
 	hotInts    = map[int64]int{}
 	hotPtrs    = map[*item]int{}
 	hotUints   = map[uint64]int{}
+	hotPairs   = map[pair]int{}
 	items      [10]item
+	pairs      [10]pair
 	racy       = map[int]int{}
 	guarded    = map[int]int{}
 	readMostly = map[string]int{"a": 1}
@@ -45,23 +47,34 @@ var (
 // (mapassign_fast64ptr) and reads it as a 64-bit integer (mapaccess1_fast64).
 type item struct{ id int }
 
+// pair is a struct key with a string in it: the probes copy the string's
+// header, not its text.
+type pair struct {
+	name string
+	id   int32
+	on   bool
+}
+
 // hot does, for i in 0..9, (i+1)*10 reads of key "user:i", of key
-// int64(1000+i), of key &items[i] and of key 1<<63+i (negative as an int64),
-// and one write of each beforehand.
+// int64(1000+i), of key &items[i], of key 1<<63+i (negative as an int64) and
+// of key pair{"user:i", -i, i is even}, and one write of each beforehand.
 func hot() {
 	for i := 0; i < 10; i++ {
+		pairs[i] = pair{"user:" + strconv.Itoa(i), int32(-i), i%2 == 0}
 		hotStrings["user:"+strconv.Itoa(i)] = i
 		hotInts[int64(1000+i)] = i
 		hotPtrs[&items[i]] = i
 		hotUints[1<<63+uint64(i)] = i
+		hotPairs[pairs[i]] = i
 	}
 	for i := 0; i < 10; i++ {
-		ks, ki, kp, ku := "user:"+strconv.Itoa(i), int64(1000+i), &items[i], 1<<63+uint64(i)
+		ks, ki, kp, ku, kpair := "user:"+strconv.Itoa(i), int64(1000+i), &items[i], 1<<63+uint64(i), pairs[i]
 		for n := 0; n < (i+1)*10; n++ {
 			sink += hotStrings[ks]
 			sink += hotInts[ki]
 			sink += hotPtrs[kp]
 			sink += hotUints[ku]
+			sink += hotPairs[kpair]
 		}
 	}
 	fmt.Println("hot done")
