@@ -429,14 +429,13 @@ func (c *Maps) keys(byClass map[bpf.MapsClassKey]*row, classes map[bpf.MapsClass
 // showKey shows a key of row r per --keys, as its map's type has it: a
 // pointer key read as an integer and written as a pointer is one key.
 func (c *Maps) showKey(k bpf.MapsMapKey, r *row) string {
-	s := ""
-	switch {
-	case r != nil && r.fields != nil && k.Kind == keyKindOther:
+	var s string
+	if r != nil && r.fields != nil && k.Kind == keyKindOther {
 		s = formatStruct(k, r.fields, c.Read)
-	case r != nil:
-		k.Kind = keyKind(r.m.Type, k.Kind)
-		fallthrough
-	default:
+	} else {
+		if r != nil {
+			k.Kind = keyKind(r.m.Type, k.Kind)
+		}
 		s = FormatKey(k)
 	}
 	if c.Keys == KeysHash {
@@ -457,6 +456,21 @@ func isText(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// fieldKeyKind is the key kind FormatKey shows a field of Go kind k by, as
+// the probes class a key's kind (go_kind_class in bpf/maps.bpf.c): bytes in
+// hex for all but integers and pointers.
+func fieldKeyKind(k uint8) uint8 {
+	switch {
+	case k >= symbols.KindInt && k <= symbols.KindInt64:
+		return keyKindInt
+	case k >= symbols.KindUint && k <= symbols.KindUintptr:
+		return keyKindUint
+	case k == symbols.KindPointer || k == symbols.KindUnsafePointer || k == symbols.KindChan:
+		return keyKindPtr
+	}
+	return keyKindOther
 }
 
 // maxKeyString is how much of a string a struct key points to is shown.
@@ -481,12 +495,6 @@ func formatStruct(k bpf.MapsMapKey, fields []symbols.Field, read func(uint64, []
 		b.WriteString(f.Name)
 		b.WriteByte(':')
 		v := raw[f.Offset : f.Offset+f.Size]
-		var w uint64
-		if f.Size <= 8 {
-			var buf [8]byte
-			copy(buf[:], v)
-			w = binary.LittleEndian.Uint64(buf[:])
-		}
 		switch {
 		case f.Kind == symbols.KindString && f.Size == 16:
 			p, l := binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[8:])
@@ -500,16 +508,11 @@ func formatStruct(k bpf.MapsMapKey, fields []symbols.Field, read func(uint64, []
 				fmt.Fprintf(&b, "…(%d bytes)", l)
 			}
 		case f.Kind == symbols.KindBool && f.Size == 1:
-			b.WriteString(strconv.FormatBool(w != 0))
-		case f.Kind >= symbols.KindInt && f.Kind <= symbols.KindInt64 && f.Size <= 8:
-			shift := 64 - 8*f.Size
-			b.WriteString(strconv.FormatInt(int64(w<<shift)>>shift, 10))
-		case f.Kind >= symbols.KindUint && f.Kind <= symbols.KindUintptr && f.Size <= 8:
-			b.WriteString(strconv.FormatUint(w, 10))
-		case (f.Kind == symbols.KindPointer || f.Kind == symbols.KindUnsafePointer || f.Kind == symbols.KindChan) && f.Size == 8:
-			fmt.Fprintf(&b, "%#x", w)
-		default:
-			b.WriteString("0x" + hex.EncodeToString(v))
+			b.WriteString(strconv.FormatBool(v[0] != 0))
+		default: // as a key of the field's type is shown
+			fk := bpf.MapsMapKey{Len: uint32(f.Size), Kind: fieldKeyKind(f.Kind)}
+			copy(fk.Data[:], v)
+			b.WriteString(FormatKey(fk))
 		}
 	}
 	b.WriteByte('}')
