@@ -19,6 +19,7 @@ package governor
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -42,11 +43,13 @@ type Group struct {
 	Cost func() time.Duration
 	// Sampled, optional, is what one of the group's hits costs by the
 	// target's CPU-clock samples taken while the kernel ran its probes,
-	// 0 until there are enough of them: it replaces Cost times the factor
-	// where higher. It measures the group's own hits, where the factor
-	// needs probes cut within a period to contrast with, and the mutex
-	// probes, cut only over budget, seldom are.
-	Sampled func() time.Duration
+	// 0 until there are enough of them, and how many samples those are:
+	// the cost replaces Cost times the factor where higher. It measures
+	// the group's own hits, where the factor needs probes cut within a
+	// period to contrast with, and the mutex probes, cut only over budget,
+	// seldom are. While the samples are few, the duty cycle prices the
+	// group's hits higher by their relative error.
+	Sampled func() (cost time.Duration, samples uint64)
 }
 
 // Config is what the governor controls and measures.
@@ -354,6 +357,15 @@ func (g *Governor) read(what int) reading {
 	return r
 }
 
+// sampling says whether the target's CPU-clock samples can be read.
+func (g *Governor) sampling() bool {
+	if g.cfg.Samples == nil {
+		return false
+	}
+	_, _, err := g.cfg.Samples()
+	return err == nil
+}
+
 // groupCost is what a hit of group gr costs, before the factor.
 func (g *Governor) groupCost(gr *Group) time.Duration {
 	if gr == nil || gr.Cost == nil {
@@ -367,16 +379,33 @@ func (g *Governor) groupCost(gr *Group) time.Duration {
 func (g *Governor) hitCost(gr *Group, f float64) time.Duration {
 	c := time.Duration(float64(g.groupCost(gr)) * f)
 	if gr != nil && gr.Sampled != nil {
-		c = max(c, gr.Sampled())
+		sampled, _ := gr.Sampled()
+		c = max(c, sampled)
 	}
 	return c
+}
+
+// planCost is what the duty cycle charges a hit of group gr at factor f:
+// its cost, raised by the relative error of the n samples that measure it
+// (1/√(n+1)) where the target is sampled. A cost measured higher later
+// re-prices the hits before it, and the debt that leaves at the end of a
+// short trace is never repaid: the hits are priced at the top of what the
+// samples allow, which comes down to the cost as they add up.
+func (g *Governor) planCost(gr *Group, f float64, sampled bool) time.Duration {
+	c := g.hitCost(gr, f)
+	if !sampled || gr == nil || gr.Sampled == nil {
+		return c
+	}
+	_, n := gr.Sampled()
+	return time.Duration(float64(c) * (1 + 1/math.Sqrt(float64(n)+1)))
 }
 
 // period runs one duty cycle.
 func (g *Governor) period(ctx context.Context, c *cycle) error {
 	f := g.Factor()
+	sampled := g.sampling()
 	costOf := func(gr *Group) func(uint64) time.Duration {
-		cost := g.hitCost(gr, f)
+		cost := g.planCost(gr, f, sampled)
 		return func(hits uint64) time.Duration { return time.Duration(hits) * cost }
 	}
 	mutexSpend, mapSpend, fixedSpend := costOf(g.cfg.Mutex), costOf(g.cfg.Maps), costOf(nil)

@@ -104,6 +104,7 @@ type fakeGroup struct {
 	on       time.Duration // time attached
 	cost     time.Duration // what a hit costs, if not the calibrated 1ms
 	sampled  time.Duration // what a hit costs by the target's samples, if any
+	samples  uint64        // how many samples that is from
 }
 
 func (f *fakeGroup) current() uint64 {
@@ -125,9 +126,9 @@ func (f *fakeGroup) group() *Group {
 	if f.cost > 0 {
 		cost = func() time.Duration { return f.cost }
 	}
-	var sampled func() time.Duration
+	var sampled func() (time.Duration, uint64)
 	if f.sampled > 0 {
-		sampled = func() time.Duration { return f.sampled }
+		sampled = func() (time.Duration, uint64) { return f.sampled, f.samples }
 	}
 	return &Group{
 		Cost:    cost,
@@ -465,5 +466,46 @@ func TestMutexShare(t *testing.T) {
 		if got := g.MutexShare(tc.d); got < tc.want-0.005 || got > tc.want+0.005 {
 			t.Errorf("share for %v waits: %.3f, want %.3f", tc.d, got, tc.want)
 		}
+	}
+}
+
+// TestRunShortTraceBound: map probes that cost 1.5× the calibration by
+// the samples in their traps, which tell it only once there are 50 of them,
+// late in a 1.2s trace at 10% (the contrast of kernel samples sees nothing,
+// as on a target whose own kernel time varies): priced until then at the
+// top of what the samples allow, they stay within the budget, where priced
+// at the calibrated cost the hits before the measurement overspend it, too
+// late to repay.
+func TestRunShortTraceBound(t *testing.T) {
+	const cost = 1.5 // ms a hit, against the calibrated 1ms
+	f := &fakeTarget{run: 1200 * time.Millisecond}
+	cfg := f.config()
+	cfg.Hz = 1000
+	cfg.Samples = func() (uint64, uint64, error) { return uint64(time.Since(f.t0) / time.Millisecond), 0, nil }
+	hits := cfg.Maps.Hits
+	cfg.Maps.Sampled = func() (time.Duration, uint64) {
+		n := uint64(cost * float64(hits()))
+		if n < 50 {
+			return 0, n
+		}
+		return time.Duration(float64(n) * float64(time.Millisecond) / float64(hits())), n
+	}
+	f.t0 = time.Now()
+	g := New(cfg)
+	if err := g.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.run)
+	defer cancel()
+	if err := g.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(f.t0)
+	spent := time.Duration(float64(f.maps.total) * cost * float64(time.Millisecond))
+	_, maps, _ := g.Costs()
+	t.Logf("%d hits in %d windows: %v of probe time in %v, priced %v a hit at the end", f.maps.total, f.maps.attaches, spent, elapsed, maps)
+	// The budget is a share of the target's CPU time besides the probes'.
+	if limit := time.Duration(0.1 * float64(elapsed-spent)); spent > limit {
+		t.Errorf("map probes spent %v at a 10%% budget, want at most %v", spent, limit)
 	}
 }

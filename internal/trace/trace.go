@@ -347,7 +347,7 @@ func (s *session) newGovernor() {
 			Cost: func() time.Duration {
 				return s.programCost(s.mutexObjs.ProgTime, probes.ProgTimePark, probes.ProgTimeReady)
 			},
-			Sampled: func() time.Duration { return s.sampledCost(true, hits()) }}
+			Sampled: func() (time.Duration, uint64) { return s.sampledCost(true, hits()) }}
 	}
 	if s.mapObjs != nil {
 		hits, fixed := collector.NewHitSum(s.mapObjs.Hits, s.mapPlan).Sum, collector.NewHitSum(s.mapObjs.Hits, s.fatalPlan).Sum
@@ -357,7 +357,7 @@ func (s *session) newGovernor() {
 				return s.programCost(s.mapObjs.ProgTime, probes.ProgTimeMapOp, probes.ProgTimeMapPublish)
 			},
 			// The fatal-error probe's few hits are in the samples too.
-			Sampled: func() time.Duration { return s.sampledCost(false, hits()+fixed()) }}
+			Sampled: func() (time.Duration, uint64) { return s.sampledCost(false, hits()+fixed()) }}
 		cfg.Fixed = fixed
 	}
 	if cfg.Mutex != nil || cfg.Maps != nil {
@@ -394,20 +394,21 @@ const minSampled = 50
 
 // sampledCost is what a hit of the mutex probes, or of the others, costs
 // by the target's samples taken in them (in their traps, or where they
-// resume), over hits hits; 0 until there are minSampled of them.
-func (s *session) sampledCost(mutex bool, hits uint64) time.Duration {
-	if s.sampler == nil || hits == 0 {
-		return 0
+// resume), over hits hits, 0 until there are minSampled of them; and how
+// many samples there are.
+func (s *session) sampledCost(mutex bool, hits uint64) (time.Duration, uint64) {
+	if s.sampler == nil {
+		return 0, 0
 	}
 	m, o, err := s.sampler.ProbeSamples()
 	n := o
 	if mutex {
 		n = m
 	}
-	if err != nil || n < minSampled {
-		return 0
+	if err != nil || hits == 0 || n < minSampled {
+		return 0, n
 	}
-	return time.Duration(float64(n) / cpuprof.Hz * float64(time.Second) / float64(hits))
+	return time.Duration(float64(n) / cpuprof.Hz * float64(time.Second) / float64(hits)), n
 }
 
 // attachMutex attaches the mutex probes for a window. The parks noted in
