@@ -58,7 +58,7 @@ enum {
 	KIND_POINTER = 4,
 };
 
-#define KEY_BYTES 32
+#define KEY_BYTES 64
 
 // Go's layout facts for the target's version, set at load time.
 volatile const u64 map_flags_offset;  // hmap.flags (8) or maps.Map.writing (34)
@@ -357,6 +357,11 @@ struct {
 #define MAPTYPE_KEY_OFF 48
 #define GO_KIND_MASK 0x1f
 #define GO_KIND_STRING 24
+#define GO_KIND_STRUCT 25
+// A struct type's fields, a slice of {name, type, offset}, at 56.
+#define STRUCTTYPE_FIELDS_OFF 56
+#define STRUCT_FIELD_SIZE 24
+#define MAX_STRUCT_FIELDS 16
 // A type stored in an interface's data word itself, not behind it: the kind
 // byte's bit 5 up to Go 1.25, the tflag's bit 5 from Go 1.26 (unused before).
 #define GO_DIRECT_IFACE 0x20
@@ -372,6 +377,113 @@ static __always_inline u8 go_kind_class(u8 k)
 	if (k == 22 || k == 26) // Pointer, UnsafePointer
 		return KIND_POINTER;
 	return KIND_OTHER;
+}
+
+// The strings in struct keys, by their text: a struct key holds only their
+// headers, and a temporary key's strings are gone by the time the report is
+// written, their memory reused (a stack's, at the same address, for the next
+// call's key). So the probes read the text when a key is used, and put its
+// hash in the key in place of its address: keys of equal text are one, and
+// key_texts holds the text by hash and length.
+#define KEY_TEXT 64
+#define KEY_STRINGS 4
+
+struct text_ref {
+	u64 hash;
+	u64 len;
+};
+
+struct text {
+	u8 b[KEY_TEXT];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct text_ref);
+	__type(value, struct text);
+	__uint(max_entries, 16384);
+} key_texts SEC(".maps");
+
+// The offsets of a struct type's first KEY_STRINGS string fields within the
+// key bytes copied, one a byte (0xff: none), by the type's address.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, u64);
+	__type(value, u32);
+	__uint(max_entries, 1024);
+} key_strings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, struct text);
+	__uint(max_entries, 1);
+} text_scratch SEC(".maps");
+
+// string_fields returns the string fields of struct type t, read from its
+// descriptor the first time t is seen.
+static __always_inline u32 string_fields(u64 t)
+{
+	u32 *known = bpf_map_lookup_elem(&key_strings, &t);
+	if (known)
+		return *known;
+	u64 fields[2] = {}; // the slice's pointer and length
+	bpf_probe_read_user(fields, sizeof(fields), (void *)(t + STRUCTTYPE_FIELDS_OFF));
+	u32 offs = 0xffffffff, found = 0;
+	for (int i = 0; i < MAX_STRUCT_FIELDS; i++) {
+		if (i >= fields[1] || found >= KEY_STRINGS)
+			break;
+		u64 f[3] = {}; // name, type, offset
+		u8 kind = 0;
+		bpf_probe_read_user(f, sizeof(f), (void *)(fields[0] + i * STRUCT_FIELD_SIZE));
+		bpf_probe_read_user(&kind, sizeof(kind), (void *)(f[1] + TYPE_KIND_OFF));
+		if ((kind & GO_KIND_MASK) != GO_KIND_STRING || f[2] > KEY_BYTES - 16)
+			continue;
+		offs = (offs & ~(0xffu << (found * 8))) | (u32)f[2] << (found * 8);
+		found++;
+	}
+	bpf_map_update_elem(&key_strings, &t, &offs, BPF_NOEXIST);
+	return offs;
+}
+
+static __always_inline u64 text_hash(const struct text *t)
+{
+	u64 h = 0x9e3779b97f4a7c15ULL;
+	for (int i = 0; i < KEY_TEXT / 8; i++) {
+		u64 w;
+		__builtin_memcpy(&w, t->b + i * 8, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
+	}
+	return h;
+}
+
+// hash_texts replaces the address of each string struct key k of type t
+// holds with the hash of its text, and keeps the text.
+static __always_inline void hash_texts(struct map_key *k, u64 t)
+{
+	u32 offs = string_fields(t);
+	u32 zero = 0;
+	struct text *tx = bpf_map_lookup_elem(&text_scratch, &zero);
+	if (!tx)
+		return;
+	for (int i = 0; i < KEY_STRINGS; i++) {
+		u32 off = (offs >> (i * 8)) & 0xff;
+		if (off > KEY_BYTES - 16)
+			break;
+		u64 hdr[2]; // pointer, length
+		__builtin_memcpy(hdr, k->data + off, sizeof(hdr));
+		if (!hdr[1])
+			continue;
+		u64 n = hdr[1] < KEY_TEXT ? hdr[1] : KEY_TEXT;
+		__builtin_memset(tx, 0, sizeof(*tx));
+		if (bpf_probe_read_user(tx->b, n & (KEY_TEXT * 2 - 1), (void *)hdr[0]))
+			continue; // left as it is: shown as not read
+		struct text_ref r = {.hash = text_hash(tx), .len = hdr[1]};
+		if (!bpf_map_lookup_elem(&key_texts, &r))
+			bpf_map_update_elem(&key_texts, &r, tx, BPF_NOEXIST);
+		__builtin_memcpy(k->data + off, &r.hash, sizeof(r.hash));
+	}
 }
 
 static __always_inline void read_string(struct map_key *k, u64 ptr, u64 len)
@@ -400,7 +512,8 @@ static __always_inline void read_iface(struct map_key *k, u64 itype, u64 data)
 		__builtin_memcpy(k->data, &data, 8);
 		return;
 	}
-	kind = go_kind_class(kind & GO_KIND_MASK);
+	u8 raw = kind & GO_KIND_MASK;
+	kind = go_kind_class(raw);
 	if (kind == KIND_STRING) {
 		u64 hdr[2] = {};
 		bpf_probe_read_user(hdr, sizeof(hdr), (void *)data);
@@ -412,6 +525,8 @@ static __always_inline void read_iface(struct map_key *k, u64 itype, u64 data)
 	u64 n = size < KEY_BYTES ? size : KEY_BYTES;
 	if (n)
 		bpf_probe_read_user(k->data, n & (KEY_BYTES * 2 - 1), (void *)data);
+	if (raw == GO_KIND_STRUCT)
+		hash_texts(k, itype);
 }
 
 static __always_inline void read_key(struct pt_regs *ctx, u32 mode, u32 flags, struct map_key *k)
@@ -453,7 +568,8 @@ static __always_inline void read_key(struct pt_regs *ctx, u32 mode, u32 flags, s
 		bpf_probe_read_user(&ktype, sizeof(ktype), (void *)(GO_ARG1(ctx) + MAPTYPE_KEY_OFF));
 		bpf_probe_read_user(&size, sizeof(size), (void *)(ktype + TYPE_SIZE_OFF));
 		bpf_probe_read_user(&kind, sizeof(kind), (void *)(ktype + TYPE_KIND_OFF));
-		kind = go_kind_class(kind & GO_KIND_MASK);
+		u8 raw = kind & GO_KIND_MASK;
+		kind = go_kind_class(raw);
 		if (kind == KIND_STRING) {
 			u64 hdr[2] = {};
 			bpf_probe_read_user(hdr, sizeof(hdr), (void *)v);
@@ -465,6 +581,8 @@ static __always_inline void read_key(struct pt_regs *ctx, u32 mode, u32 flags, s
 		u64 n = size < KEY_BYTES ? size : KEY_BYTES;
 		if (n)
 			bpf_probe_read_user(k->data, n & (KEY_BYTES * 2 - 1), (void *)v);
+		if (raw == GO_KIND_STRUCT)
+			hash_texts(k, ktype);
 		return;
 	}
 	}

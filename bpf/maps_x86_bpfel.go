@@ -104,7 +104,7 @@ type MapsMapInfo struct {
 type MapsMapKey struct {
 	_     structs.HostLayout
 	Class MapsClassKey
-	Data  [32]uint8
+	Data  [64]uint8
 	Len   uint32
 	Kind  uint8
 	Pad   [3]uint8
@@ -149,6 +149,17 @@ type MapsSiteVal struct {
 	Stackid int64
 }
 
+type MapsText struct {
+	_ structs.HostLayout
+	B [64]uint8
+}
+
+type MapsTextRef struct {
+	_    structs.HostLayout
+	Hash uint64
+	Len  uint64
+}
+
 type MapsWriter struct {
 	_       structs.HostLayout
 	Ns      uint64
@@ -175,6 +186,8 @@ const (
 	MapsMapGoroutines        = "goroutines"
 	MapsMapHits              = "hits"
 	MapsMapInterleaves       = "interleaves"
+	MapsMapKeyStrings        = "key_strings"
+	MapsMapKeyTexts          = "key_texts"
 	MapsMapKeysA             = "keys_a"
 	MapsMapKeysB             = "keys_b"
 	MapsMapLastMaps          = "last_maps"
@@ -186,6 +199,7 @@ const (
 	MapsMapSites             = "sites"
 	MapsMapStacks            = "stacks"
 	MapsMapStats             = "stats"
+	MapsMapTextScratch       = "text_scratch"
 	MapsMapWriters           = "writers"
 	MapsProgFatalEnter       = "fatal_enter"
 	MapsProgMapOp            = "map_op"
@@ -264,6 +278,8 @@ type MapsMapSpecs struct {
 	Goroutines    *ebpf.MapSpec `ebpf:"goroutines"`
 	Hits          *ebpf.MapSpec `ebpf:"hits"`
 	Interleaves   *ebpf.MapSpec `ebpf:"interleaves"`
+	KeyStrings    *ebpf.MapSpec `ebpf:"key_strings"`
+	KeyTexts      *ebpf.MapSpec `ebpf:"key_texts"`
 	KeysA         *ebpf.MapSpec `ebpf:"keys_a"`
 	KeysB         *ebpf.MapSpec `ebpf:"keys_b"`
 	LastMaps      *ebpf.MapSpec `ebpf:"last_maps"`
@@ -275,6 +291,7 @@ type MapsMapSpecs struct {
 	Sites         *ebpf.MapSpec `ebpf:"sites"`
 	Stacks        *ebpf.MapSpec `ebpf:"stacks"`
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	TextScratch   *ebpf.MapSpec `ebpf:"text_scratch"`
 	Writers       *ebpf.MapSpec `ebpf:"writers"`
 }
 
@@ -325,6 +342,8 @@ type MapsMaps struct {
 	Goroutines    *ebpf.Map `ebpf:"goroutines"`
 	Hits          *ebpf.Map `ebpf:"hits"`
 	Interleaves   *ebpf.Map `ebpf:"interleaves"`
+	KeyStrings    *ebpf.Map `ebpf:"key_strings"`
+	KeyTexts      *ebpf.Map `ebpf:"key_texts"`
 	KeysA         *ebpf.Map `ebpf:"keys_a"`
 	KeysB         *ebpf.Map `ebpf:"keys_b"`
 	LastMaps      *ebpf.Map `ebpf:"last_maps"`
@@ -336,6 +355,7 @@ type MapsMaps struct {
 	Sites         *ebpf.Map `ebpf:"sites"`
 	Stacks        *ebpf.Map `ebpf:"stacks"`
 	Stats         *ebpf.Map `ebpf:"stats"`
+	TextScratch   *ebpf.Map `ebpf:"text_scratch"`
 	Writers       *ebpf.Map `ebpf:"writers"`
 }
 
@@ -347,6 +367,8 @@ func (m *MapsMaps) Close() error {
 		m.Goroutines,
 		m.Hits,
 		m.Interleaves,
+		m.KeyStrings,
+		m.KeyTexts,
 		m.KeysA,
 		m.KeysB,
 		m.LastMaps,
@@ -358,6 +380,7 @@ func (m *MapsMaps) Close() error {
 		m.Sites,
 		m.Stacks,
 		m.Stats,
+		m.TextScratch,
 		m.Writers,
 	)
 }

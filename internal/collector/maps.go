@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/probes"
@@ -60,9 +58,6 @@ type Maps struct {
 	Globals func() map[uint64]string
 	// Scale multiplies observed counts into estimates: 1/sampling fraction.
 	Scale float64
-	// Read, optional, reads the target's memory: the strings a struct key
-	// points to.
-	Read func(addr uint64, buf []byte) error
 }
 
 // MapsResult is what the map programs saw.
@@ -431,7 +426,7 @@ func (c *Maps) keys(byClass map[bpf.MapsClassKey]*row, classes map[bpf.MapsClass
 func (c *Maps) showKey(k bpf.MapsMapKey, r *row) string {
 	var s string
 	if r != nil && r.fields != nil && k.Kind == keyKindOther {
-		s = formatStruct(k, r.fields, c.Read)
+		s = formatStruct(k, r.fields, c.keyText)
 	} else {
 		if r != nil {
 			k.Kind = keyKind(r.m.Type, k.Kind)
@@ -442,20 +437,6 @@ func (c *Maps) showKey(k bpf.MapsMapKey, r *row) string {
 		return c.Hasher.Hash(s)
 	}
 	return s
-}
-
-// isText says whether b reads as text: UTF-8 without control characters
-// but tab and newlines. A key's string read from freed memory rarely does.
-func isText(b []byte) bool {
-	if !utf8.Valid(b) {
-		return false
-	}
-	for _, r := range string(b) {
-		if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
-			return false
-		}
-	}
-	return true
 }
 
 // fieldKeyKind is the key kind FormatKey shows a field of Go kind k by, as
@@ -473,13 +454,21 @@ func fieldKeyKind(k uint8) uint8 {
 	return keyKindOther
 }
 
-// maxKeyString is how much of a string a struct key points to is shown.
-const maxKeyString = 64
+// keyText is the text of a string in a struct key, by the hash of its text
+// the probes put in the key in place of its address and its length: at most
+// len(bpf.MapsText{}.B) bytes, false if they did not keep it.
+func (c *Maps) keyText(hash, n uint64) ([]byte, bool) {
+	var t bpf.MapsText
+	if c.Maps == nil || c.Maps.KeyTexts == nil || c.Maps.KeyTexts.Lookup(bpf.MapsTextRef{Hash: hash, Len: n}, &t) != nil {
+		return nil, false
+	}
+	return t.B[:min(n, uint64(len(t.B)))], true
+}
 
 // formatStruct shows a struct key as Go's %+v does, strings quoted: the
 // fields the probe copied (the first KEY_BYTES of the key), and the text of
-// its strings, read from the target (? once it has exited).
-func formatStruct(k bpf.MapsMapKey, fields []symbols.Field, read func(uint64, []byte) error) string {
+// its strings as the probes read it (? where they did not keep it).
+func formatStruct(k bpf.MapsMapKey, fields []symbols.Field, text func(hash, n uint64) ([]byte, bool)) string {
 	n := uint64(min(int(k.Len), len(k.Data)))
 	raw := k.Data[:n]
 	var b strings.Builder
@@ -497,14 +486,17 @@ func formatStruct(k bpf.MapsMapKey, fields []symbols.Field, read func(uint64, []
 		v := raw[f.Offset : f.Offset+f.Size]
 		switch {
 		case f.Kind == symbols.KindString && f.Size == 16:
-			p, l := binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[8:])
-			text := make([]byte, min(l, maxKeyString))
-			if l > 0 && (read == nil || read(p, text) != nil || !isText(text)) {
-				b.WriteString("?")
-				continue
+			h, l := binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[8:])
+			var t []byte
+			if l > 0 {
+				var ok bool
+				if t, ok = text(h, l); !ok {
+					b.WriteString("?")
+					continue
+				}
 			}
-			b.WriteString(strconv.Quote(string(text)))
-			if l > maxKeyString {
+			b.WriteString(strconv.Quote(string(t)))
+			if l > uint64(len(t)) {
 				fmt.Fprintf(&b, "…(%d bytes)", l)
 			}
 		case f.Kind == symbols.KindBool && f.Size == 1:

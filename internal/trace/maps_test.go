@@ -96,7 +96,7 @@ func TestHotKeysExact(t *testing.T) {
 					case uints:
 						want = strconv.FormatUint(1<<63+uint64(n), 10)
 					case pairs:
-						want = fmt.Sprintf(`{name:"user:%d" id:%d on:%v}`, n, -n, n%2 == 0)
+						want = fmt.Sprintf(`{name:"user:%d" id:%d on:%v zone:"eu-west-%d" port:%d}`, n, -n, n%2 == 0, n%3, 8000+n)
 					}
 					if k.Key != want || k.Count != uint64((n+1)*10+1) {
 						t.Errorf("%s hot key %d = %s×%d, want %s×%d", m.Name, i, k.Key, k.Count, want, (n+1)*10+1)

@@ -639,7 +639,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 			}
 		}
 		c := &collector.Maps{Maps: &s.mapObjs.MapsMaps, Sym: s.sym, Keys: s.opts.Keys, HotKeys: s.hotKeys,
-			Hasher: s.hasher, Name: s.mapName, Globals: s.mapGlobals, Scale: 1 / max(frac, 1e-6), Read: s.proc.ReadMemory}
+			Hasher: s.hasher, Name: s.mapName, Globals: s.mapGlobals, Scale: 1 / max(frac, 1e-6)}
 		res, err := c.Collect()
 		errs = append(errs, err)
 		if res != nil {

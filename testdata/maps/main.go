@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 var (
@@ -47,20 +48,24 @@ var (
 // (mapassign_fast64ptr) and reads it as a 64-bit integer (mapaccess1_fast64).
 type item struct{ id int }
 
-// pair is a struct key with a string in it: the probes copy the string's
-// header, not its text.
+// pair is a struct key with strings in it: the probes copy the strings'
+// headers, not their text. It is 48 bytes long, zone across byte 32.
 type pair struct {
 	name string
 	id   int32
 	on   bool
+	zone string
+	port uint16
 }
 
 // hot does, for i in 0..9, (i+1)*10 reads of key "user:i", of key
 // int64(1000+i), of key &items[i], of key 1<<63+i (negative as an int64) and
-// of key pair{"user:i", -i, i is even}, and one write of each beforehand.
+// of key pair{"user:i", -i, i is even, "eu-west-(i%3)", 8000+i}, and one
+// write of each beforehand. The pairs it reads by are temporaries, as keys
+// built for a lookup are: their names' memory is overwritten once read.
 func hot() {
 	for i := 0; i < 10; i++ {
-		pairs[i] = pair{"user:" + strconv.Itoa(i), int32(-i), i%2 == 0}
+		pairs[i] = pair{"user:" + strconv.Itoa(i), int32(-i), i%2 == 0, "eu-west-" + strconv.Itoa(i%3), uint16(8000 + i)}
 		hotStrings["user:"+strconv.Itoa(i)] = i
 		hotInts[int64(1000+i)] = i
 		hotPtrs[&items[i]] = i
@@ -68,7 +73,9 @@ func hot() {
 		hotPairs[pairs[i]] = i
 	}
 	for i := 0; i < 10; i++ {
+		name := []byte(pairs[i].name)
 		ks, ki, kp, ku, kpair := "user:"+strconv.Itoa(i), int64(1000+i), &items[i], 1<<63+uint64(i), pairs[i]
+		kpair.name = *(*string)(unsafe.Pointer(&name))
 		for n := 0; n < (i+1)*10; n++ {
 			sink += hotStrings[ks]
 			sink += hotInts[ki]
@@ -76,6 +83,7 @@ func hot() {
 			sink += hotUints[ku]
 			sink += hotPairs[kpair]
 		}
+		copy(name, "reused")
 	}
 	fmt.Println("hot done")
 }
