@@ -389,8 +389,10 @@ func (s *session) programCost(m *ebpf.Map, slots ...uint32) time.Duration {
 }
 
 // minSampled is how many CPU-clock samples in a group of probes a cost
-// measured from them needs: 50 say it within ±15%.
-const minSampled = 50
+// measured from them needs: 20 say it within ±22%, and a mutex probe
+// costs up to twice what its trap and programs do (docs/probes.md), which
+// the calibrated cost would say until then.
+const minSampled = 20
 
 // sampledCost is what a hit of the mutex probes, or of the others, costs
 // by the target's samples taken in them (in their traps, or where they
