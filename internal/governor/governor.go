@@ -48,7 +48,7 @@ type Group struct {
 	// the group's own hits, where the factor needs probes cut within a
 	// period to contrast with, and the mutex probes, cut only over budget,
 	// seldom are. While the samples are few, the duty cycle prices the
-	// group's hits higher by their relative error.
+	// group's hits higher by twice their relative error.
 	Sampled func() (cost time.Duration, samples uint64)
 }
 
@@ -386,8 +386,8 @@ func (g *Governor) hitCost(gr *Group, f float64) time.Duration {
 }
 
 // planCost is what the duty cycle charges a hit of group gr at factor f:
-// its cost, raised by the relative error of the n samples that measure it
-// (1/√(n+1)) where the target is sampled. A cost measured higher later
+// its cost, raised by twice the relative error of the n samples that
+// measure it (2/√(n+1)) where the target is sampled. A cost measured higher later
 // re-prices the hits before it, and the debt that leaves at the end of a
 // short trace is never repaid: the hits are priced at the top of what the
 // samples allow, which comes down to the cost as they add up.
@@ -397,7 +397,7 @@ func (g *Governor) planCost(gr *Group, f float64, sampled bool) time.Duration {
 		return c
 	}
 	_, n := gr.Sampled()
-	return time.Duration(float64(c) * (1 + 1/math.Sqrt(float64(n)+1)))
+	return time.Duration(float64(c) * (1 + 2/math.Sqrt(float64(n)+1)))
 }
 
 // period runs one duty cycle.
