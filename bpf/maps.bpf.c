@@ -463,6 +463,8 @@ static __always_inline u64 text_hash(const struct text *t)
 static __always_inline void hash_texts(struct map_key *k, u64 t)
 {
 	u32 offs = string_fields(t);
+	if ((offs & 0xff) == 0xff)
+		return; // no string field: most struct keys
 	u32 zero = 0;
 	struct text *tx = bpf_map_lookup_elem(&text_scratch, &zero);
 	if (!tx)
