@@ -375,14 +375,14 @@ func (g *Governor) groupCost(gr *Group) time.Duration {
 }
 
 // hitCost is what a hit of group gr costs at factor f, or as sampled where
-// that is higher.
-func (g *Governor) hitCost(gr *Group, f float64) time.Duration {
+// that is higher; and how many samples the sampled cost is from.
+func (g *Governor) hitCost(gr *Group, f float64) (time.Duration, uint64) {
 	c := time.Duration(float64(g.groupCost(gr)) * f)
-	if gr != nil && gr.Sampled != nil {
-		sampled, _ := gr.Sampled()
-		c = max(c, sampled)
+	if gr == nil || gr.Sampled == nil {
+		return c, 0
 	}
-	return c
+	sampled, n := gr.Sampled()
+	return max(c, sampled), n
 }
 
 // planCost is what the duty cycle charges a hit of group gr at factor f:
@@ -392,11 +392,10 @@ func (g *Governor) hitCost(gr *Group, f float64) time.Duration {
 // short trace is never repaid: the hits are priced at the top of what the
 // samples allow, which comes down to the cost as they add up.
 func (g *Governor) planCost(gr *Group, f float64, sampled bool) time.Duration {
-	c := g.hitCost(gr, f)
+	c, n := g.hitCost(gr, f)
 	if !sampled || gr == nil || gr.Sampled == nil {
 		return c
 	}
-	_, n := gr.Sampled()
 	return time.Duration(float64(c) * (1 + 2/math.Sqrt(float64(n)+1)))
 }
 
@@ -660,7 +659,10 @@ func (g *Governor) Measured() (excess, expected time.Duration) {
 // fatal-error probe costs as measured so far, the factor included.
 func (g *Governor) Costs() (mutex, maps, fixed time.Duration) {
 	f := g.Factor()
-	return g.hitCost(g.cfg.Mutex, f), g.hitCost(g.cfg.Maps, f), g.hitCost(nil, f)
+	mutex, _ = g.hitCost(g.cfg.Mutex, f)
+	maps, _ = g.hitCost(g.cfg.Maps, f)
+	fixed, _ = g.hitCost(nil, f)
+	return mutex, maps, fixed
 }
 
 // chargeOwnSpan charges maptrace's own CPU time between two readings.
