@@ -216,7 +216,9 @@ type BudgetRow struct {
 	Budget   float64
 	Estimate Dist   // report overhead.ratio
 	Own      Dist   // report overhead.own_charged_seconds over the target's CPU: the part of the estimate that is maptrace's own CPU
-	Probes   Dist   // the rest of the estimate: the probes'
+	Probes   Dist   // the rest of the estimate: the probes' and the sampler's, in the target's CPU time
+	Sampler  Dist   // report overhead.sampler_seconds over the target's CPU: the CPU-clock samples' part
+	Traps    Dist   // Probes less Sampler: the probes' traps and programs, which are kernel time
 	Factor   Dist   // report overhead.hit_cost_factor
 	Mutex    Dist   // report overhead.mutex_sampling_fraction (1 in reports without it)
 	Loss     Losses // 1 - traced/untraced throughput, round by round
@@ -253,6 +255,8 @@ func budgetRows(slow []*Slowdown, n *Nats) []BudgetRow {
 			if cpu := r.Report.CPU.Seconds; cpu > 0 {
 				row.Own.Add(o.OwnChargedSeconds / cpu)
 				row.Probes.Add(o.Ratio - o.OwnChargedSeconds/cpu)
+				row.Sampler.Add(o.SamplerSeconds / cpu)
+				row.Traps.Add(o.Ratio - (o.OwnChargedSeconds+o.SamplerSeconds)/cpu)
 			}
 			row.Factor.Add(max(o.HitCostFactor, 1))
 			mf := o.MutexSamplingFraction
@@ -292,11 +296,11 @@ func renderBudget(p printer, rows []BudgetRow, floor Dist, n *Nats) {
 		p("Not measured (see the failures above).\n\n")
 		return
 	}
-	p("The traced runs of sections 2 and 3 that had a budget (`--overhead`), one line each: the budget; the report's estimate of what tracing cost the target (`overhead.ratio`: probe hits at the cost measured in the target, plus maptrace's own CPU time where it competed with the target, over the target's CPU time), and the part of it that is maptrace's own CPU time (`own_charged_seconds` over the target's CPU time); the measured cost of a hit over the calibrated one (`hit_cost_factor`); the share of the time the mutex probes were attached (`mutex_sampling_fraction`); and three measures of the loss, round by round against the untraced run of the same round (for nats-server, the mean of the untraced runs around it): ")
+	p("The traced runs of sections 2 and 3 that had a budget (`--overhead`), one line each: the budget; the report's estimate of what tracing cost the target (`overhead.ratio`: probe hits at the cost measured in the target, plus the interrupts that took its CPU-clock samples, plus maptrace's own CPU time where it competed with the target, over the target's CPU time), the part of it that is maptrace's own CPU time (`own_charged_seconds` over the target's CPU time) and the part that is the samples' (`sampler_seconds` over it); the measured cost of a hit over the calibrated one (`hit_cost_factor`); the share of the time the mutex probes were attached (`mutex_sampling_fraction`); and three measures of the loss, round by round against the untraced run of the same round (for nats-server, the mean of the untraced runs around it): ")
 	p("the target's extra kernel-mode share of its CPU time traced (/proc/PID/stat; a probe hit is kernel time of the thread that hits it), ")
 	p("the loss of work per second of the target's CPU time (its CPUCLOCK_SCHED clock: 1 − traced/untraced), which is what the budget is a share of and which a busy machine disturbs less, since it counts the CPU the target got rather than the CPU it was given, though not nothing (other processes share the caches, and a VM's host its CPUs); ")
 	p("and the loss of throughput (1 − traced/untraced), which is what a user sees, and which another process's load on the machine moves by more than any budget when it changes between two runs seconds apart. ")
-	p("The loss per CPU-second does not include maptrace's own CPU time, so the probes' part of the estimate (the estimate less maptrace's CPU) is set against it; the whole estimate is set against the throughput loss. ")
+	p("The loss per CPU-second does not include maptrace's own CPU time, so the estimate less maptrace's CPU (the probes' and the samples' part) is set against it; the kernel share does not include the samples' interrupts either (the kernel counts a tick's time as user or kernel by where the tick lands), so the probes' part alone is set against it; the whole estimate is set against the throughput loss. ")
 	p("Medians over the rounds. The goals: the median loss at most the budget, and the estimate within ±%.0f%% of the loss. ", 100*estimateBand)
 	p("A median of a few noisy rounds is itself uncertain: its resolution here is half the range of the rounds' losses over √rounds, and a verdict the resolution cannot decide (the loss within it of the budget, or the estimate within it of the ±%.0f%% band's edge) is **unresolved** rather than met or not met; so is one from a loss below zero by more than its resolution (the traced runs faster: the machine's load, not the trace, moved them).\n\n", 100*estimateBand)
 	if len(floor) > 0 {
@@ -313,11 +317,11 @@ func renderBudget(p printer, rows []BudgetRow, floor Dist, n *Nats) {
 			pct2(100*loss.Median()), resText(Losses{Dist: loss}), cells(loss, func(v float64) string { return pct2(100 * v) }),
 			pct2(100*c.Kernel.Median()), cells(c.Kernel, func(v float64) string { return pct2(100 * v) }))
 	}
-	p("| traced run | budget | estimate | of which maptrace's CPU | hit cost factor | mutex probes attached | target's extra kernel share, min | median | max | ≤ budget | probes' estimate ÷ kernel share, within ±%.0f%% | loss per CPU-second, min | median | max | ≤ budget | probes' estimate ÷ loss per CPU-second, within ±%.0f%% | throughput loss, min | median | max | ≤ budget | estimate ÷ throughput loss, within ±%.0f%% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", 100*estimateBand, 100*estimateBand, 100*estimateBand)
+	p("| traced run | budget | estimate | of which maptrace's CPU | of which CPU-clock samples | hit cost factor | mutex probes attached | target's extra kernel share, min | median | max | ≤ budget | probes' estimate ÷ kernel share, within ±%.0f%% | loss per CPU-second, min | median | max | ≤ budget | probes' and samples' estimate ÷ loss per CPU-second, within ±%.0f%% | throughput loss, min | median | max | ≤ budget | estimate ÷ throughput loss, within ±%.0f%% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", 100*estimateBand, 100*estimateBand, 100*estimateBand)
 	for _, r := range rows {
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, pct2(100*r.Budget), pct2(100*r.Estimate.Median()), pct2(100*r.Own.Median()),
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, pct2(100*r.Budget), pct2(100*r.Estimate.Median()), pct2(100*r.Own.Median()), pct2(100*r.Sampler.Median()),
 			fmt.Sprintf("%.2f", r.Factor.Median()), pct2(100*r.Mutex.Median()),
-			cells(r.Kernel.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Kernel, r.Budget), estimateVerdict(r.Probes.Median(), r.Kernel),
+			cells(r.Kernel.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Kernel, r.Budget), estimateVerdict(r.Traps.Median(), r.Kernel),
 			cells(r.CPULoss.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.CPULoss, r.Budget), estimateVerdict(r.Probes.Median(), r.CPULoss),
 			cells(r.Loss.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Loss, r.Budget), estimateVerdict(r.Estimate.Median(), r.Loss))
 	}
@@ -450,12 +454,12 @@ func renderGoals(p printer, r *Results) {
 	// The slowdowns of sections 2 and 3 against their budgets.
 	for _, row := range budgetRows(r.Slowdowns, r.Nats) {
 		loss, cpuLoss := row.Loss.Median(), row.CPULoss.Median()
-		est, probes := row.Estimate.Median(), row.Probes.Median()
-		p("- %s, loss at most the budget (%s): in kernel time %s ± %s — %s; per CPU-second %s ± %s — %s; of throughput %s ± %s — %s. Estimate within ±%.0f%% of the loss: probes' %s against the kernel time — %s, against the loss per CPU-second — %s; all of it, %s — %s.\n",
+		est, probes, traps := row.Estimate.Median(), row.Probes.Median(), row.Traps.Median()
+		p("- %s, loss at most the budget (%s): in kernel time %s ± %s — %s; per CPU-second %s ± %s — %s; of throughput %s ± %s — %s. Estimate within ±%.0f%% of the loss: probes' %s against the kernel time — %s, probes' and samples' %s against the loss per CPU-second — %s; all of it, %s — %s.\n",
 			row.Name, pct2(100*row.Budget), pct2(100*row.Kernel.Median()), resText(row.Kernel), lossVerdict(row.Kernel, row.Budget),
 			pct2(100*cpuLoss), resText(row.CPULoss), lossVerdict(row.CPULoss, row.Budget),
 			pct2(100*loss), resText(row.Loss), lossVerdict(row.Loss, row.Budget),
-			100*estimateBand, pct2(100*probes), estimateVerdict(probes, row.Kernel), estimateVerdict(probes, row.CPULoss), pct2(100*est), estimateVerdict(est, row.Loss))
+			100*estimateBand, pct2(100*traps), estimateVerdict(traps, row.Kernel), pct2(100*probes), estimateVerdict(probes, row.CPULoss), pct2(100*est), estimateVerdict(est, row.Loss))
 	}
 	if c := r.Collector; c != nil && len(c.Rows) > 0 {
 		most := 0.0

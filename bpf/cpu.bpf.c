@@ -20,7 +20,8 @@ enum sample_count {
 	SAMPLES_RESUME = 6,    // ... in user mode, where a probe resumes
 	SAMPLES_TRAP = 7,      // ... in kernel mode, entered at a probe (its trap)
 	SAMPLES_MUTEX_PROBE = 8, // ... of SAMPLES_RESUME and SAMPLES_TRAP, the mutex probes'
-	SAMPLES_MAX = 9,
+	SAMPLES_NS = 9,          // nanoseconds this program ran on the target's samples
+	SAMPLES_MAX = 10,
 };
 
 // What a stretch of the target's code is.
@@ -187,13 +188,9 @@ static __always_inline int bump_site(u32 tgid, u64 caller)
 	return 0;
 }
 
-SEC("perf_event")
-int cpu_sample(struct perf_event_ctx *ctx)
+// sample counts one of target t's samples.
+static __always_inline void sample(struct perf_event_ctx *ctx, struct target *t, u32 tgid)
 {
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct target *t = bpf_map_lookup_elem(&targets, &tgid);
-	if (!t)
-		return 0;
 	// Per CPU, and a sample never interrupts another on its CPU: no atomics.
 	t->n[SAMPLES_TOTAL]++;
 	u32 table = t->table;
@@ -205,17 +202,17 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	if (!PT_USER_MODE(&ctx->regs)) {
 		u64 uip = 0;
 		if (!tab || bpf_get_stack(ctx, &uip, sizeof(uip), BPF_F_USER_STACK) <= 0)
-			return 0;
+			return;
 		u32 k = find(tab, uip, bias)->kind;
 		if (k >= CODE_PROBE_RESUME)
 			t->n[SAMPLES_TRAP]++;
 		if (k >= CODE_MUTEX_RESUME)
 			t->n[SAMPLES_MUTEX_PROBE]++;
-		return 0;
+		return;
 	}
 	t->n[SAMPLES_USER]++;
 	if (!tab)
-		return 0;
+		return;
 
 	u64 ip = PT_IP(&ctx->regs);
 	const struct step *leaf = find(tab, ip, bias);
@@ -223,17 +220,17 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	if (kind == CODE_PROBE_RESUME || kind == CODE_MUTEX_RESUME) {
 		t->n[SAMPLES_RESUME]++;
 		t->n[SAMPLES_MUTEX_PROBE] += kind == CODE_MUTEX_RESUME;
-		return 0;
+		return;
 	}
 	// A trap's address in user mode is an instruction the probe is not on
 	// at the time: a sliver of its function, left out.
 	if (kind == CODE_OTHER || kind >= CODE_PROBE_TRAP)
-		return 0; // most samples: no stack walk
+		return; // most samples: no stack walk
 
 	u32 zero = 0;
 	struct frames *f = bpf_map_lookup_elem(&frames_scratch, &zero);
 	if (!f)
-		return 0;
+		return;
 	long got = bpf_get_stack(ctx, f->pc, sizeof(f->pc), BPF_F_USER_STACK);
 	u32 n = got > 0 ? got / sizeof(u64) : 0;
 	if (got <= 0)
@@ -284,18 +281,33 @@ int cpu_sample(struct perf_event_ctx *ctx)
 	if (entries == 0) {
 		if (ended)
 			t->n[SAMPLES_NO_CALLER]++;
-		return 0; // map work not under a map operation: hash/maphash's hashing, say
+		return; // map work not under a map operation: hash/maphash's hashing, say
 	}
 	u32 outer = top_bit(entries);
 	t->n[SAMPLES_MAP]++;
 	u32 c = outer + 1;
 	if (c >= depth) {
 		t->n[SAMPLES_NO_CALLER]++;
-		return 0;
+		return;
 	}
 	u64 caller = f->pc[(c - insert) & (MAX_FRAMES - 1)];
 	if (!bump_site(tgid, caller))
 		t->n[LOST_SITES]++;
+	return;
+}
+
+// cpu_sample counts a sample of a target, and the time it takes, which is
+// part of what sampling costs the target.
+SEC("perf_event")
+int cpu_sample(struct perf_event_ctx *ctx)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct target *t = bpf_map_lookup_elem(&targets, &tgid);
+	if (!t)
+		return 0;
+	u64 start = bpf_ktime_get_ns();
+	sample(ctx, t, tgid);
+	t->n[SAMPLES_NS] += bpf_ktime_get_ns() - start;
 	return 0;
 }
 

@@ -49,7 +49,8 @@ const (
 	CpuSampleCountSAMPLES_RESUME      CpuSampleCount = 6
 	CpuSampleCountSAMPLES_TRAP        CpuSampleCount = 7
 	CpuSampleCountSAMPLES_MUTEX_PROBE CpuSampleCount = 8
-	CpuSampleCountSAMPLES_MAX         CpuSampleCount = 9
+	CpuSampleCountSAMPLES_NS          CpuSampleCount = 9
+	CpuSampleCountSAMPLES_MAX         CpuSampleCount = 10
 )
 
 type CpuSite struct {
@@ -76,7 +77,7 @@ type CpuTarget struct {
 	Bias   uint64
 	Table  uint32
 	Unused CpuSampleCount
-	N      [9]uint64
+	N      [10]uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -122,7 +122,7 @@ func New(cfg Config) *Agent {
 // Run scans and traces until ctx is done, then ends every trace.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Mutex || a.cfg.Maps {
-		sp, err := cpuprof.Open()
+		sp, err := cpuprof.Open(a.cfg.Overhead / 100)
 		if err != nil {
 			a.log.printf("note: no shared CPU sampling: %v", err)
 		} else {

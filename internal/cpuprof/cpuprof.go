@@ -1,7 +1,8 @@
 // Package cpuprof samples the target's CPU time with the kernel's CPU clock
 // and counts the samples that land in Go map operations, by the operation's
 // call site. Unlike the map probes it costs nothing per map operation: a
-// sample every 1/Hz seconds of CPU time, on each CPU, whatever runs there.
+// sample every 1/Hz seconds of CPU time, on each CPU, whatever runs there;
+// Hz is chosen so that the samples fit a share of the overhead budget.
 //
 // A sample counts as map time when it is taken in user mode in a map
 // function: an entry point the map probes attach to, or a function doing its
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -29,10 +31,6 @@ import (
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/symbols"
 )
-
-// Hz is the sampling frequency on each CPU: every sample stands for 1/Hz
-// seconds of CPU time. Off round numbers, so as not to beat with timers.
-const Hz = 499
 
 // Result is what the samples say, counted since Start.
 type Result struct {
@@ -61,6 +59,9 @@ type Result struct {
 	// Lost counts stacks that could not be read and samples whose site did
 	// not fit the table.
 	Lost uint64
+	// Program is the time the sampling program ran on the target's
+	// samples, as it times itself.
+	Program time.Duration
 }
 
 // Kernel is the samples of the kernel's time: in kernel mode, or where a
@@ -83,12 +84,22 @@ func (r *Result) ProbeSamples() (mutex, other uint64) {
 // Seconds turns samples into CPU seconds.
 func (r *Result) Seconds(samples uint64) float64 { return float64(samples) / float64(r.Hz) }
 
+// Cost is what the samples cost the target: the interrupts that took them,
+// at interrupt each, and the program's run time on them.
+func (r *Result) Cost(interrupt time.Duration) time.Duration {
+	return time.Duration(r.Samples)*interrupt + r.Program
+}
+
 // Program is the sampling program on a CPU clock on every online CPU. One
 // Program samples every target added to it: the agent's many cost one
 // program to verify, and one run per sample, not one per target.
 type Program struct {
 	objs   objects
 	events []event
+	hz     int
+	// sampleCost is what the interrupt that takes a sample costs the
+	// thread it interrupts (MeasureSample).
+	sampleCost time.Duration
 
 	mu     sync.Mutex
 	tables map[*symbols.Binary]*table // step tables by binary, shared by its processes
@@ -117,9 +128,11 @@ type event struct {
 	link link.Link // nil when attached by ioctl, which closing the fd undoes
 }
 
-// Open loads the program and starts the CPU clocks. It samples nothing
-// until a target is added. On error nothing stays open.
-func Open() (*Program, error) {
+// Open measures what a sample costs, loads the program and starts the CPU
+// clocks at the frequency that keeps that cost within a share of budget
+// (HzFor). It samples nothing until a target is added. On error nothing
+// stays open.
+func Open(budget float64) (*Program, error) {
 	// Samples are matched by the pid the kernel's initial namespace gives
 	// the target, which is the one maptrace knows only if it runs there.
 	if ino, err := pidNamespace(); err != nil {
@@ -127,8 +140,12 @@ func Open() (*Program, error) {
 	} else if ino != initPIDNamespace {
 		return nil, errors.New("maptrace runs in a PID namespace of its own: samples cannot be matched to the target")
 	}
-	p := &Program{tables: map[*symbols.Binary]*table{}}
-	err := p.load(preallocate)
+	cost, err := MeasureSample()
+	if err != nil {
+		return nil, fmt.Errorf("perf_event_open cpu-clock: %w", err)
+	}
+	p := &Program{tables: map[*symbols.Binary]*table{}, hz: HzFor(budget, cost), sampleCost: cost}
+	err = p.load(preallocate)
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) && !preallocate {
 		// Before Linux 6.1 a perf_event program may use preallocated hash
@@ -192,7 +209,7 @@ func (p *Program) open() error {
 		Type:   unix.PERF_TYPE_SOFTWARE,
 		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
 		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-		Sample: Hz,
+		Sample: uint64(p.hz),
 		// Disabled until the program is attached: no sample goes unseen.
 		Bits: unix.PerfBitFreq | unix.PerfBitDisabled,
 	}
@@ -268,7 +285,7 @@ func (p *Program) Add(pid int, bin *symbols.Binary, bias uint64) (*Sampler, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &Sampler{prog: p, bin: bin, tgid: uint32(pid), Dropped: tab.dropped}
+	s := &Sampler{prog: p, bin: bin, tgid: uint32(pid), hz: p.hz, sampleCost: p.sampleCost, Dropped: tab.dropped}
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		p.release(bin)
@@ -322,10 +339,18 @@ func (p *Program) release(bin *symbols.Binary) error {
 	return p.objs.Tables.Delete(t.id)
 }
 
-// Start samples process pid alone, with a Program of its own that the
-// Sampler closes.
-func Start(pid int, bin *symbols.Binary, bias uint64) (*Sampler, error) {
-	p, err := Open()
+// Hz is the sampling frequency on each CPU: every sample stands for 1/Hz
+// seconds of CPU time.
+func (p *Program) Hz() int { return p.hz }
+
+// SampleCost is what the interrupt that takes a sample costs the thread it
+// interrupts, measured when the Program was opened.
+func (p *Program) SampleCost() time.Duration { return p.sampleCost }
+
+// Start samples process pid alone, with a Program of its own (Open's
+// budget) that the Sampler closes.
+func Start(pid int, bin *symbols.Binary, bias uint64, budget float64) (*Sampler, error) {
+	p, err := Open(budget)
 	if err != nil {
 		return nil, err
 	}
@@ -343,8 +368,11 @@ type Sampler struct {
 	prog  *Program
 	bin   *symbols.Binary
 	tgid  uint32
-	owned bool    // Close closes prog
-	final *Result // the counts when stopped
+	owned bool // Close closes prog
+	// The Program's, kept for the counts once it is closed.
+	hz         int
+	sampleCost time.Duration
+	final      *Result // the counts when stopped
 	// Dropped names map functions left out for want of room in the
 	// program's table: their samples count as not in a map operation.
 	Dropped []string
@@ -357,7 +385,7 @@ func (s *Sampler) Stop() error {
 	}
 	r, err := s.read()
 	if err != nil {
-		r = &Result{Hz: Hz, Sites: map[uint64]uint64{}}
+		r = &Result{Hz: s.hz, Sites: map[uint64]uint64{}}
 	}
 	s.final = r
 	return errors.Join(err, s.remove())
@@ -417,7 +445,7 @@ func (s *Sampler) read() (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := countsResult(n)
+	r := countsResult(n, s.hz)
 	r.Sites = map[uint64]uint64{}
 	var k bpf.CpuSite
 	var c uint64
@@ -463,13 +491,31 @@ func (s *Sampler) current() (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return countsResult(n), nil
+	return countsResult(n, s.hz), nil
 }
 
+// Cost is what sampling cost the target so far: the interrupts that took
+// its samples, at the cost measured when the Program was opened, and the
+// program's run time on them.
+func (s *Sampler) Cost() (time.Duration, error) {
+	r, err := s.current()
+	if err != nil {
+		return 0, err
+	}
+	return s.CostOf(&r), nil
+}
+
+// CostOf is what the samples in r, read from s, cost the target.
+func (s *Sampler) CostOf(r *Result) time.Duration { return r.Cost(s.sampleCost) }
+
+// Hz is the frequency the target is sampled at.
+func (s *Sampler) Hz() int { return s.hz }
+
 // countsResult is what the target's counters say, without its sites.
-func countsResult(n [bpf.CpuSampleCountSAMPLES_MAX]uint64) Result {
+func countsResult(n [bpf.CpuSampleCountSAMPLES_MAX]uint64, hz int) Result {
 	return Result{
-		Hz:         Hz,
+		Hz:         hz,
+		Program:    time.Duration(n[bpf.CpuSampleCountSAMPLES_NS]),
 		Samples:    n[bpf.CpuSampleCountSAMPLES_TOTAL],
 		User:       n[bpf.CpuSampleCountSAMPLES_USER],
 		Resume:     n[bpf.CpuSampleCountSAMPLES_RESUME],

@@ -48,7 +48,7 @@ func startSampled(t *testing.T, toolchain string) *sampled {
 // sample starts sampling x.
 func sample(t *testing.T, x *sampled) *sampled {
 	t.Helper()
-	s, err := cpuprof.Start(x.p.PID(), x.bin, x.sym.Bias())
+	s, err := cpuprof.Start(x.p.PID(), x.bin, x.sym.Bias(), 1)
 	if err != nil {
 		t.Fatalf("start sampler: %v", err)
 	}
@@ -381,7 +381,7 @@ func TestClose(t *testing.T) {
 	needRoot(t)
 	x := startTarget(t, "local")
 	before := openFDs(t)
-	s, err := cpuprof.Start(x.p.PID(), x.bin, x.sym.Bias())
+	s, err := cpuprof.Start(x.p.PID(), x.bin, x.sym.Bias(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +440,7 @@ func openFDs(t *testing.T) int {
 // guests, where it runs on each kernel.
 func TestVerifierBudget(t *testing.T) {
 	needRoot(t)
-	prog, err := cpuprof.Open()
+	prog, err := cpuprof.Open(1)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -476,7 +476,7 @@ func TestShared(t *testing.T) {
 
 func testShared(t *testing.T) {
 	needRoot(t)
-	prog, err := cpuprof.Open()
+	prog, err := cpuprof.Open(1)
 	if err != nil {
 		t.Fatal(err)
 	}

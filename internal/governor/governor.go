@@ -11,7 +11,8 @@
 // kernel-mode share of its CPU-clock samples with probes attached against
 // without (a hit is kernel time of the target's thread: the trap, the
 // program, the cache and TLB misses around them). maptrace's own CPU time
-// is charged too where the machine had no idle CPU to run it on. Each group
+// is charged too where the machine had no idle CPU to run it on, and so are
+// those samples: each interrupts the target. Each group
 // of probes is also measured by the samples taken while the kernel runs
 // them, which needs no contrast: the mutex probes stay attached on both
 // sides of the map windows' edges.
@@ -83,6 +84,10 @@ type Config struct {
 	// own CPU time is not charged.
 	Own     func() time.Duration
 	Machine func() (idle, busy time.Duration, err error)
+	// Sampler is what sampling the target's CPU clock cost it so far (the
+	// interrupts and the program), charged to the budget before the
+	// probes; nil if not sampled.
+	Sampler func() time.Duration
 }
 
 // Governor runs the duty cycle.
@@ -114,6 +119,8 @@ type Governor struct {
 	// maptrace's CPU time over the periods so far, and the part of it
 	// charged to the budget.
 	ownCPU, ownCharged time.Duration
+	// sampler is the sampler's cost charged over the periods so far.
+	sampler time.Duration
 
 	// The mutex probes' windows: closed ones, and whether one is open.
 	mutexOn   bool
@@ -226,7 +233,7 @@ type cycle struct {
 	// maptrace's own CPU time alone.
 	debt, mutexDebt time.Duration
 	fixedPrev       time.Duration // the fatal-error probe's cost in the period before
-	ownPrev         time.Duration // maptrace's charged CPU time in the period before
+	ownPrev         time.Duration // maptrace's charged CPU time and the sampler's cost in the period before
 	mutexRate       float64       // the mutex probes' cost a second while attached
 	// The hits so far, and what the debts charged for them, and for the
 	// mutex probes' and the fixed costs' alone: a cost measured higher
@@ -248,8 +255,9 @@ type cycle struct {
 // detached.
 //
 // Each period's allowance is the budget's share of the target's CPU time
-// (measured over the period before), less what the fatal-error probe and
-// maptrace's own CPU time cost in the period before. What was spent beyond
+// (measured over the period before), less what the fatal-error probe,
+// maptrace's own CPU time and the sampling of the target's CPU clock cost
+// in the period before. What was spent beyond
 // it, against the budget's share of the CPU time the target actually used,
 // is a debt paid in later periods, and an allowance not spent a credit
 // (up to creditPeriods' worth). The mutex probes may spend all of it, less
@@ -317,6 +325,7 @@ type reading struct {
 	own         time.Duration
 	idle, busy  time.Duration
 	ownRead     bool
+	sampler     time.Duration // the sampler's cost so far, with own
 }
 
 // What a reading reads besides the time.
@@ -353,6 +362,9 @@ func (g *Governor) read(what int) reading {
 	if what&readOwn != 0 {
 		r.own, r.idle, r.busy = g.ownNow()
 		r.ownRead = g.cfg.Own != nil && g.cfg.Machine != nil
+		if g.cfg.Sampler != nil {
+			r.sampler = g.cfg.Sampler()
+		}
 	}
 	return r
 }
@@ -551,7 +563,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	pSpent := mapSpend(end.maps - start.maps)
 	fSpent := fixedSpend(end.fixed - start.fixed)
 	probes := mSpent + pSpent + fSpent
-	own := g.chargeOwnSpan(start, end)
+	own := g.chargeOwnSpan(start, end) + g.chargeSampler(start, end)
 	// The debt is against what the budget allowed of the CPU time the
 	// target actually used in the period, not the allowance forecast from
 	// the period before: a target that got less CPU than it had (a busy
@@ -663,6 +675,23 @@ func (g *Governor) Costs() (mutex, maps, fixed time.Duration) {
 	maps, _ = g.hitCost(g.cfg.Maps, f)
 	fixed, _ = g.hitCost(nil, f)
 	return mutex, maps, fixed
+}
+
+// chargeSampler charges the sampler's cost between two readings.
+func (g *Governor) chargeSampler(a, b reading) time.Duration {
+	d := max(0, b.sampler-a.sampler)
+	g.mu.Lock()
+	g.sampler += d
+	g.mu.Unlock()
+	return d
+}
+
+// Sampler is the sampler's cost charged to the budget over the periods so
+// far.
+func (g *Governor) Sampler() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sampler
 }
 
 // chargeOwnSpan charges maptrace's own CPU time between two readings.
@@ -823,6 +852,12 @@ func (g *Governor) Fraction() float64 {
 	return f
 }
 
+// mapCost is what a map probe hit costs as measured so far, the factor
+// included; g.mu held.
+func (g *Governor) mapCost() time.Duration {
+	return time.Duration(float64(g.groupCost(g.cfg.Maps)) * g.factor())
+}
+
 // LowerBound reports whether the scaled counts are lower bounds.
 func (g *Governor) LowerBound() bool {
 	_, lb := g.estimate()
@@ -856,9 +891,17 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if !g.samplesLost && g.onAll >= minOnSamples && g.onKernel < g.onAll && g.offAll > 0 {
 		onWork := float64(g.onCPU) * float64(g.onAll-g.onKernel) / float64(g.onAll)
 		offWork := float64(g.offCPU) * float64(g.offAll-g.offKernel) / float64(g.offAll)
-		return min(1, scale*onWork/(onWork+offWork)), false
+		// Where the probes took most of the windows' CPU time, by the
+		// samples or by their hits' cost, the work in them is what is
+		// left, and the user code after each trap runs slower (cold
+		// caches and TLB), or takes samples the trap delayed: the work
+		// seems more than it was, the share too, and the scaled counts
+		// are lower bounds.
+		dominated := float64(g.onKernel) >= probeDominated*float64(g.onAll) ||
+			float64(time.Duration(g.onHits)*g.mapCost()) >= probeDominated*float64(g.onCPU-g.onFixed)
+		return min(1, scale*onWork/(onWork+offWork)), dominated
 	}
-	cost := time.Duration(float64(g.groupCost(g.cfg.Maps)) * g.factor())
+	cost := g.mapCost()
 	onProbe := time.Duration(g.onHits) * cost
 	offProbe := time.Duration(g.windowHits-g.onHits) * cost          // attaching and detaching
 	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'

@@ -509,3 +509,39 @@ func TestRunShortTraceBound(t *testing.T) {
 		t.Errorf("map probes spent %v at a 10%% budget, want at most %v", spent, limit)
 	}
 }
+
+// TestRunChargesSampler: sampling the target's CPU clock costs it a steady
+// share of its CPU time (4% here, at a 10% budget), which the probes do
+// not get: they spend the other 6%, and with the sampler the whole stays
+// within the budget.
+func TestRunChargesSampler(t *testing.T) {
+	const share = 0.04
+	f := &fakeTarget{run: 3 * time.Second}
+	cfg := f.config()
+	cfg.Sampler = func() time.Duration { return time.Duration(share * float64(time.Since(f.t0))) }
+	f.t0 = time.Now()
+	g := New(cfg)
+	if err := g.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.run)
+	defer cancel()
+	if err := g.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(f.t0)
+	spent := time.Duration(f.maps.total) * time.Millisecond
+	sampler := g.Sampler()
+	t.Logf("probes %v, sampler charged %v, in %v", spent, sampler, elapsed)
+	if want := time.Duration(share * float64(elapsed)); sampler < want*8/10 || sampler > want {
+		t.Errorf("sampler charged %v in %v, want about %v", sampler, elapsed, want)
+	}
+	// The budget is a share of the target's CPU time besides the probes'.
+	limit := time.Duration(0.1 * float64(elapsed-spent))
+	if spent+sampler > limit+limit/20 {
+		t.Errorf("probes %v and sampler %v spent more than %v at a 10%% budget", spent, sampler, limit)
+	}
+	if spent < limit/2 {
+		t.Errorf("probes spent %v of %v: the sampler's share was charged more than once", spent, limit)
+	}
+}

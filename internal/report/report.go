@@ -121,9 +121,15 @@ type Overhead struct {
 	// machine's idle CPU time could not cover, in the target's share.
 	OwnCPUSeconds     float64 `json:"own_cpu_seconds,omitempty"`
 	OwnChargedSeconds float64 `json:"own_charged_seconds,omitempty"`
-	// Ratio is the estimated share of the target's time spent in probes
-	// and in maptrace's charged CPU time: EstCostSeconds over the
-	// target's CPU time.
+	// SamplerSeconds is what sampling the target's CPU clock (the cpu
+	// section) cost it, counted in EstCostSeconds: its samples at
+	// SampleCostNS each, the interrupt that takes one as measured on this
+	// machine at the start and the program's own time on it.
+	SamplerSeconds float64 `json:"sampler_seconds,omitempty"`
+	SampleCostNS   float64 `json:"sample_cost_ns,omitempty"`
+	// Ratio is the estimated share of the target's time spent in probes,
+	// in taking its CPU samples and in maptrace's charged CPU time:
+	// EstCostSeconds over the target's CPU time.
 	Ratio float64 `json:"ratio"`
 	// MutexRatio is the part of Ratio spent in the mutex probes, which
 	// spend the budget first.

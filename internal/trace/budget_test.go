@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maptrace/maptrace/internal/cpuprof"
 	"github.com/maptrace/maptrace/internal/report"
 	"github.com/maptrace/maptrace/internal/testtarget"
 	"github.com/maptrace/maptrace/internal/trace"
@@ -151,5 +152,40 @@ func TestBurstCut(t *testing.T) {
 	}
 	if est > 0.065 {
 		t.Errorf("the report estimates the burst cost %.1f%% of the target's CPU at a 5%% budget", 100*est)
+	}
+}
+
+// TestSamplerCharged: sampling the target's CPU clock costs it an interrupt
+// a sample, up to tens of microseconds in a VM: at the agent's 1% budget
+// the samples come only as often as a quarter of the budget pays for, the
+// report counts their cost in its estimate, and the estimate stays within
+// the budget.
+func TestSamplerCharged(t *testing.T) {
+	testtarget.NeedRoot(t)
+	p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", "local"))
+	r, answer := traceCmd(t, p, trace.Options{Mutex: true, Maps: true, Overhead: 1}, "loop 3000", time.Minute)
+	if !strings.HasPrefix(answer, "loop ") {
+		t.Fatalf("target said %q", answer)
+	}
+	o, c := r.Overhead, r.CPU
+	share := o.SamplerSeconds / c.Seconds
+	t.Logf("%d samples at %d Hz, %.1fµs each: %.3f%% of the target's CPU time; estimate %.3f%%", c.Samples, c.Hz, o.SampleCostNS/1e3, 100*share, 100*o.Ratio)
+	if c.Samples == 0 || o.SampleCostNS <= 0 {
+		t.Fatalf("no samples, or no cost for them: %+v, %+v", c, o)
+	}
+	if got := float64(c.Samples) * o.SampleCostNS / 1e9; math.Abs(got-o.SamplerSeconds) > 1e-6+o.SamplerSeconds/100 {
+		t.Errorf("%d samples at %.0fns cost %.6fs, the report says %.6fs", c.Samples, o.SampleCostNS, got, o.SamplerSeconds)
+	}
+	if o.EstCostSeconds < o.SamplerSeconds {
+		t.Errorf("the estimate (%.6fs) leaves out the samples' cost (%.6fs)", o.EstCostSeconds, o.SamplerSeconds)
+	}
+	// A quarter of the budget, with room for the program's own time on top
+	// of the interrupts Hz is chosen by (a tenth more in a slow VM), and
+	// for the interrupts' cost measured low at the start.
+	if c.Hz > cpuprof.MinHz && share > 0.25*o.Budget*1.5 {
+		t.Errorf("samples at %d Hz took %.3f%% of the target's CPU time at a %.0f%% budget, want at most a quarter of it", c.Hz, 100*share, 100*o.Budget)
+	}
+	if o.Ratio > o.Budget*1.1 {
+		t.Errorf("estimate %.3f%% at a %.0f%% budget", 100*o.Ratio, 100*o.Budget)
 	}
 }

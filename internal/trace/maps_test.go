@@ -211,7 +211,8 @@ func TestLockedMapsNoRaces(t *testing.T) {
 
 // TestGovernorSampling runs map reads under the default budget: the map
 // probes must be duty-cycled, the report must say so, and the scaled counts
-// must estimate the true count — or, in a loop that does nothing but map
+// must estimate the true count (map reads among other work: ~40µs of it
+// each, more than a hit costs even in a slow VM) — or, in a loop that does nothing but map
 // reads, where the probes dominate the attached windows, be a lower bound
 // that the report marks as such.
 func TestGovernorSampling(t *testing.T) {
@@ -220,7 +221,7 @@ func TestGovernorSampling(t *testing.T) {
 		cmd        string
 		budget     float64 // low enough that the probes are duty-cycled even where a hit is cheap
 		lowerBound bool
-	}{{"work 4000", 1, false}, {"loop 3000", 5, true}} {
+	}{{"work 4000 120000", 1, false}, {"loop 3000", 5, true}} {
 		t.Run(strings.Fields(tc.cmd)[0], func(t *testing.T) {
 			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", "local"))
 			r, answer := mapTrace(t, p, tc.budget, tc.cmd, 30*time.Second)
@@ -423,7 +424,10 @@ func TestSyncMapMisses(t *testing.T) {
 
 // TestSyncMapSampled checks sync.Map counts and its hot key under the
 // default budget, with the map probes duty-cycled: the scaled estimates must
-// be within 10% of what the target counted itself. 20 seconds: on Go 1.19
+// be within 10% of what the target counted itself, or, where the report
+// says they are lower bounds (a probe hit costs so much more than a
+// sync.Map operation that the probes took most of the windows), no more
+// than 10% above it. 20 seconds: on Go 1.19
 // the windows cover a tenth of the work, and 10 seconds' gave estimates
 // 1–10% high.
 func TestSyncMapSampled(t *testing.T) {
@@ -448,7 +452,11 @@ func TestSyncMapSampled(t *testing.T) {
 			}
 			const tolerance = 0.10
 			within := func(what string, got, want uint64) {
-				if d := math.Abs(float64(got)-float64(want)) / float64(want); d > tolerance {
+				d := (float64(got) - float64(want)) / float64(want)
+				switch {
+				case r.Overhead.MapCountsLowerBound && d > tolerance:
+					t.Errorf("%s: %d, true %d: a lower bound %.1f%% high", what, got, want, 100*d)
+				case !r.Overhead.MapCountsLowerBound && math.Abs(d) > tolerance:
 					t.Errorf("%s: %d, true %d: off by %.1f%%", what, got, want, 100*d)
 				}
 			}

@@ -316,7 +316,6 @@ func (s *session) attach() error {
 			return err
 		}
 	}
-	s.newGovernor()
 	for _, m := range s.r.Missing {
 		fmt.Fprintf(s.opts.Log, "maptrace: note: %s\n", m)
 	}
@@ -324,21 +323,22 @@ func (s *session) attach() error {
 }
 
 // newGovernor sets up the governor of the mutex and map probes, which
-// Begin attaches.
+// Begin attaches, once the sampler has started.
 func (s *session) newGovernor() {
 	cfg := governor.Config{
 		Budget:  s.opts.Overhead / 100,
 		HitCost: s.cal.Hit,
 		CPU:     s.proc.CPUTime,
-		Hz:      cpuprof.Hz,
-		Samples: func() (uint64, uint64, error) {
-			if s.sampler == nil {
-				return 0, 0, errors.New("no CPU sampling")
-			}
-			return s.sampler.Counts()
-		},
 		Own:     ownCPU,
 		Machine: machineCPU,
+	}
+	if s.sampler != nil {
+		cfg.Hz = float64(s.sampler.Hz())
+		cfg.Samples = s.sampler.Counts
+		cfg.Sampler = func() time.Duration {
+			c, _ := s.sampler.Cost()
+			return c
+		}
 	}
 	if s.mutexObjs != nil && len(s.mutexPlan.Probes) > 0 {
 		hits := collector.NewHitSum(s.mutexObjs.Hits, s.mutexPlan).Sum
@@ -410,7 +410,7 @@ func (s *session) sampledCost(mutex bool, hits uint64) (time.Duration, uint64) {
 	if err != nil || hits == 0 || n < minSampled {
 		return 0, n
 	}
-	return time.Duration(float64(n) / cpuprof.Hz * float64(time.Second) / float64(hits)), n
+	return time.Duration(float64(n) / float64(s.sampler.Hz()) * float64(time.Second) / float64(hits)), n
 }
 
 // attachMutex attaches the mutex probes for a window. The parks noted in
@@ -517,6 +517,7 @@ func (s *session) detachMaps() {
 // attached for the first window.
 func (s *session) start() error {
 	s.startSampler()
+	s.newGovernor()
 	s.cpu = newCPUClock(s.proc)
 	s.start0 = time.Now()
 	var ctx context.Context
@@ -569,7 +570,7 @@ func (s *session) startSampler() {
 	if s.opts.Sampler != nil {
 		sp, err = s.opts.Sampler.Add(s.opts.PID, s.bin, s.sym.Bias())
 	} else {
-		sp, err = cpuprof.Start(s.opts.PID, s.bin, s.sym.Bias())
+		sp, err = cpuprof.Start(s.opts.PID, s.bin, s.sym.Bias(), s.opts.Overhead/100)
 	}
 	if err != nil {
 		fmt.Fprintf(s.opts.Log, "maptrace: note: no CPU sampling: %v\n", err)
@@ -653,18 +654,24 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	collector.ShardMutexes(r.Maps, r.Mutexes, s.proc.ReadMemory)
 	r.Overhead.LostEvents = r.Overhead.Lost.Total()
 	r.Goroutines = r.Goroutines[:min(len(r.Goroutines), 10)]
+	var sampling time.Duration
 	if s.sampler != nil {
 		res, err := s.sampler.Read()
 		errs = append(errs, err)
 		if res != nil {
+			sampling = s.sampler.CostOf(res)
+			if res.Samples > 0 {
+				r.Overhead.SampleCostNS = float64(sampling.Nanoseconds()) / float64(res.Samples)
+			}
 			r.CPU = collector.CPU(res, s.sym)
 			collector.AttributeCPU(r.Maps, mapCallers, res, s.sym)
 			// Time is what the report ranks by: the maps that cost CPU first.
 			sort.SliceStable(r.Maps, func(i, j int) bool { return r.Maps[i].CPUSeconds > r.Maps[j].CPUSeconds })
 		}
 	}
-	// The estimate: every hit at the cost measured in the target, and
-	// maptrace's own CPU time where it competed with the target.
+	// The estimate: every hit at the cost measured in the target, the
+	// samples' interrupts, and maptrace's own CPU time where it competed
+	// with the target.
 	mutexCost, mapCost, fixedCost, factor := s.cal.Hit, s.cal.Hit, s.cal.Hit, 1.0
 	var own, charged time.Duration
 	if s.gov != nil {
@@ -673,7 +680,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 		own, charged = s.gov.Own()
 	}
 	mutexTime := time.Duration(mutexHits) * mutexCost
-	cost := mutexTime + time.Duration(mapHits)*mapCost + time.Duration(fatalHits)*fixedCost + charged
+	cost := mutexTime + time.Duration(mapHits)*mapCost + time.Duration(fatalHits)*fixedCost + sampling + charged
 	r.Overhead.Budget = s.opts.Overhead / 100
 	r.Overhead.HitCostNS = float64(s.cal.Hit.Nanoseconds())
 	r.Overhead.HitCostFactor = factor
@@ -685,6 +692,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	}
 	r.Overhead.OwnCPUSeconds = own.Seconds()
 	r.Overhead.OwnChargedSeconds = charged.Seconds()
+	r.Overhead.SamplerSeconds = sampling.Seconds()
 	r.Overhead.EstCostSeconds = cost.Seconds()
 	if used := s.cpu.used(); used > 0 {
 		r.Overhead.Ratio = cost.Seconds() / used.Seconds()

@@ -6,7 +6,7 @@
 //	race KIND MS   two goroutines race on one map (KIND: write, read, iterate)
 //	locked MS      maps used from many goroutines, but always under a lock, and a busy sync.Map
 //	loop MS        a tight map-read loop; prints the lookups done
-//	work MS        map reads among other work (~10µs apart); prints the lookups done
+//	work MS [SPIN]  map reads among other work (SPIN iterations, 12000 by default: ~10µs apart); prints the lookups done
 //	synchot        every sync.Map operation on two global sync.Maps, with known key counts
 //	syncloop MS    sync.Map loads in a tight loop; prints the loads done
 //	syncmiss       sync.Map misses and promotions (up to Go 1.23); prints them as the target saw them
@@ -203,13 +203,13 @@ func loop(d time.Duration) {
 // work reads loopMap between stretches of other work, as most programs do.
 //
 //go:noinline
-func work(d time.Duration) {
+func work(d time.Duration, spin int) {
 	var ops int
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		for i := 0; i < 100; i++ {
 			sink += int(loopMap[int64(i&3)])
-			for j := 0; j < 12000; j++ {
+			for j := 0; j < spin; j++ {
 				sink += j ^ i
 			}
 		}
@@ -245,7 +245,10 @@ func main() {
 		case len(f) == 2 && f[0] == "loop":
 			loop(ms(1))
 		case len(f) == 2 && f[0] == "work":
-			work(ms(1))
+			work(ms(1), 12000)
+		case len(f) == 3 && f[0] == "work":
+			spin, _ := strconv.Atoi(f[2])
+			work(ms(1), spin)
 		case len(f) == 1 && f[0] == "synchot":
 			syncHot()
 		case len(f) == 2 && f[0] == "syncloop":

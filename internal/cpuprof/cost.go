@@ -1,0 +1,117 @@
+package cpuprof
+
+import (
+	"runtime"
+	"slices"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// MaxHz is the sampling frequency where a sample costs little: every
+	// sample stands for 1/Hz seconds of CPU time. Off round numbers, so as
+	// not to beat with timers.
+	MaxHz = 499
+	// MinHz is the lowest: where samples cost so much that a quarter of
+	// the budget buys fewer, the sampler spends more of it.
+	MinHz = 19
+	// budgetShare is the share of the overhead budget the sampler may
+	// take at most, above MinHz: the probes get the rest.
+	budgetShare = 0.25
+)
+
+// HzFor is the sampling frequency that keeps samples costing cost each
+// within a quarter of budget (a share of the target's CPU time), between
+// MinHz and MaxHz; MaxHz for a budget of 1 or more (exact counts), none,
+// or an unknown cost. The interrupt that takes a sample costs the target from
+// under a microsecond on bare metal to tens in some VMs: at MaxHz, from
+// nothing to more than a budget of 1%.
+func HzFor(budget float64, cost time.Duration) int {
+	if budget <= 0 || budget >= 1 || cost <= 0 {
+		return MaxHz
+	}
+	hz := budget * budgetShare / cost.Seconds()
+	return int(min(max(hz, MinHz), MaxHz))
+}
+
+// The measurement: spins of calSpin of this thread's CPU time, alone and
+// with a CPU clock sampling the thread every calPeriod, calRounds times.
+const (
+	calSpin   = 4 * time.Millisecond
+	calPeriod = 100 * time.Microsecond
+	calRounds = 7
+)
+
+// MeasureSample returns what the interrupt that takes one CPU-clock sample
+// costs the thread it interrupts, the sampler's program aside (which times
+// itself): this thread's CPU time spinning under a CPU clock at 10 kHz
+// against without, per sample. The median of a few rounds, since a VM's
+// steal time or a migration can distort any one of them. Where the kernel
+// accounts interrupts apart from the task they interrupt, what is measured
+// is what remains of the cost in the task's CPU time (cold caches), as in
+// the target's.
+func MeasureSample() (time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	attr := unix.PerfEventAttr{
+		Type:   unix.PERF_TYPE_SOFTWARE,
+		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
+		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample: uint64(calPeriod.Nanoseconds()),
+		Bits:   unix.PerfBitDisabled,
+	}
+	fd, err := unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	n := spinsFor(calSpin)
+	var costs []time.Duration
+	for range calRounds {
+		base := timeSpin(n)
+		if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+			return 0, err
+		}
+		with := timeSpin(n)
+		if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_DISABLE, 0); err != nil {
+			return 0, err
+		}
+		// with/calPeriod samples took with-base.
+		costs = append(costs, time.Duration(float64(max(0, with-base))*float64(calPeriod)/float64(with)))
+	}
+	slices.Sort(costs)
+	return costs[calRounds/2], nil
+}
+
+// spinsFor is how many spin iterations take about d of CPU time.
+func spinsFor(d time.Duration) int {
+	n := 1 << 16
+	for {
+		if t := timeSpin(n); t >= d/4 {
+			return int(float64(n) * float64(d) / float64(t))
+		}
+		n *= 2
+	}
+}
+
+// sink keeps the spin's result, so that it is computed.
+var sink uint64
+
+// timeSpin is the thread CPU time of n iterations of arithmetic.
+func timeSpin(n int) time.Duration {
+	start := threadCPU()
+	x := uint64(n)
+	for i := 0; i < n; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	sink += x
+	return threadCPU() - start
+}
+
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return time.Duration(ts.Nano())
+}
