@@ -150,9 +150,11 @@ const (
 	// several periods' allowance, and windows must be that much rarer.
 	creditPeriods = 20
 	// prior is how much calibrated probe time the measured factor needs
-	// before it counts as much as the calibration: kernel samples come 499
-	// a second, and a few of them say little.
-	prior = 50 * time.Millisecond
+	// before it counts as much as the calibration, with samples at
+	// priorHz: a few kernel samples say little, and fewer a second need
+	// proportionally more time to say as much.
+	prior   = 50 * time.Millisecond
+	priorHz = 499
 	// maxFactor bounds the measured factor: beyond it the contrast says
 	// more about a target changing its ways than about the probes.
 	maxFactor = 10
@@ -654,7 +656,11 @@ func (g *Governor) Factor() float64 {
 }
 
 func (g *Governor) factor() float64 {
-	f := float64(g.excess+prior) / float64(g.expected+prior)
+	p := prior
+	if g.cfg.Hz > 0 && g.cfg.Hz < priorHz {
+		p = time.Duration(float64(prior) * priorHz / g.cfg.Hz)
+	}
+	f := float64(g.excess+p) / float64(g.expected+p)
 	return min(max(f, 1), maxFactor)
 }
 

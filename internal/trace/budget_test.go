@@ -26,12 +26,14 @@ func TestMutexDutyCycled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Tens of thousands of parks a second at a microsecond or more a hit
-	// is well over 0.3% of the target's CPU.
-	sess, err := trace.Start(trace.Options{PID: p.PID(), Mutex: true, Overhead: 0.3, Log: os.Stderr})
+	// is well over 1% of the target's CPU.
+	sess, err := trace.Start(trace.Options{PID: p.PID(), Mutex: true, Overhead: 1, Log: os.Stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Send(t, "run 3000")
+	// Six seconds: the windows cover a few tenths of a percent of them,
+	// where a hit costs tens of microseconds.
+	p.Send(t, "run 6000")
 	line := p.Line(t, time.Minute)
 	cancel()
 	r, err := sess.Wait(ctx)
