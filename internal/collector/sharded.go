@@ -23,9 +23,9 @@ import (
 //     that type was on another one. A map per request, or per connection,
 //     stays with its goroutine.
 const (
-	minShards    = 2
-	maxShards    = 1024
-	minShardOps  = 100
+	minShards   = 2
+	maxShards   = 1024
+	minShardOps = 100
 	// minShardSeen is 5, not more: where a probe hit costs tens of
 	// microseconds and a contended sharded map's mutex probes spend the
 	// budget first, a trace's windows saw 310–420 operations of a
