@@ -55,14 +55,7 @@ const (
 func MeasureSample() (time.Duration, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	attr := unix.PerfEventAttr{
-		Type:   unix.PERF_TYPE_SOFTWARE,
-		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
-		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-		Sample: uint64(calPeriod.Nanoseconds()),
-		Bits:   unix.PerfBitDisabled,
-	}
-	fd, err := unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	fd, err := threadClock(calPeriod)
 	if err != nil {
 		return 0, err
 	}
@@ -83,6 +76,19 @@ func MeasureSample() (time.Duration, error) {
 	}
 	slices.Sort(costs)
 	return costs[calRounds/2], nil
+}
+
+// threadClock opens a CPU clock, disabled, that samples the calling thread
+// every period of its CPU time, with nothing attached to take the samples.
+func threadClock(period time.Duration) (int, error) {
+	attr := unix.PerfEventAttr{
+		Type:   unix.PERF_TYPE_SOFTWARE,
+		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
+		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample: uint64(period.Nanoseconds()),
+		Bits:   unix.PerfBitDisabled,
+	}
+	return unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
 }
 
 // spinsFor is how many spin iterations take about d of CPU time.

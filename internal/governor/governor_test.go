@@ -212,8 +212,14 @@ func (f *fakeTarget) config() Config {
 // start runs a governor for f.run (1s if zero) of 200ms periods.
 func (f *fakeTarget) start(t *testing.T) *Governor {
 	t.Helper()
+	return f.startWith(t, f.config())
+}
+
+// startWith is start with cfg, f.config() changed.
+func (f *fakeTarget) startWith(t *testing.T, cfg Config) *Governor {
+	t.Helper()
 	f.t0 = time.Now()
-	g := New(f.config())
+	g := New(cfg)
 	if err := g.Begin(); err != nil {
 		t.Fatal(err)
 	}
@@ -490,16 +496,7 @@ func TestRunShortTraceBound(t *testing.T) {
 		}
 		return time.Duration(float64(n) * float64(time.Millisecond) / float64(hits())), n
 	}
-	f.t0 = time.Now()
-	g := New(cfg)
-	if err := g.Begin(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.run)
-	defer cancel()
-	if err := g.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	g := f.startWith(t, cfg)
 	elapsed := time.Since(f.t0)
 	spent := time.Duration(float64(f.maps.total) * cost * float64(time.Millisecond))
 	_, maps, _ := g.Costs()
@@ -519,16 +516,7 @@ func TestRunChargesSampler(t *testing.T) {
 	f := &fakeTarget{run: 3 * time.Second}
 	cfg := f.config()
 	cfg.Sampler = func() time.Duration { return time.Duration(share * float64(time.Since(f.t0))) }
-	f.t0 = time.Now()
-	g := New(cfg)
-	if err := g.Begin(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.run)
-	defer cancel()
-	if err := g.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	g := f.startWith(t, cfg)
 	elapsed := time.Since(f.t0)
 	spent := time.Duration(f.maps.total) * time.Millisecond
 	sampler := g.Sampler()
