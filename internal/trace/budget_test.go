@@ -181,11 +181,12 @@ func TestSamplerCharged(t *testing.T) {
 	if o.EstCostSeconds < o.SamplerSeconds {
 		t.Errorf("the estimate (%.6fs) leaves out the samples' cost (%.6fs)", o.EstCostSeconds, o.SamplerSeconds)
 	}
-	// A quarter of the budget, with room for the program's own time on top
-	// of the interrupts Hz is chosen by (a tenth more in a slow VM), and
-	// for the interrupts' cost measured low at the start.
-	if c.Hz > cpuprof.MinHz && share > 0.25*o.Budget*1.5 {
-		t.Errorf("samples at %d Hz took %.3f%% of the target's CPU time at a %.0f%% budget, want at most a quarter of it", c.Hz, 100*share, 100*o.Budget)
+	// The rate fits a quarter of the budget at the interrupt's cost
+	// measured at the start; in the target a sample cost up to twice that
+	// (the program's own time, cold caches, a busy machine), which the
+	// estimate counts: at most half the budget.
+	if c.Hz > cpuprof.MinHz && share > 0.5*o.Budget {
+		t.Errorf("samples at %d Hz took %.3f%% of the target's CPU time at a %.0f%% budget, want at most half of it", c.Hz, 100*share, 100*o.Budget)
 	}
 	if o.Ratio > o.Budget*1.1 {
 		t.Errorf("estimate %.3f%% at a %.0f%% budget", 100*o.Ratio, 100*o.Budget)
