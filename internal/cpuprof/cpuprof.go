@@ -343,10 +343,6 @@ func (p *Program) release(bin *symbols.Binary) error {
 // seconds of CPU time.
 func (p *Program) Hz() int { return p.hz }
 
-// SampleCost is what the interrupt that takes a sample costs the thread it
-// interrupts, measured when the Program was opened.
-func (p *Program) SampleCost() time.Duration { return p.sampleCost }
-
 // Start samples process pid alone, with a Program of its own (Open's
 // budget) that the Sampler closes.
 func Start(pid int, bin *symbols.Binary, bias uint64, budget float64) (*Sampler, error) {
