@@ -65,6 +65,7 @@ volatile const u64 map_flags_offset;  // hmap.flags (8) or maps.Map.writing (34)
 volatile const u64 map_seed_offset;   // hmap.hash0 (12) or maps.Map.seed (8): new per map and per clear
 volatile const u8 map_writing_mask;   // hashWriting (4) or 1
 volatile const u64 iter_map_offset;   // hiter.h / maps.Iter.m
+volatile const u64 panic_arg_offset;  // _panic.arg: 8 up to Go 1.25, 0 from 1.26
 volatile const u8 collect_keys;       // --keys none turns key reading off
 volatile const u64 data_lo, data_hi;  // the target's package-level variables
 // sync.Map's fields up to Go 1.23 (0: not known): Map.read (a pointer to a
@@ -201,6 +202,7 @@ struct fatal_info {
 	u64 map;     // the map this goroutine last touched, when it was this one
 	u32 map_op;
 	u32 len;
+	u64 panic_type; // a panic's value's type descriptor; 0 for a fatal error
 	char msg[64];
 };
 
@@ -960,34 +962,69 @@ int map_publish(struct pt_regs *ctx)
 	return ret;
 }
 
-// runtime.fatal / runtime.throw entry: the target is about to die. They never
-// return, so there is nothing to probe but their entry.
-SEC("uprobe")
-int fatal_enter(struct pt_regs *ctx)
+// first_fatal records the dying goroutine in the one fatal_info, and returns
+// it, unless an earlier fatal error or panic was recorded first.
+static __always_inline struct fatal_info *first_fatal(struct pt_regs *ctx)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
 	count(&hits, COOKIE_PROBE(cookie));
 	if (will_grow_stack(ctx, cookie))
-		return 0;
+		return NULL;
 	u32 zero = 0;
 	struct fatal_info *fi = bpf_map_lookup_elem(&fatal, &zero);
 	if (!fi || fi->len)
-		return 0; // keep the first
+		return NULL; // keep the first
 	s64 goid = goid_of(GO_G(ctx));
 	fi->goid = goid;
 	fi->caller = return_address(ctx);
 	fi->stackid = user_stack(ctx);
-	u64 len = GO_ARG2(ctx);
-	fi->len = len ? len : 1;
-	u64 n = len < sizeof(fi->msg) ? len : sizeof(fi->msg);
-	if (n)
-		bpf_probe_read_user(fi->msg, n & 127, (void *)GO_ARG1(ctx));
+	fi->len = 1;
 	// The map this goroutine was in.
 	struct last_op *lo = bpf_map_lookup_elem(&last_ops, &goid);
 	if (lo) {
 		fi->map = lo->map;
 		fi->map_op = lo->op;
 	}
+	return fi;
+}
+
+static __always_inline void read_msg(struct fatal_info *fi, u64 ptr, u64 len)
+{
+	u64 n = len < sizeof(fi->msg) ? len : sizeof(fi->msg);
+	if (len)
+		fi->len = len;
+	if (n)
+		bpf_probe_read_user(fi->msg, n & 127, (void *)ptr);
+}
+
+// runtime.fatal / runtime.throw entry: the target is about to die. They never
+// return, so there is nothing to probe but their entry.
+SEC("uprobe")
+int fatal_enter(struct pt_regs *ctx)
+{
+	struct fatal_info *fi = first_fatal(ctx);
+	if (fi)
+		read_msg(fi, GO_ARG1(ctx), GO_ARG2(ctx));
+	return 0;
+}
+
+// runtime.fatalpanic entry: a panic no deferred call recovered. The runtime
+// has already replaced an error or Stringer value with its text, so the
+// value's data is read as a string header; user space keeps it if the value's
+// type is a string.
+SEC("uprobe")
+int panic_enter(struct pt_regs *ctx)
+{
+	struct fatal_info *fi = first_fatal(ctx);
+	if (!fi)
+		return 0;
+	u64 arg[2] = {}; // the panic's value: type, data
+	if (bpf_probe_read_user(arg, sizeof(arg), (void *)(GO_ARG1(ctx) + panic_arg_offset)) || !arg[0])
+		return 0;
+	fi->panic_type = arg[0];
+	u64 str[2] = {};
+	if (arg[1] && !bpf_probe_read_user(str, sizeof(str), (void *)arg[1]))
+		read_msg(fi, str[0], str[1]);
 	return 0;
 }
 

@@ -36,14 +36,15 @@ type MapsClassStat struct {
 }
 
 type MapsFatalInfo struct {
-	_       structs.HostLayout
-	Goid    int64
-	Stackid int64
-	Caller  uint64
-	Map     uint64
-	MapOp   uint32
-	Len     uint32
-	Msg     [64]int8
+	_         structs.HostLayout
+	Goid      int64
+	Stackid   int64
+	Caller    uint64
+	Map       uint64
+	MapOp     uint32
+	Len       uint32
+	PanicType uint64
+	Msg       [64]int8
 }
 
 type MapsGkeyKey struct {
@@ -204,6 +205,7 @@ const (
 	MapsProgFatalEnter       = "fatal_enter"
 	MapsProgMapOp            = "map_op"
 	MapsProgMapPublish       = "map_publish"
+	MapsProgPanicEnter       = "panic_enter"
 	MapsVarCollectKeys       = "collect_keys"
 	MapsVarDataHi            = "data_hi"
 	MapsVarDataLo            = "data_lo"
@@ -215,6 +217,7 @@ const (
 	MapsVarMapFlagsOffset    = "map_flags_offset"
 	MapsVarMapSeedOffset     = "map_seed_offset"
 	MapsVarMapWritingMask    = "map_writing_mask"
+	MapsVarPanicArgOffset    = "panic_arg_offset"
 	MapsVarSyncAmendedOffset = "sync_amended_offset"
 	MapsVarSyncDirtyOffset   = "sync_dirty_offset"
 	MapsVarSyncMissesOffset  = "sync_misses_offset"
@@ -266,6 +269,7 @@ type MapsProgramSpecs struct {
 	FatalEnter *ebpf.ProgramSpec `ebpf:"fatal_enter"`
 	MapOp      *ebpf.ProgramSpec `ebpf:"map_op"`
 	MapPublish *ebpf.ProgramSpec `ebpf:"map_publish"`
+	PanicEnter *ebpf.ProgramSpec `ebpf:"panic_enter"`
 }
 
 // MapsMapSpecs contains maps before they are loaded into the kernel.
@@ -310,6 +314,7 @@ type MapsVariableSpecs struct {
 	MapFlagsOffset    *ebpf.VariableSpec `ebpf:"map_flags_offset"`
 	MapSeedOffset     *ebpf.VariableSpec `ebpf:"map_seed_offset"`
 	MapWritingMask    *ebpf.VariableSpec `ebpf:"map_writing_mask"`
+	PanicArgOffset    *ebpf.VariableSpec `ebpf:"panic_arg_offset"`
 	SyncAmendedOffset *ebpf.VariableSpec `ebpf:"sync_amended_offset"`
 	SyncDirtyOffset   *ebpf.VariableSpec `ebpf:"sync_dirty_offset"`
 	SyncMissesOffset  *ebpf.VariableSpec `ebpf:"sync_misses_offset"`
@@ -400,6 +405,7 @@ type MapsVariables struct {
 	MapFlagsOffset    *ebpf.Variable `ebpf:"map_flags_offset"`
 	MapSeedOffset     *ebpf.Variable `ebpf:"map_seed_offset"`
 	MapWritingMask    *ebpf.Variable `ebpf:"map_writing_mask"`
+	PanicArgOffset    *ebpf.Variable `ebpf:"panic_arg_offset"`
 	SyncAmendedOffset *ebpf.Variable `ebpf:"sync_amended_offset"`
 	SyncDirtyOffset   *ebpf.Variable `ebpf:"sync_dirty_offset"`
 	SyncMissesOffset  *ebpf.Variable `ebpf:"sync_misses_offset"`
@@ -413,6 +419,7 @@ type MapsPrograms struct {
 	FatalEnter *ebpf.Program `ebpf:"fatal_enter"`
 	MapOp      *ebpf.Program `ebpf:"map_op"`
 	MapPublish *ebpf.Program `ebpf:"map_publish"`
+	PanicEnter *ebpf.Program `ebpf:"panic_enter"`
 }
 
 func (p *MapsPrograms) Close() error {
@@ -420,6 +427,7 @@ func (p *MapsPrograms) Close() error {
 		p.FatalEnter,
 		p.MapOp,
 		p.MapPublish,
+		p.PanicEnter,
 	)
 }
 

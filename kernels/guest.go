@@ -42,8 +42,8 @@ var Suites = []Suite{
 	{"internal/probes", "^(TestAttachModes|TestInventory)$", "^(TestAttachModes|TestInventory)$"},
 	{"internal/probes", "^TestParkSite$/^local$", "^TestParkSite$/^local$"},
 	{"internal/calibrate", "^(TestMeasure|TestSiteCosts)$", "^(TestMeasure|TestSiteCosts)$"},
-	{"internal/trace", "^(TestMutexContention|TestStrippedAndPIE|TestHotKeysExact|TestRaces|TestLockedMapsNoRaces|TestMapCPUWithProbes)$/^local$",
-		"^(TestMutexContention|TestHotKeysExact|TestRaces|TestLockedMapsNoRaces|TestMapCPUWithProbes)$/^local$"},
+	{"internal/trace", "^(TestMutexContention|TestStrippedAndPIE|TestHotKeysExact|TestRaces|TestTargetPanics|TestLockedMapsNoRaces|TestMapCPUWithProbes)$/^local$",
+		"^(TestMutexContention|TestHotKeysExact|TestRaces|TestTargetPanics|TestLockedMapsNoRaces|TestMapCPUWithProbes)$/^local$"},
 	// Not TestMapShare: how samples split between map and other code
 	// depends on the CPU, not the kernel, and under TCG, which delivers a
 	// timer interrupt only between translated blocks, it is off by 0.1.

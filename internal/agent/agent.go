@@ -385,7 +385,7 @@ func (a *Agent) attach(sessions context.Context, p Process) {
 		case sessions.Err() != nil: // the agent is stopping: no line per trace
 		case noted: // said by noteReplaced
 		case r != nil && r.TargetError != "":
-			a.log.printf("pid %d (%s): died (fatal error: %s): trace ended", p.PID, p.Service(), r.TargetError)
+			a.log.printf("pid %d (%s): died (%s): trace ended", p.PID, p.Service(), r.DiedIn())
 		case r != nil && r.EndedBy == report.EndedByTargetExit:
 			a.log.printf("pid %d (%s): exited: trace ended", p.PID, p.Service())
 		case err != nil:

@@ -67,8 +67,8 @@ type MapsResult struct {
 	Races []report.Race
 	// Goroutines are the goroutines by map operations, with their hot keys.
 	Goroutines []report.Goroutine
-	// Fatal is what the target died of, if it called runtime.fatal/throw.
-	Fatal string
+	// Fatal is what the target died of, if it did: a fatal error or a panic.
+	Fatal Fatal
 	// Callers are the return addresses of each row's call sites (Maps[i]'s
 	// in Callers[i]) with their counts, to join with CPU samples, which are
 	// keyed the same way.
@@ -754,20 +754,35 @@ func (c *Maps) races(byClass map[bpf.MapsClassKey]*row) ([]report.Race, error) {
 	return out, nil
 }
 
-// fatal returns the message the target died with, and records the race
-// behind a "concurrent map …" death if the entry probes had not seen it.
-func (c *Maps) fatal(byClass map[bpf.MapsClassKey]*row, races *[]report.Race) string {
+// Fatal is how the target died.
+type Fatal struct {
+	Crash string   // "fatal error" (the runtime's) or "panic" (one nothing recovered)
+	Error string   // what the runtime printed after it
+	Stack []string // the goroutine that died
+}
+
+// fatal returns what the target died of, and records the race behind a
+// "concurrent map …" death if the entry probes had not seen it.
+func (c *Maps) fatal(byClass map[bpf.MapsClassKey]*row, races *[]report.Race) Fatal {
 	var fi bpf.MapsFatalInfo
 	if err := c.Maps.Fatal.Lookup(uint32(0), &fi); err != nil || fi.Len == 0 {
-		return ""
+		return Fatal{}
 	}
 	b := make([]byte, 0, len(fi.Msg))
 	for _, ch := range fi.Msg[:min(int(fi.Len), len(fi.Msg))] {
 		b = append(b, byte(ch))
 	}
 	msg := string(bytes.TrimRight(b, "\x00"))
+	if int(fi.Len) > len(fi.Msg) {
+		msg += "…"
+	}
+	stack := c.Sym.Stack(fi.Caller, stackTrace(c.Maps.Stacks, fi.Stackid))
+	if fi.PanicType != 0 {
+		return Fatal{Crash: "panic", Error: c.panicText(fi.PanicType, msg), Stack: stack}
+	}
+	f := Fatal{Crash: "fatal error", Error: msg, Stack: stack}
 	if !strings.HasPrefix(msg, "concurrent map") || fi.Map == 0 {
-		return msg
+		return f
 	}
 	addr := fmt.Sprintf("%#x", fi.Map)
 	kind := "write/write"
@@ -779,14 +794,28 @@ func (c *Maps) fatal(byClass map[bpf.MapsClassKey]*row, races *[]report.Race) st
 	}
 	for _, r := range *races {
 		if r.Map == addr && r.Kind == kind {
-			return msg
+			return f
 		}
 	}
 	r := report.Race{Kind: kind, Count: 1}
 	c.raceMap(byClass, fi.Map, &r)
-	r.Sides = c.withWriter(fi.Map, []report.RaceSide{{Goid: fi.Goid, Op: sideOp(fi.MapOp), Stack: c.Sym.Stack(fi.Caller, stackTrace(c.Maps.Stacks, fi.Stackid))}})
+	r.Sides = c.withWriter(fi.Map, []report.RaceSide{{Goid: fi.Goid, Op: sideOp(fi.MapOp), Stack: stack}})
 	*races = append(*races, r)
-	return msg
+	return f
+}
+
+// panicText is what the runtime prints after "panic: " for a value of the
+// type at typ, whose text the probe read as msg. By then the runtime has
+// replaced an error or Stringer with its text: a string; anything else it
+// prints by its type.
+func (c *Maps) panicText(typ uint64, msg string) string {
+	if c.Sym.IsString(typ) {
+		return msg
+	}
+	if name := c.Sym.TypeName(typ); name != "" {
+		return "(" + name + ")"
+	}
+	return "(a value of unknown type)"
 }
 
 // withWriter adds to a race's one known side the last goroutine seen

@@ -108,6 +108,9 @@ func (s *Symbolizer) Bias() uint64 { return s.bias }
 // addr, or "".
 func (s *Symbolizer) TypeName(addr uint64) string { return s.bin.TypeName(addr - s.bias) }
 
+// IsString reports whether the type at the runtime address addr is of kind string.
+func (s *Symbolizer) IsString(addr uint64) bool { return s.bin.IsString(addr - s.bias) }
+
 // MapKeyFields is the fields of the key of the map type at runtime address
 // addr, if a struct (symbols.Binary.MapKeyFields).
 func (s *Symbolizer) MapKeyFields(addr uint64) ([]symbols.Field, bool) {

@@ -202,15 +202,43 @@ func (a *analysis) targetDied() {
 	if msg == "" {
 		return
 	}
-	detail := fmt.Sprintf("the process exited with \"fatal error: %s\" %.1fs into the trace; the report covers the time until then.",
-		msg, a.r.Window.Seconds)
+	detail := fmt.Sprintf("the process exited with \"%s\"", a.r.DiedOf())
+	if at := topUser(a.r.TargetStack); at != "" {
+		detail += " in " + report.ShortFrame(at)
+	}
+	detail += fmt.Sprintf(", %.1fs into the trace; the report covers the time until then.", a.r.Window.Seconds)
 	advice := "read the goroutine dump the runtime printed on the target's stderr: it shows every goroutine at the crash."
-	if strings.HasPrefix(msg, "concurrent map") {
+	switch {
+	case a.r.TargetCrash != "panic" && strings.HasPrefix(msg, "concurrent map"):
 		detail += " Go maps are not safe for concurrent use: a write at the same time as any other access is fatal."
 		advice = "make every access to the map hold the same lock (see the race finding for the map and its two call sites); " +
 			"`go test -race` finds the other unguarded accesses."
+	case a.r.TargetCrash == "panic" && len(a.r.Races) > 0:
+		// A race can break a map before the runtime's check catches it:
+		// the panic is then the race's, wherever it lands.
+		in := topFunc(a.r.TargetStack)
+		if rc := a.raceIn(in); rc != nil {
+			detail += fmt.Sprintf(" %s was one side of the %s race on %s: a map used by two goroutines at once can hand out a broken entry before the runtime notices the race.",
+				in, rc.Kind, raceMapLabel(*rc, a.mapByID(rc.MapID)))
+			advice = "fix the race first (see its finding): make every access to the map hold the same lock; " +
+				"`go test -race` finds the other unguarded accesses."
+		} else {
+			detail += " The trace also saw a map race (below): a map used by two goroutines at once can corrupt memory that other code then trips on."
+		}
 	}
-	a.add(correctness, report.SeverityCritical, "target died: fatal error: "+msg, detail, advice, 0, 0)
+	a.add(correctness, report.SeverityCritical, "target died: "+a.r.DiedOf(), detail, advice, 0, 0)
+}
+
+// raceIn is a race one of whose sides was in the function fn, or nil.
+func (a *analysis) raceIn(fn string) *report.Race {
+	for i, rc := range a.r.Races {
+		for _, sd := range rc.Sides {
+			if fn != "" && topFunc(sd.Stack) == fn {
+				return &a.r.Races[i]
+			}
+		}
+	}
+	return nil
 }
 
 // races: one critical finding per raced map and kind.
@@ -226,7 +254,7 @@ func (a *analysis) races() {
 			sides = []string{"two goroutines"}
 		}
 		detail := fmt.Sprintf("%s used it at the same time (%s, seen %d %s)", strings.Join(sides, " and "), rc.Kind, rc.Count, plural(rc.Count, "time", "times"))
-		if fatalKind(a.r.TargetError) == rc.Kind {
+		if a.r.TargetCrash != "panic" && fatalKind(a.r.TargetError) == rc.Kind {
 			detail += "; the runtime killed the process for it"
 		} else {
 			detail += "; the runtime kills the process when it catches this (\"fatal error: concurrent map ...\")"

@@ -171,7 +171,7 @@ func TestAnalyze(t *testing.T) {
 			},
 			want: []want{
 				{report.SeverityCritical, "target died: fatal error: concurrent map writes",
-					[]string{`"fatal error: concurrent map writes" 3.5s into the trace`, "not safe for concurrent use"},
+					[]string{`"fatal error: concurrent map writes", 3.5s into the trace`, "not safe for concurrent use"},
 					[]string{"hold the same lock", "go test -race"}, 0, false},
 				{report.SeverityCritical, "concurrent map access (write/write) on map main.inventory",
 					[]string{"goroutine 17 (write at main.restock (x.go:1))", "goroutine 18 (write at main.sell (x.go:1))",
@@ -244,6 +244,36 @@ func TestAnalyze(t *testing.T) {
 			want: []want{
 				{report.SeverityCritical, "target died: fatal error: all goroutines are asleep - deadlock!",
 					[]string{"!not safe for concurrent use"}, []string{"goroutine dump"}, 0, false},
+			},
+		},
+		{
+			name: "a panic in one side of a race is the race's",
+			edit: func(r *report.Report) {
+				r.TargetCrash, r.TargetError = "panic", "runtime error: invalid memory address or nil pointer dereference"
+				r.TargetStack = stack("runtime.gopanic", "runtime.panicmem", "runtime.sigpanic", "main.sell", "main.worker")
+				r.Maps = []report.Map{racedMap}
+				r.Races = []report.Race{writeRace}
+			},
+			want: []want{
+				{report.SeverityCritical, "target died: panic: runtime error: invalid memory address or nil pointer dereference",
+					[]string{"dereference\" in main.sell (x.go:3), 10.0s", "main.sell was one side of the write/write race on map main.inventory"},
+					[]string{"fix the race first"}, 0, false},
+				{report.SeverityCritical, "concurrent map access (write/write) on map main.inventory",
+					[]string{"the runtime kills the process when it catches this"}, nil, 0, false},
+			},
+		},
+		{
+			name: "a panic elsewhere, with a race seen",
+			edit: func(r *report.Report) {
+				r.TargetCrash, r.TargetError = "panic", "boom"
+				r.TargetStack = stack("runtime.gopanic", "main.handle")
+				r.Maps = []report.Map{racedMap}
+				r.Races = []report.Race{writeRace}
+			},
+			want: []want{
+				{report.SeverityCritical, "target died: panic: boom",
+					[]string{"\"panic: boom\" in main.handle (x.go:1)", "also saw a map race", "!was one side"}, []string{"goroutine dump"}, 0, false},
+				{report.SeverityCritical, "concurrent map access (write/write) on map main.inventory", nil, nil, 0, false},
 			},
 		},
 

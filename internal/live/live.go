@@ -43,7 +43,7 @@ func Summary(w io.Writer, prev, cur *report.Report, color bool) {
 	s := &summary{color: color}
 	s.header(prev, cur)
 	if cur.TargetError != "" {
-		s.line(red+bold, "TARGET DIED: fatal error: "+cur.TargetError)
+		s.line(red+bold, "TARGET DIED: "+cur.DiedIn())
 	}
 	s.races(prev, cur)
 	s.mutexes(prev, cur)

@@ -172,8 +172,9 @@ var publishFuncs = []struct {
 	{"sync/atomic.(*Value).CompareAndSwap", 4},
 }
 
-// fatalFuncs never return; their entry says the target is dying and why.
-var fatalFuncs = []string{"runtime.fatal", "runtime.throw"}
+// fatalFuncs never return; their entry says the target is dying and why:
+// a fatal error, or a panic nothing recovered (fatalpanic).
+var fatalFuncs = []string{"runtime.fatal", "runtime.throw", "runtime.fatalpanic"}
 
 // MapLayout is where the map programs find Go's map internals.
 type MapLayout struct {
@@ -181,6 +182,7 @@ type MapLayout struct {
 	SeedOffset  uint64 // hmap.hash0, or maps.Map.seed: drawn anew for each map and on clear
 	WritingMask uint8  // hashWriting, or the toggled writing byte
 	IterMap     uint64 // hiter.h / maps.Iter.m
+	PanicArg    uint64 // _panic.arg, the value a panic was given
 	// DataLo, DataHi bound the target's package-level variables (run-time
 	// addresses): a sync.Map there is a global, counted on its own rather
 	// than with the other sync.Maps first used at the same call site.
@@ -195,9 +197,13 @@ type MapLayout struct {
 func LayoutFor(goVersion string) MapLayout {
 	minor := GoMinor(goVersion)
 	if minor >= 24 {
-		return MapLayout{FlagsOffset: 34, SeedOffset: 8, WritingMask: 1, IterMap: 24}
+		l := MapLayout{FlagsOffset: 34, SeedOffset: 8, WritingMask: 1, IterMap: 24, PanicArg: 8}
+		if minor >= 26 { // _panic lost its first field, argp
+			l.PanicArg = 0
+		}
+		return l
 	}
-	l := MapLayout{FlagsOffset: 8, SeedOffset: 12, WritingMask: 4, IterMap: 24}
+	l := MapLayout{FlagsOffset: 8, SeedOffset: 12, WritingMask: 4, IterMap: 24, PanicArg: 8}
 	// sync.Map is mu Mutex, read, dirty, misses. From Go 1.20 read is an
 	// atomic.Pointer[readOnly]; in 1.19 an atomic.Value, whose interface
 	// holds a pointer to a readOnly in its second word.
@@ -225,6 +231,7 @@ func LoadMaps(goidOffset uint64, l MapLayout, keys bool, multi bool) (*bpf.MapsO
 		"map_seed_offset":     l.SeedOffset,
 		"map_writing_mask":    l.WritingMask,
 		"iter_map_offset":     l.IterMap,
+		"panic_arg_offset":    l.PanicArg,
 		"data_lo":             l.DataLo,
 		"data_hi":             l.DataHi,
 		"sync_read_offset":    l.SyncRead,
@@ -304,7 +311,11 @@ func PlanMaps(bin *symbols.Binary, objs *bpf.MapsObjects) (maps, fatal *Plan, er
 			fatal.Missing = append(fatal.Missing, fmt.Sprintf("%v: the target's fatal errors are not caught", err))
 			continue
 		}
-		fatal.add(name, s, objs.FatalEnter, 0)
+		prog := objs.FatalEnter
+		if name == "runtime.fatalpanic" {
+			prog = objs.PanicEnter
+		}
+		fatal.add(name, s, prog, 0)
 	}
 	return maps, fatal, nil
 }

@@ -43,7 +43,7 @@ func TestInventory(t *testing.T) {
 	if got["map reads"].Expected {
 		t.Error("map functions are linked only when used; they must not be expected")
 	}
-	if f := got["fatal errors"].Found; strings.Join(f, ",") != "runtime.fatal,runtime.throw" {
+	if f := got["fatal errors"].Found; strings.Join(f, ",") != "runtime.fatal,runtime.throw,runtime.fatalpanic" {
 		t.Errorf("fatal errors found %v", f)
 	}
 }

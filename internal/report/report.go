@@ -69,6 +69,33 @@ type Report struct {
 	Missing []string `json:"missing_symbols,omitempty"`
 	// TargetError is what the target died of, when it crashed (e.g. "concurrent map writes").
 	TargetError string `json:"target_error,omitempty"`
+	// TargetCrash says how: "fatal error" or "panic" (one nothing recovered).
+	TargetCrash string `json:"target_crash,omitempty"`
+	// TargetStack is the stack of the goroutine that crashed.
+	TargetStack []string `json:"target_stack,omitempty"`
+}
+
+// DiedOf is the line the runtime printed when the target crashed ("fatal
+// error: concurrent map writes", "panic: runtime error: …"), or "".
+func (r *Report) DiedOf() string {
+	if r.TargetError == "" {
+		return ""
+	}
+	crash := r.TargetCrash
+	if crash == "" { // reports from before target_crash
+		crash = "fatal error"
+	}
+	return crash + ": " + r.TargetError
+}
+
+// DiedIn is DiedOf with the code the crashing goroutine was in, when known:
+// "panic: … in main.handle (server.go:42)".
+func (r *Report) DiedIn() string {
+	died := r.DiedOf()
+	if u := UserFrames(r.TargetStack); died != "" && len(u) > 0 {
+		died += " in " + ShortFrame(u[0])
+	}
+	return died
 }
 
 // Target identifies the traced process.

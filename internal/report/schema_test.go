@@ -121,6 +121,8 @@ func fullReport() *Report {
 		Goroutines:  []Goroutine{{Goid: 27, Contentions: 5, WaitNS: 1e6, MapOps: 100, HotKeys: []HotKey{{Key: "region", Count: 40}}}},
 		Missing:     []string{"runtime.mapaccess1_fat"},
 		TargetError: "concurrent map writes",
+		TargetCrash: "fatal error",
+		TargetStack: []string{"runtime.fatal (/go/src/runtime/panic.go:1046)", "main.restock (/src/orders.go:61)"},
 	}
 }
 

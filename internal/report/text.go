@@ -42,7 +42,7 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 	wrap(b, fmt.Sprintf("maptrace: pid %d %s (%s %s): %.1fs, ended by %s",
 		r.Target.PID, r.Target.Exe, r.Target.GoVersion, r.Target.Arch, r.Window.Seconds, r.EndedBy), "    ")
 	if r.TargetError != "" {
-		fmt.Fprintf(b, "TARGET DIED: fatal error: %s\n", r.TargetError)
+		wrap(b, "TARGET DIED: "+r.DiedIn(), "    ")
 	}
 	over := ""
 	if o := r.Overhead; o.Budget > 0 && o.Budget < 1 && o.Ratio > o.Budget {

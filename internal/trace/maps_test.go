@@ -176,11 +176,59 @@ func TestRaces(t *testing.T) {
 				if len(race.Sides) != 2 || race.Sides[0].Goid == race.Sides[1].Goid {
 					t.Errorf("race sides %+v: want two goroutines", race.Sides)
 				}
-				if answer == "" && !strings.HasPrefix(r.TargetError, "concurrent map") {
-					t.Errorf("target died of %q", r.TargetError)
+				// The runtime catches most races ("concurrent map …"); some
+				// break the map first, and a racing side then panics on it.
+				switch {
+				case answer != "":
+				case r.TargetCrash == "fatal error" && strings.HasPrefix(r.TargetError, "concurrent map"):
+				case r.TargetCrash == "panic" && len(report.UserFrames(r.TargetStack)) > 0 && wantFns[report.FrameFunc(report.UserFrames(r.TargetStack)[0])]:
+					if f := findingTitled(r, "target died: panic: "+r.TargetError); f == nil || !strings.Contains(f.Detail, "was one side of the "+wantKind+" race") {
+						t.Errorf("finding %+v, want it to name the race", f)
+					}
+				default:
+					t.Errorf("target died of %s: %q at %v", r.TargetCrash, r.TargetError, r.TargetStack)
 				}
 			})
 		}
+	}
+}
+
+// TestTargetPanics checks that a panic nothing recovers is reported as the
+// runtime prints it, with the goroutine it killed, on the oldest Go, the
+// first with swiss maps, and the newest, whose _panic lost its first field.
+func TestTargetPanics(t *testing.T) {
+	testtarget.NeedAttach(t)
+	want := map[string]string{
+		"nil":     "runtime error: invalid memory address or nil pointer dereference",
+		"text":    "crash: text of 4 bytes",
+		"error":   "crash: error",
+		"wrapped": "crash: wrapped: file already closed",
+		"index":   "runtime error: index out of range [5] with length 3",
+		"value":   "(main.crashValue)",
+	}
+	for _, tc := range []string{"go1.19", "go1.24.13", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			bin := testtarget.Build(t, "../../testdata/maps", tc)
+			for _, kind := range []string{"nil", "text", "error", "wrapped", "index", "value"} {
+				t.Run(kind, func(t *testing.T) {
+					p := testtarget.Start(t, bin)
+					r, answer := mapTrace(t, p, 100, "crash "+kind, 10*time.Second)
+					if answer != "" {
+						t.Fatalf("target answered %q: want it dead", answer)
+					}
+					if r.TargetCrash != "panic" || r.TargetError != want[kind] {
+						t.Errorf("target died of %q %q, want panic %q", r.TargetCrash, r.TargetError, want[kind])
+					}
+					if u := report.UserFrames(r.TargetStack); len(u) == 0 || report.FrameFunc(u[0]) != "main.crash" {
+						t.Errorf("crash stack %v, want main.crash first", r.TargetStack)
+					}
+					f := findingTitled(r, "target died: panic: "+want[kind])
+					if f == nil || !strings.Contains(f.Detail, want[kind]+"\" in main.crash (main.go:") {
+						t.Errorf("finding %+v, want one saying where", f)
+					}
+				})
+			}
+		})
 	}
 }
 
@@ -536,4 +584,14 @@ func TestSnapshotsNotReused(t *testing.T) {
 			t.Fatalf("no maps from main.makeShortLived: %+v", r.Maps)
 		})
 	}
+}
+
+// findingTitled is the report's finding with that title, or nil.
+func findingTitled(r *report.Report, title string) *report.Finding {
+	for i := range r.Findings {
+		if r.Findings[i].Title == title {
+			return &r.Findings[i]
+		}
+	}
+	return nil
 }

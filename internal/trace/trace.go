@@ -646,7 +646,8 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 		res, err := c.Collect()
 		errs = append(errs, err)
 		if res != nil {
-			r.Maps, r.Races, r.TargetError = res.Maps, res.Races, res.Fatal
+			r.Maps, r.Races = res.Maps, res.Races
+			r.TargetError, r.TargetCrash, r.TargetStack = res.Fatal.Error, res.Fatal.Crash, res.Fatal.Stack
 			mapCallers = res.Callers
 			r.Goroutines = mergeGoroutines(r.Goroutines, res.Goroutines)
 		}

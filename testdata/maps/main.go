@@ -10,6 +10,7 @@
 //	synchot        every sync.Map operation on two global sync.Maps, with known key counts
 //	syncloop MS    sync.Map loads in a tight loop; prints the loads done
 //	syncmiss       sync.Map misses and promotions (up to Go 1.23); prints them as the target saw them
+//	crash KIND     a goroutine panics and nothing recovers it (KIND: nil, text, error, wrapped, index, value)
 //
 // and answers each with one line. A race may kill it with the runtime's
 // "fatal error: concurrent map …", as it would in production.
@@ -17,6 +18,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -100,6 +102,31 @@ func racyWrite(stop <-chan struct{}) {
 		if i%16 == 0 {
 			time.Sleep(50 * time.Microsecond) // throttled: the race must last to be seen
 		}
+	}
+}
+
+// crashValue is a panic value with no text of its own.
+type crashValue struct{ code int }
+
+// crash panics with a value of the kind asked for; the process dies of it.
+//
+//go:noinline
+func crash(kind string) {
+	var it *item
+	switch kind {
+	case "nil":
+		sink += it.id
+	case "text":
+		panic("crash: text of " + strconv.Itoa(len(kind)) + " bytes")
+	case "error":
+		panic(errors.New("crash: error"))
+	case "wrapped":
+		panic(fmt.Errorf("crash: wrapped: %w", os.ErrClosed))
+	case "index":
+		s := []int{1, 2, 3}
+		sink += s[len(kind)]
+	case "value":
+		panic(crashValue{code: 7})
 	}
 }
 
@@ -257,6 +284,8 @@ func main() {
 			syncMiss()
 		case len(f) == 2 && f[0] == "syncwork":
 			syncWork(ms(1))
+		case len(f) == 2 && f[0] == "crash":
+			go func() { crash(f[1]) }()
 		case len(f) == 4 && f[0] == "snapshot":
 			n, _ := strconv.Atoi(f[1])
 			size, _ := strconv.Atoi(f[2])
