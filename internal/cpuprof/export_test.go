@@ -26,3 +26,6 @@ func SetPreallocate(on bool) bool {
 
 // ProgramInfo is the kernel's information on p's program.
 func (p *Program) ProgramInfo() (*ebpf.ProgramInfo, error) { return p.objs.Prog.Info() }
+
+// ProgramStats is the kernel's run statistics of s's program.
+func (s *Sampler) ProgramStats() (*ebpf.ProgramStats, error) { return s.prog.objs.Prog.Stats() }

@@ -9,9 +9,12 @@
 //	maphash MS            hash/maphash on strings (the runtime's hash
 //	                      functions, called outside any map); prints "maphash NS"
 //	fixed N               N lookups of a 16 KiB string key; prints "fixed NS"
+//	threads N MS          arithmetic for MS ms of CPU time on each of N threads
+//	                      at once, which end with it; prints "threads NS TID…":
+//	                      their CPU time in all, and their thread IDs
 //
-// All of it runs on one locked thread, so that the thread's CPU clock is the
-// work's.
+// All but threads runs on one locked thread, so that the thread's CPU clock
+// is the work's.
 package main
 
 import (
@@ -22,6 +25,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -96,6 +100,36 @@ func mix(ms int64, nl, na int) {
 	fmt.Printf("mix %d %d\n", mapNS, otherNS)
 }
 
+// threads runs arith for ms of CPU time on each of n goroutines at once,
+// each locked to its thread and never unlocked, so that the thread ends with
+// the goroutine and the next run needs new ones.
+func threads(n int, ms int64) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total int64
+		tids  []string
+	)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			t0 := threadCPU()
+			for threadCPU()-t0 < ms*1e6 {
+				arith(100000)
+			}
+			d := threadCPU() - t0
+			mu.Lock()
+			total += d
+			tids = append(tids, strconv.Itoa(syscall.Gettid()))
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("threads %d %s\n", total, strings.Join(tids, " "))
+}
+
 func main() {
 	runtime.LockOSThread()
 	keys = make([]string, nkeys)
@@ -130,6 +164,8 @@ func main() {
 				hashes(seed, 10000)
 			}
 			fmt.Printf("maphash %d\n", threadCPU()-t0)
+		case len(f) == 3 && f[0] == "threads":
+			threads(arg(1), int64(arg(2)))
 		case len(f) == 2 && f[0] == "fixed":
 			t0 := threadCPU()
 			for i := arg(1); i > 0; i-- {
