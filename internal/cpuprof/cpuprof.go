@@ -97,6 +97,10 @@ func (r *Result) Cost(interrupt time.Duration) time.Duration {
 type Program struct {
 	objs objects
 	hz   int
+	// threadsOnly is set where the kernel keeps the clocks from the
+	// target's child processes (5.13+); before, a child is sampled but
+	// not counted.
+	threadsOnly bool
 	// sampleCost is what the interrupt that takes a sample costs the
 	// thread it interrupts (MeasureSample).
 	sampleCost time.Duration
@@ -143,7 +147,7 @@ func Open(budget float64) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("perf_event_open cpu-clock: %w", err)
 	}
-	p := &Program{tables: map[*symbols.Binary]*table{}, hz: HzFor(budget, cost), sampleCost: cost}
+	p := &Program{tables: map[*symbols.Binary]*table{}, hz: HzFor(budget, cost), sampleCost: cost, threadsOnly: inheritThread()}
 	err = p.load(preallocate)
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) && !preallocate {
@@ -249,16 +253,42 @@ func threads(pid int) ([]int, error) {
 	return tids, nil
 }
 
-// open opens a CPU clock on thread tid, inherited by the threads it starts,
-// and enables it once the program is on it, so that no sample goes unseen.
-func (p *Program) open(tid int) (event, error) {
+// perfBitInheritThread is perf_event_attr's inherit_thread (Linux 5.13):
+// an inherited clock goes to new threads only, not to child processes.
+const perfBitInheritThread = 1 << 35
+
+// clockAttr is a CPU clock at hz samples a second of CPU time, inherited by
+// the threads its thread starts, and, unless threadsOnly, its child processes.
+func clockAttr(hz int, threadsOnly bool) unix.PerfEventAttr {
 	attr := unix.PerfEventAttr{
 		Type:   unix.PERF_TYPE_SOFTWARE,
 		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
 		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-		Sample: uint64(p.hz),
+		Sample: uint64(hz),
 		Bits:   unix.PerfBitFreq | unix.PerfBitDisabled | unix.PerfBitInherit,
 	}
+	if threadsOnly {
+		attr.Bits |= perfBitInheritThread
+	}
+	return attr
+}
+
+// inheritThread reports whether the kernel keeps an inherited clock to
+// threads: it refuses bits it does not know.
+func inheritThread() bool {
+	attr := clockAttr(MaxHz, true)
+	fd, err := unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// open opens a CPU clock on thread tid, inherited by the threads it starts,
+// and enables it once the program is on it, so that no sample goes unseen.
+func (p *Program) open(tid int) (event, error) {
+	attr := clockAttr(p.hz, p.threadsOnly)
 	fd, err := unix.PerfEventOpen(&attr, tid, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
 	if err != nil {
 		return event{}, fmt.Errorf("perf_event_open cpu-clock on thread %d: %w", tid, err)

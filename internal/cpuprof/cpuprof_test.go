@@ -273,11 +273,14 @@ func TestResumeSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prog.Close()
-	cmd := "fixed 1000000"
+	n := 1000000
 	if testtarget.Emulated() {
-		cmd = "fixed 100000"
+		n = 100000
 	}
-	_, plain := x.run(t, cmd)
+	cmd := fmt.Sprintf("fixed %d", n)
+	// Five times as long unprobed: a few hundred samples, so that 1% of
+	// them is more than the one a chance landing makes.
+	_, plain := x.run(t, fmt.Sprintf("fixed %d", 5*n))
 	l, err := probes.Attach(fmt.Sprintf("/proc/%d/exe", x.p.PID()), x.p.PID(), multi, []probes.Probe{{Func: fn, Offset: sites.Entry, Prog: prog}})
 	if err != nil {
 		t.Fatal(err)
@@ -421,8 +424,9 @@ func TestNewThreads(t *testing.T) {
 }
 
 // TestOnlyTarget checks that the sampler takes no sample of another
-// process: this test's own, busy while the target is idle. The program's
-// runs are the kernel's count.
+// process: this test's own, busy while the target is idle; and, where the
+// kernel keeps inherited clocks to threads (5.13+), a child process the
+// target starts. The program's runs are the kernel's count.
 func TestOnlyTarget(t *testing.T) {
 	needRoot(t)
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
@@ -430,24 +434,46 @@ func TestOnlyTarget(t *testing.T) {
 		t.Fatalf("enable BPF run-time statistics: %v", err)
 	}
 	defer stats.Close()
-	x := startSampled(t, "local")
-	info, err := x.s.ProgramStats()
+	x := startTarget(t, "local")
+	prog, err := cpuprof.Open(1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer prog.Close()
+	if x.s, err = prog.Add(x.p.PID(), x.bin, x.sym.Bias()); err != nil {
+		t.Fatal(err)
+	}
+	defer x.s.Close()
+	runs := func() uint64 {
+		st, err := x.s.ProgramStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.RunCount
+	}
+	before := runs()
 	runtime.LockOSThread()
 	t0 := threadCPU(t)
 	for threadCPU(t)-t0 < time.Second {
 	}
 	runtime.UnlockOSThread()
-	after, err := x.s.ProgramStats()
-	if err != nil {
-		t.Fatal(err)
+	n := runs() - before
+	t.Logf("this test spun 1s of CPU time; the sampler ran %d times at %d Hz", n, x.s.Hz())
+	if n > uint64(x.s.Hz())/10 {
+		t.Errorf("the sampler ran %d times while only the test, not the target, was busy", n)
 	}
-	runs := after.RunCount - info.RunCount
-	t.Logf("this test spun 1s of CPU time; the sampler ran %d times at %d Hz", runs, x.s.Hz())
-	if runs > uint64(x.s.Hz())/10 {
-		t.Errorf("the sampler ran %d times while only the test, not the target, was busy", runs)
+	if !prog.ThreadsOnly() {
+		t.Skip("this kernel passes inherited clocks to child processes (inherit_thread is Linux 5.13+)")
+	}
+	before = runs()
+	answer, r := x.run(t, "child 500")
+	n = runs() - before
+	if len(answer) != 2 || answer[0] != "child" {
+		t.Fatalf("target said %q", answer)
+	}
+	t.Logf("the target's child ran %.3fs; the sampler ran %d times, %d samples of the target", nanos(t, answer[1])/1e9, n, r.Samples)
+	if n > uint64(x.s.Hz())/10 {
+		t.Errorf("the sampler ran %d times while the target's child, not the target, was busy", n)
 	}
 }
 

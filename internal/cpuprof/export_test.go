@@ -29,3 +29,6 @@ func (p *Program) ProgramInfo() (*ebpf.ProgramInfo, error) { return p.objs.Prog.
 
 // ProgramStats is the kernel's run statistics of s's program.
 func (s *Sampler) ProgramStats() (*ebpf.ProgramStats, error) { return s.prog.objs.Prog.Stats() }
+
+// ThreadsOnly reports whether p's clocks stay out of its targets' child processes.
+func (p *Program) ThreadsOnly() bool { return p.threadsOnly }

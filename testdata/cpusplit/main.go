@@ -12,6 +12,8 @@
 //	threads N MS          arithmetic for MS ms of CPU time on each of N threads
 //	                      at once, which end with it; prints "threads NS TID…":
 //	                      their CPU time in all, and their thread IDs
+//	child MS              a child process runs arithmetic for MS ms of CPU time
+//	                      while this one waits; prints "child NS", its CPU time
 //
 // All but threads runs on one locked thread, so that the thread's CPU clock
 // is the work's.
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -130,8 +133,26 @@ func threads(n int, ms int64) {
 	fmt.Printf("threads %d %s\n", total, strings.Join(tids, " "))
 }
 
+// child runs this program again as a child process that spins for ms.
+func child(ms string) {
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = append(os.Environ(), "CPUSPLIT_SPIN_MS="+ms)
+	if err := cmd.Run(); err != nil {
+		fmt.Printf("child failed: %v\n", err)
+		return
+	}
+	fmt.Printf("child %d\n", (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Nanoseconds())
+}
+
 func main() {
 	runtime.LockOSThread()
+	if ms, err := strconv.Atoi(os.Getenv("CPUSPLIT_SPIN_MS")); err == nil {
+		t0 := threadCPU()
+		for threadCPU()-t0 < int64(ms)*1e6 {
+			arith(100000)
+		}
+		return
+	}
 	keys = make([]string, nkeys)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("key:%08d", i)
@@ -166,6 +187,8 @@ func main() {
 			fmt.Printf("maphash %d\n", threadCPU()-t0)
 		case len(f) == 3 && f[0] == "threads":
 			threads(arg(1), int64(arg(2)))
+		case len(f) == 2 && f[0] == "child":
+			child(f[1])
 		case len(f) == 2 && f[0] == "fixed":
 			t0 := threadCPU()
 			for i := arg(1); i > 0; i-- {
