@@ -151,7 +151,6 @@ const decisions = `## Per feature: fall back or refuse
 | bpf_get_attach_cookie | 5.15 | **refuses**, as above (doctor: ✗ attach cookies) | 5.10 |
 | perf-event links for the CPU sampler | 5.15 | **falls back** to the PERF_EVENT_IOC_SET_BPF ioctl; closing the event detaches it | 5.10: TestNoMapWork and TestClose (fallen back), TestIoctlAttach |
 | hash maps allocated as entries are added, in the CPU sampler's perf_event program | 6.1 | **falls back** to preallocated tables, smaller: map code of 16 binaries, 256 processes; a process beyond them is traced without CPU figures, with a note | 5.10: TestNoMapWork, TestClose, TestIoctlAttach and TestVerifierBudget load that way; TestShared runs both ways on every kernel |
-| inherit_thread on the sampler's CPU clocks | 5.13 | **falls back** to plain inherit: a child process the target starts inherits its clocks too, and is interrupted at the sampling rate, though its samples are not counted | 5.10: TestOnlyTarget skips its child part, saying so; 6.1 and 6.12 run it |
 | BPF memory charged to memlock | before 5.11 | the memlock check raises RLIMIT_MEMLOCK, as root | 5.10: doctor's memlock line |
 | pidfd_open | 5.3 | **refuses** (every kernel attach works on has it) | — |
 | BTF | — | nothing: informational; maptrace's programs read only registers and user memory, no CO-RE | all three have it |
@@ -176,15 +175,6 @@ What this matrix found, and what changed:
 - **5.10: attach's error named a feature, not the kernel.** Before 5.15 the fix now says which
   kernel this is (` + "`use kernel 5.15 or newer (this one is 5.10.0-…)`" + `).
 - **6.1: doctor -p ran past a screen.** The uprobe_multi fallback line wrapped; it is one line now.
-- **6.12 under TCG: the guest crashed (` + "`Oops: int3`" + ` in ` + "`__schedule`" + `) once the sampler's
-  clocks became per-thread**, on 3 of 4 boots. The kernel patches a static branch into the
-  scheduler while any per-thread perf event exists, and out again a second after the last
-  closes; each test opened and closed some. The int3 was hit at a branch whose patch was
-  complete, which x86 rules out once the patching CPU has serialized the others, as the kernel
-  does: we take it for TCG's, not the kernel's (per-thread perf events are what ` + "`perf record -p`" + `
-  opens). Under emulation the tests now hold one disabled per-thread clock for each test
-  binary's life (testtarget.NeedRoot), so the branch is patched once: 6.12 passed on every
-  boot since.
 - The tests follow the kernel: those that attach skip before 5.15 saying why
   (testtarget.NeedAttach), TestMeasure skips the link type the kernel lacks, TestDoctorSystem
   expects the dashes and crosses the kernel's age implies, and TestFeaturesMatchKernel checks

@@ -285,3 +285,21 @@ func popsFrame(inst arm64asm.Inst) bool {
 	}
 	return inst.Op == arm64asm.ADD && inst.Args[0] == sp && inst.Args[1] == sp
 }
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string][]int{
+		"0":         {0},
+		"0-3":       {0, 1, 2, 3},
+		"0-1,4,6-7": {0, 1, 4, 6, 7},
+	} {
+		got, err := parseCPUList(in)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("parseCPUList(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "a", "3-1", "1-"} {
+		if got, err := parseCPUList(in); err == nil {
+			t.Errorf("parseCPUList(%q) = %v, want an error", in, got)
+		}
+	}
+}

@@ -1,10 +1,8 @@
 // Package cpuprof samples the target's CPU time with the kernel's CPU clock
 // and counts the samples that land in Go map operations, by the operation's
 // call site. Unlike the map probes it costs nothing per map operation: a
-// sample every 1/Hz seconds of the target's CPU time, and none of any other
-// process's (the clocks are the target's threads', inherited by the threads
-// they start); Hz is chosen so that the samples fit a share of the overhead
-// budget.
+// sample every 1/Hz seconds of CPU time, on each CPU, whatever runs there;
+// Hz is chosen so that the samples fit a share of the overhead budget.
 //
 // A sample counts as map time when it is taken in user mode in a map
 // function: an entry point the map probes attach to, or a function doing its
@@ -21,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -91,16 +90,13 @@ func (r *Result) Cost(interrupt time.Duration) time.Duration {
 	return time.Duration(r.Samples)*interrupt + r.Program
 }
 
-// Program is the sampling program, which each target's CPU clocks run. One
+// Program is the sampling program on a CPU clock on every online CPU. One
 // Program samples every target added to it: the agent's many cost one
-// program to verify.
+// program to verify, and one run per sample, not one per target.
 type Program struct {
-	objs objects
-	hz   int
-	// threadsOnly is set where the kernel keeps the clocks from the
-	// target's child processes (5.13+); before, a child is sampled but
-	// not counted.
-	threadsOnly bool
+	objs   objects
+	events []event
+	hz     int
 	// sampleCost is what the interrupt that takes a sample costs the
 	// thread it interrupts (MeasureSample).
 	sampleCost time.Duration
@@ -126,15 +122,16 @@ type objects struct {
 	Sites   *ebpf.Map     `ebpf:"map_cpu_sites"`
 }
 
-// event is one thread's CPU clock and the program on it.
+// event is one CPU's clock and the program on it.
 type event struct {
 	fd   int
 	link link.Link // nil when attached by ioctl, which closing the fd undoes
 }
 
-// Open measures what a sample costs and loads the program, to sample at the
-// frequency that keeps that cost within a share of budget (HzFor). It
-// samples nothing until a target is added. On error nothing stays open.
+// Open measures what a sample costs, loads the program and starts the CPU
+// clocks at the frequency that keeps that cost within a share of budget
+// (HzFor). It samples nothing until a target is added. On error nothing
+// stays open.
 func Open(budget float64) (*Program, error) {
 	// Samples are matched by the pid the kernel's initial namespace gives
 	// the target, which is the one maptrace knows only if it runs there.
@@ -147,7 +144,7 @@ func Open(budget float64) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("perf_event_open cpu-clock: %w", err)
 	}
-	p := &Program{tables: map[*symbols.Binary]*table{}, hz: HzFor(budget, cost), sampleCost: cost, threadsOnly: inheritThread()}
+	p := &Program{tables: map[*symbols.Binary]*table{}, hz: HzFor(budget, cost), sampleCost: cost}
 	err = p.load(preallocate)
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) && !preallocate {
@@ -159,6 +156,10 @@ func Open(budget float64) (*Program, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load sampler program: %w", err)
+	}
+	if err := p.open(); err != nil {
+		p.Close()
+		return nil, err
 	}
 	return p, nil
 }
@@ -197,122 +198,46 @@ func (p *Program) load(prealloc bool) error {
 	return nil
 }
 
-// maxThreads bounds the clocks, one file descriptor each, opened on one
-// target.
-const maxThreads = 4096
-
-// follow opens a CPU clock on each of the target's threads that has none,
-// with the program on it, and returns how many it opened. A clock is
-// inherited by the threads its thread starts later, so the target's threads
-// are listed until a pass finds none new: a thread started during a pass
-// by one not yet followed is in the next.
-func (s *Sampler) follow() (int, error) {
-	opened := 0
-	for {
-		tids, err := threads(int(s.tgid))
-		if err != nil {
-			return opened, err
-		}
-		n := 0
-		for _, tid := range tids {
-			if _, ok := s.events[tid]; ok {
-				continue
-			}
-			if len(s.events) >= maxThreads {
-				return opened, fmt.Errorf("pid %d has more than %d threads: not sampled past them", s.tgid, maxThreads)
-			}
-			ev, err := s.prog.open(tid)
-			if errors.Is(err, unix.ESRCH) {
-				continue // exited since it was listed
-			}
-			if err != nil {
-				return opened, err
-			}
-			s.events[tid] = ev
-			n++
-		}
-		opened += n
-		if n == 0 {
-			return opened, nil
-		}
-	}
-}
-
-// threads lists the threads of process pid.
-func threads(pid int) ([]int, error) {
-	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+// open opens a CPU clock on every online CPU, attaches the program to each,
+// then enables them all.
+func (p *Program) open() error {
+	cpus, err := onlineCPUs()
 	if err != nil {
-		return nil, fmt.Errorf("list the threads of pid %d: %w", pid, err)
+		return err
 	}
-	tids := make([]int, 0, len(es))
-	for _, e := range es {
-		if tid, err := strconv.Atoi(e.Name()); err == nil {
-			tids = append(tids, tid)
-		}
-	}
-	return tids, nil
-}
-
-// perfBitInheritThread is perf_event_attr's inherit_thread (Linux 5.13):
-// an inherited clock goes to new threads only, not to child processes.
-const perfBitInheritThread = 1 << 35
-
-// clockAttr is a CPU clock at hz samples a second of CPU time, inherited by
-// the threads its thread starts, and, unless threadsOnly, its child processes.
-func clockAttr(hz int, threadsOnly bool) unix.PerfEventAttr {
 	attr := unix.PerfEventAttr{
 		Type:   unix.PERF_TYPE_SOFTWARE,
 		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
 		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-		Sample: uint64(hz),
-		Bits:   unix.PerfBitFreq | unix.PerfBitDisabled | unix.PerfBitInherit,
+		Sample: uint64(p.hz),
+		// Disabled until the program is attached: no sample goes unseen.
+		Bits: unix.PerfBitFreq | unix.PerfBitDisabled,
 	}
-	if threadsOnly {
-		attr.Bits |= perfBitInheritThread
+	for _, cpu := range cpus {
+		// System-wide on the CPU, filtered by pid in the program: clocks
+		// on the target's threads would cost it a stop and a start at each
+		// of its context switches, which the budget cannot see.
+		fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+		if errors.Is(err, unix.ENODEV) {
+			continue // went offline since the list was read
+		}
+		if err != nil {
+			return fmt.Errorf("perf_event_open cpu-clock on cpu %d: %w", cpu, err)
+		}
+		p.events = append(p.events, event{fd: fd}) // closed by Close from here on
+		if err := p.attach(&p.events[len(p.events)-1]); err != nil {
+			return fmt.Errorf("attach sampler on cpu %d: %w", cpu, err)
+		}
 	}
-	return attr
-}
-
-// inheritThread reports whether the kernel keeps an inherited clock to
-// threads: it refuses bits it does not know.
-func inheritThread() bool {
-	attr := clockAttr(MaxHz, true)
-	fd, err := unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
-	if err != nil {
-		return false
+	if len(p.events) == 0 {
+		return errors.New("no online CPU to sample")
 	}
-	unix.Close(fd)
-	return true
-}
-
-// open opens a CPU clock on thread tid, inherited by the threads it starts,
-// and enables it once the program is on it, so that no sample goes unseen.
-func (p *Program) open(tid int) (event, error) {
-	attr := clockAttr(p.hz, p.threadsOnly)
-	fd, err := unix.PerfEventOpen(&attr, tid, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
-	if err != nil {
-		return event{}, fmt.Errorf("perf_event_open cpu-clock on thread %d: %w", tid, err)
+	for _, ev := range p.events {
+		if err := unix.IoctlSetInt(ev.fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+			return fmt.Errorf("enable cpu-clock event: %w", err)
+		}
 	}
-	ev := event{fd: fd}
-	if err := p.attach(&ev); err != nil {
-		ev.close()
-		return event{}, fmt.Errorf("attach sampler on thread %d: %w", tid, err)
-	}
-	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
-		ev.close()
-		return event{}, fmt.Errorf("enable cpu-clock on thread %d: %w", tid, err)
-	}
-	return ev, nil
-}
-
-// close detaches the program and closes the clock, and with it the clocks
-// its thread's threads inherited.
-func (ev event) close() error {
-	var err error
-	if ev.link != nil {
-		err = ev.link.Close()
-	}
-	return errors.Join(err, unix.Close(ev.fd))
+	return nil
 }
 
 // useLink attaches through BPF links; tests turn it off to try the ioctl.
@@ -337,10 +262,17 @@ func (p *Program) attach(ev *event) error {
 	return nil
 }
 
-// Close frees the program and its maps. Its targets' Samplers must be
-// stopped first.
+// Close stops the clocks and frees the program and its maps.
 func (p *Program) Close() error {
-	errs := []error{p.objs.Prog.Close()} // nil-safe: a failed load leaves some nil
+	var errs []error
+	for _, ev := range p.events {
+		if ev.link != nil {
+			errs = append(errs, ev.link.Close())
+		}
+		errs = append(errs, unix.Close(ev.fd))
+	}
+	p.events = nil
+	errs = append(errs, p.objs.Prog.Close()) // nil-safe: a failed load leaves some nil
 	for _, m := range []*ebpf.Map{p.objs.Targets, p.objs.Tables, p.objs.Sites} {
 		errs = append(errs, m.Close())
 	}
@@ -354,7 +286,7 @@ func (p *Program) Add(pid int, bin *symbols.Binary, bias uint64) (*Sampler, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &Sampler{prog: p, bin: bin, tgid: uint32(pid), hz: p.hz, sampleCost: p.sampleCost, Dropped: tab.dropped, events: map[int]event{}}
+	s := &Sampler{prog: p, bin: bin, tgid: uint32(pid), hz: p.hz, sampleCost: p.sampleCost, Dropped: tab.dropped}
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		p.release(bin)
@@ -367,9 +299,6 @@ func (p *Program) Add(pid int, bin *symbols.Binary, bias uint64) (*Sampler, erro
 	if err := p.objs.Targets.Update(s.tgid, per, ebpf.UpdateNoExist); err != nil {
 		p.release(bin)
 		return nil, fmt.Errorf("sample pid %d: %w", pid, err)
-	}
-	if _, err := s.follow(); err != nil {
-		return nil, errors.Join(err, s.remove())
 	}
 	return s, nil
 }
@@ -411,8 +340,8 @@ func (p *Program) release(bin *symbols.Binary) error {
 	return p.objs.Tables.Delete(t.id)
 }
 
-// Hz is the sampling frequency of each thread's clock: every sample stands
-// for 1/Hz seconds of CPU time.
+// Hz is the sampling frequency on each CPU: every sample stands for 1/Hz
+// seconds of CPU time.
 func (p *Program) Hz() int { return p.hz }
 
 // Start samples process pid alone, with a Program of its own (Open's
@@ -441,8 +370,6 @@ type Sampler struct {
 	hz         int
 	sampleCost time.Duration
 	final      *Result // the counts when stopped
-	// events are the clocks on the target's threads, by thread ID.
-	events map[int]event
 	// Dropped names map functions left out for want of room in the
 	// program's table: their samples count as not in a map operation.
 	Dropped []string
@@ -461,14 +388,8 @@ func (s *Sampler) Stop() error {
 	return errors.Join(err, s.remove())
 }
 
-// remove closes the target's clocks and takes it and its sites out of the
-// program's tables.
+// remove takes the target and its sites out of the program's tables.
 func (s *Sampler) remove() error {
-	var errs []error
-	for tid, ev := range s.events {
-		errs = append(errs, ev.close())
-		delete(s.events, tid)
-	}
 	m := s.prog.objs
 	err := m.Targets.Delete(s.tgid)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -483,7 +404,7 @@ func (s *Sampler) remove() error {
 			keys = append(keys, k)
 		}
 	}
-	errs = append(errs, err, it.Err(), s.prog.release(s.bin))
+	errs := []error{err, it.Err(), s.prog.release(s.bin)}
 	for _, k := range keys {
 		if err := m.Sites.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, err)
@@ -627,4 +548,38 @@ func pidNamespace() (uint64, error) {
 		return 0, fmt.Errorf("read own PID namespace: %w", err)
 	}
 	return st.Ino, nil
+}
+
+// onlineCPUs parses /sys/devices/system/cpu/online, e.g. "0-3,6".
+func onlineCPUs() ([]int, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, fmt.Errorf("list online CPUs: %w", err)
+	}
+	cpus, err := parseCPUList(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("list online CPUs: %w", err)
+	}
+	return cpus, nil
+}
+
+func parseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("bad CPU list %q", s)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("bad CPU list %q", s)
+			}
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
 }

@@ -4,16 +4,13 @@ import (
 	"debug/elf"
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
-	"golang.org/x/sys/unix"
 
 	"github.com/maptrace/maptrace/internal/calibrate"
 	"github.com/maptrace/maptrace/internal/collector"
@@ -379,110 +376,6 @@ func TestMutexProbeSamples(t *testing.T) {
 	if perHit < floor*7/10 || perHit > floor*5 {
 		t.Errorf("a mutex probe hit takes %v by its samples, want 0.7-5× the calibrated trap and the programs' own time, %v", perHit, floor)
 	}
-}
-
-// TestNewThreads checks that threads the target starts after sampling began
-// are sampled: the clocks are inherited. Each run's threads are new, as the
-// last run's ended with it; their CPU time is what the samples must add up to.
-func TestNewThreads(t *testing.T) {
-	needRoot(t)
-	x := startTarget(t, "local")
-	x.p.Send(t, "threads 8 20") // ends the threads the runtime started idle with
-	x.p.Line(t, 60*time.Second)
-	before, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", x.p.PID()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := map[string]bool{}
-	for _, e := range before {
-		old[e.Name()] = true
-	}
-	sample(t, x)
-	answer, r := x.run(t, "threads 4 300")
-	if len(answer) != 6 {
-		t.Fatalf("target said %q", answer)
-	}
-	fresh := 0
-	for _, tid := range answer[2:] {
-		if !old[tid] {
-			fresh++
-		}
-	}
-	cpu := nanos(t, answer[1]) / 1e9
-	got := float64(r.Samples) / float64(r.Hz)
-	t.Logf("%d of 4 threads started after sampling began; their CPU time %.3fs, samples %d at %d Hz (%.3fs)", fresh, cpu, r.Samples, r.Hz, got)
-	if fresh < 2 {
-		t.Fatalf("only %d of the target's 4 threads were new", fresh)
-	}
-	floor := 0.8 // of the CPU time, as TestMapShare's clock sees it
-	if testtarget.Emulated() {
-		floor = 3.0 / 8 // atLeast's
-	}
-	if got < cpu*floor {
-		t.Errorf("samples stand for %.3fs of the %.3fs the threads ran", got, cpu)
-	}
-}
-
-// TestOnlyTarget checks that the sampler takes no sample of another
-// process: this test's own, busy while the target is idle; and, where the
-// kernel keeps inherited clocks to threads (5.13+), a child process the
-// target starts. The program's runs are the kernel's count.
-func TestOnlyTarget(t *testing.T) {
-	needRoot(t)
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		t.Fatalf("enable BPF run-time statistics: %v", err)
-	}
-	defer stats.Close()
-	x := startTarget(t, "local")
-	prog, err := cpuprof.Open(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prog.Close()
-	if x.s, err = prog.Add(x.p.PID(), x.bin, x.sym.Bias()); err != nil {
-		t.Fatal(err)
-	}
-	defer x.s.Close()
-	runs := func() uint64 {
-		st, err := x.s.ProgramStats()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.RunCount
-	}
-	before := runs()
-	runtime.LockOSThread()
-	t0 := threadCPU(t)
-	for threadCPU(t)-t0 < time.Second {
-	}
-	runtime.UnlockOSThread()
-	n := runs() - before
-	t.Logf("this test spun 1s of CPU time; the sampler ran %d times at %d Hz", n, x.s.Hz())
-	if n > uint64(x.s.Hz())/10 {
-		t.Errorf("the sampler ran %d times while only the test, not the target, was busy", n)
-	}
-	if !prog.ThreadsOnly() {
-		t.Skip("this kernel passes inherited clocks to child processes (inherit_thread is Linux 5.13+)")
-	}
-	before = runs()
-	answer, r := x.run(t, "child 500")
-	n = runs() - before
-	if len(answer) != 2 || answer[0] != "child" {
-		t.Fatalf("target said %q", answer)
-	}
-	t.Logf("the target's child ran %.3fs; the sampler ran %d times, %d samples of the target", nanos(t, answer[1])/1e9, n, r.Samples)
-	if n > uint64(x.s.Hz())/10 {
-		t.Errorf("the sampler ran %d times while the target's child, not the target, was busy", n)
-	}
-}
-
-func threadCPU(t *testing.T) time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(ts.Nano())
 }
 
 // TestClose checks that closing leaves no perf event or BPF program behind,

@@ -26,9 +26,3 @@ func SetPreallocate(on bool) bool {
 
 // ProgramInfo is the kernel's information on p's program.
 func (p *Program) ProgramInfo() (*ebpf.ProgramInfo, error) { return p.objs.Prog.Info() }
-
-// ProgramStats is the kernel's run statistics of s's program.
-func (s *Sampler) ProgramStats() (*ebpf.ProgramStats, error) { return s.prog.objs.Prog.Stats() }
-
-// ThreadsOnly reports whether p's clocks stay out of its targets' child processes.
-func (p *Program) ThreadsOnly() bool { return p.threadsOnly }

@@ -9,14 +9,9 @@
 //	maphash MS            hash/maphash on strings (the runtime's hash
 //	                      functions, called outside any map); prints "maphash NS"
 //	fixed N               N lookups of a 16 KiB string key; prints "fixed NS"
-//	threads N MS          arithmetic for MS ms of CPU time on each of N threads
-//	                      at once, which end with it; prints "threads NS TID…":
-//	                      their CPU time in all, and their thread IDs
-//	child MS              a child process runs arithmetic for MS ms of CPU time
-//	                      while this one waits; prints "child NS", its CPU time
 //
-// All but threads runs on one locked thread, so that the thread's CPU clock
-// is the work's.
+// All of it runs on one locked thread, so that the thread's CPU clock is the
+// work's.
 package main
 
 import (
@@ -24,11 +19,9 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -103,56 +96,8 @@ func mix(ms int64, nl, na int) {
 	fmt.Printf("mix %d %d\n", mapNS, otherNS)
 }
 
-// threads runs arith for ms of CPU time on each of n goroutines at once,
-// each locked to its thread and never unlocked, so that the thread ends with
-// the goroutine and the next run needs new ones.
-func threads(n int, ms int64) {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		total int64
-		tids  []string
-	)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread()
-			t0 := threadCPU()
-			for threadCPU()-t0 < ms*1e6 {
-				arith(100000)
-			}
-			d := threadCPU() - t0
-			mu.Lock()
-			total += d
-			tids = append(tids, strconv.Itoa(syscall.Gettid()))
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	fmt.Printf("threads %d %s\n", total, strings.Join(tids, " "))
-}
-
-// child runs this program again as a child process that spins for ms.
-func child(ms string) {
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = append(os.Environ(), "CPUSPLIT_SPIN_MS="+ms)
-	if err := cmd.Run(); err != nil {
-		fmt.Printf("child failed: %v\n", err)
-		return
-	}
-	fmt.Printf("child %d\n", (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Nanoseconds())
-}
-
 func main() {
 	runtime.LockOSThread()
-	if ms, err := strconv.Atoi(os.Getenv("CPUSPLIT_SPIN_MS")); err == nil {
-		t0 := threadCPU()
-		for threadCPU()-t0 < int64(ms)*1e6 {
-			arith(100000)
-		}
-		return
-	}
 	keys = make([]string, nkeys)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("key:%08d", i)
@@ -185,10 +130,6 @@ func main() {
 				hashes(seed, 10000)
 			}
 			fmt.Printf("maphash %d\n", threadCPU()-t0)
-		case len(f) == 3 && f[0] == "threads":
-			threads(arg(1), int64(arg(2)))
-		case len(f) == 2 && f[0] == "child":
-			child(f[1])
 		case len(f) == 2 && f[0] == "fixed":
 			t0 := threadCPU()
 			for i := arg(1); i > 0; i-- {
