@@ -781,17 +781,11 @@ func (c *Maps) fatal(byClass map[bpf.MapsClassKey]*row, races *[]report.Race) Fa
 		return Fatal{Crash: "panic", Error: c.panicText(fi.PanicType, msg), Stack: stack}
 	}
 	f := Fatal{Crash: "fatal error", Error: msg, Stack: stack}
-	if !strings.HasPrefix(msg, "concurrent map") || fi.Map == 0 {
+	kind := report.FatalRaceKind(msg)
+	if kind == "" || fi.Map == 0 {
 		return f
 	}
 	addr := fmt.Sprintf("%#x", fi.Map)
-	kind := "write/write"
-	switch {
-	case strings.Contains(msg, "read and map write"):
-		kind = "read/write"
-	case strings.Contains(msg, "iteration and map write"):
-		kind = "iterate/write"
-	}
 	for _, r := range *races {
 		if r.Map == addr && r.Kind == kind {
 			return f

@@ -203,8 +203,8 @@ func (a *analysis) targetDied() {
 		return
 	}
 	detail := fmt.Sprintf("the process exited with \"%s\"", a.r.DiedOf())
-	if at := topUser(a.r.TargetStack); at != "" {
-		detail += " in " + report.ShortFrame(at)
+	if at := a.r.DiedAt(); at != "" {
+		detail += " in " + at
 	}
 	detail += fmt.Sprintf(", %.1fs into the trace; the report covers the time until then.", a.r.Window.Seconds)
 	advice := "read the goroutine dump the runtime printed on the target's stderr: it shows every goroutine at the crash."
@@ -231,9 +231,12 @@ func (a *analysis) targetDied() {
 
 // raceIn is a race one of whose sides was in the function fn, or nil.
 func (a *analysis) raceIn(fn string) *report.Race {
+	if fn == "" {
+		return nil
+	}
 	for i, rc := range a.r.Races {
 		for _, sd := range rc.Sides {
-			if fn != "" && topFunc(sd.Stack) == fn {
+			if topFunc(sd.Stack) == fn {
 				return &a.r.Races[i]
 			}
 		}
@@ -254,7 +257,7 @@ func (a *analysis) races() {
 			sides = []string{"two goroutines"}
 		}
 		detail := fmt.Sprintf("%s used it at the same time (%s, seen %d %s)", strings.Join(sides, " and "), rc.Kind, rc.Count, plural(rc.Count, "time", "times"))
-		if a.r.TargetCrash != "panic" && fatalKind(a.r.TargetError) == rc.Kind {
+		if a.r.TargetCrash != "panic" && report.FatalRaceKind(a.r.TargetError) == rc.Kind {
 			detail += "; the runtime killed the process for it"
 		} else {
 			detail += "; the runtime kills the process when it catches this (\"fatal error: concurrent map ...\")"
@@ -265,19 +268,6 @@ func (a *analysis) races() {
 		}
 		a.add(correctness, report.SeverityCritical, fmt.Sprintf("concurrent map access (%s) on %s", rc.Kind, label), detail+".", raceAdvice(m), 0, 0)
 	}
-}
-
-// fatalKind is the race kind of a runtime's concurrent map fatal error.
-func fatalKind(msg string) string {
-	switch {
-	case !strings.HasPrefix(msg, "concurrent map"):
-		return ""
-	case strings.Contains(msg, "read and map write"):
-		return "read/write"
-	case strings.Contains(msg, "iteration and map write"):
-		return "iterate/write"
-	}
-	return "write/write"
 }
 
 func sideText(s report.RaceSide) string {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -88,14 +89,37 @@ func (r *Report) DiedOf() string {
 	return crash + ": " + r.TargetError
 }
 
-// DiedIn is DiedOf with the code the crashing goroutine was in, when known:
-// "panic: … in main.handle (server.go:42)".
+// DiedAt is the code the crashing goroutine was in ("main.handle
+// (server.go:42)"), or "" when its stack is not known.
+func (r *Report) DiedAt() string {
+	if len(r.TargetStack) == 0 {
+		return ""
+	}
+	return ShortFrame(UserFrames(r.TargetStack)[0])
+}
+
+// DiedIn is DiedOf with DiedAt, when known: "panic: … in main.handle
+// (server.go:42)".
 func (r *Report) DiedIn() string {
 	died := r.DiedOf()
-	if u := UserFrames(r.TargetStack); died != "" && len(u) > 0 {
-		died += " in " + ShortFrame(u[0])
+	if at := r.DiedAt(); died != "" && at != "" {
+		died += " in " + at
 	}
 	return died
+}
+
+// FatalRaceKind is the race kind of the runtime's "concurrent map …" fatal
+// error msg, or "" for any other message.
+func FatalRaceKind(msg string) string {
+	switch {
+	case !strings.HasPrefix(msg, "concurrent map"):
+		return ""
+	case strings.Contains(msg, "read and map write"):
+		return "read/write"
+	case strings.Contains(msg, "iteration and map write"):
+		return "iterate/write"
+	}
+	return "write/write"
 }
 
 // Target identifies the traced process.
