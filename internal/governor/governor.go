@@ -872,8 +872,11 @@ func (g *Governor) LowerBound() bool {
 
 const (
 	// probeDominated is the share of attached CPU time spent in probes
-	// above which the work left over is not trusted.
-	probeDominated = 0.75
+	// (most of it) above which the work left over is not trusted: in a loop doing
+	// little but map operations the probes take 70-99% of it, by the
+	// samples or by their hits' cost, and the counts come out about half
+	// the true ones.
+	probeDominated = 0.5
 	// pacedRise is how much more CPU the target used while attached than
 	// while not for the probes to count as added, not displacing, work.
 	pacedRise = 1.3
@@ -903,8 +906,8 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 		// caches and TLB), or takes samples the trap delayed: the work
 		// seems more than it was, the share too, and the scaled counts
 		// are lower bounds.
-		dominated := float64(g.onKernel) >= probeDominated*float64(g.onAll) ||
-			float64(time.Duration(g.onHits)*g.mapCost()) >= probeDominated*float64(g.onCPU-g.onFixed)
+		dominated := float64(g.onKernel) > probeDominated*float64(g.onAll) ||
+			float64(time.Duration(g.onHits)*g.mapCost()) > probeDominated*float64(g.onCPU-g.onFixed)
 		return min(1, scale*onWork/(onWork+offWork)), dominated
 	}
 	cost := g.mapCost()
@@ -912,7 +915,7 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	offProbe := time.Duration(g.windowHits-g.onHits) * cost          // attaching and detaching
 	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'
 	onWork := onCPU - onProbe
-	if onCPU > 0 && float64(onProbe) < probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
+	if onCPU > 0 && float64(onProbe) <= probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
 		return min(1, scale*float64(onWork)/float64(onWork+offCPU)), false
 	}
 	if g.wallTime == 0 {

@@ -73,6 +73,18 @@ func TestEstimate(t *testing.T) {
 	if f, lb := g.estimate(); f < 25.0/268-1e-9 || f > 25.0/268+1e-9 || lb {
 		t.Errorf("from samples: estimate = %v, %v; want %v, false", f, lb, 25.0/268)
 	}
+	// Probes that took more than half of the attached CPU time, by the
+	// samples (60% in kernel mode) or by their hits' cost (30ms of 50ms):
+	// a loop doing little but map operations, whose counts are lower bounds.
+	g.onKernel = 300
+	if _, lb := g.estimate(); !lb {
+		t.Errorf("60%% of the attached samples in kernel mode: not a lower bound")
+	}
+	g.onKernel, g.onHits = 250, 30
+	if _, lb := g.estimate(); !lb {
+		t.Errorf("hits costing 60%% of the attached CPU time: not a lower bound")
+	}
+	g.onHits = 10
 	// Too few samples attached, or a period's samples not read: the hits'
 	// cost is modelled, 40ms of work attached against 270ms.
 	g.onAll, g.onKernel = minOnSamples-1, minOnSamples/2
