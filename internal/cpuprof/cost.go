@@ -1,6 +1,8 @@
 package cpuprof
 
 import (
+	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"time"
@@ -48,47 +50,78 @@ const (
 // costs the thread it interrupts, the sampler's program aside (which times
 // itself): this thread's CPU time spinning under a CPU clock at 10 kHz
 // against without, per sample. The median of a few rounds, since a VM's
-// steal time or a migration can distort any one of them. Where the kernel
-// accounts interrupts apart from the task they interrupt, what is measured
-// is what remains of the cost in the task's CPU time (cold caches), as in
-// the target's.
+// steal time can distort any one of them. Where the kernel accounts
+// interrupts apart from the task they interrupt, what is measured is what
+// remains of the cost in the task's CPU time (cold caches), as in the
+// target's.
 func MeasureSample() (time.Duration, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	fd, err := threadClock(calPeriod)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	n := spinsFor(calSpin)
-	var costs []time.Duration
-	for range calRounds {
-		base := timeSpin(n)
-		if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
-			return 0, err
+	var cost time.Duration
+	err := onOneCPU(calPeriod, func(fd int) error {
+		n := spinsFor(calSpin)
+		var costs []time.Duration
+		for range calRounds {
+			base := timeSpin(n)
+			if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+				return err
+			}
+			with := timeSpin(n)
+			if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_DISABLE, 0); err != nil {
+				return err
+			}
+			// with/calPeriod samples took with-base.
+			costs = append(costs, time.Duration(float64(max(0, with-base))*float64(calPeriod)/float64(with)))
 		}
-		with := timeSpin(n)
-		if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_DISABLE, 0); err != nil {
-			return 0, err
-		}
-		// with/calPeriod samples took with-base.
-		costs = append(costs, time.Duration(float64(max(0, with-base))*float64(calPeriod)/float64(with)))
-	}
-	slices.Sort(costs)
-	return costs[calRounds/2], nil
+		slices.Sort(costs)
+		cost = costs[calRounds/2]
+		return nil
+	})
+	return cost, err
 }
 
-// threadClock opens a CPU clock, disabled, that samples the calling thread
-// every period of its CPU time, with nothing attached to take the samples.
-func threadClock(period time.Duration) (int, error) {
-	attr := unix.PerfEventAttr{
-		Type:   unix.PERF_TYPE_SOFTWARE,
-		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
-		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-		Sample: uint64(period.Nanoseconds()),
-		Bits:   unix.PerfBitDisabled,
-	}
-	return unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
+// onOneCPU runs f on a thread of its own, pinned to one CPU, with fd a CPU
+// clock on that CPU, disabled, that samples every period with nothing
+// attached to take the samples. A clock on the CPU, like the sampler's, not
+// on the thread: while any perf event on a thread exists, the kernel patches
+// a hook into every context switch, and patching it in and out for each
+// trace is work the sampler need not ask of the kernel. The thread is
+// never unlocked, so it exits with its goroutine, pinned as it is.
+func onOneCPU(period time.Duration, f func(fd int) error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- func() error {
+			var allowed unix.CPUSet
+			if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+				return fmt.Errorf("sched_getaffinity: %w", err)
+			}
+			if allowed.Count() == 0 {
+				return errors.New("sched_getaffinity: no CPU allowed")
+			}
+			cpu := 0
+			for !allowed.IsSet(cpu) {
+				cpu++
+			}
+			var one unix.CPUSet
+			one.Set(cpu)
+			if err := unix.SchedSetaffinity(0, &one); err != nil {
+				return fmt.Errorf("sched_setaffinity: %w", err)
+			}
+			attr := unix.PerfEventAttr{
+				Type:   unix.PERF_TYPE_SOFTWARE,
+				Config: unix.PERF_COUNT_SW_CPU_CLOCK,
+				Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+				Sample: uint64(period.Nanoseconds()),
+				Bits:   unix.PerfBitDisabled,
+			}
+			fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			return f(fd)
+		}()
+	}()
+	return <-errc
 }
 
 // spinsFor is how many spin iterations take about d of CPU time.

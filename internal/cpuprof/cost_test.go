@@ -1,8 +1,10 @@
 package cpuprof
 
 import (
-	"runtime"
+	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -44,27 +46,60 @@ func TestMeasureSample(t *testing.T) {
 	if cost <= 0 || cost > time.Millisecond {
 		t.Fatalf("a sample costs %v", cost)
 	}
+	if err := pinnedThreads(); err != nil {
+		t.Error(err)
+	}
 	const period = 500 * time.Microsecond
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	fd, err := threadClock(period)
+	var slow []float64
+	err = onOneCPU(period, func(fd int) error {
+		n := spinsFor(20 * time.Millisecond)
+		for range 9 {
+			base := timeSpin(n)
+			unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0)
+			with := timeSpin(n)
+			unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_DISABLE, 0)
+			slow = append(slow, float64(with-base)/float64(with))
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	n := spinsFor(20 * time.Millisecond)
-	var slow []float64
-	for range 9 {
-		base := timeSpin(n)
-		unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0)
-		with := timeSpin(n)
-		unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_DISABLE, 0)
-		slow = append(slow, float64(with-base)/float64(with))
 	}
 	slices.Sort(slow)
 	got, want := slow[len(slow)/2], float64(cost)/float64(period)
 	t.Logf("a sample costs %v: at 2 kHz, %.2f%% of the thread's CPU time predicted, %.2f%% measured", cost, 100*want, 100*got)
 	if d := got - want; d > max(0.5*want, 0.01) || -d > max(0.5*want, 0.01) {
 		t.Errorf("sampled at 2 kHz, the thread spent %.2f%% of its CPU time in samples, predicted %.2f%%", 100*got, 100*want)
+	}
+}
+
+// pinnedThreads fails when a thread of this process is allowed fewer CPUs
+// than the process, within a second: the thread MeasureSample pins to one
+// CPU must exit, not run on as one of the runtime's.
+func pinnedThreads() error {
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(os.Getpid(), &all); err != nil {
+		return err
+	}
+	var pinned []string
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return err
+		}
+		pinned = pinned[:0]
+		for _, task := range tasks {
+			tid, _ := strconv.Atoi(task.Name())
+			var set unix.CPUSet
+			if unix.SchedGetaffinity(tid, &set) == nil && set.Count() < all.Count() {
+				pinned = append(pinned, task.Name())
+			}
+		}
+		if len(pinned) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("threads %v are allowed fewer CPUs than the process's %d", pinned, all.Count())
+		}
 	}
 }

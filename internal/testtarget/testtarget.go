@@ -16,10 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/maptrace/maptrace/internal/preflight"
 )
@@ -161,31 +159,6 @@ func NeedRoot(t testing.TB) {
 	if uid := os.Geteuid(); uid != 0 {
 		t.Skipf("needs root (running as uid %d): it loads BPF programs, attaches uprobes or runs as another user; run `sudo make test`", uid)
 	}
-	if Emulated() {
-		holdTaskClock.Do(openTaskClock)
-	}
-}
-
-var holdTaskClock sync.Once
-
-// openTaskClock opens a CPU clock on this process, disabled, and keeps it
-// until the process exits. The kernel patches a static branch into the
-// scheduler while any per-thread perf event exists, and out again a second
-// after the last closes; every trace opens and closes one (the sampler's
-// start-up measurement, cpuprof.MeasureSample). Under TCG, make
-// test-kernels' 6.12 guest crashed with "Oops: int3" in __schedule at such
-// a branch already patched: a CPU ran the patch's int3 after the patch was
-// done, which x86 forbids once the patching CPU has serialized the others,
-// as the kernel does. Held open, the clock keeps the branch patched in once
-// for the whole test binary.
-func openTaskClock() {
-	attr := unix.PerfEventAttr{
-		Type:   unix.PERF_TYPE_SOFTWARE,
-		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
-		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-		Bits:   unix.PerfBitDisabled,
-	}
-	unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC) // on failure, the tests run as they would
 }
 
 // NeedFeature skips the test when the kernel lacks a feature that came with
