@@ -61,7 +61,7 @@ generate:
 # quick mode. It needs nothing from deps; -install adds bpftrace for the
 # comparison, saying so first.
 bench:
-	$(GO) run ./bench -install -n 7 -out BENCHMARKS.md
+	$(GO) run ./bench -install -n 9 -out BENCHMARKS.md
 
 # Section 6 alone, printed: nats-server, etcd and Caddy under their load
 # clients, traced once each; REPORTS=DIR also keeps each raw report there
