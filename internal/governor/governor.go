@@ -872,10 +872,7 @@ func (g *Governor) LowerBound() bool {
 
 const (
 	// probeDominated is the share of attached CPU time spent in probes
-	// (most of it) above which the work left over is not trusted: in a loop doing
-	// little but map operations the probes take 70-99% of it, by the
-	// samples or by their hits' cost, and the counts come out about half
-	// the true ones.
+	// (most of it) above which the work left over is not trusted.
 	probeDominated = 0.5
 	// pacedRise is how much more CPU the target used while attached than
 	// while not for the probes to count as added, not displacing, work.
