@@ -251,6 +251,10 @@ type cycle struct {
 	// period.
 	over  time.Duration
 	first bool
+	// end is the last period's closing reading, the next one's opening:
+	// the periods tile the trace, with nothing spent between them.
+	end     reading
+	endRead bool
 }
 
 // Run cycles the probes, after Begin, until ctx is done, and leaves them
@@ -448,7 +452,10 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	total := room - c.debt
 	avail := room - max(0, c.mutexDebt)
 
-	start := g.read(readEdge | readSamples | readOwn)
+	start := c.end
+	if !c.endRead {
+		start = g.read(readEdge | readSamples | readOwn)
+	}
 	if c.first && g.cfg.Maps != nil { // the first map window began with Begin
 		f := g.first
 		start.t, start.cpu, start.maps = f.t, f.cpu, f.maps
@@ -559,6 +566,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		mutexSpan += time.Since(mutexFrom)
 	}
 	end := g.read(readEdge | readSamples | readOwn)
+	c.end, c.endRead = end, true
 	wall := end.t.Sub(start.t)
 
 	mSpent := mutexSpend(end.mutex - start.mutex)

@@ -545,3 +545,27 @@ func TestRunChargesSampler(t *testing.T) {
 		t.Errorf("probes spent %v of %v: the sampler's share was charged more than once", spent, limit)
 	}
 }
+
+// TestRunPeriodsTile: each period opens with the reading that closed the
+// one before, so nothing spent between two periods goes uncharged. A
+// sampler whose cost grows by 1ms at each reading is charged 1ms for every
+// reading but the first.
+func TestRunPeriodsTile(t *testing.T) {
+	f := &fakeTarget{mutex: &fakeGroup{every: 10 * time.Millisecond}}
+	cfg := f.config()
+	var mu sync.Mutex
+	var reads int
+	cfg.Sampler = func() time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		reads++
+		return time.Duration(reads) * time.Millisecond
+	}
+	g := f.startWith(t, cfg)
+	if reads < 5 {
+		t.Fatalf("%d readings in 1s of 200ms periods", reads)
+	}
+	if got, want := g.Sampler(), time.Duration(reads-1)*time.Millisecond; got != want {
+		t.Errorf("sampler charged %v over %d readings, want %v", got, reads, want)
+	}
+}
