@@ -253,8 +253,7 @@ type cycle struct {
 	first bool
 	// end is the last period's closing reading, the next one's opening:
 	// the periods tile the trace, with nothing spent between them.
-	end     reading
-	endRead bool
+	end reading
 }
 
 // Run cycles the probes, after Begin, until ctx is done, and leaves them
@@ -453,7 +452,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	avail := room - max(0, c.mutexDebt)
 
 	start := c.end
-	if !c.endRead {
+	if c.first {
 		start = g.read(readEdge | readSamples | readOwn)
 	}
 	if c.first && g.cfg.Maps != nil { // the first map window began with Begin
@@ -566,7 +565,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		mutexSpan += time.Since(mutexFrom)
 	}
 	end := g.read(readEdge | readSamples | readOwn)
-	c.end, c.endRead = end, true
+	c.end = end
 	wall := end.t.Sub(start.t)
 
 	mSpent := mutexSpend(end.mutex - start.mutex)
