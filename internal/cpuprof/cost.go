@@ -60,12 +60,8 @@ func MeasureSample() (time.Duration, error) {
 		n := spinsFor(calSpin)
 		var costs []time.Duration
 		for range calRounds {
-			base := timeSpin(n)
-			if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
-				return err
-			}
-			with := timeSpin(n)
-			if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_DISABLE, 0); err != nil {
+			base, with, err := spinClocked(fd, n)
+			if err != nil {
 				return err
 			}
 			// with/calPeriod samples took with-base.
@@ -106,14 +102,7 @@ func onOneCPU(period time.Duration, f func(fd int) error) error {
 			if err := unix.SchedSetaffinity(0, &one); err != nil {
 				return fmt.Errorf("sched_setaffinity: %w", err)
 			}
-			attr := unix.PerfEventAttr{
-				Type:   unix.PERF_TYPE_SOFTWARE,
-				Config: unix.PERF_COUNT_SW_CPU_CLOCK,
-				Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-				Sample: uint64(period.Nanoseconds()),
-				Bits:   unix.PerfBitDisabled,
-			}
-			fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+			fd, err := cpuClock(cpu, uint64(period.Nanoseconds()), 0)
 			if err != nil {
 				return err
 			}
@@ -122,6 +111,31 @@ func onOneCPU(period time.Duration, f func(fd int) error) error {
 		}()
 	}()
 	return <-errc
+}
+
+// spinClocked times n spin iterations of this thread's CPU time with the
+// clock fd off, then on.
+func spinClocked(fd, n int) (base, with time.Duration, err error) {
+	base = timeSpin(n)
+	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+		return 0, 0, err
+	}
+	with = timeSpin(n)
+	return base, with, unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_DISABLE, 0)
+}
+
+// cpuClock opens a CPU clock on cpu, disabled, whatever runs there:
+// sampling every sample ns of CPU time, or sample times a second with
+// unix.PerfBitFreq in bits.
+func cpuClock(cpu int, sample uint64, bits uint64) (int, error) {
+	attr := unix.PerfEventAttr{
+		Type:   unix.PERF_TYPE_SOFTWARE,
+		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
+		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample: sample,
+		Bits:   bits | unix.PerfBitDisabled,
+	}
+	return unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
 }
 
 // spinsFor is how many spin iterations take about d of CPU time.

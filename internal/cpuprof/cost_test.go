@@ -54,10 +54,10 @@ func TestMeasureSample(t *testing.T) {
 	err = onOneCPU(period, func(fd int) error {
 		n := spinsFor(20 * time.Millisecond)
 		for range 9 {
-			base := timeSpin(n)
-			unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0)
-			with := timeSpin(n)
-			unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_DISABLE, 0)
+			base, with, err := spinClocked(fd, n)
+			if err != nil {
+				return err
+			}
 			slow = append(slow, float64(with-base)/float64(with))
 		}
 		return nil

@@ -22,7 +22,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -205,19 +204,12 @@ func (p *Program) open() error {
 	if err != nil {
 		return err
 	}
-	attr := unix.PerfEventAttr{
-		Type:   unix.PERF_TYPE_SOFTWARE,
-		Config: unix.PERF_COUNT_SW_CPU_CLOCK,
-		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-		Sample: uint64(p.hz),
-		// Disabled until the program is attached: no sample goes unseen.
-		Bits: unix.PerfBitFreq | unix.PerfBitDisabled,
-	}
 	for _, cpu := range cpus {
 		// System-wide on the CPU, filtered by pid in the program: clocks
 		// on the target's threads would cost it a stop and a start at each
-		// of its context switches, which the budget cannot see.
-		fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+		// of its context switches, which the budget cannot see. Disabled
+		// until the program is attached: no sample goes unseen.
+		fd, err := cpuClock(cpu, uint64(p.hz), unix.PerfBitFreq)
 		if errors.Is(err, unix.ENODEV) {
 			continue // went offline since the list was read
 		}
