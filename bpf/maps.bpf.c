@@ -287,11 +287,14 @@ struct {
 	__uint(max_entries, 16384);
 } goroutine_keys SEC(".maps");
 
-// The last two goroutines to enter a write on each map: when the last one
-// is the goroutine that finds the race, the other is the one before.
+// The last writes of each map, one slot per goroutine (by its goid's low
+// bits): two racing writers enter their probes at once, and a shared
+// "last writer" field would keep whichever stored last, often the goroutine
+// the runtime kills, not the one it raced with.
+#define WRITER_SLOTS 4
+
 struct writers {
-	struct writer last;
-	struct writer prev;
+	struct writer w[WRITER_SLOTS];
 };
 
 struct {
@@ -301,17 +304,28 @@ struct {
 	__uint(max_entries, 16384);
 } writers SEC(".maps");
 
+static const struct writers no_writers; // a new map's: too big for the stack
+
+// latest_other is the latest write in ws not by goroutine goid, after
+// since; 0 if none.
+static __always_inline struct writer *latest_other(struct writers *ws, s64 goid, u64 since)
+{
+	struct writer *o = 0;
+	for (int i = 0; i < WRITER_SLOTS; i++) {
+		struct writer *w = &ws->w[i];
+		if (w->ns > since && w->goid != goid && (!o || w->ns > o->ns))
+			o = w;
+	}
+	return o;
+}
+
 // other_writer is the most recent writer of m that is not goroutine goid.
 static __always_inline struct writer *other_writer(u64 m, s64 goid)
 {
 	struct writers *ws = bpf_map_lookup_elem(&writers, &m);
 	if (!ws)
 		return 0;
-	if (ws->last.goid != goid)
-		return &ws->last;
-	if (ws->prev.goid != goid && ws->prev.ns)
-		return &ws->prev;
-	return 0;
+	return latest_other(ws, goid, 0);
 }
 
 struct {
@@ -710,31 +724,32 @@ static __always_inline void check_race(struct pt_regs *ctx, u64 m, u32 op, s64 g
 #define INTERLEAVE_NS (10 * 1000 * 1000ULL)
 
 // note_write records goroutine goid's write of m, counting it as interleaved
-// when the two writes before it were by goid and then another goroutine.
+// when another goroutine wrote m since goid's last write.
 static __always_inline void note_write(struct class_key *c, struct class_stat *st, u64 m, struct writer *w)
 {
 	struct writers *ws = bpf_map_lookup_elem(&writers, &m);
 	if (!ws) {
-		struct writers nw = {.last = *w};
-		bpf_map_update_elem(&writers, &m, &nw, BPF_ANY);
-		return;
+		// NOEXIST: the other racer may insert it first.
+		bpf_map_update_elem(&writers, &m, &no_writers, BPF_NOEXIST);
+		ws = bpf_map_lookup_elem(&writers, &m);
+		if (!ws)
+			return;
 	}
-	if (ws->last.goid == w->goid) {
-		ws->last = *w;
-		return;
+	struct writer *mine = &ws->w[w->goid & (WRITER_SLOTS - 1)];
+	if (mine->goid == w->goid && mine->ns && w->ns - mine->ns < INTERLEAVE_NS) {
+		struct writer *o = latest_other(ws, w->goid, mine->ns);
+		if (o) {
+			add(&st->interleaved, 1);
+			struct interleave_key ik = {.class = *c, .caller = w->caller, .other_caller = o->caller};
+			// The first pair's stacks and goroutines stand for the rest.
+			struct interleave_val niv = {.stackid = w->stackid, .other_stackid = o->stackid,
+						     .goid = w->goid, .other_goid = o->goid};
+			struct interleave_val *iv = lookup_or_init(&interleaves, &ik, &niv);
+			if (iv)
+				add(&iv->count, 1);
+		}
 	}
-	if (ws->prev.goid == w->goid && ws->prev.ns && w->ns - ws->prev.ns < INTERLEAVE_NS) {
-		add(&st->interleaved, 1);
-		struct interleave_key ik = {.class = *c, .caller = w->caller, .other_caller = ws->last.caller};
-		// The first pair's stacks and goroutines stand for the rest.
-		struct interleave_val niv = {.stackid = w->stackid, .other_stackid = ws->last.stackid,
-					     .goid = w->goid, .other_goid = ws->last.goid};
-		struct interleave_val *iv = lookup_or_init(&interleaves, &ik, &niv);
-		if (iv)
-			add(&iv->count, 1);
-	}
-	ws->prev = ws->last;
-	ws->last = *w;
+	*mine = *w;
 }
 
 // sync_slow_path counts a sync.Map's miss, with the promotion it causes once

@@ -172,9 +172,8 @@ type MapsWriter struct {
 }
 
 type MapsWriters struct {
-	_    structs.HostLayout
-	Last MapsWriter
-	Prev MapsWriter
+	_ structs.HostLayout
+	W [4]MapsWriter
 }
 
 // Names of all BPF objects in the ELF.

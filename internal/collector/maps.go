@@ -812,7 +812,7 @@ func (c *Maps) panicText(typ uint64, msg string) string {
 	return "(a value of unknown type)"
 }
 
-// withWriter adds to a race's one known side the last goroutine seen
+// withWriter adds to a race's one known side the latest goroutine seen
 // writing the map, other than that side's: the writer in the race, unless
 // the map had writers the probes did not see.
 func (c *Maps) withWriter(m uint64, sides []report.RaceSide) []report.RaceSide {
@@ -820,10 +820,14 @@ func (c *Maps) withWriter(m uint64, sides []report.RaceSide) []report.RaceSide {
 	if err := c.Maps.Writers.Lookup(m, &ws); err != nil {
 		return sides
 	}
-	for _, w := range []bpf.MapsWriter{ws.Last, ws.Prev} {
-		if w.Ns != 0 && w.Goid != sides[0].Goid {
-			return append(sides, report.RaceSide{Goid: w.Goid, Op: sideOp(w.Op), Stack: c.Sym.Stack(w.Caller, stackTrace(c.Maps.Stacks, w.Stackid))})
+	var o *bpf.MapsWriter
+	for i, w := range ws.W {
+		if w.Ns != 0 && w.Goid != sides[0].Goid && (o == nil || w.Ns > o.Ns) {
+			o = &ws.W[i]
 		}
 	}
-	return sides
+	if o == nil {
+		return sides
+	}
+	return append(sides, report.RaceSide{Goid: o.Goid, Op: sideOp(o.Op), Stack: c.Sym.Stack(o.Caller, stackTrace(c.Maps.Stacks, o.Stackid))})
 }

@@ -248,7 +248,15 @@ func TestLockedMapsNoRaces(t *testing.T) {
 			}
 			g := findMapNamed(r, "main.guarded")
 			if g == nil || g.Writes == 0 || g.Goroutines < 2 {
-				t.Errorf("main.guarded: %+v, want writes from several goroutines", g)
+				t.Fatalf("main.guarded: %+v, want writes from several goroutines", g)
+			}
+			// The lock hands the map from one writer to the next: their
+			// writes interleave, each pair by two goroutines of lockedWork.
+			if g.InterleavedWrites == 0 || g.InterleavedWrites > g.Writes || g.Interleave == nil {
+				t.Errorf("main.guarded: %d interleaved of %d writes, %+v", g.InterleavedWrites, g.Writes, g.Interleave)
+			} else if s := g.Interleave.Sides; len(s) != 2 || s[0].Goid == s[1].Goid ||
+				report.FrameFunc(report.UserFrames(s[0].Stack)[0]) != "main.lockedWork" || report.FrameFunc(report.UserFrames(s[1].Stack)[0]) != "main.lockedWork" {
+				t.Errorf("main.guarded interleaved by %+v, want two goroutines in main.lockedWork", s)
 			}
 			if findMutex(r, "main.guardMu", report.KindMutex) == nil {
 				t.Errorf("no contention on main.guardMu")
