@@ -203,6 +203,8 @@ struct fatal_info {
 	u32 map_op;
 	u32 len;
 	u64 panic_type; // a panic's value's type descriptor; 0 for a fatal error
+	u64 panic_data; // its data pointer
+	u64 panic_word[2]; // the 16 bytes there: a number's value, or a string's header
 	char msg[64];
 };
 
@@ -1024,9 +1026,9 @@ int fatal_enter(struct pt_regs *ctx)
 }
 
 // runtime.fatalpanic entry: a panic no deferred call recovered. The runtime
-// has already replaced an error or Stringer value with its text, so the
-// value's data is read as a string header; user space keeps it if the value's
-// type is a string.
+// has already replaced an error or Stringer value with its text. The value's
+// data is kept as it is, and read as a string header too: user space
+// prints it by its type.
 SEC("uprobe")
 int panic_enter(struct pt_regs *ctx)
 {
@@ -1037,9 +1039,9 @@ int panic_enter(struct pt_regs *ctx)
 	if (bpf_probe_read_user(arg, sizeof(arg), (void *)(GO_ARG1(ctx) + panic_arg_offset)) || !arg[0])
 		return 0;
 	fi->panic_type = arg[0];
-	u64 str[2] = {};
-	if (arg[1] && !bpf_probe_read_user(str, sizeof(str), (void *)arg[1]))
-		read_msg(fi, str[0], str[1]);
+	fi->panic_data = arg[1];
+	if (arg[1] && !bpf_probe_read_user(fi->panic_word, sizeof(fi->panic_word), (void *)arg[1]))
+		read_msg(fi, fi->panic_word[0], fi->panic_word[1]);
 	return 0;
 }
 

@@ -44,6 +44,8 @@ type MapsFatalInfo struct {
 	MapOp     uint32
 	Len       uint32
 	PanicType uint64
+	PanicData uint64
+	PanicWord [2]uint64
 	Msg       [64]int8
 }
 

@@ -365,7 +365,7 @@ func TestAgent(t *testing.T) {
 
 	// Killed: gone from the next scrape, its probes with it.
 	m.Cmd.Process.Kill()
-	m.Cmd.Wait()
+	m.Exited(t, 10*time.Second)
 	a.waitLine(t, 5*time.Second, fmt.Sprintf("pid %d (maps): exited", m.PID()))
 	fams = a.scrape(t)
 	if hasService(fams, "maps") {

@@ -778,7 +778,7 @@ func (c *Maps) fatal(byClass map[bpf.MapsClassKey]*row, races *[]report.Race) Fa
 	}
 	stack := c.Sym.Stack(fi.Caller, stackTrace(c.Maps.Stacks, fi.Stackid))
 	if fi.PanicType != 0 {
-		return Fatal{Crash: "panic", Error: c.panicText(fi.PanicType, msg), Stack: stack}
+		return Fatal{Crash: "panic", Error: c.panicText(&fi, msg), Stack: stack}
 	}
 	f := Fatal{Crash: "fatal error", Error: msg, Stack: stack}
 	kind := report.FatalRaceKind(msg)
@@ -798,16 +798,12 @@ func (c *Maps) fatal(byClass map[bpf.MapsClassKey]*row, races *[]report.Race) Fa
 	return f
 }
 
-// panicText is what the runtime prints after "panic: " for a value of the
-// type at typ, whose text the probe read as msg. By then the runtime has
-// replaced an error or Stringer with its text: a string; anything else it
-// prints by its type.
-func (c *Maps) panicText(typ uint64, msg string) string {
-	if c.Sym.IsString(typ) {
-		return msg
-	}
-	if name := c.Sym.TypeName(typ); name != "" {
-		return "(" + name + ")"
+// panicText is what the runtime prints after "panic: " for the value the
+// probe read: by then the runtime has replaced an error or Stringer with
+// its text, a string.
+func (c *Maps) panicText(fi *bpf.MapsFatalInfo, msg string) string {
+	if v := c.Sym.PanicValue(fi.PanicType, fi.PanicData, fi.PanicWord, msg); v != "" {
+		return v
 	}
 	return "(a value of unknown type)"
 }

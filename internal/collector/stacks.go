@@ -108,8 +108,11 @@ func (s *Symbolizer) Bias() uint64 { return s.bias }
 // addr, or "".
 func (s *Symbolizer) TypeName(addr uint64) string { return s.bin.TypeName(addr - s.bias) }
 
-// IsString reports whether the type at the runtime address addr is of kind string.
-func (s *Symbolizer) IsString(addr uint64) bool { return s.bin.IsString(addr - s.bias) }
+// PanicValue is what the runtime prints for a panic value of the type at
+// the runtime address typ (symbols.Binary.PanicValue).
+func (s *Symbolizer) PanicValue(typ, data uint64, word [2]uint64, text string) string {
+	return s.bin.PanicValue(typ-s.bias, data, word, text)
+}
 
 // MapKeyFields is the fields of the key of the map type at runtime address
 // addr, if a struct (symbols.Binary.MapKeyFields).

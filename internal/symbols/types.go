@@ -100,12 +100,6 @@ func (b *Binary) MapKeyFields(vaddr uint64) ([]Field, bool) {
 	return out, true
 }
 
-// IsString reports whether the type whose descriptor is at vaddr is of
-// kind string.
-func (b *Binary) IsString(vaddr uint64) bool {
-	return b.tab != nil && b.tab.types != 0 && b.kind(vaddr) == KindString
-}
-
 // word reads the 64-bit word at vaddr.
 func (b *Binary) word(vaddr uint64) (uint64, bool) {
 	w, ok := b.bytesAt(vaddr, 8)

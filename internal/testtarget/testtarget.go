@@ -201,9 +201,11 @@ func NeedAttach(t testing.TB) {
 
 // Proc is a running target that takes commands on stdin and answers on stdout.
 type Proc struct {
-	Cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
+	Cmd    *exec.Cmd
+	in     io.WriteCloser
+	lines  chan string
+	stderr *bytes.Buffer
+	exited chan struct{} // closed once Wait returned: stderr is whole
 }
 
 // Start runs bin and waits for its first line ("ready"). It is killed when the
@@ -226,18 +228,20 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Cmd: cmd, in: in, lines: make(chan string, 100)}
+	p := &Proc{Cmd: cmd, in: in, lines: make(chan string, 100), stderr: &stderr, exited: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			p.lines <- sc.Text()
 		}
 		close(p.lines)
+		cmd.Wait()
+		close(p.exited)
 	}()
 	t.Cleanup(func() {
 		in.Close()
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-p.exited
 		if t.Failed() && stderr.Len() > 0 {
 			t.Logf("%s stderr:\n%s", bin, stderr.Bytes())
 		}
@@ -262,11 +266,24 @@ func (p *Proc) Line(t testing.TB, timeout time.Duration) string {
 	select {
 	case l, ok := <-p.lines:
 		if !ok {
-			t.Fatalf("target exited: %v", p.Cmd.Wait())
+			<-p.exited
+			t.Fatalf("target exited: %v", p.Cmd.ProcessState)
 		}
 		return l
 	case <-time.After(timeout):
 		t.Fatalf("no output from target in %v", timeout)
+	}
+	return ""
+}
+
+// Exited waits for the target to exit and returns what it wrote to stderr.
+func (p *Proc) Exited(t testing.TB, timeout time.Duration) string {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.stderr.String()
+	case <-time.After(timeout):
+		t.Fatalf("target still running after %v", timeout)
 	}
 	return ""
 }

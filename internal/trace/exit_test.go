@@ -24,7 +24,7 @@ func TestWindowAfterExit(t *testing.T) {
 	s.detachMaps()
 	s.detachMutex()
 	p.Cmd.Process.Kill()
-	p.Cmd.Wait()
+	p.Exited(t, 10*time.Second)
 	for _, attach := range []func() error{s.attachMaps, s.attachMutex} {
 		if err := attach(); err != nil {
 			t.Errorf("attach after the target's exit: %v", err)

@@ -108,6 +108,12 @@ func racyWrite(stop <-chan struct{}) {
 // crashValue is a panic value with no text of its own.
 type crashValue struct{ code int }
 
+// Panic values of named basic types: the runtime prints them by value.
+type (
+	crashCode  int16
+	crashLabel string
+)
+
 // crash panics with a value of the kind asked for; the process dies of it.
 //
 //go:noinline
@@ -127,6 +133,18 @@ func crash(kind string) {
 		sink += s[len(kind)]
 	case "value":
 		panic(crashValue{code: 7})
+	case "int":
+		panic(len(kind) * 14)
+	case "code":
+		panic(crashCode(-len(kind)))
+	case "float":
+		panic(float64(len(kind)) / 2)
+	case "complex":
+		panic(complex(1.5, -float32(len(kind))))
+	case "label":
+		panic(crashLabel("out of " + kind))
+	case "flag":
+		panic(len(kind) == 4)
 	}
 }
 
