@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maptrace/maptrace/internal/report"
 	"github.com/maptrace/maptrace/internal/testtarget"
 )
 
@@ -61,6 +62,36 @@ func TestCheckCatchesMissingFigures(t *testing.T) {
 	r.Slowdowns = []*Slowdown{{Workload: Workload{Name: "w"}, Untraced: Dist{1}, Race: Dist{0}}}
 	if err := r.Check(); err == nil || !strings.Contains(err.Error(), "-race") {
 		t.Fatalf("Check let a zero -race throughput through: %v", err)
+	}
+}
+
+// TestBudgetRowsNoise checks that the machine's own noise widens a
+// workload's loss per CPU-second and throughput loss, not its kernel share:
+// a loss of 3% in every round is over a 1% budget on a quiet machine, and
+// unresolved on one where two untraced copies differ by tens of percent.
+func TestBudgetRowsNoise(t *testing.T) {
+	rs := []*TraceResult{{Report: &report.Report{Overhead: report.Overhead{Budget: 0.01, Ratio: 0.006}}}}
+	r := &Results{Slowdowns: []*Slowdown{{Workload: Workload{Name: "loop"}, Traced: []TracedRuns{{
+		Mode: TraceMode{Name: "--overhead 1"}, Ratio: Dist{0.97, 0.97, 0.97}, CPURatio: Dist{0.97, 0.97, 0.97},
+		Kernel: Dist{0.03, 0.03, 0.03}, Results: append(rs, rs[0], rs[0]),
+	}}}}}
+	for _, tc := range []struct {
+		floor           Dist
+		cpuLoss, kernel string
+	}{
+		{nil, "**no**", "**no**"},
+		{Dist{0.999, 1.0, 1.001}, "**no**", "**no**"},
+		{Dist{0.6, 0.8, 1.4}, "unresolved (±43.09%)", "**no**"},
+	} {
+		r.Floor = tc.floor
+		rows := budgetRows(r)
+		if len(rows) != 1 {
+			t.Fatalf("%d rows", len(rows))
+		}
+		row := rows[0]
+		if c, k, l := lossVerdict(row.CPULoss, row.Budget), lossVerdict(row.Kernel, row.Budget), lossVerdict(row.Loss, row.Budget); c != tc.cpuLoss || k != tc.kernel || l != tc.cpuLoss {
+			t.Errorf("floor %v: per CPU-second %q, kernel %q, throughput %q; want %q, %q, %q", tc.floor, c, k, l, tc.cpuLoss, tc.kernel, tc.cpuLoss)
+		}
 	}
 }
 

@@ -61,7 +61,7 @@ func (r *Results) Check() error {
 			errs = append(errs, fmt.Errorf("nats: no contended mutex found: %+v", n.Top))
 		}
 	}
-	for _, row := range budgetRows(r.Slowdowns, r.Nats) {
+	for _, row := range budgetRows(r) {
 		pos("budget: "+row.Name+" estimate", row.Estimate)
 		fin("budget: "+row.Name+" measured loss", row.Loss.Dist)
 		fin("budget: "+row.Name+" loss per CPU-second", row.CPULoss.Dist)

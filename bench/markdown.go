@@ -94,7 +94,7 @@ func renderMarkdown(r *Results) string {
 		renderNats(p, r.Nats)
 	}
 	if cfg.runs(2) || cfg.runs(3) || cfg.runs(4) {
-		renderBudget(p, budgetRows(r.Slowdowns, r.Nats), r.Floor, r.Nats)
+		renderBudget(p, budgetRows(r), r.Floor, r.Nats)
 		renderCollector(p, r.Collector)
 	}
 	if cfg.runs(5) {
@@ -235,19 +235,25 @@ type Losses struct {
 }
 
 // budgetRows are the traced runs of sections 2 and 3 that had a budget.
-func budgetRows(slow []*Slowdown, n *Nats) []BudgetRow {
+func budgetRows(r *Results) []BudgetRow {
+	// A control's median, however far from zero, and its spread.
+	noise := func(d Dist) float64 { return math.Abs(d.Median()) + resolution(Losses{Dist: d}) }
 	var rows []BudgetRow
 	add := func(name string, ratios, cpuRatios, kernel Dist, rs []*TraceResult, control *NatsMode) {
 		if len(rs) == 0 || rs[0].Report.Overhead.Budget >= 1 || rs[0].Report.Overhead.Budget <= 0 {
 			return
 		}
 		row := BudgetRow{Name: name, Budget: rs[0].Report.Overhead.Budget, Kernel: Losses{Dist: kernel}}
-		if control != nil && len(control.Ratio) > 1 {
-			// The control's median, however far from zero, and its spread.
-			noise := func(d Dist) float64 { return math.Abs(d.Median()) + resolution(Losses{Dist: d}) }
+		switch {
+		case control != nil && len(control.Ratio) > 1:
 			row.Kernel.Noise = noise(control.Kernel)
 			row.CPULoss.Noise = noise(lossOf(control.CPURatio))
 			row.Loss.Noise = noise(lossOf(control.Ratio))
+		case control == nil && len(r.Floor) > 1:
+			// The machine's own noise moves the work a CPU-second does,
+			// not the kernel share, which is measured within a run.
+			row.CPULoss.Noise = noise(lossOf(r.Floor))
+			row.Loss.Noise = row.CPULoss.Noise
 		}
 		for i, r := range rs {
 			o := r.Report.Overhead
@@ -273,12 +279,12 @@ func budgetRows(slow []*Slowdown, n *Nats) []BudgetRow {
 		}
 		rows = append(rows, row)
 	}
-	for _, s := range slow {
+	for _, s := range r.Slowdowns {
 		for _, tr := range s.Traced {
 			add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.CPURatio, tr.Kernel, tr.Results, nil)
 		}
 	}
-	if n != nil {
+	if n := r.Nats; n != nil {
 		for _, m := range n.Modes {
 			add("nats-server, "+m.Mode.Name, m.Ratio, m.CPURatio, m.Kernel, m.Results, &n.Control)
 		}
@@ -306,7 +312,7 @@ func renderBudget(p printer, rows []BudgetRow, floor Dist, n *Nats) {
 	if len(floor) > 0 {
 		p("**The machine's own noise.** Two untraced copies of the map-hot loop, run at once, one on CPU 0 and one on CPU 1 (swapped round by round), did %s each other's work per CPU-second (min | median | max over %d rounds): ", cells(floor, ratio), len(floor))
 		p("a loss measured between two runs of one program, neither traced, of %s ± %s. ", pct2(100*(1-floor.Median())), resText(Losses{Dist: lossOf(floor)}))
-		p("The loss per CPU-second and the throughput loss below carry that noise, and resolve a budget of a few percent only when it is small. ")
+		p("The loss per CPU-second and the throughput loss below carry that noise, and resolve a budget of a few percent only when it is small: their resolutions in section 2's rows below include it (its median, however far from zero, plus its own resolution). ")
 		p("The kernel share is measured in the traced run itself (its kernel-mode CPU time over its CPU time, less the untraced run's), which the speed of the CPU it ran on does not move: it resolves where the others cannot, but it counts only the probes' own time (traps and programs), not what they cost the target's code around them in caches.\n\n")
 	}
 	if n != nil && len(n.Control.Ratio) > 0 {
@@ -452,7 +458,7 @@ func renderGoals(p printer, r *Results) {
 		}
 	}
 	// The slowdowns of sections 2 and 3 against their budgets.
-	for _, row := range budgetRows(r.Slowdowns, r.Nats) {
+	for _, row := range budgetRows(r) {
 		loss, cpuLoss := row.Loss.Median(), row.CPULoss.Median()
 		est, probes, traps := row.Estimate.Median(), row.Probes.Median(), row.Traps.Median()
 		p("- %s, loss at most the budget (%s): in kernel time %s ± %s — %s; per CPU-second %s ± %s — %s; of throughput %s ± %s — %s. Estimate within ±%.0f%% of the loss: probes' %s against the kernel time — %s, probes' and samples' %s against the loss per CPU-second — %s; all of it, %s — %s.\n",
