@@ -241,6 +241,10 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 	t.Cleanup(func() {
 		in.Close()
 		cmd.Process.Kill()
+		go func() {
+			for range p.lines { // lines no test read: the reader must reach EOF to reap it
+			}
+		}()
 		<-p.exited
 		if t.Failed() && stderr.Len() > 0 {
 			t.Logf("%s stderr:\n%s", bin, stderr.Bytes())

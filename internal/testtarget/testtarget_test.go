@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDepsToolchains keeps scripts/deps.sh, which downloads the matrix's
@@ -29,5 +30,26 @@ func TestDepsToolchains(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("scripts/deps.sh downloads %v, the matrix has %v", got, want)
+	}
+}
+
+// TestUnreadLines checks that a target whose answers no test read, more
+// than Proc buffers, is still killed and reaped when its test ends: the
+// reader of its stdout is drained to the end, or the test would hang.
+func TestUnreadLines(t *testing.T) {
+	var p *Proc
+	t.Run("unread", func(t *testing.T) {
+		p = Start(t, Build(t, "../../testdata/maps", "local"))
+		for range 2 * cap(p.lines) {
+			p.Send(t, "hotptrs")
+		}
+		for len(p.lines) < cap(p.lines) {
+			time.Sleep(time.Millisecond)
+		}
+	})
+	select {
+	case <-p.exited:
+	default:
+		t.Fatal("the target was not reaped when its test ended")
 	}
 }
