@@ -207,12 +207,17 @@ func (a *analysis) targetDied() {
 		detail += " in " + at
 	}
 	detail += fmt.Sprintf(", %.1fs into the trace; the report covers the time until then.", a.r.Window.Seconds)
-	advice := "read the goroutine dump the runtime printed on the target's stderr: it shows every goroutine at the crash."
+	advice := "read the goroutine dump the runtime printed on the target's stderr: the goroutine that died (every goroutine if it ran with GOTRACEBACK=all)."
 	switch {
 	case a.r.TargetCrash != "panic" && strings.HasPrefix(msg, "concurrent map"):
 		detail += " Go maps are not safe for concurrent use: a write at the same time as any other access is fatal."
 		advice = "make every access to the map hold the same lock (see the race finding for the map and its two call sites); " +
 			"`go test -race` finds the other unguarded accesses."
+		if !a.raceOfKind(report.FatalRaceKind(msg)) {
+			// The map probes were off when it raced: nothing names the map.
+			advice = "make every access to the map it died on hold the same lock; the probes, attached for part of the trace, " +
+				"saw neither side of the race, and the runtime's dump shows only the goroutine that died: `go test -race` finds the other unguarded accesses."
+		}
 	case a.r.TargetCrash == "panic" && len(a.r.Races) > 0:
 		// A race can break a map before the runtime's check catches it:
 		// the panic is then the race's, wherever it lands.
@@ -227,6 +232,16 @@ func (a *analysis) targetDied() {
 		}
 	}
 	a.add(correctness, report.SeverityCritical, "target died: "+a.r.DiedOf(), detail, advice, 0, 0)
+}
+
+// raceOfKind reports whether the trace saw a race of the kind given.
+func (a *analysis) raceOfKind(kind string) bool {
+	for _, rc := range a.r.Races {
+		if rc.Kind == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // raceIn is a race one of whose sides was in the function fn, or nil.

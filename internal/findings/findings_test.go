@@ -172,11 +172,24 @@ func TestAnalyze(t *testing.T) {
 			want: []want{
 				{report.SeverityCritical, "target died: fatal error: concurrent map writes",
 					[]string{`"fatal error: concurrent map writes", 3.5s into the trace`, "not safe for concurrent use"},
-					[]string{"hold the same lock", "go test -race"}, 0, false},
+					[]string{"hold the same lock", "see the race finding", "go test -race"}, 0, false},
 				{report.SeverityCritical, "concurrent map access (write/write) on map main.inventory",
 					[]string{"goroutine 17 (write at main.restock (x.go:1))", "goroutine 18 (write at main.sell (x.go:1))",
 						"seen 3 times", "the runtime killed the process", "The map had 100 reads, 900 writes, 0 deletes, 0 iterations from 2 goroutines"},
 					[]string{"sync.Mutex", "writes are 90%", "shard the map"}, 0, false},
+			},
+		},
+		{
+			name: "target died of a write race the probes did not see",
+			edit: func(r *report.Report) {
+				r.TargetError = "concurrent map writes"
+				r.TargetStack = stack("runtime.fatal", "main.sell")
+				r.Window.Seconds = 3.5
+			},
+			want: []want{
+				{report.SeverityCritical, "target died: fatal error: concurrent map writes",
+					[]string{`in main.sell (x.go:1)`, "not safe for concurrent use"},
+					[]string{"the map it died on", "saw neither side", "only the goroutine that died", "go test -race", "!race finding"}, 0, false},
 			},
 		},
 		{
