@@ -729,14 +729,9 @@ static __always_inline void check_race(struct pt_regs *ctx, u64 m, u32 op, s64 g
 // when another goroutine wrote m since goid's last write.
 static __always_inline void note_write(struct class_key *c, struct class_stat *st, u64 m, struct writer *w)
 {
-	struct writers *ws = bpf_map_lookup_elem(&writers, &m);
-	if (!ws) {
-		// NOEXIST: the other racer may insert it first.
-		bpf_map_update_elem(&writers, &m, &no_writers, BPF_NOEXIST);
-		ws = bpf_map_lookup_elem(&writers, &m);
-		if (!ws)
-			return;
-	}
+	struct writers *ws = lookup_or_init(&writers, &m, (void *)&no_writers);
+	if (!ws)
+		return;
 	struct writer *mine = &ws->w[w->goid & (WRITER_SLOTS - 1)];
 	if (mine->goid == w->goid && mine->ns && w->ns - mine->ns < INTERLEAVE_NS) {
 		struct writer *o = latest_other(ws, w->goid, mine->ns);
