@@ -651,11 +651,21 @@ static __always_inline u32 map_seed(u64 m, int is_sync)
 static __always_inline struct class_stat *class_of(struct class_key *c, u64 m, u64 t, u64 caller, int is_sync)
 {
 	u32 seed = map_seed(m, is_sync);
+	struct map_info nmi = {.class = {.type = t, .site = caller}, .ops = 1, .seed = seed};
 	struct map_info *mi = bpf_map_lookup_elem(&map_classes, &m);
-	int fresh = !mi || mi->class.type != t || mi->seed != seed;
-	if (fresh) {
-		struct map_info nmi = {.class = {.type = t, .site = caller}, .ops = 1, .seed = seed};
-		bpf_map_update_elem(&map_classes, &m, &nmi, BPF_ANY);
+	int fresh;
+	if (!mi) {
+		// Two CPUs can see a new map at once: the one whose insert lands
+		// classifies and counts it, the other counts its operation there.
+		fresh = !bpf_map_update_elem(&map_classes, &m, &nmi, BPF_NOEXIST);
+		if (!fresh)
+			mi = bpf_map_lookup_elem(&map_classes, &m);
+	} else {
+		fresh = mi->class.type != t || mi->seed != seed;
+		if (fresh)
+			bpf_map_update_elem(&map_classes, &m, &nmi, BPF_ANY);
+	}
+	if (fresh || !mi) {
 		*c = nmi.class;
 	} else {
 		add(&mi->ops, 1);

@@ -604,3 +604,30 @@ func findingTitled(r *report.Report, title string) *report.Finding {
 	}
 	return nil
 }
+
+// TestTwinFirstSight checks that a map first seen by two probes at once, on
+// two CPUs, is one map: 2000 maps, each first read by two goroutines
+// released together from a spinning barrier, are 2000 maps of one class with
+// 4000 reads.
+func TestTwinFirstSight(t *testing.T) {
+	testtarget.NeedRoot(t)
+	for _, tc := range []string{"go1.22.12", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/maps", tc))
+			r, answer := mapTrace(t, p, 100, "twins", 60*time.Second)
+			var maps, reads uint64
+			if _, err := fmt.Sscanf(answer, "twins %d %d", &maps, &reads); err != nil || reads != 2*maps {
+				t.Fatalf("target said %q", answer)
+			}
+			for _, m := range r.Maps {
+				if m.Class == "main.twinRead" {
+					if uint64(m.Maps) != maps || m.Reads != reads {
+						t.Errorf("%s: %d maps, %d reads; the target made %d maps and %d reads", m.Label(), m.Maps, m.Reads, maps, reads)
+					}
+					return
+				}
+			}
+			t.Fatalf("no maps from main.twinRead: %+v", r.Maps)
+		})
+	}
+}

@@ -10,6 +10,7 @@
 //	synchot        every sync.Map operation on two global sync.Maps, with known key counts
 //	syncloop MS    sync.Map loads in a tight loop; prints the loads done
 //	syncmiss       sync.Map misses and promotions (up to Go 1.23); prints them as the target saw them
+//	twins          two goroutines make the first operations on 2000 maps, two at once on each
 //	crash KIND     a goroutine panics and nothing recovers it (KIND: nil, text, error, wrapped, index, value)
 //
 // and answers each with one line. A race may kill it with the runtime's
@@ -264,6 +265,7 @@ func work(d time.Duration, spin int) {
 }
 
 func main() {
+	makeTwins(2000)
 	fmt.Println("ready")
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -302,6 +304,8 @@ func main() {
 			syncMiss()
 		case len(f) == 2 && f[0] == "syncwork":
 			syncWork(ms(1))
+		case len(f) == 1 && f[0] == "twins":
+			twinReads()
 		case len(f) == 2 && f[0] == "crash":
 			go func() { crash(f[1]) }()
 		case len(f) == 4 && f[0] == "snapshot":
