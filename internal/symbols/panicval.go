@@ -22,11 +22,16 @@ func (b *Binary) PanicValue(typ, data uint64, word [2]uint64, text string) strin
 }
 
 // Kinds of Go types printed by value, with the name of the unnamed type of
-// each.
-var kindNames = map[uint8]string{
-	1: "bool", 2: "int", 3: "int8", 4: "int16", 5: "int32", 6: "int64",
-	7: "uint", 8: "uint8", 9: "uint16", 10: "uint32", 11: "uint64", 12: "uintptr",
-	13: "float32", 14: "float64", 15: "complex64", 16: "complex128", 24: "string",
+// each and, for an integer, its width in bits (amd64 and arm64 alike).
+var kindNames = map[uint8]struct {
+	name string
+	bits uint
+}{
+	KindBool: {"bool", 8}, KindInt: {"int", 64}, KindInt8: {"int8", 8}, KindInt16: {"int16", 16},
+	KindInt32: {"int32", 32}, KindInt64: {"int64", 64}, KindUint: {"uint", 64}, KindUint8: {"uint8", 8},
+	KindUint16: {"uint16", 16}, KindUint32: {"uint32", 32}, KindUint64: {"uint64", 64}, KindUintptr: {"uintptr", 64},
+	KindFloat32: {"float32", 32}, KindFloat64: {"float64", 64}, KindComplex64: {"complex64", 64},
+	KindComplex128: {"complex128", 128}, KindString: {"string", 128},
 }
 
 // panicValue formats as runtime.printpanicval does in Go 1.minor.
@@ -37,44 +42,34 @@ func panicValue(name string, kind uint8, minor int, data uint64, word [2]uint64,
 	}
 	w := word[0]
 	var v string
-	switch kind {
-	case KindString:
-		if name == basic {
+	switch {
+	case kind == KindString:
+		if name == basic.name {
 			return text
 		}
 		return name + `("` + text + `")`
-	case KindBool:
+	case kind == KindBool:
 		v = strconv.FormatBool(w&0xff != 0)
-	case 2, 6: // int, int64
-		v = strconv.FormatInt(int64(w), 10)
-	case 3:
-		v = strconv.FormatInt(int64(int8(w)), 10)
-	case 4:
-		v = strconv.FormatInt(int64(int16(w)), 10)
-	case 5:
-		v = strconv.FormatInt(int64(int32(w)), 10)
-	case 7, 11, 12: // uint, uint64, uintptr
-		v = strconv.FormatUint(w, 10)
-	case 8:
-		v = strconv.FormatUint(w&0xff, 10)
-	case 9:
-		v = strconv.FormatUint(w&0xffff, 10)
-	case 10:
-		v = strconv.FormatUint(w&0xffffffff, 10)
-	case 13:
+	case kind >= KindInt && kind <= KindInt64:
+		shift := 64 - basic.bits
+		v = strconv.FormatInt(int64(w<<shift)>>shift, 10)
+	case kind >= KindUint && kind <= KindUintptr:
+		shift := 64 - basic.bits
+		v = strconv.FormatUint(w<<shift>>shift, 10)
+	case kind == KindFloat32:
 		v = printFloat(float64(math.Float32frombits(uint32(w))), 32, minor)
-	case 14:
+	case kind == KindFloat64:
 		v = printFloat(math.Float64frombits(w), 64, minor)
-	case 15:
+	case kind == KindComplex64:
 		v = "(" + printFloat(float64(math.Float32frombits(uint32(w))), 32, minor) +
 			signed(printFloat(float64(math.Float32frombits(uint32(w>>32))), 32, minor)) + "i)"
-	case 16:
+	case kind == KindComplex128:
 		v = "(" + printFloat(math.Float64frombits(w), 64, minor) + signed(printFloat(math.Float64frombits(word[1]), 64, minor)) + "i)"
 	}
 	switch {
-	case name == basic:
+	case name == basic.name:
 		return v
-	case kind == 15 || kind == 16: // already in parentheses
+	case kind == KindComplex64 || kind == KindComplex128: // already in parentheses
 		return name + v
 	}
 	return name + "(" + v + ")"

@@ -47,18 +47,34 @@ const (
 	maxFieldName = 64
 )
 
-// Kinds of Go types (internal/abi.Kind) that keys are shown by.
+// Kinds of Go types (internal/abi.Kind).
 const (
-	KindBool          = 1
-	KindInt           = 2
-	KindInt64         = 6
-	KindUint          = 7
-	KindUintptr       = 12
-	KindPointer       = 22
-	KindString        = 24
-	KindStruct        = 25
-	KindUnsafePointer = 26
-	KindChan          = 18
+	KindBool = 1 + iota
+	KindInt
+	KindInt8
+	KindInt16
+	KindInt32
+	KindInt64
+	KindUint
+	KindUint8
+	KindUint16
+	KindUint32
+	KindUint64
+	KindUintptr
+	KindFloat32
+	KindFloat64
+	KindComplex64
+	KindComplex128
+	KindArray
+	KindChan
+	KindFunc
+	KindInterface
+	KindMap
+	KindPointer
+	KindSlice
+	KindString
+	KindStruct
+	KindUnsafePointer
 )
 
 // A Field is a field of a struct type.
