@@ -59,7 +59,7 @@ func (f *traceFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.maps, "maps", true, "trace map operations, hot keys and concurrent map access (under the --overhead budget)")
 	fs.BoolVar(&f.noMaps, "no-maps", false, "do not trace map operations")
 	fs.Float64Var(&f.overhead, "overhead", 5, fmt.Sprintf("the tracing's budget, `PCT` percent of the target's CPU time (at most %d): "+
-		"mutex probes first (duty-cycled too if they alone exceed it), map probes duty-cycled in what is left", maxOverhead))
+		"mutex probes first (duty-cycled beyond three quarters of it, so that the maps are sampled all through the trace), map probes duty-cycled in what is left", maxOverhead))
 	fs.BoolVar(&f.exact, "exact", false, "exact map counts: "+exactNote)
 	fs.StringVar(&f.keys, "keys", "raw", "how map keys appear: raw, hash (a short hash, the same throughout one trace, for keys that are user data) "+
 		"or none; /metrics hashes them unless --keys raw is given")

@@ -936,18 +936,23 @@ func (a *analysis) sampling() {
 			"loop many times over: on a test or canary process, not production.", 0, 0)
 }
 
-// overBudget: the mutex probes alone cost more than the budget, so they
-// were duty-cycled and their figures are estimates. A report from before
+// overBudget: the mutex probes alone cost more than their part of the
+// budget, so they were duty-cycled and their figures are estimates. A report from before
 // they were governed only says what they cost.
 func (a *analysis) overBudget() {
 	o := a.r.Overhead
 	if o.MutexCountsScaled {
 		f := o.MutexSamplingFraction
+		part, theirs := o.Budget, fmt.Sprintf("the %g%% --overhead budget", 100*o.Budget)
+		if o.MutexBudget > 0 && o.MutexBudget < o.Budget {
+			part = o.MutexBudget
+			theirs = fmt.Sprintf("the %.3g%% of the %g%% --overhead budget theirs (the map probes keep the rest)", 100*part, 100*o.Budget)
+		}
 		why := fmt.Sprintf("the mutex probes fire twice per park, at ~%s a hit on this machine, and would have cost ~%.1f%% of "+
-			"the target's CPU, over the %g%% --overhead budget", report.Duration(uint64(mutexHitCost(o))), 100*o.MutexRatio/max(f, 1e-6), 100*o.Budget)
+			"the target's CPU, over %s", report.Duration(uint64(mutexHitCost(o))), 100*o.MutexRatio/max(f, 1e-6), theirs)
 		fix := "for exact mutex figures, trace a short while with a larger --overhead (at most 25), on a test or canary " +
 			"process if the contention is heavy."
-		if own := ownShare(o); o.MutexRatio/max(f, 1e-6) < o.Budget && own > 0 {
+		if own := ownShare(o); o.MutexRatio/max(f, 1e-6) < part && own > 0 {
 			// Cheap mutex probes cut all the same: maptrace's own CPU
 			// time took the budget.
 			why = fmt.Sprintf("the machine had no idle CPU, so maptrace's own CPU time counted against the %g%% --overhead "+

@@ -828,6 +828,18 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			name: "mutex probes duty-cycled within their part of the budget",
+			edit: func(r *report.Report) {
+				r.Overhead.Budget, r.Overhead.MutexBudget, r.Overhead.MutexRatio, r.Overhead.HitCostNS, r.Overhead.HitCostFactor = 0.05, 0.0375, 0.02, 5000, 1
+				r.Overhead.MutexCountsScaled, r.Overhead.MutexSamplingFraction = true, 0.5
+			},
+			want: []want{
+				{report.SeverityInfo, "mutex figures are estimates: the mutex probes were attached 50.0% of the time to stay within the budget",
+					[]string{"~4.0% of the target's CPU, over the 3.75% of the 5% --overhead budget theirs (the map probes keep the rest)"},
+					[]string{"--overhead"}, 0, false},
+			},
+		},
+		{
 			name: "mutex probes duty-cycled by maptrace's own CPU time",
 			edit: func(r *report.Report) {
 				r.Overhead.Budget, r.Overhead.MutexRatio, r.Overhead.HitCostNS, r.Overhead.HitCostFactor = 0.01, 0.0001, 1000, 1

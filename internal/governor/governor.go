@@ -4,7 +4,8 @@
 // once its share of the budget is spent; counts are then scaled by the
 // fraction of the target's work the windows covered. The mutex probes fire
 // only when a goroutine parks: they stay attached and spend the budget first
-// while it holds them, and are duty-cycled too when they alone exceed it.
+// while it holds them, and are duty-cycled too when they alone exceed their
+// share of it, all of it but mapShare when the map probes are traced too.
 //
 // What the probes cost is measured, not only assumed: each hit is charged
 // the calibrated cost times a factor measured in the target, from the
@@ -158,6 +159,11 @@ const (
 	// maxFactor bounds the measured factor: beyond it the contrast says
 	// more about a target changing its ways than about the probes.
 	maxFactor = 10
+	// mapShare is the part of each period's allowance kept for the map
+	// windows when both groups are traced: mutex probes that would spend
+	// it all are duty-cycled at the rest, and the map section still
+	// samples every period rather than only the first.
+	mapShare = 0.25
 )
 
 // New returns a governor for cfg.
@@ -265,9 +271,10 @@ type cycle struct {
 // in the period before. What was spent beyond
 // it, against the budget's share of the CPU time the target actually used,
 // is a debt paid in later periods, and an allowance not spent a credit
-// (up to creditPeriods' worth). The mutex probes may spend all of it, less
-// what they themselves overspent; the map probes get what the mutex probes
-// are expected to leave, less the whole debt. Whatever is attached is
+// (up to creditPeriods' worth). The mutex probes may spend all of it but
+// mapShare when the map probes are traced too, less what they themselves
+// overspent; the map probes get what the mutex probes are expected to
+// leave, less the whole debt. Whatever is attached is
 // detached once the period's spending reaches its limit: the map probes at
 // theirs less their usual overshoot (or when everything spent reaches the
 // allowance), the mutex probes when they alone spent theirs.
@@ -416,6 +423,26 @@ func (g *Governor) planCost(gr *Group, f float64, sampled bool) time.Duration {
 	return time.Duration(float64(c) * (1 + 2/math.Sqrt(float64(n)+1)))
 }
 
+// mutexShare is the part of an allowance the mutex probes may spend.
+func (g *Governor) mutexShare(allowance time.Duration) time.Duration {
+	return time.Duration(g.mutexPart() * float64(allowance))
+}
+
+// mutexPart is the part of the budget the mutex probes may spend: all of it
+// but mapShare when the map probes are traced too.
+func (g *Governor) mutexPart() float64 {
+	if g.cfg.Maps == nil {
+		return 1
+	}
+	return 1 - mapShare
+}
+
+// MutexBudget is the share of the target's CPU time the mutex probes may
+// spend before they are duty-cycled.
+func (g *Governor) MutexBudget() float64 {
+	return g.cfg.Budget * g.mutexPart()
+}
+
 // period runs one duty cycle.
 func (g *Governor) period(ctx context.Context, c *cycle) error {
 	f := g.Factor()
@@ -432,13 +459,15 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	c.charged, c.mutexCharged = past, mutexPast
 	allowance := time.Duration(g.cfg.Budget * c.rate * float64(g.cfg.Period))
 	room := allowance - c.fixedPrev - c.ownPrev
+	// The mutex probes may spend their room less what they overspent.
+	avail := g.mutexShare(room) - max(0, c.mutexDebt)
 	var mutexExpected time.Duration
 	switch {
 	case g.cfg.Mutex == nil:
 	case c.first: // their cost unknown yet: half for them
 		mutexExpected = room / 2
 	default:
-		mutexExpected = time.Duration(c.mutexRate * float64(g.cfg.Period))
+		mutexExpected = min(time.Duration(c.mutexRate*float64(g.cfg.Period)), max(0, avail))
 	}
 	// The map probes get what the mutex probes are expected to leave, less
 	// the debt; the mutex probes pay the part of the debt the map probes'
@@ -449,7 +478,6 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	// themselves (the map probes pay for their own windows' overshoot by
 	// skipping windows).
 	total := room - c.debt
-	avail := room - max(0, c.mutexDebt)
 
 	start := c.end
 	if c.first {
@@ -551,6 +579,12 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 			// waited for a CPU).
 			rate = max(rate, c.rate)
 		}
+		if g.isMutexOn() {
+			// Parks come in bursts: a quiet interval says little about
+			// the next, and the rate while attached in the last period
+			// says more.
+			rate = max(rate, c.mutexRate)
+		}
 		if rate > 0 {
 			poll = min(max(time.Duration(float64(left)/rate/2), pollMin), most)
 		}
@@ -579,7 +613,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	// machine), or a period cut short at the end, spent from less.
 	allowed := time.Duration(g.cfg.Budget * float64(max(0, end.cpu-start.cpu-probes)))
 	c.debt = max(-creditPeriods*allowance, c.debt+probes+own-allowed)
-	c.mutexDebt = max(-creditPeriods*allowance, c.mutexDebt+mSpent+fSpent+own-allowed)
+	c.mutexDebt = max(-creditPeriods*allowance, c.mutexDebt+mSpent+fSpent+own-g.mutexShare(allowed))
 	c.fixedPrev, c.ownPrev = fSpent, own
 	c.mutexHits += end.mutex - start.mutex
 	c.mapHits += end.maps - start.maps

@@ -185,7 +185,11 @@ type Overhead struct {
 	// MutexRatio is the part of Ratio spent in the mutex probes, which
 	// spend the budget first.
 	MutexRatio float64 `json:"mutex_ratio"`
-	// MutexCountsScaled says the mutex probes alone cost more than the
+	// MutexBudget is the share of the target's CPU time the mutex probes
+	// may spend: Budget, less the quarter the map windows keep when maps
+	// are traced too. 0 with no budget, and in reports from before.
+	MutexBudget float64 `json:"mutex_budget,omitempty"`
+	// MutexCountsScaled says the mutex probes alone cost more than their
 	// budget and were duty-cycled: mutex counts and wait times are
 	// estimates, scaled up from the waits seen in their windows, attached
 	// MutexSamplingFraction of the time (1 when always attached).

@@ -66,7 +66,7 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 			Duration(uint64(r.CPU.MapSeconds*1e9)), 100*r.CPU.MapSeconds/r.CPU.Seconds)
 	}
 	if r.Overhead.MutexCountsScaled {
-		fmt.Fprintf(b, "mutexes: counts and waits scaled from the %.1f%% of the time the mutex probes were attached (their cost exceeded the budget)\n",
+		fmt.Fprintf(b, "mutexes: counts and waits scaled from the %.1f%% of the time the mutex probes were attached (their cost exceeded their part of the budget)\n",
 			100*r.Overhead.MutexSamplingFraction)
 	}
 	if r.Overhead.MapSamplingFraction < 1 {

@@ -89,7 +89,8 @@ func TestSharded(t *testing.T) {
 					}
 				} else if math.Abs(sh.Imbalance-want)/want > 0.15 || sum > ops*11/10 {
 					// Sampled: the shards' counts are those seen in the windows.
-					t.Errorf("imbalance %v, want %v within 15%%; %d shard operations, true %d", sh.Imbalance, want, sum, ops)
+					t.Errorf("imbalance %v, want %v within 15%%; %d shard operations, true %d; map windows %.4f of the time; shards %v",
+						sh.Imbalance, want, sum, ops, r.Overhead.MapSamplingFraction, sh.Shards)
 				}
 				found := false
 				for _, f := range r.Findings {

@@ -683,6 +683,9 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	mutexTime := time.Duration(mutexHits) * mutexCost
 	cost := mutexTime + time.Duration(mapHits)*mapCost + time.Duration(fatalHits)*fixedCost + sampling + charged
 	r.Overhead.Budget = s.opts.Overhead / 100
+	if s.gov != nil && s.mutexObjs != nil && r.Overhead.Budget < 1 {
+		r.Overhead.MutexBudget = s.gov.MutexBudget()
+	}
 	r.Overhead.HitCostNS = float64(s.cal.Hit.Nanoseconds())
 	r.Overhead.HitCostFactor = factor
 	if s.mutexObjs != nil {
