@@ -33,10 +33,10 @@ func TestSharded(t *testing.T) {
 				// Under the budget, seconds of work: where a probe hit
 				// costs tens of microseconds, the scaled counts are lower
 				// bounds, and a shard must still count minShardOps. The
-				// contended shards' mutex probes spend most of the budget,
-				// and the windows see ~100 operations a second: at 10M
-				// each cold shard of cmap's 32 saw 5 or 6, and one in 20
-				// runs missed one.
+				// contended shards' mutex probes are duty-cycled, and the
+				// map windows, in the quarter of the budget left them, see
+				// a few hundred operations a second: at 25M, over a
+				// hundred on each cold shard of cmap's 32.
 				n := 20000
 				if !exact {
 					n = 25000000
