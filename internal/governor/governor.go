@@ -493,8 +493,14 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 			return err
 		}
 	}
+	// Mutex probes that will be cut this period are alone in their
+	// window, and the map window opens once they are detached: their
+	// counts are scaled from their windows, which must be like the time
+	// between them, and map probes there slow the target's lock holders.
+	mapsAfterMutex := g.cfg.Maps != nil && !c.first && g.isMutexOn() &&
+		time.Duration(c.mutexRate*float64(g.cfg.Period)) >= avail
 	mapsOn := c.first && g.cfg.Maps != nil
-	if g.cfg.Maps != nil && !c.first && mapsAllowed > c.over {
+	if g.cfg.Maps != nil && !c.first && !mapsAfterMutex && mapsAllowed > c.over {
 		if err := g.cfg.Maps.Attach(); err != nil {
 			return err
 		}
@@ -515,6 +521,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	on1 := on0
 	var det reading // after the last detach before the period's end
 	mapsCut, mutexCut := false, false
+	mapsLate := false // the map window opened after the mutex probes' cut
 	var mutexSpan time.Duration
 	deadline := start.t.Add(g.cfg.Period)
 	last := on0 // the last check
@@ -564,6 +571,15 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 			g.markCut()
 			mutexCut = true
 			det = g.read(readEdge | readSamples)
+			if mapsAfterMutex && mapsAllowed > c.over {
+				if err := g.cfg.Maps.Attach(); err != nil {
+					return err
+				}
+				mapsOn, mapsLate = true, true
+				on0 = g.read(readEdge | readSamples)
+				on1 = on0
+				left = min(mapsAllowed, total-mSpent-fSpent) - c.over
+			}
 		} else if g.isMutexOn() {
 			left = min(left, avail-mSpent-fSpent)
 		}
@@ -590,6 +606,10 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		}
 		last = now
 	}
+	// The probes' cost is measured against the kernel's share after the
+	// last cut, which a map window opened after it and still attached
+	// at the period's end leaves without a baseline.
+	contrast := (mapsCut || mutexCut) && !(mapsLate && mapsOn)
 	if mapsOn { // a map window never outlasts its period
 		on1 = g.read(readEdge | readSamples)
 		g.cfg.Maps.Detach()
@@ -626,7 +646,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	if mutexSpan > 0 {
 		c.mutexRate = float64(mSpent) / float64(mutexSpan)
 	}
-	if mapsCut || mutexCut {
+	if contrast {
 		// The hits of what was cut, before the cut, at their cost before
 		// the factor: what stayed attached fired on both sides of it.
 		var expected time.Duration

@@ -306,16 +306,28 @@ func TestRunMutexFirst(t *testing.T) {
 // TestRunMutexDutyCycled: mutex probes that alone cost more than the
 // budget are attached in windows that end when their three quarters of the
 // period's allowance are spent, the map probes keep the last quarter in
-// windows of their own every period, and the mutex probes' share is told.
+// windows of their own every period, opened once the mutex probes are cut
+// (after the first period, where their cost is not known yet), and the
+// mutex probes' share is told.
 func TestRunMutexDutyCycled(t *testing.T) {
 	// 20% of the CPU, twice the budget: each 200ms period allows 20ms
 	// (18ms once the probes' own share is taken out of the rate), 13 hits
 	// of theirs, which they spend in ~70ms; the map probes' 4–5 hits a
 	// period take a few ms more.
 	f := &fakeTarget{mutex: &fakeGroup{every: 5 * time.Millisecond}, run: 1200 * time.Millisecond}
-	g := f.start(t)
-	if f.maps.attaches < 4 {
-		t.Errorf("%d map windows in 6 periods with the mutex probes over the budget, want one a period", f.maps.attaches)
+	cfg := f.config()
+	overlaps := 0
+	attach := cfg.Maps.Attach
+	cfg.Maps.Attach = func() error {
+		if f.mutex.isAttached() {
+			overlaps++
+		}
+		return attach()
+	}
+	g := f.startWith(t, cfg)
+	if f.maps.attaches < 4 || overlaps > 1 {
+		t.Errorf("%d map windows in 6 periods with the mutex probes over the budget, %d opened with them attached; want one a period, only Begin's with them",
+			f.maps.attaches, overlaps)
 	}
 	if f.mutex.attaches < 4 {
 		t.Errorf("mutex probes attached %d times in 6 periods, want one window a period", f.mutex.attaches)
