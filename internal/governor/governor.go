@@ -461,13 +461,15 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	room := allowance - c.fixedPrev - c.ownPrev
 	// The mutex probes may spend their room less what they overspent.
 	avail := g.mutexShare(room) - max(0, c.mutexDebt)
+	// What they would spend over the period at their rate while attached.
+	mutexWould := time.Duration(c.mutexRate * float64(g.cfg.Period))
 	var mutexExpected time.Duration
 	switch {
 	case g.cfg.Mutex == nil:
 	case c.first: // their cost unknown yet: half for them
 		mutexExpected = room / 2
 	default:
-		mutexExpected = min(time.Duration(c.mutexRate*float64(g.cfg.Period)), max(0, avail))
+		mutexExpected = min(mutexWould, max(0, avail))
 	}
 	// The map probes get what the mutex probes are expected to leave, less
 	// the debt; the mutex probes pay the part of the debt the map probes'
@@ -497,8 +499,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	// window, and the map window opens once they are detached: their
 	// counts are scaled from their windows, which must be like the time
 	// between them, and map probes there slow the target's lock holders.
-	mapsAfterMutex := g.cfg.Maps != nil && !c.first && g.isMutexOn() &&
-		time.Duration(c.mutexRate*float64(g.cfg.Period)) >= avail
+	mapsAfterMutex := g.cfg.Maps != nil && !c.first && g.isMutexOn() && mutexWould >= avail
 	mapsOn := c.first && g.cfg.Maps != nil
 	if g.cfg.Maps != nil && !c.first && !mapsAfterMutex && mapsAllowed > c.over {
 		if err := g.cfg.Maps.Attach(); err != nil {
