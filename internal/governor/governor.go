@@ -101,7 +101,7 @@ type Governor struct {
 	onCPU    time.Duration // target CPU time while the map probes were fully attached, probes included
 	onFixed  time.Duration // of which the other probes' estimated time
 	offFixed time.Duration // the other probes' time while not fully attached
-	onSpan   time.Duration // wall time fully attached (after attach, before detach)
+	onSpan   time.Duration // wall time fully attached (from the first check after the attach to before the detach)
 	offCPU   time.Duration // target CPU time while not fully attached
 	// Map probe hits while fully attached, and in whole windows (attach
 	// and detach included): the windows' hits are all counted, so the
@@ -514,13 +514,20 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	}()
 	mutexFrom := g.mutexSince(start.t) // the mutex probes' attached time in this period starts here
 
-	// The map probes' fully attached interval runs from after the attach
-	// to before the detach: while they attach and detach they are only
-	// partly in place and the target works mostly unobserved. Their hits
-	// are the window's all the same, spent from its allowance.
+	// The map probes' fully attached interval runs from the first check
+	// after the attach to before the detach: while they attach and detach
+	// they are only partly in place and the target works mostly
+	// unobserved. Their hits are the window's all the same, spent from its
+	// allowance. Not from the attach itself: the target's CPU clock, read
+	// from another process, moves only at the target's ticks and
+	// scheduling events, and attaching is one (its threads wait while
+	// their text is patched); read just after it, the clock would be
+	// exact at the interval's start and about half a tick behind at its
+	// end, and the interval's CPU time short by that every window.
 	on0 := g.read(readEdge | readSamples)
 	on1 := on0
-	var det reading // after the last detach before the period's end
+	onPending := mapsOn // on0 is to be read at the next check
+	var det reading     // after the last detach before the period's end
 	mapsCut, mutexCut := false, false
 	mapsLate := false // the map window opened after the mutex probes' cut
 	var mutexSpan time.Duration
@@ -534,6 +541,10 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		sleep(ctx, min(poll, time.Until(deadline)))
 		if ctx.Err() != nil || !time.Now().Before(deadline) {
 			break
+		}
+		if onPending {
+			on0, onPending = g.read(readEdge|readSamples), false
+			on1 = on0
 		}
 		// Only what is attached spends: the rest is as last read.
 		what := 0
@@ -576,9 +587,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 				if err := g.cfg.Maps.Attach(); err != nil {
 					return err
 				}
-				mapsOn, mapsLate = true, true
-				on0 = g.read(readEdge | readSamples)
-				on1 = on0
+				mapsOn, mapsLate, onPending = true, true, true
 				left = min(mapsAllowed, total-mSpent-fSpent) - c.over
 			}
 		} else if g.isMutexOn() {
@@ -613,6 +622,9 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	contrast := (mapsCut || mutexCut) && !(mapsLate && mapsOn)
 	if mapsOn { // a map window never outlasts its period
 		on1 = g.read(readEdge | readSamples)
+		if onPending { // no check since the attach
+			on0 = on1
+		}
 		g.cfg.Maps.Detach()
 		mapsOn = false
 	}

@@ -2,6 +2,7 @@ package governor
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -582,5 +583,49 @@ func TestRunPeriodsTile(t *testing.T) {
 	}
 	if got, want := g.Sampler(), time.Duration(reads-1)*time.Millisecond; got != want {
 		t.Errorf("sampler charged %v over %d readings, want %v", got, reads, want)
+	}
+}
+
+// TestRunStaleClock: the target's CPU clock, read from another process,
+// moves only at its ticks and at its scheduling events, which attaching
+// the probes is and a check is not. The map fraction from such a clock
+// must be within 8% of the one from an exact clock: a window's CPU time
+// read from its attach would be short by the clock's lag at its end, a
+// fifth of these windows (0.87–0.90×); read from the first check, 2ms
+// after the attach, it is short only by what the clock lags less there,
+// within 2ms of the attach, than at the end.
+func TestRunStaleClock(t *testing.T) {
+	const tick = 4 * time.Millisecond
+	fraction := func(stale bool) float64 {
+		// 2% of the CPU allows 4ms of probe time a 200ms period: windows
+		// of two hits, ~10ms.
+		f := &fakeTarget{budget: 0.02, maps: fakeGroup{every: 5 * time.Millisecond}, run: 4 * time.Second}
+		cfg := f.config()
+		// The windows open at random times between two ticks.
+		rnd := rand.New(rand.NewPCG(1, 2))
+		attach := cfg.Maps.Attach
+		var mu sync.Mutex
+		var moved time.Duration // the clock at its last scheduling event
+		cfg.Maps.Attach = func() error {
+			time.Sleep(time.Duration(rnd.Int64N(int64(tick))))
+			err := attach()
+			mu.Lock()
+			moved = time.Since(f.t0)
+			mu.Unlock()
+			return err
+		}
+		if stale {
+			cfg.CPU = func() (time.Duration, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return max(time.Since(f.t0).Truncate(tick), moved), nil
+			}
+		}
+		return f.startWith(t, cfg).Fraction()
+	}
+	exact, stale := fraction(false), fraction(true)
+	t.Logf("map fraction %.4f from a clock that moves at ticks, %.4f from an exact one", stale, exact)
+	if r := stale / exact; r < 0.92 || r > 1.08 {
+		t.Errorf("map fraction %.4f from a clock that moves at ticks, %.4f from an exact one: %.2f×", stale, exact, r)
 	}
 }
