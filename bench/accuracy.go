@@ -22,8 +22,23 @@ type Accuracy struct {
 	KeyRatio     Dist // observed / truth, over every key of every run
 	ReadsRatio   Dist // the two hot maps' reads / 550
 	WritesRatio  Dist // writes / 10
-	Results      []*TraceResult
+	// Scaled map counts under a budget (testdata/maps `work`): one row a
+	// budget.
+	Sampled []SampledCounts
+	Results []*TraceResult
 }
+
+// SampledCounts is main.loopMap's reads, scaled from the map windows at a
+// budget, against the reads the target counted itself.
+type SampledCounts struct {
+	Budget   float64 // --overhead, percent
+	Fraction Dist    // overhead.map_sampling_fraction
+	Ratio    Dist    // reported / true reads
+}
+
+// sampledBudgets are the budgets the scaled counts are measured at: the
+// agent's default and attach's.
+var sampledBudgets = []float64{1, 5}
 
 // hotMaps are testdata/maps' `hot` maps and the key for index i.
 var hotMaps = []struct {
@@ -115,6 +130,40 @@ func measureAccuracy(cfg *Config, bins *Binaries, logf func(string, ...any)) (*A
 		}
 		a.KeysExact.Add(float64(exact))
 		logf("accuracy round %d/%d: %d of %d hot-key counts exact", round+1, cfg.N, exact, a.KeysExpected)
+	}
+
+	// The reads among other work, ~40µs apart: duty-cycled at either
+	// budget.
+	work := fmt.Sprintf("work %d 120000", 2*cfg.AccMS)
+	for _, budget := range sampledBudgets {
+		sc := SampledCounts{Budget: budget}
+		for round := 0; round < cfg.N; round++ {
+			var f []string
+			res, err := traceDuring(bins.Maptrace, cfg.Tmp, maps.PID(), []string{"--overhead", strconv.FormatFloat(budget, 'g', -1, 64)}, func() (err error) {
+				f, err = maps.Ask(work, time.Duration(2*cfg.AccMS)*time.Millisecond+time.Minute)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			var truth float64
+			if len(f) == 2 && f[0] == "work" {
+				truth, _ = strconv.ParseFloat(f[1], 64)
+			}
+			if truth <= 0 {
+				return nil, fmt.Errorf("maps target said %q", strings.Join(f, " "))
+			}
+			var reads uint64
+			for _, m := range res.Report.Maps {
+				if m.Name == "main.loopMap" {
+					reads += m.Reads
+				}
+			}
+			sc.Fraction.Add(res.Report.Overhead.MapSamplingFraction)
+			sc.Ratio.Add(float64(reads) / truth)
+			logf("accuracy round %d/%d: --overhead %g: %d reads reported, %.0f true, sampling fraction %.4f", round+1, cfg.N, budget, reads, truth, res.Report.Overhead.MapSamplingFraction)
+		}
+		a.Sampled = append(a.Sampled, sc)
 	}
 	return a, nil
 }

@@ -89,6 +89,13 @@ func (r *Results) Check() error {
 		pos("accuracy: hot key ratio", a.KeyRatio)
 		pos("accuracy: reads ratio", a.ReadsRatio)
 		pos("accuracy: writes ratio", a.WritesRatio)
+		if len(a.Sampled) != len(sampledBudgets) {
+			errs = append(errs, fmt.Errorf("accuracy: scaled map counts at %d budgets, want %d", len(a.Sampled), len(sampledBudgets)))
+		}
+		for _, sc := range a.Sampled {
+			pos(fmt.Sprintf("accuracy: scaled map counts at %g%%", sc.Budget), sc.Ratio)
+			pos(fmt.Sprintf("accuracy: sampling fraction at %g%%", sc.Budget), sc.Fraction)
+		}
 	}
 	if r.Config != nil && r.Config.runs(6) {
 		if len(r.Servers) != len(serverDefs) {

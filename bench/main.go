@@ -9,7 +9,8 @@
 //     untraced, and the mutexes maptrace found contended in it;
 //  4. maptrace's own CPU time, memory, attach time and lost events;
 //  5. mutex wait against the runtime's own metric, hot-key counts against
-//     the truth;
+//     the truth, and map counts scaled from the windows at a budget
+//     against the target's own;
 //  6. real servers (nats-server, etcd, Caddy) under their own load clients,
 //     traced once each: how many findings, which first, lost events, the
 //     text report's length, against the figures before the report was

@@ -440,6 +440,15 @@ func renderAccuracy(p printer, a *Accuracy) {
 	p("| reported / true count, every key of every run | %s |\n", cells(a.KeyRatio, ratio))
 	p("| reads reported / 550, per map | %s |\n", cells(a.ReadsRatio, ratio))
 	p("| writes reported / 10, per map | %s |\n\n", cells(a.WritesRatio, ratio))
+	if len(a.Sampled) == 0 {
+		return
+	}
+	p("**Scaled map counts.** testdata/maps `work %d 120000` (main.loopMap read about every 40µs among other work, the reads counted by the target) under `maptrace attach --overhead B`: the map probes are attached in windows, and main.loopMap's reads in the report are those the windows saw over the share of the target's work they covered (`overhead.map_sampling_fraction`).\n\n", 2*a.MS)
+	p("| budget | sampling fraction, min | median | max | reported / true reads, min | median | max |\n|---|---|---|---|---|---|---|\n")
+	for _, sc := range a.Sampled {
+		p("| %s | %s | %s |\n", pct2(sc.Budget), cells(sc.Fraction, func(v float64) string { return pct2(100 * v) }), cells(sc.Ratio, ratio))
+	}
+	p("\n")
 }
 
 func renderGoals(p printer, r *Results) {
@@ -477,6 +486,9 @@ func renderGoals(p printer, r *Results) {
 	if a := r.Accuracy; a != nil {
 		p("- Hot-key counts exact with --exact: %s of %d keys (median) — %s.\n", num(a.KeysExact.Median()), a.KeysExpected, met(a.KeysExact.Min() == float64(a.KeysExpected)))
 		p("- Mutex wait against the runtime's metric: %s× (median).\n", fmt.Sprintf("%.3f", a.WaitRatio.Median()))
+		for _, sc := range a.Sampled {
+			p("- Scaled map counts at --overhead %g against the target's own: %s× (median).\n", sc.Budget, fmt.Sprintf("%.3f", sc.Ratio.Median()))
+		}
 	}
 	for _, s := range r.Servers {
 		st := s.Stats
