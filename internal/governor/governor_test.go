@@ -591,9 +591,9 @@ func TestRunPeriodsTile(t *testing.T) {
 // the probes is and a check is not. The map fraction from such a clock
 // must be within 8% of the one from an exact clock: a window's CPU time
 // read from its attach would be short by the clock's lag at its end, a
-// fifth of these windows (0.87–0.90×); read from the first check, 2ms
-// after the attach, it is short only by what the clock lags less there,
-// within 2ms of the attach, than at the end.
+// fifth of these windows; read from the first check, 2ms after the
+// attach, it is short only by what the clock lags less there, within 2ms
+// of the attach, than at the end.
 func TestRunStaleClock(t *testing.T) {
 	const tick = 4 * time.Millisecond
 	fraction := func(stale bool) float64 {
