@@ -278,8 +278,7 @@ func TestGovernorSampling(t *testing.T) {
 		cmd string
 		// low enough that the probes are duty-cycled even where a hit is
 		// cheap; for the reads among other work, high enough for windows
-		// to estimate from on a busy machine (at 1%, with two CPU hogs,
-		// 0.01–0.15% of the time: 0.7–4.9× the true count)
+		// to estimate from on a busy machine, where 1% leaves too few
 		budget     float64
 		lowerBound bool
 	}{{"work 4000 120000", 3, false}, {"loop 3000", 5, true}} {
