@@ -41,7 +41,7 @@ func TestQuick(t *testing.T) {
 	}
 	md := string(b)
 	for _, h := range []string{"## 1. Probe cost per hit", "## 2. Target slowdown", "## 3. A real server: nats-server",
-		"## Budget, estimate and measured loss", "## 4. Collector cost", "## 5. Accuracy", "| kernel |", "| CPU |", "| cores |", "go run ./bench -quick"} {
+		"## Budget, estimate and measured loss", "**Beside an untraced twin.**", "## 4. Collector cost", "## 5. Accuracy", "| kernel |", "| CPU |", "| cores |", "go run ./bench -quick"} {
 		if !strings.Contains(md, h) {
 			t.Errorf("report lacks %q", h)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Check says which figures a run failed to produce: every measured figure
@@ -44,9 +45,15 @@ func (r *Results) Check() error {
 		pos("slowdown: "+n+" untraced", s.Untraced)
 		pos("slowdown: "+n+" -race", s.Race)
 		pos("slowdown: "+n+" -race ratio", s.RaceRate)
+		if s.Workload.OneCPU {
+			pos("slowdown: "+n+" twin control", s.TwinControl)
+		}
 		for _, tr := range s.Traced {
 			pos("slowdown: "+n+" "+tr.Mode.Name, tr.Throughput)
 			pos("slowdown: "+n+" "+tr.Mode.Name+" ratio", tr.Ratio)
+			if s.Workload.OneCPU && !slices.Contains(tr.Mode.Args, "--exact") {
+				pos("slowdown: "+n+" "+tr.Mode.Name+" beside the twin", tr.Twin)
+			}
 		}
 	}
 	if n := r.Nats; n == nil {
@@ -65,6 +72,11 @@ func (r *Results) Check() error {
 		pos("budget: "+row.Name+" estimate", row.Estimate)
 		fin("budget: "+row.Name+" measured loss", row.Loss.Dist)
 		fin("budget: "+row.Name+" loss per CPU-second", row.CPULoss.Dist)
+		if len(row.Twin.Dist) > 0 {
+			fin("budget: "+row.Name+" loss beside the twin", row.Twin.Dist)
+			fin("budget: "+row.Name+" twin control", row.TwinControl)
+			pos("budget: "+row.Name+" estimate on the traced copy alone", row.TwinEstimate)
+		}
 	}
 	if c := r.Collector; c == nil || len(c.Rows) == 0 {
 		errs = append(errs, errors.New("section 4 (collector cost): no results"))

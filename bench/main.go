@@ -5,6 +5,8 @@
 //     (and bpftrace, when installed), on the same instruction;
 //  2. the slowdown of contended-mutex, read-mostly RWMutex and map-hot
 //     workloads traced, against the same untraced and Go's -race build;
+//     on one CPU, also against an untraced twin running at once beside
+//     the traced copy;
 //  3. nats-server's throughput under a publish/subscribe load, traced and
 //     untraced, and the mutexes maptrace found contended in it;
 //  4. maptrace's own CPU time, memory, attach time and lost events;

@@ -224,6 +224,13 @@ type BudgetRow struct {
 	Loss     Losses // 1 - traced/untraced throughput, round by round
 	CPULoss  Losses // 1 - traced/untraced throughput per second of the target's CPU time, round by round
 	Kernel   Losses // the target's extra kernel share traced (TracedRuns.Kernel)
+	// Twin is 1 − traced/twin work per CPU-second (TracedRuns.Twin), and
+	// TwinEstimate the part of those traces' estimates an untraced twin on
+	// the same CPU does not share: all of it but the samples' interrupts,
+	// which fall on whatever runs on the CPU, and maptrace's own CPU.
+	Twin         Losses
+	TwinEstimate Dist
+	TwinControl  Dist // 1 − one copy's work per CPU-second over the twin's, neither traced
 }
 
 // Losses are one measure of a loss, round by round, and how much less
@@ -239,9 +246,9 @@ func budgetRows(r *Results) []BudgetRow {
 	// A control's median, however far from zero, and its spread.
 	noise := func(d Dist) float64 { return math.Abs(d.Median()) + resolution(Losses{Dist: d}) }
 	var rows []BudgetRow
-	add := func(name string, ratios, cpuRatios, kernel Dist, rs []*TraceResult, control *NatsMode) {
+	add := func(name string, ratios, cpuRatios, kernel Dist, rs []*TraceResult, control *NatsMode) (BudgetRow, bool) {
 		if len(rs) == 0 || rs[0].Report.Overhead.Budget >= 1 || rs[0].Report.Overhead.Budget <= 0 {
-			return
+			return BudgetRow{}, false
 		}
 		row := BudgetRow{Name: name, Budget: rs[0].Report.Overhead.Budget, Kernel: Losses{Dist: kernel}}
 		switch {
@@ -277,19 +284,48 @@ func budgetRows(r *Results) []BudgetRow {
 				row.CPULoss.Add(1 - cpuRatios[i])
 			}
 		}
-		rows = append(rows, row)
+		return row, true
 	}
 	for _, s := range r.Slowdowns {
 		for _, tr := range s.Traced {
-			add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.CPURatio, tr.Kernel, tr.Results, nil)
+			row, ok := add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.CPURatio, tr.Kernel, tr.Results, nil)
+			if !ok {
+				continue
+			}
+			if len(tr.Twin) > 0 {
+				row.Twin = Losses{Dist: lossOf(tr.Twin)}
+				row.TwinControl = lossOf(s.TwinControl)
+				if len(s.TwinControl) > 1 {
+					row.Twin.Noise = noise(lossOf(s.TwinControl))
+				}
+				for _, t := range tr.TwinResults {
+					row.TwinEstimate.Add(unsharedEstimate(t.Report))
+				}
+			}
+			rows = append(rows, row)
 		}
 	}
 	if n := r.Nats; n != nil {
 		for _, m := range n.Modes {
-			add("nats-server, "+m.Mode.Name, m.Ratio, m.CPURatio, m.Kernel, m.Results, &n.Control)
+			if row, ok := add("nats-server, "+m.Mode.Name, m.Ratio, m.CPURatio, m.Kernel, m.Results, &n.Control); ok {
+				rows = append(rows, row)
+			}
 		}
 	}
 	return rows
+}
+
+// unsharedEstimate is the part of a report's estimate that falls on the
+// target alone, as a share of its CPU time: the probes' hits and the
+// sampling program's runs on its samples, not the samples' interrupts nor
+// maptrace's own CPU time.
+func unsharedEstimate(rep *report.Report) float64 {
+	o := rep.Overhead
+	if o.EstCostSeconds <= 0 {
+		return 0
+	}
+	interrupts := float64(rep.CPU.Samples) * (o.SampleCostNS - o.SampleProgramNS) / 1e9
+	return o.Ratio * (o.EstCostSeconds - interrupts - o.OwnChargedSeconds) / o.EstCostSeconds
 }
 
 // estimateBand is how far the report's estimate may be from the measured
@@ -330,6 +366,32 @@ func renderBudget(p printer, rows []BudgetRow, floor Dist, n *Nats) {
 			cells(r.Kernel.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Kernel, r.Budget), estimateVerdict(r.Traps.Median(), r.Kernel),
 			cells(r.CPULoss.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.CPULoss, r.Budget), estimateVerdict(r.Probes.Median(), r.CPULoss),
 			cells(r.Loss.Dist, func(v float64) string { return pct2(100 * v) }), lossVerdict(r.Loss, r.Budget), estimateVerdict(r.Estimate.Median(), r.Loss))
+	}
+	p("\n")
+	renderTwin(p, rows)
+}
+
+// renderTwin is the budget table's twin rows: the one-CPU workloads traced
+// beside an untraced copy of themselves.
+func renderTwin(p printer, rows []BudgetRow) {
+	var twins []BudgetRow
+	for _, r := range rows {
+		if len(r.Twin.Dist) > 0 {
+			twins = append(twins, r)
+		}
+	}
+	if len(twins) == 0 {
+		return
+	}
+	p("**Beside an untraced twin.** The runs on one CPU above also ran, in each round and for each budget, beside an untraced twin: a second copy of the target (a copy of its binary, so that no text is shared) on the same CPU, doing the same work at the same time, with maptrace attached to one of the two (the first copy in even rounds, the twin in odd ones). ")
+	p("Both share one CPU's speed at every moment, so what moves the runs above apart from one run to the next (a VM's host, its other tenants) moves both alike, and the loss per CPU-second, 1 − traced/twin, resolves what it cannot above. ")
+	p("The CPU-clock samples interrupt whatever runs on the CPU, the twin too, so the estimate set against this loss is what falls on the traced copy alone: the probes' hits and the sampling program's runs on its samples (`overhead.sample_program_ns`), not the samples' interrupts (`sample_cost_ns` less the program's part) nor maptrace's own CPU time. ")
+	p("Each round also ran both copies untraced (the control); a row's resolution includes the control's median, however far from zero, plus its own resolution.\n\n")
+	p("| traced run | budget | estimate that falls on the traced copy alone, min | median | max | control: loss with neither traced, min | median | max | loss per CPU-second beside the twin, min | median | max | ≤ budget | estimate ÷ loss, within ±%.0f%% |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", 100*estimateBand)
+	for _, r := range twins {
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", r.Name, pct2(100*r.Budget), cells(r.TwinEstimate, func(v float64) string { return pct2(100 * v) }),
+			cells(r.TwinControl, func(v float64) string { return pct2(100 * v) }), cells(r.Twin.Dist, func(v float64) string { return pct2(100 * v) }),
+			lossVerdict(r.Twin, r.Budget), estimateVerdict(r.TwinEstimate.Median(), r.Twin))
 	}
 	p("\n")
 }
@@ -475,6 +537,11 @@ func renderGoals(p printer, r *Results) {
 			pct2(100*cpuLoss), resText(row.CPULoss), lossVerdict(row.CPULoss, row.Budget),
 			pct2(100*loss), resText(row.Loss), lossVerdict(row.Loss, row.Budget),
 			100*estimateBand, pct2(100*traps), estimateVerdict(traps, row.Kernel), pct2(100*probes), estimateVerdict(probes, row.CPULoss), pct2(100*est), estimateVerdict(est, row.Loss))
+		if len(row.Twin.Dist) > 0 {
+			twinEst := row.TwinEstimate.Median()
+			p("  - Beside an untraced twin: loss per CPU-second %s ± %s — %s; the estimate that falls on the traced copy alone, %s, within ±%.0f%% of it — %s.\n",
+				pct2(100*row.Twin.Median()), resText(row.Twin), lossVerdict(row.Twin, row.Budget), pct2(100*twinEst), 100*estimateBand, estimateVerdict(twinEst, row.Twin))
+		}
 	}
 	if c := r.Collector; c != nil && len(c.Rows) > 0 {
 		most := 0.0

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +23,8 @@ type Workload struct {
 	Modes   []TraceMode
 	// OneCPU runs the target, untraced, traced and -race alike, on CPU 0
 	// only (taskset): its work per CPU-second then no longer depends on
-	// how many of its threads other load lets run at once.
+	// how many of its threads other load lets run at once. It also runs
+	// each budgeted mode beside an untraced twin on the same CPU.
 	OneCPU bool
 }
 
@@ -77,6 +80,10 @@ type Slowdown struct {
 	Traced      []TracedRuns
 	Race        Dist // the -race build's throughput
 	RaceRate    Dist // race / untraced, round by round
+	// TwinControl is, for a OneCPU workload, the work per CPU-second of
+	// the copy that would be traced over its twin's, neither traced,
+	// round by round.
+	TwinControl Dist
 }
 
 // TracedRuns are the traced runs of one mode.
@@ -92,6 +99,12 @@ type TracedRuns struct {
 	// less untraced, round by round: the probes' share of it.
 	Kernel  Dist
 	Results []*TraceResult
+	// Twin is, for a OneCPU workload and a budgeted mode, the traced
+	// work per CPU-second over an untraced twin's, run at once on the
+	// same CPU, round by round: the host's speed, which moves from one
+	// run to the next, moves both alike. TwinResults are those traces.
+	Twin        Dist
+	TwinResults []*TraceResult
 }
 
 func workloads(b *Binaries, before, version string) []Workload {
@@ -154,6 +167,19 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		return nil, err
 	}
 	defer race.Close()
+	var twin *Proc
+	if w.OneCPU {
+		// A copy of the binary, so that nothing of the traced copy's
+		// text, probed or not, is shared with it.
+		bin := filepath.Join(cfg.Tmp, filepath.Base(w.Bin)+"-twin")
+		if err := copyExecutable(w.Bin, bin); err != nil {
+			return nil, err
+		}
+		if twin, err = start(bin); err != nil {
+			return nil, err
+		}
+		defer twin.Close()
+	}
 	s := &Slowdown{Workload: w, MS: cfg.WorkMS}
 	for _, m := range w.Modes {
 		s.Traced = append(s.Traced, TracedRuns{Mode: m})
@@ -167,7 +193,10 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 	}
 	measure := func(p *Proc) (run, error) { return measureRun(p, w.Verb, cfg.WorkMS) }
 	// Warm up both: page faults, the first goroutine stacks.
-	for _, p := range []*Proc{plain, race} {
+	for _, p := range []*Proc{plain, race, twin} {
+		if p == nil {
+			continue
+		}
 		if _, _, err := p.Count(w.Verb, 100); err != nil {
 			return nil, err
 		}
@@ -221,6 +250,11 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		}
 		s.Race.Add(r)
 		s.RaceRate.Add(r / u.rate)
+		if twin != nil {
+			if err := twinRound(cfg, bins, s, plain, twin, round); err != nil {
+				return nil, err
+			}
+		}
 		var parts []string
 		for _, tr := range s.Traced {
 			parts = append(parts, fmt.Sprintf("%.3f (%.3f per CPU-second)", tr.Ratio[len(tr.Ratio)-1], tr.CPURatio[len(tr.CPURatio)-1]))
@@ -228,6 +262,80 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 		logf("%s round %d/%d: traced/untraced %s, race/untraced %.3f", w.Name, round+1, cfg.N, strings.Join(parts, ", "), r/u.rate)
 	}
 	return s, nil
+}
+
+// twinRound runs the workload on both copies at once, untraced (the
+// control) and with one traced under each budgeted mode, in this order in
+// even rounds and in the reverse in odd ones. The traced copy is a in even
+// rounds and b in odd ones.
+func twinRound(cfg *Config, bins *Binaries, s *Slowdown, a, b *Proc, round int) error {
+	traced, other := a, b
+	if round%2 == 1 {
+		traced, other = b, a
+	}
+	both := func() (float64, error) {
+		var (
+			runs [2]run
+			errs [2]error
+			wg   sync.WaitGroup
+		)
+		for i, p := range []*Proc{traced, other} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runs[i], errs[i] = measureRun(p, s.Workload.Verb, cfg.WorkMS)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs[:]...); err != nil {
+			return 0, err
+		}
+		return runs[0].cpuRate / runs[1].cpuRate, nil
+	}
+	runs := []int{-1} // -1 the control, else a budgeted mode
+	for i, tr := range s.Traced {
+		if !slices.Contains(tr.Mode.Args, "--exact") {
+			runs = append(runs, i)
+		}
+	}
+	if round%2 == 1 {
+		slices.Reverse(runs)
+	}
+	for _, k := range runs {
+		if k < 0 {
+			r, err := both()
+			if err != nil {
+				return err
+			}
+			s.TwinControl.Add(r)
+			continue
+		}
+		tr := &s.Traced[k]
+		var r float64
+		res, err := traceDuring(tr.Mode.bin(bins.Maptrace), cfg.Tmp, traced.PID(), tr.Mode.Args, func() (err error) {
+			r, err = both()
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		tr.Twin.Add(r)
+		tr.TwinResults = append(tr.TwinResults, res)
+	}
+	return nil
+}
+
+// copyExecutable copies the file src to dst, executable, unless dst is
+// there already (it may be running).
+func copyExecutable(src, dst string) error {
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
 
 // run is what one run of a workload did per second of wall time and of the

@@ -178,6 +178,9 @@ type Overhead struct {
 	// machine at the start and the program's own time on it.
 	SamplerSeconds float64 `json:"sampler_seconds,omitempty"`
 	SampleCostNS   float64 `json:"sample_cost_ns,omitempty"`
+	// SampleProgramNS is the part of SampleCostNS that is the program's
+	// own time; the rest, the interrupt, falls on whatever runs on the CPU.
+	SampleProgramNS float64 `json:"sample_program_ns,omitempty"`
 	// Ratio is the estimated share of the target's time spent in probes,
 	// in taking its CPU samples and in maptrace's charged CPU time:
 	// EstCostSeconds over the target's CPU time.

@@ -178,6 +178,11 @@ func TestSamplerCharged(t *testing.T) {
 	if got := float64(c.Samples) * o.SampleCostNS / 1e9; math.Abs(got-o.SamplerSeconds) > 1e-6+o.SamplerSeconds/100 {
 		t.Errorf("%d samples at %.0fns cost %.6fs, the report says %.6fs", c.Samples, o.SampleCostNS, got, o.SamplerSeconds)
 	}
+	// The program runs on every one of the target's samples and times
+	// itself; the interrupt around it costs more than the program.
+	if o.SampleProgramNS <= 0 || o.SampleProgramNS >= o.SampleCostNS {
+		t.Errorf("the program's part of a sample's cost is %.0fns of %.0fns", o.SampleProgramNS, o.SampleCostNS)
+	}
 	if o.EstCostSeconds < o.SamplerSeconds {
 		t.Errorf("the estimate (%.6fs) leaves out the samples' cost (%.6fs)", o.EstCostSeconds, o.SamplerSeconds)
 	}

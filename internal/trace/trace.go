@@ -663,6 +663,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 			sampling = s.sampler.CostOf(res)
 			if res.Samples > 0 {
 				r.Overhead.SampleCostNS = float64(sampling.Nanoseconds()) / float64(res.Samples)
+				r.Overhead.SampleProgramNS = float64(res.Program.Nanoseconds()) / float64(res.Samples)
 			}
 			r.CPU = collector.CPU(res, s.sym)
 			collector.AttributeCPU(r.Maps, mapCallers, res, s.sym)
