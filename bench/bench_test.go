@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,58 @@ func TestBudgetRowsNoise(t *testing.T) {
 		if c, k, l := lossVerdict(row.CPULoss, row.Budget), lossVerdict(row.Kernel, row.Budget), lossVerdict(row.Loss, row.Budget); c != tc.cpuLoss || k != tc.kernel || l != tc.cpuLoss {
 			t.Errorf("floor %v: per CPU-second %q, kernel %q, throughput %q; want %q, %q, %q", tc.floor, c, k, l, tc.cpuLoss, tc.kernel, tc.cpuLoss)
 		}
+	}
+}
+
+// TestBudgetRowsKernelStep checks that a kernel share counted in whole
+// ticks resolves no finer than one: three runs with no tick more traced
+// than untraced neither refute an estimate below a tick nor bound it.
+func TestBudgetRowsKernelStep(t *testing.T) {
+	rs := []*TraceResult{{Report: &report.Report{Overhead: report.Overhead{Budget: 0.01, Ratio: 0.0035}}}}
+	for _, tc := range []struct {
+		step Dist
+		want string
+	}{
+		{nil, "**no** (no loss measured)"},
+		{Dist{0.005, 0.005, 0.005}, "unresolved"},
+	} {
+		r := &Results{Slowdowns: []*Slowdown{{Workload: Workload{Name: "loop"}, Traced: []TracedRuns{{
+			Mode: TraceMode{Name: "--overhead 1"}, Ratio: Dist{1, 1, 1}, CPURatio: Dist{1, 1, 1},
+			Kernel: Dist{0, 0, 0}, KernelStep: tc.step, Results: append(rs, rs[0], rs[0]),
+		}}}}}
+		row := budgetRows(r)[0]
+		if got := estimateVerdict(0.0035, row.Kernel); got != tc.want {
+			t.Errorf("step %v: %q, want %q", tc.step, got, tc.want)
+		}
+	}
+}
+
+// TestBudgetRowsTwin checks the twin rows: the loss beside the twin, its
+// control, and the estimate less what the twin shares (the samples'
+// interrupts) and what it does not count (maptrace's own CPU).
+func TestBudgetRowsTwin(t *testing.T) {
+	rep := &report.Report{
+		Overhead: report.Overhead{Budget: 0.05, Ratio: 0.03, EstCostSeconds: 0.03, OwnChargedSeconds: 0.001,
+			SamplerSeconds: 0.01, SampleCostNS: 25000, SampleProgramNS: 5000},
+		CPU: report.CPU{Samples: 400, Seconds: 1},
+	}
+	rs := []*TraceResult{{Report: rep}, {Report: rep}, {Report: rep}}
+	r := &Results{Slowdowns: []*Slowdown{{Workload: Workload{Name: "loop", OneCPU: true}, TwinControl: Dist{1.001, 0.999, 1},
+		Traced: []TracedRuns{{Mode: TraceMode{Name: "default"}, Ratio: Dist{0.97, 0.97, 0.97}, CPURatio: Dist{0.97, 0.97, 0.97},
+			Kernel: Dist{0.02, 0.02, 0.02}, Results: rs, Twin: Dist{0.978, 0.979, 0.98}, TwinResults: rs}}}}}
+	row := budgetRows(r)[0]
+	// 400 samples' interrupts at 20µs each are 8ms of the 30ms estimate.
+	if got := row.TwinEstimate.Median(); math.Abs(got-0.021) > 1e-9 {
+		t.Errorf("estimate on the traced copy alone %v, want 0.021", got)
+	}
+	if got := row.Twin.Median(); math.Abs(got-0.021) > 1e-9 {
+		t.Errorf("loss beside the twin %v, want 0.021", got)
+	}
+	if got := lossVerdict(row.Twin, row.Budget); got != "yes" {
+		t.Errorf("loss beside the twin against 5%%: %q", got)
+	}
+	if got := estimateVerdict(row.TwinEstimate.Median(), row.Twin); got != "1.00, yes" {
+		t.Errorf("estimate against the loss beside the twin: %q", got)
 	}
 }
 

@@ -246,7 +246,7 @@ func budgetRows(r *Results) []BudgetRow {
 	// A control's median, however far from zero, and its spread.
 	noise := func(d Dist) float64 { return math.Abs(d.Median()) + resolution(Losses{Dist: d}) }
 	var rows []BudgetRow
-	add := func(name string, ratios, cpuRatios, kernel Dist, rs []*TraceResult, control *NatsMode) (BudgetRow, bool) {
+	add := func(name string, ratios, cpuRatios, kernel, step Dist, rs []*TraceResult, control *NatsMode) (BudgetRow, bool) {
 		if len(rs) == 0 || rs[0].Report.Overhead.Budget >= 1 || rs[0].Report.Overhead.Budget <= 0 {
 			return BudgetRow{}, false
 		}
@@ -261,6 +261,10 @@ func budgetRows(r *Results) []BudgetRow {
 			// not the kernel share, which is measured within a run.
 			row.CPULoss.Noise = noise(lossOf(r.Floor))
 			row.Loss.Noise = row.CPULoss.Noise
+		}
+		// A kernel share counted in whole ticks resolves no finer than one.
+		if len(step) > 0 {
+			row.Kernel.Noise += step.Median()
 		}
 		for i, r := range rs {
 			o := r.Report.Overhead
@@ -288,7 +292,7 @@ func budgetRows(r *Results) []BudgetRow {
 	}
 	for _, s := range r.Slowdowns {
 		for _, tr := range s.Traced {
-			row, ok := add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.CPURatio, tr.Kernel, tr.Results, nil)
+			row, ok := add(s.Workload.Name+", "+tr.Mode.Name, tr.Ratio, tr.CPURatio, tr.Kernel, tr.KernelStep, tr.Results, nil)
 			if !ok {
 				continue
 			}
@@ -307,7 +311,7 @@ func budgetRows(r *Results) []BudgetRow {
 	}
 	if n := r.Nats; n != nil {
 		for _, m := range n.Modes {
-			if row, ok := add("nats-server, "+m.Mode.Name, m.Ratio, m.CPURatio, m.Kernel, m.Results, &n.Control); ok {
+			if row, ok := add("nats-server, "+m.Mode.Name, m.Ratio, m.CPURatio, m.Kernel, m.KernelStep, m.Results, &n.Control); ok {
 				rows = append(rows, row)
 			}
 		}
@@ -339,7 +343,7 @@ func renderBudget(p printer, rows []BudgetRow, floor Dist, n *Nats) {
 		return
 	}
 	p("The traced runs of sections 2 and 3 that had a budget (`--overhead`), one line each: the budget; the report's estimate of what tracing cost the target (`overhead.ratio`: probe hits at the cost measured in the target, plus the interrupts that took its CPU-clock samples, plus maptrace's own CPU time where it competed with the target, over the target's CPU time), the part of it that is maptrace's own CPU time (`own_charged_seconds` over the target's CPU time) and the part that is the samples' (`sampler_seconds` over it); the measured cost of a hit over the calibrated one (`hit_cost_factor`); the share of the time the mutex probes were attached (`mutex_sampling_fraction`); and three measures of the loss, round by round against the untraced run of the same round (for nats-server, the mean of the untraced runs around it): ")
-	p("the target's extra kernel-mode share of its CPU time traced (/proc/PID/stat; a probe hit is kernel time of the thread that hits it), ")
+	p("the target's extra kernel-mode share of its CPU time traced (/proc/PID/stat; a probe hit is kernel time of the thread that hits it; the kernel counts it in whole ticks of 10 ms, so its resolution includes one tick's share of the traced run's CPU time, 0.5%% of a 2-second run on one CPU), ")
 	p("the loss of work per second of the target's CPU time (its CPUCLOCK_SCHED clock: 1 − traced/untraced), which is what the budget is a share of and which a busy machine disturbs less, since it counts the CPU the target got rather than the CPU it was given, though not nothing (other processes share the caches, and a VM's host its CPUs); ")
 	p("and the loss of throughput (1 − traced/untraced), which is what a user sees, and which another process's load on the machine moves by more than any budget when it changes between two runs seconds apart. ")
 	p("The loss per CPU-second does not include maptrace's own CPU time, so the estimate less maptrace's CPU (the probes' and the samples' part) is set against it; the kernel share does not include the samples' interrupts either (the kernel counts a tick's time as user or kernel by where the tick lands), so the probes' part alone is set against it; the whole estimate is set against the throughput loss. ")

@@ -45,7 +45,10 @@ type NatsMode struct {
 	// (TracedRuns.CPURatio).
 	CPURatio Dist
 	Kernel   Dist // nats-server's kernel share traced less untraced (TracedRuns.Kernel)
-	Results  []*TraceResult
+	// KernelStep is one tick's share of the traced run's CPU time
+	// (TracedRuns.KernelStep).
+	KernelStep Dist
+	Results    []*TraceResult
 }
 
 // natsModes are the ways nats-server is traced: as a user would, then with
@@ -187,6 +190,7 @@ func measureNats(cfg *Config, bins *Binaries, logf func(string, ...any)) (*Nats,
 				nm.CPURatio.Add(cpuRatio)
 			}
 			nm.Kernel.Add(t.cpu.Kernel - (before.cpu.Kernel+after.cpu.Kernel)/2)
+			nm.KernelStep.Add(t.cpu.Step)
 			attach := "no maptrace"
 			if t.res != nil {
 				nm.Results = append(nm.Results, t.res)

@@ -151,9 +151,11 @@ func cpuSplit(pid int) (user, system time.Duration, err error) {
 	if err1 != nil || err2 != nil {
 		return 0, 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
 	}
-	const tick = time.Second / 100
 	return time.Duration(u) * tick, time.Duration(k) * tick, nil
 }
+
+// tick is /proc/PID/stat's unit of CPU time (USER_HZ).
+const tick = time.Second / 100
 
 // cpuUse is what a process's CPU did while some work ran.
 type cpuUse struct {
@@ -165,6 +167,9 @@ type cpuUse struct {
 	// run's share above an untraced run's is what the probes took,
 	// measured apart from maptrace and from how busy the machine is.
 	Kernel float64
+	// Step is one tick's share of it: /proc/PID/stat counts user and
+	// kernel time in whole ticks, so Kernel is that coarse.
+	Step float64
 }
 
 // measureCPU measures pid's CPU while work runs.
@@ -189,9 +194,10 @@ func measureCPU(pid int, work func() error) (cpuUse, error) {
 	if err != nil {
 		return cpuUse{}, err
 	}
-	use := cpuUse{CPU: c1 - c0, Kernel: math.NaN()}
+	use := cpuUse{CPU: c1 - c0, Kernel: math.NaN(), Step: math.NaN()}
 	if u1-u0+k1-k0 > 0 {
 		use.Kernel = float64(k1-k0) / float64(u1-u0+k1-k0)
+		use.Step = float64(tick) / float64(u1-u0+k1-k0)
 	}
 	return use, nil
 }

@@ -97,8 +97,11 @@ type TracedRuns struct {
 	CPURatio Dist
 	// Kernel is the target's kernel-mode share of its CPU time traced,
 	// less untraced, round by round: the probes' share of it.
-	Kernel  Dist
-	Results []*TraceResult
+	Kernel Dist
+	// KernelStep is one tick's share of the traced run's CPU time, round
+	// by round: how coarsely Kernel is measured.
+	KernelStep Dist
+	Results    []*TraceResult
 	// Twin is, for a OneCPU workload and a budgeted mode, the traced
 	// work per CPU-second over an untraced twin's, run at once on the
 	// same CPU, round by round: the host's speed, which moves from one
@@ -247,6 +250,7 @@ func measureSlowdown(cfg *Config, bins *Binaries, w Workload, logf func(string, 
 			tr.Ratio.Add(traced[i].rate / u.rate)
 			tr.CPURatio.Add(traced[i].cpuRate / u.cpuRate)
 			tr.Kernel.Add(traced[i].use.Kernel - u.use.Kernel)
+			tr.KernelStep.Add(traced[i].use.Step)
 		}
 		s.Race.Add(r)
 		s.RaceRate.Add(r / u.rate)
