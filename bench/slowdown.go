@@ -278,23 +278,8 @@ func twinRound(cfg *Config, bins *Binaries, s *Slowdown, a, b *Proc, round int) 
 		traced, other = b, a
 	}
 	both := func() (float64, error) {
-		var (
-			runs [2]run
-			errs [2]error
-			wg   sync.WaitGroup
-		)
-		for i, p := range []*Proc{traced, other} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				runs[i], errs[i] = measureRun(p, s.Workload.Verb, cfg.WorkMS)
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs[:]...); err != nil {
-			return 0, err
-		}
-		return runs[0].cpuRate / runs[1].cpuRate, nil
+		t, o, err := measureTogether(traced, other, s.Workload.Verb, cfg.WorkMS)
+		return t.cpuRate / o.cpuRate, err
 	}
 	runs := []int{-1} // -1 the control, else a budgeted mode
 	for i, tr := range s.Traced {
@@ -367,6 +352,22 @@ func measureRun(p *Proc, verb string, ms int) (r run, err error) {
 	return r, nil
 }
 
+// measureTogether does one run of verb for ms on a and b at once.
+func measureTogether(a, b *Proc, verb string, ms int) (ra, rb run, err error) {
+	var (
+		errA error
+		wg   sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ra, errA = measureRun(a, verb, ms)
+	}()
+	rb, err = measureRun(b, verb, ms)
+	wg.Wait()
+	return ra, rb, errors.Join(errA, err)
+}
+
 // measureFloor runs two untraced copies of the map-hot loop at once, one on
 // CPU 0 and one on CPU 1 (swapped round by round), and returns the ratio
 // of their work per CPU-second, round by round: how far the machine alone
@@ -383,23 +384,11 @@ func measureFloor(cfg *Config, bins *Binaries) (Dist, error) {
 			defer p.Close()
 			ps[i] = p
 		}
-		var (
-			runs [2]run
-			errs [2]error
-			wg   sync.WaitGroup
-		)
-		for i, p := range ps {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				runs[i], errs[i] = measureRun(p, "loop", cfg.WorkMS)
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs[:]...); err != nil {
+		r0, r1, err := measureTogether(ps[0], ps[1], "loop", cfg.WorkMS)
+		if err != nil {
 			return nil, err
 		}
-		d.Add(runs[0].cpuRate / runs[1].cpuRate)
+		d.Add(r0.cpuRate / r1.cpuRate)
 	}
 	return d, nil
 }
