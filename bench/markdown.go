@@ -299,8 +299,8 @@ func budgetRows(r *Results) []BudgetRow {
 			if len(tr.Twin) > 0 {
 				row.Twin = Losses{Dist: lossOf(tr.Twin)}
 				row.TwinControl = lossOf(s.TwinControl)
-				if len(s.TwinControl) > 1 {
-					row.Twin.Noise = noise(lossOf(s.TwinControl))
+				if len(row.TwinControl) > 1 {
+					row.Twin.Noise = noise(row.TwinControl)
 				}
 				for _, t := range tr.TwinResults {
 					row.TwinEstimate.Add(unsharedEstimate(t.Report))
