@@ -13,7 +13,9 @@ import (
 const topCPUSites = 50
 
 // CPU turns the sampler's counts into the report's CPU time, with the map
-// call sites by samples, most first.
+// call sites by samples, most first. Sites on one line (a range over a map
+// calls two map functions there) are one: a reader acts on lines, not on
+// return addresses.
 func CPU(res *cpuprof.Result, sym *Symbolizer) report.CPU {
 	c := report.CPU{
 		Hz:         res.Hz,
@@ -22,21 +24,28 @@ func CPU(res *cpuprof.Result, sym *Symbolizer) report.CPU {
 		MapSamples: res.Map,
 		MapSeconds: res.Seconds(res.Map),
 	}
+	byFrame := map[string]int{}
 	for pc, n := range res.Sites {
-		c.Sites = append(c.Sites, report.CPUSite{Caller: pc, Samples: n, Seconds: res.Seconds(n)})
+		frame := fmt.Sprintf("%#x", pc)
+		if fs := sym.Return(pc); len(fs) > 0 {
+			frame = fs[0]
+		}
+		if i, ok := byFrame[frame]; ok {
+			c.Sites[i].Samples += n
+			continue
+		}
+		byFrame[frame] = len(c.Sites)
+		c.Sites = append(c.Sites, report.CPUSite{Frame: frame, Samples: n})
 	}
 	slices.SortFunc(c.Sites, func(a, b report.CPUSite) int {
 		if a.Samples != b.Samples {
 			return cmp.Compare(b.Samples, a.Samples)
 		}
-		return cmp.Compare(a.Caller, b.Caller)
+		return cmp.Compare(a.Frame, b.Frame)
 	})
 	c.Sites = c.Sites[:min(len(c.Sites), topCPUSites)]
 	for i := range c.Sites {
-		c.Sites[i].Frame = fmt.Sprintf("%#x", c.Sites[i].Caller)
-		if fs := sym.Return(c.Sites[i].Caller); len(fs) > 0 {
-			c.Sites[i].Frame = fs[0]
-		}
+		c.Sites[i].Seconds = res.Seconds(c.Sites[i].Samples)
 	}
 	return c
 }

@@ -719,7 +719,12 @@ func (a *analysis) mapCPU() {
 			advice = fmt.Sprintf("the map is %s: cache lookups the caller repeats, or use a smaller key (an int instead of "+
 				"a long string) to make each lookup cheaper.", rwText(m))
 		default:
-			advice = "writes dominate: size the map once with make(map[K]V, n) to avoid growth, batch updates, " +
+			w := share(writeOps(m), mapOps(m))
+			lead := fmt.Sprintf("writes are %.0f%% of its operations", 100*w)
+			if w > 0.5 {
+				lead = fmt.Sprintf("writes dominate (%.0f%% of its operations)", 100*w)
+			}
+			advice = lead + ": size the map once with make(map[K]V, n) to avoid growth, batch updates, " +
 				"or keep the values in a slice indexed by a small integer key."
 		}
 		severity := a.mapSeverity(m)

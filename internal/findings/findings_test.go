@@ -741,7 +741,22 @@ func TestAnalyze(t *testing.T) {
 				// A hot key in a map that costs CPU is in the map's finding, not one of its own.
 				{report.SeverityInfo, "main.orders: 200.00ms of CPU in map operations (2.0% of the target's CPU)",
 					[]string{`key "42" takes 60%`, "a write at main.record (x.go:1) (9000 times)"},
-					[]string{"writes dominate", "!short-lived"}, 0.2, false},
+					[]string{"writes dominate (90% of its operations)", "!short-lived"}, 0.2, false},
+			},
+		},
+		{
+			// Reads and writes mixed (Prometheus's registry builds a map
+			// per scrape): the writes are a large share, not most.
+			name: "a map of mixed reads and writes costs CPU: its writes' share, not that they dominate",
+			edit: func(r *report.Report) {
+				r.CPU.Seconds = 10
+				m := ordersMap(report.HotKey{Key: "42", Count: 100})
+				m.Reads, m.Writes, m.CPUSeconds, m.Maps = 5900, 4100, 0.2, 1
+				r.Maps = []report.Map{m}
+			},
+			want: []want{
+				{report.SeverityInfo, "main.orders: 200.00ms of CPU in map operations (2.0% of the target's CPU)",
+					[]string{"5900 reads, 4100 writes"}, []string{"writes are 41% of its operations", "!dominate"}, 0.2, false},
 			},
 		},
 		{

@@ -552,15 +552,13 @@ type CPU struct {
 	// counts, so the map probes' own cost is not in it.
 	MapSamples uint64  `json:"map_samples"`
 	MapSeconds float64 `json:"map_seconds"`
-	// Sites is map CPU per call site (the return address into the caller), leaf frame as "function (file:line)", most first.
+	// Sites is map CPU per calling line, as "function (file:line)", most
+	// first.
 	Sites []CPUSite `json:"map_sites"`
 }
 
-// CPUSite is the map CPU time of one call site.
+// CPUSite is the map CPU time of the map calls on one line.
 type CPUSite struct {
-	// Caller is the return address into the calling function, as the map
-	// probes record a site's caller: the key to join the two.
-	Caller  uint64  `json:"-"`
 	Frame   string  `json:"frame"`
 	Samples uint64  `json:"samples"`
 	Seconds float64 `json:"seconds"`

@@ -117,7 +117,7 @@ func fullReport() *Report {
 		Findings: []Finding{{Severity: SeverityCritical, Title: "concurrent map writes on main.inventory",
 			Detail: "goroutines 26 and 27 wrote it at once", Advice: "guard it with a mutex", CostSeconds: 0, BelowThreshold: false}},
 		CPU: CPU{Hz: 499, Samples: 4990, Seconds: 10, MapSamples: 155, MapSeconds: 0.31,
-			Sites: []CPUSite{{Caller: 0x4a0000, Frame: "main.sell (workload.go:228)", Samples: 155, Seconds: 0.31}}},
+			Sites: []CPUSite{{Frame: "main.sell (workload.go:228)", Samples: 155, Seconds: 0.31}}},
 		Goroutines:  []Goroutine{{Goid: 27, Contentions: 5, WaitNS: 1e6, MapOps: 100, HotKeys: []HotKey{{Key: "region", Count: 40}}}},
 		Missing:     []string{"runtime.mapaccess1_fat"},
 		TargetError: "concurrent map writes",

@@ -318,13 +318,14 @@ func (t *text) maps(ms []Map, fraction float64) {
 			wrap(b, line, "        ")
 		}
 		if len(m.HotKeys) > 0 {
-			// A key under 1% of the operations is not hot: a map of
-			// one-off keys (IDs, hashes) has none, and says so.
+			// A key under 5% of the operations is not hot: a map of
+			// one-off keys (IDs, hashes) has none, nor one of a hundred
+			// keys used alike (1% each), and says so.
 			total := m.Reads + m.Writes + m.Deletes
 			keys := make([]string, 0, 5)
 			hot := false
 			for _, k := range m.HotKeys {
-				if len(keys) == 5 || total > 0 && k.Count*100 < total {
+				if len(keys) == 5 || total > 0 && k.Count*20 < total {
 					break // most used first
 				}
 				keys = append(keys, fmt.Sprintf("%s %s", clip(k.Key, 40), share(k.Count, total)))
@@ -333,7 +334,7 @@ func (t *text) maps(ms []Map, fraction float64) {
 			if hot {
 				wrap(b, "      hot keys: "+strings.Join(keys, ", "), "        ")
 			} else {
-				b.WriteString("      no hot key: each has under 1% of the operations\n")
+				b.WriteString("      no hot key: each has under 5% of the operations\n")
 			}
 		}
 		for _, s := range m.Sites[:t.limit(len(m.Sites), 2)] {
