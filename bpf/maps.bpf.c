@@ -791,6 +791,24 @@ static __always_inline void sync_slow_path(u64 m, u32 op)
 		add(&st->promotions, 1);
 }
 
+// The map window: maptrace sets window_closed before it detaches the map
+// probes (on a busy target the kernel takes tens of milliseconds to remove
+// them, and they fire meanwhile) and clears it once they are all attached
+// again. A hit while it is set costs what any hit does, and hits counts it,
+// but records nothing: what a window records is then the work of the time
+// its probes were all in place, which maptrace measures. recorded_hits
+// counts the hits that record.
+volatile u32 window_closed;
+volatile u64 recorded_hits;
+
+static __always_inline int recording(void)
+{
+	if (window_closed)
+		return 0;
+	add((u64 *)&recorded_hits, 1);
+	return 1;
+}
+
 // prog_time's slots: map_op's and map_publish's.
 #define PROG_TIME_MAP_OP 0
 #define PROG_TIME_MAP_PUBLISH 1
@@ -799,7 +817,7 @@ static __always_inline int map_op_run(struct pt_regs *ctx)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
 	count(&hits, COOKIE_PROBE(cookie));
-	if (will_grow_stack(ctx, cookie))
+	if (will_grow_stack(ctx, cookie) || !recording())
 		return 0;
 	u32 op = COOKIE_VALUE(cookie) & 7;
 	u32 mode = (COOKIE_VALUE(cookie) >> 3) & 7;
@@ -934,7 +952,7 @@ static __always_inline int map_publish_run(struct pt_regs *ctx)
 {
 	u64 cookie = bpf_get_attach_cookie(ctx);
 	count(&hits, COOKIE_PROBE(cookie));
-	if (will_grow_stack(ctx, cookie))
+	if (will_grow_stack(ctx, cookie) || !recording())
 		return 0;
 	u64 a2 = GO_ARG2(ctx), a3 = GO_ARG3(ctx), a5 = GO_ARG5(ctx);
 	asm volatile("" : "+r"(a2), "+r"(a3), "+r"(a5)); // as in read_key

@@ -219,10 +219,12 @@ const (
 	MapsVarMapSeedOffset     = "map_seed_offset"
 	MapsVarMapWritingMask    = "map_writing_mask"
 	MapsVarPanicArgOffset    = "panic_arg_offset"
+	MapsVarRecordedHits      = "recorded_hits"
 	MapsVarSyncAmendedOffset = "sync_amended_offset"
 	MapsVarSyncDirtyOffset   = "sync_dirty_offset"
 	MapsVarSyncMissesOffset  = "sync_misses_offset"
 	MapsVarSyncReadOffset    = "sync_read_offset"
+	MapsVarWindowClosed      = "window_closed"
 )
 
 // LoadMaps returns the embedded CollectionSpec for Maps.
@@ -316,10 +318,12 @@ type MapsVariableSpecs struct {
 	MapSeedOffset     *ebpf.VariableSpec `ebpf:"map_seed_offset"`
 	MapWritingMask    *ebpf.VariableSpec `ebpf:"map_writing_mask"`
 	PanicArgOffset    *ebpf.VariableSpec `ebpf:"panic_arg_offset"`
+	RecordedHits      *ebpf.VariableSpec `ebpf:"recorded_hits"`
 	SyncAmendedOffset *ebpf.VariableSpec `ebpf:"sync_amended_offset"`
 	SyncDirtyOffset   *ebpf.VariableSpec `ebpf:"sync_dirty_offset"`
 	SyncMissesOffset  *ebpf.VariableSpec `ebpf:"sync_misses_offset"`
 	SyncReadOffset    *ebpf.VariableSpec `ebpf:"sync_read_offset"`
+	WindowClosed      *ebpf.VariableSpec `ebpf:"window_closed"`
 }
 
 // MapsObjects contains all objects after they have been loaded into the kernel.
@@ -407,10 +411,12 @@ type MapsVariables struct {
 	MapSeedOffset     *ebpf.Variable `ebpf:"map_seed_offset"`
 	MapWritingMask    *ebpf.Variable `ebpf:"map_writing_mask"`
 	PanicArgOffset    *ebpf.Variable `ebpf:"panic_arg_offset"`
+	RecordedHits      *ebpf.Variable `ebpf:"recorded_hits"`
 	SyncAmendedOffset *ebpf.Variable `ebpf:"sync_amended_offset"`
 	SyncDirtyOffset   *ebpf.Variable `ebpf:"sync_dirty_offset"`
 	SyncMissesOffset  *ebpf.Variable `ebpf:"sync_misses_offset"`
 	SyncReadOffset    *ebpf.Variable `ebpf:"sync_read_offset"`
+	WindowClosed      *ebpf.Variable `ebpf:"window_closed"`
 }
 
 // MapsPrograms contains all programs after they have been loaded into the kernel.

@@ -932,7 +932,8 @@ func (a *analysis) sampling() {
 	detail := fmt.Sprintf("the map probes were attached %.1f%% of the time to stay within the --overhead budget; counts are scaled up by %.1f×, "+
 		"and races while they were off were not seen (unless fatal).", 100*f, 1/max(f, 1e-6))
 	if a.r.Overhead.MapCountsLowerBound {
-		detail += " The probes took most of the sampled time (a loop doing little but map operations), so the counts are lower bounds."
+		detail += " The probes took most of the target's CPU time while attached and slowed its work there (a loop doing little but " +
+			"map operations, a busy server), so the counts are lower bounds."
 	}
 	a.add(note, report.SeverityInfo,
 		fmt.Sprintf("map counts are estimates: %.1f%% of map operations were probed", 100*f),

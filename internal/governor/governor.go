@@ -35,6 +35,12 @@ type Group struct {
 	Detach func()
 	// Hits is the group's probe hits so far.
 	Hits func() uint64
+	// Recorded, optional, is how many of them recorded what they saw: the
+	// map probes record nothing while they detach (they fire until the
+	// kernel has removed them all, tens of milliseconds on a busy target),
+	// so that a window's records are of its fully attached time. All of
+	// them if nil.
+	Recorded func() uint64
 	// Tail, optional, is how long, in the last Detach, the probes that end
 	// an event (a mutex wait's wake-up) stayed attached after those that
 	// begin one (its park) were detached, at the start of Detach.
@@ -103,11 +109,13 @@ type Governor struct {
 	offFixed time.Duration // the other probes' time while not fully attached
 	onSpan   time.Duration // wall time fully attached (from the first check after the attach to before the detach)
 	offCPU   time.Duration // target CPU time while not fully attached
-	// Map probe hits while fully attached, and in whole windows (attach
-	// and detach included): the windows' hits are all counted, so the
-	// work they cover is the attached work scaled by the two's ratio.
-	onHits, windowHits uint64
-	wallTime           time.Duration
+	// Map probe hits that recorded, while fully attached and in whole
+	// windows (attaching included): the windows' records are all kept, so
+	// the work they cover is the attached work scaled by the two's ratio.
+	// edgeHits are all the hits in windows outside their fully attached
+	// time, which cost the target CPU time that is not its work.
+	onHits, windowHits, edgeHits uint64
+	wallTime                     time.Duration
 	// The target's CPU-clock samples, all and in kernel mode, while fully
 	// attached and not; samplesLost once a period's could not be read.
 	onAll, onKernel, offAll, offKernel uint64
@@ -255,7 +263,11 @@ type cycle struct {
 	// CPU). A window is cut that much before its limit, and opens only
 	// with more room than that, else the allowance is saved for a later
 	// period.
-	over  time.Duration
+	over time.Duration
+	// edge is how many hits a map window has outside its fully attached
+	// interval: while its probes attach, until the check after that, and
+	// while they detach. The largest seen, decaying.
+	edge  uint64
 	first bool
 	// end is the last period's closing reading, the next one's opening:
 	// the periods tile the trace, with nothing spent between them.
@@ -331,6 +343,7 @@ type reading struct {
 	t           time.Time
 	cpu         time.Duration
 	mutex, maps uint64 // hits
+	mapsRec     uint64 // map hits that recorded
 	fixed       uint64
 	all, kernel uint64 // samples, if samplesRead
 	samplesRead bool
@@ -362,6 +375,10 @@ func (g *Governor) read(what int) reading {
 	}
 	if what&readMaps != 0 && g.cfg.Maps != nil {
 		r.maps = g.cfg.Maps.Hits()
+		r.mapsRec = r.maps
+		if g.cfg.Maps.Recorded != nil {
+			r.mapsRec = g.cfg.Maps.Recorded()
+		}
 	}
 	if what&readFixed != 0 && g.cfg.Fixed != nil {
 		r.fixed = g.cfg.Fixed()
@@ -487,7 +504,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	}
 	if c.first && g.cfg.Maps != nil { // the first map window began with Begin
 		f := g.first
-		start.t, start.cpu, start.maps = f.t, f.cpu, f.maps
+		start.t, start.cpu, start.maps, start.mapsRec = f.t, f.cpu, f.maps, f.mapsRec
 		start.all, start.kernel, start.samplesRead = f.all, f.kernel, f.samplesRead
 	}
 	if g.cfg.Mutex != nil && !g.isMutexOn() && avail > 0 {
@@ -501,12 +518,13 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	// between them, and map probes there slow the target's lock holders.
 	mapsAfterMutex := g.cfg.Maps != nil && !c.first && g.isMutexOn() && mutexWould >= avail
 	mapsOn := c.first && g.cfg.Maps != nil
-	if g.cfg.Maps != nil && !c.first && !mapsAfterMutex && mapsAllowed > c.over {
+	if g.cfg.Maps != nil && !c.first && !mapsAfterMutex && c.windowFits(mapsAllowed, allowance, mapSpend(c.edge)) {
 		if err := g.cfg.Maps.Attach(); err != nil {
 			return err
 		}
 		mapsOn = true
 	}
+	opened := mapsOn // a map window in this period
 	defer func() {
 		if mapsOn { // cut short by an error
 			g.cfg.Maps.Detach()
@@ -556,7 +574,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		}
 		now := g.read(what)
 		if what&readMaps == 0 {
-			now.maps = last.maps
+			now.maps, now.mapsRec = last.maps, last.mapsRec
 		}
 		if what&readMutex == 0 {
 			now.mutex = last.mutex
@@ -583,11 +601,11 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 			g.markCut()
 			mutexCut = true
 			det = g.read(readEdge | readSamples)
-			if mapsAfterMutex && mapsAllowed > c.over {
+			if mapsAfterMutex && c.windowFits(mapsAllowed, allowance, mapSpend(c.edge)) {
 				if err := g.cfg.Maps.Attach(); err != nil {
 					return err
 				}
-				mapsOn, mapsLate, onPending = true, true, true
+				mapsOn, mapsLate, onPending, opened = true, true, true, true
 				left = min(mapsAllowed, total-mSpent-fSpent) - c.over
 			}
 		} else if g.isMutexOn() {
@@ -648,6 +666,9 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	c.debt = max(-creditPeriods*allowance, c.debt+probes+own-allowed)
 	c.mutexDebt = max(-creditPeriods*allowance, c.mutexDebt+mSpent+fSpent+own-g.mutexShare(allowed))
 	c.fixedPrev, c.ownPrev = fSpent, own
+	if opened {
+		c.edge = max(end.maps-start.maps-(on1.maps-on0.maps), c.edge*3/4)
+	}
 	c.mutexHits += end.mutex - start.mutex
 	c.mapHits += end.maps - start.maps
 	c.fixedHits += end.fixed - start.fixed
@@ -680,8 +701,9 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		g.offFixed += mSpent + fSpent - fixedOn
 		g.onSpan += on1.t.Sub(on0.t)
 		g.offCPU += end.cpu - start.cpu - (on1.cpu - on0.cpu)
-		g.onHits += on1.maps - on0.maps
-		g.windowHits += end.maps - start.maps
+		g.onHits += on1.mapsRec - on0.mapsRec
+		g.windowHits += end.mapsRec - start.mapsRec
+		g.edgeHits += end.maps - start.maps - (on1.maps - on0.maps)
 		g.wallTime += wall
 		if start.samplesRead && on0.samplesRead && on1.samplesRead && end.samplesRead {
 			onAll, onKernel := on1.all-on0.all, on1.kernel-on0.kernel
@@ -695,6 +717,21 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		g.mu.Unlock()
 	}
 	return nil
+}
+
+// windowFits says whether a map window may open with mapsAllowed to spend:
+// more than its usual overshoot, and at least twice what its edges spend
+// (edge),
+// so that most of its hits fall in its fully attached interval, whose CPU
+// time measures the work they cover (Fraction). Where attaching takes long
+// (many probe sites) and the allowance is small, windows that are all edge
+// cover work no interval measures; they open less often instead, on the
+// allowance saved meanwhile, and regardless once the saving is at its cap.
+func (c *cycle) windowFits(mapsAllowed, allowance, edge time.Duration) bool {
+	if mapsAllowed <= c.over {
+		return false
+	}
+	return mapsAllowed >= 2*edge || c.debt <= -creditPeriods*allowance
 }
 
 // contrast measures the probes' cost in one period from the target's
@@ -915,8 +952,9 @@ func sleep(ctx context.Context, d time.Duration) {
 // true counts. It is 1 when always attached.
 //
 // The share is that of the target's work done while attached, scaled by the
-// windows' hits over those while fully attached: hits while the probes
-// attach and detach are counted too. The target's work is its CPU time in
+// windows' recorded hits over those while fully attached: hits while the
+// probes attach record too, those while they detach do not. The target's
+// work is its CPU time in
 // user mode, as its CPU-clock samples split it: the probes' time, and any
 // cost of attaching them, is the kernel's, measured rather than modelled.
 // Without samples, the work is its CPU time less the probes' estimated
@@ -924,9 +962,10 @@ func sleep(ctx context.Context, d time.Duration) {
 // difference is too small to trust, and the share of time attached is used
 // instead. That is right for a target whose map operations are paced by
 // something else (I/O, timers, locks): the probes then add CPU time without
-// slowing it. A target that was busy anyway — a loop doing little but map
-// operations — was slowed by them, and the estimate is a lower bound
-// (LowerBound says so).
+// slowing it. A target whose work in the windows, its CPU time less the
+// probes', fell short of its rate outside them — a loop doing little but map
+// operations, a server the probes take most of while attached — was slowed
+// by them, and the estimate is a lower bound (LowerBound says so).
 func (g *Governor) Fraction() float64 {
 	f, _ := g.estimate()
 	return f
@@ -948,15 +987,19 @@ const (
 	// probeDominated is the share of attached CPU time spent in probes
 	// (most of it) above which the work left over is not trusted.
 	probeDominated = 0.5
-	// pacedRise is how much more CPU the target used while attached than
-	// while not for the probes to count as added, not displacing, work.
+	// pacedRise is how far the target's work rate while attached (its CPU
+	// time less the probes') may fall short of its rate while not for
+	// the probes to count as added to its work, not displacing it.
 	pacedRise = 1.3
 )
 
 // minOnSamples is how many samples while attached the work's share needs
-// to be read from samples: their kernel share is a proportion, within a few
-// percent from this many on.
-const minOnSamples = 200
+// to be read from samples: their user-mode share is a proportion, within
+// ±14 points from this many on (two standard errors at worst), where the
+// other ways to read it are off by more: a server the probes take most of
+// while attached gets a few dozen samples in its windows in seconds, and
+// its work left over is too small a difference to model.
+const minOnSamples = 50
 
 func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if g.cfg.Budget >= 1 {
@@ -983,7 +1026,7 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	}
 	cost := g.mapCost()
 	onProbe := time.Duration(g.onHits) * cost
-	offProbe := time.Duration(g.windowHits-g.onHits) * cost          // attaching and detaching
+	offProbe := time.Duration(g.edgeHits) * cost                     // attaching and detaching
 	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'
 	onWork := onCPU - onProbe
 	if onCPU > 0 && float64(onProbe) <= probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
@@ -997,7 +1040,10 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	if onProbe == 0 || g.onSpan == 0 || offSpan <= 0 {
 		return fraction, false
 	}
-	rateOn := float64(onCPU) / float64(g.onSpan)
+	// Paced, the target's work went on at its rate while the probes
+	// added to its CPU time; slowed, its work in the windows fell short
+	// of that rate, and they covered less of it than of its time.
+	workOn := float64(onCPU-onProbe) / float64(g.onSpan)
 	rateOff := float64(offCPU) / float64(offSpan)
-	return fraction, rateOn < pacedRise*rateOff
+	return fraction, workOn*pacedRise < rateOff
 }

@@ -37,6 +37,10 @@ func TestEstimate(t *testing.T) {
 		// Probes took most attached CPU but only added to a mostly idle
 		// target's: paced, the time share is right.
 		{"paced", 10 * ms, 8 * ms, 50 * ms, 9 * ms, 500 * ms, 0.1, false},
+		// A server on several CPUs got 1.35× its CPU while attached, 80%
+		// of it the probes': its work went on at a quarter of its rate, so
+		// the windows covered less of its work than of its time.
+		{"slowed server", 135 * ms, 108 * ms, 100 * ms, 400 * ms, 500 * ms, 0.2, true},
 		// Nothing measured yet.
 		{"no windows", 0, 0, 0, 0, 0, 1, false},
 	} {
@@ -61,7 +65,7 @@ func TestEstimate(t *testing.T) {
 	// time, off): they cover half as much work again as the 30ms attached.
 	g = newEstimator()
 	g.record(50*ms, 20*ms, 50*ms, 280*ms, 500*ms)
-	g.windowHits = 30
+	g.windowHits, g.edgeHits = 30, 10
 	if f, _ := g.estimate(); f < 0.15-1e-9 || f > 0.15+1e-9 {
 		t.Errorf("with hits while attaching: estimate = %v, want 0.15", f)
 	}
@@ -112,6 +116,8 @@ type fakeGroup struct {
 	burst    time.Time
 	attached bool
 	since    time.Time
+	closing  time.Time // when the last Detach began: hits after it record nothing
+	recorded uint64
 	total    uint64
 	attaches int
 	on       time.Duration // time attached
@@ -124,11 +130,27 @@ func (f *fakeGroup) current() uint64 {
 	if !f.attached {
 		return 0
 	}
-	from := f.since
+	return f.between(f.since, time.Now())
+}
+
+// currentRecorded is current's hits before a Detach began.
+func (f *fakeGroup) currentRecorded() uint64 {
+	if !f.attached {
+		return 0
+	}
+	to := time.Now()
+	if f.closing.After(f.since) {
+		to = f.closing
+	}
+	return f.between(f.since, to)
+}
+
+// between is how many hits fall from from to to.
+func (f *fakeGroup) between(from, to time.Time) uint64 {
 	if f.burst.After(from) {
 		from = f.burst
 	}
-	if d := time.Since(from); d > 0 {
+	if d := to.Sub(from); d > 0 {
 		return uint64(d / f.every)
 	}
 	return 0
@@ -155,8 +177,12 @@ func (f *fakeGroup) group() *Group {
 			return nil
 		},
 		Detach: func() {
+			f.mu.Lock()
+			f.closing = time.Now()
+			f.mu.Unlock()
 			time.Sleep(f.link)
 			f.mu.Lock()
+			f.recorded += f.currentRecorded()
 			f.total += f.current()
 			f.on += time.Since(f.since)
 			f.attached = false
@@ -166,6 +192,11 @@ func (f *fakeGroup) group() *Group {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			return f.total + f.current()
+		},
+		Recorded: func() uint64 {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.recorded + f.currentRecorded()
 		},
 	}
 }
@@ -256,17 +287,56 @@ func (f *fakeTarget) startWith(t *testing.T, cfg Config) *Governor {
 func TestRunCycles(t *testing.T) {
 	for _, link := range []time.Duration{0, 5 * time.Millisecond} {
 		f := &fakeTarget{maps: fakeGroup{link: link}}
-		f.start(t)
-		if f.maps.attaches < 4 {
-			t.Errorf("link %v: %d windows in 1s of 200ms periods", link, f.maps.attaches)
-		}
+		g := f.start(t)
 		// Budget 10% of one CPU for 200ms is 20ms of probe time: about 20
 		// hits a window (18 once the probes' own share is taken out of the
 		// rate), not 20 plus the 10 that fire while slow links attach and
 		// detach.
-		if perWindow := f.maps.total / uint64(f.maps.attaches); perWindow < 15 || perWindow > 25 {
-			t.Errorf("link %v: %d hits a window, want about 20", link, perWindow)
+		perWindow := f.maps.total / uint64(max(1, f.maps.attaches))
+		t.Logf("link %v: %d windows of %d hits, %d of %d hits fully attached", link, f.maps.attaches, perWindow, g.onHits, g.windowHits)
+		if link == 0 {
+			if f.maps.attaches < 4 {
+				t.Errorf("link %v: %d windows in 1s of 200ms periods", link, f.maps.attaches)
+			}
+			if perWindow < 15 || perWindow > 25 {
+				t.Errorf("link %v: %d hits a window, want about 20", link, perWindow)
+			}
+			continue
 		}
+		// Slow links: each window's edges (5ms attaching, 2ms to the next
+		// check, 5ms detaching) spend 12 of its 20ms, so windows open every
+		// other period on two periods' allowance, and most of their hits
+		// are fully attached, where the work they cover is measured.
+		if f.maps.attaches < 2 || f.maps.total > 120 {
+			t.Errorf("link %v: %d windows, %d hits in 1s at 10%%; want 2 or more, at most 120", link, f.maps.attaches, f.maps.total)
+		}
+		if 2*g.onHits < g.windowHits {
+			t.Errorf("link %v: %d of %d hits fully attached, want at least half", link, g.onHits, g.windowHits)
+		}
+	}
+}
+
+// TestRunSlowDetach: map probes that take 30ms to detach, firing all the
+// while but recording nothing, against a 20ms allowance a period: windows
+// open only with room for a fully attached time at least as long as their
+// edges, and the fraction of the work their records cover is estimated
+// from that time, not from the hits that recorded nothing.
+func TestRunSlowDetach(t *testing.T) {
+	f := &fakeTarget{maps: fakeGroup{every: 5 * time.Millisecond, link: 30 * time.Millisecond}, run: 3 * time.Second}
+	g := f.start(t)
+	truth := float64(f.maps.recorded) * float64(f.maps.every) / float64(f.run)
+	t.Logf("%d windows, %d hits, %d recorded (%d fully attached); fraction %.4f, recorded ops %.4f of all", f.maps.attaches, f.maps.total, f.maps.recorded, g.onHits, g.Fraction(), truth)
+	if f.maps.recorded >= f.maps.total || g.windowHits != f.maps.recorded {
+		t.Errorf("%d of %d hits recorded, the governor counted %d: want those before each detach", f.maps.recorded, f.maps.total, g.windowHits)
+	}
+	if 2*g.onHits < g.windowHits {
+		t.Errorf("%d of %d recorded hits fully attached, want at least half", g.onHits, g.windowHits)
+	}
+	// The fake's hits come at one rate whatever the probes cost, which the
+	// estimate takes for work they displaced: it reads low by their share
+	// of the attached CPU time, a fifth.
+	if r := g.Fraction() / truth; r < 0.7 || r > 1.1 {
+		t.Errorf("fraction %.4f for %.4f of the operations recorded (%.2f×)", g.Fraction(), truth, r)
 	}
 }
 

@@ -353,6 +353,13 @@ func (s *session) newGovernor() {
 		hits, fixed := collector.NewHitSum(s.mapObjs.Hits, s.mapPlan).Sum, collector.NewHitSum(s.mapObjs.Hits, s.fatalPlan).Sum
 		cfg.Maps = &governor.Group{Attach: s.attachMaps, Detach: s.detachMaps,
 			Hits: hits,
+			Recorded: func() uint64 {
+				var n uint64
+				if s.mapObjs.RecordedHits.Get(&n) != nil {
+					return hits()
+				}
+				return n
+			},
 			Cost: func() time.Duration {
 				return s.programCost(s.mapObjs.ProgTime, probes.ProgTimeMapOp, probes.ProgTimeMapPublish)
 			},
@@ -479,6 +486,8 @@ func (s *session) attachAlways(what string, p *probes.Plan) error {
 	return nil
 }
 
+// attachMaps attaches the map probes, then has them record (bpf/maps.bpf.c's
+// window_closed).
 func (s *session) attachMaps() error {
 	l, err := probes.Attach(s.proc.ExeLink, s.opts.PID, s.multi, s.mapPlan.Probes)
 	if err != nil {
@@ -487,6 +496,9 @@ func (s *session) attachMaps() error {
 	s.linksMu.Lock()
 	s.mapLinks = l
 	s.linksMu.Unlock()
+	if err := s.mapObjs.WindowClosed.Set(uint32(0)); err != nil {
+		return fmt.Errorf("open the map window: %w", err)
+	}
 	return nil
 }
 
@@ -504,10 +516,14 @@ func (s *session) attachErr(what string, err error) error {
 	return fmt.Errorf("pid %d: attach %s probes: %w", s.opts.PID, what, err)
 }
 
+// detachMaps stops the map probes recording, then detaches them: they fire
+// until the kernel has removed the last of them.
 func (s *session) detachMaps() {
 	s.linksMu.Lock()
 	defer s.linksMu.Unlock()
 	if s.mapLinks != nil {
+		// Memory-mapped: setting it cannot fail once loaded.
+		_ = s.mapObjs.WindowClosed.Set(uint32(1))
 		s.mapLinks.Close()
 		s.mapLinks = nil
 	}
