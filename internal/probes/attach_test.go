@@ -17,16 +17,7 @@ import (
 // fallback for kernels before 6.6 — and checks that every probe fires.
 func TestAttachModes(t *testing.T) {
 	testtarget.NeedRoot(t)
-	exe := testtarget.Build(t, "../../testdata/contention", "local")
-	bin, err := symbols.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bin.Close()
-	off, _, err := bin.GoidOffset()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe, bin, off := openTarget(t, "../../testdata/contention")
 	for _, multi := range []bool{true, false} {
 		name := map[bool]string{true: "multi", false: "perf-event"}[multi]
 		t.Run(name, func(t *testing.T) {
@@ -74,4 +65,21 @@ func TestAttachModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openTarget builds the test target in dir with the local Go, and returns
+// its path, its symbols (closed with the test) and its goid offset.
+func openTarget(t *testing.T, dir string) (string, *symbols.Binary, uint64) {
+	t.Helper()
+	exe := testtarget.Build(t, dir, "local")
+	bin, err := symbols.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bin.Close() })
+	off, _, err := bin.GoidOffset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe, bin, off
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/maptrace/maptrace/bpf"
 	"github.com/maptrace/maptrace/internal/preflight"
-	"github.com/maptrace/maptrace/internal/symbols"
 	"github.com/maptrace/maptrace/internal/target"
 	"github.com/maptrace/maptrace/internal/testtarget"
 )
@@ -19,16 +18,7 @@ import (
 func TestMapWindowClosed(t *testing.T) {
 	testtarget.NeedRoot(t)
 	testtarget.NeedFeature(t, preflight.KernelUprobeMulti, features.HaveBPFLinkUprobeMulti())
-	exe := testtarget.Build(t, "../../testdata/maps", "local")
-	bin, err := symbols.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bin.Close()
-	off, _, err := bin.GoidOffset()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe, bin, off := openTarget(t, "../../testdata/maps")
 	objs, err := LoadMaps(off, LayoutFor(bin.GoVersion), true, true)
 	if err != nil {
 		t.Fatal(err)
