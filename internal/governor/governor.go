@@ -726,12 +726,13 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 // time measures the work they cover (Fraction). Where attaching takes long
 // (many probe sites) and the allowance is small, windows that are all edge
 // cover work no interval measures; they open less often instead, on the
-// allowance saved meanwhile, and regardless once the saving is at its cap.
+// allowance saved meanwhile, and regardless once the saving is near its cap
+// (which moves with the target's CPU rate, period to period).
 func (c *cycle) windowFits(mapsAllowed, allowance, edge time.Duration) bool {
 	if mapsAllowed <= c.over {
 		return false
 	}
-	return mapsAllowed >= 2*edge || c.debt <= -creditPeriods*allowance
+	return mapsAllowed >= 2*edge || c.debt <= -creditPeriods*allowance*9/10
 }
 
 // contrast measures the probes' cost in one period from the target's

@@ -340,6 +340,21 @@ func TestRunSlowDetach(t *testing.T) {
 	}
 }
 
+// TestRunEdgesBeyondCredit: probes whose edges alone (150ms attaching,
+// 150ms detaching, firing throughout) spend more than the saved allowance
+// can ever reach still open a window once the saving is near its cap,
+// rather than never again.
+func TestRunEdgesBeyondCredit(t *testing.T) {
+	f := &fakeTarget{maps: fakeGroup{link: 150 * time.Millisecond}, budget: 0.5, run: 3 * time.Second}
+	cfg := f.config()
+	cfg.Period = 50 * time.Millisecond // 25ms allowance a period, at most 500ms saved
+	f.startWith(t, cfg)
+	t.Logf("%d map windows, %d hits in 3s", f.maps.attaches, f.maps.total)
+	if f.maps.attaches < 2 {
+		t.Errorf("%d map windows in 3s: want one after the first, once the saved allowance is near its cap", f.maps.attaches)
+	}
+}
+
 // TestGroupCost: probes whose hits cost twice the calibration (their
 // programs timed in the target) get half the hits a window.
 func TestGroupCost(t *testing.T) {
