@@ -721,13 +721,13 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 
 // windowFits says whether a map window may open with mapsAllowed to spend:
 // more than its usual overshoot, and at least twice what its edges spend
-// (edge),
-// so that most of its hits fall in its fully attached interval, whose CPU
-// time measures the work they cover (Fraction). Where attaching takes long
-// (many probe sites) and the allowance is small, windows that are all edge
-// cover work no interval measures; they open less often instead, on the
-// allowance saved meanwhile, and regardless once the saving is near its cap
-// (which moves with the target's CPU rate, period to period).
+// (edge), so that most of its hits fall in its fully attached interval,
+// whose CPU time measures the work they cover (Fraction). Where detaching
+// takes long (a busy target, many probe sites) and the allowance is small,
+// windows that are all edge cover work no interval measures; they open
+// less often instead, on the allowance saved meanwhile, and regardless
+// once the saving is near its cap (which moves with the target's CPU rate,
+// period to period).
 func (c *cycle) windowFits(mapsAllowed, allowance, edge time.Duration) bool {
 	if mapsAllowed <= c.over {
 		return false
@@ -955,9 +955,9 @@ func sleep(ctx context.Context, d time.Duration) {
 // The share is that of the target's work done while attached, scaled by the
 // windows' recorded hits over those while fully attached: hits while the
 // probes attach record too, those while they detach do not. The target's
-// work is its CPU time in
-// user mode, as its CPU-clock samples split it: the probes' time, and any
-// cost of attaching them, is the kernel's, measured rather than modelled.
+// work is its CPU time in user mode, as its CPU-clock samples split it: the
+// probes' time, and any cost of attaching them, is the kernel's, measured
+// rather than modelled.
 // Without samples, the work is its CPU time less the probes' estimated
 // time; where the probes took most of the attached CPU time, that
 // difference is too small to trust, and the share of time attached is used
