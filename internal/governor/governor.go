@@ -657,6 +657,8 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	pSpent := mapSpend(end.maps - start.maps)
 	fSpent := fixedSpend(end.fixed - start.fixed)
 	probes := mSpent + pSpent + fSpent
+	// The map hits outside the window's fully attached interval.
+	edge := end.maps - start.maps - (on1.maps - on0.maps)
 	own := g.chargeOwnSpan(start, end) + g.chargeSampler(start, end)
 	// The debt is against what the budget allowed of the CPU time the
 	// target actually used in the period, not the allowance forecast from
@@ -667,7 +669,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	c.mutexDebt = max(-creditPeriods*allowance, c.mutexDebt+mSpent+fSpent+own-g.mutexShare(allowed))
 	c.fixedPrev, c.ownPrev = fSpent, own
 	if opened {
-		c.edge = max(end.maps-start.maps-(on1.maps-on0.maps), c.edge*3/4)
+		c.edge = max(edge, c.edge*3/4)
 	}
 	c.mutexHits += end.mutex - start.mutex
 	c.mapHits += end.maps - start.maps
@@ -703,7 +705,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		g.offCPU += end.cpu - start.cpu - (on1.cpu - on0.cpu)
 		g.onHits += on1.mapsRec - on0.mapsRec
 		g.windowHits += end.mapsRec - start.mapsRec
-		g.edgeHits += end.maps - start.maps - (on1.maps - on0.maps)
+		g.edgeHits += edge
 		g.wallTime += wall
 		if start.samplesRead && on0.samplesRead && on1.samplesRead && end.samplesRead {
 			onAll, onKernel := on1.all-on0.all, on1.kernel-on0.kernel
