@@ -707,9 +707,7 @@ func TestRunStaleClock(t *testing.T) {
 				return max(time.Since(f.t0).Truncate(tick), moved), nil
 			}
 		}
-		g := f.startWith(t, cfg)
-		t.Logf("windows %d", f.maps.attaches)
-		return g.Fraction()
+		return f.startWith(t, cfg).Fraction()
 	}
 	exact, stale := fraction(false), fraction(true)
 	t.Logf("map fraction %.4f from a clock that moves at ticks, %.4f from an exact one", stale, exact)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 
 	"github.com/maptrace/maptrace/internal/preflight"
@@ -51,15 +52,7 @@ func TestAttachModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, fn := range plan.Names {
-				var per []uint64
-				if err := objs.Hits.Lookup(uint32(i), &per); err != nil {
-					t.Fatal(err)
-				}
-				var n uint64
-				for _, v := range per {
-					n += v
-				}
-				if n == 0 {
+				if hitCount(t, objs.Hits, plan.Base+i) == 0 {
 					t.Errorf("%s: no hits", fn)
 				}
 			}
@@ -82,4 +75,19 @@ func openTarget(t *testing.T, dir string) (string, *symbols.Binary, uint64) {
 		t.Fatal(err)
 	}
 	return exe, bin, off
+}
+
+// hitCount is a probe's hits in a collection's per-CPU hits table, summed
+// over the CPUs.
+func hitCount(t *testing.T, hits *ebpf.Map, index int) uint64 {
+	t.Helper()
+	var per []uint64
+	if err := hits.Lookup(uint32(index), &per); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n
 }

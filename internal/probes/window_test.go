@@ -42,13 +42,7 @@ func TestMapWindowClosed(t *testing.T) {
 	hits := func() uint64 {
 		var n uint64
 		for i := range plan.Names {
-			var per []uint64
-			if err := objs.Hits.Lookup(uint32(plan.Base+i), &per); err != nil {
-				t.Fatal(err)
-			}
-			for _, v := range per {
-				n += v
-			}
+			n += hitCount(t, objs.Hits, plan.Base+i)
 		}
 		return n
 	}
