@@ -113,6 +113,12 @@ struct frames {
 	u64 pc[MAX_FRAMES];
 };
 
+// A frame's record where its frame pointer points, on amd64 and arm64 alike.
+struct frame_record {
+	u64 next; // the caller's frame pointer
+	u64 ret;  // the return address into the caller
+};
+
 // Scratch for the stack: too large to keep on the BPF stack beside the rest.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -231,16 +237,23 @@ static __always_inline void sample(struct perf_event_ctx *ctx, struct target *t,
 	struct frames *f = bpf_map_lookup_elem(&frames_scratch, &zero);
 	if (!f)
 		return;
-	long got = bpf_get_stack(ctx, f->pc, sizeof(f->pc), BPF_F_USER_STACK);
-	u32 n = got > 0 ? got / sizeof(u64) : 0;
-	if (got <= 0)
+
+	// The stack is walked here by frame pointers, one record of the saved
+	// frame pointer and return address per frame, and only as far out as
+	// the map code goes: bpf_get_stack reads every frame of the stack, in
+	// two reads each, and reading user memory is most of what a sample
+	// costs.
+	struct frame_record fr = {};
+	u64 fp = PT_FP(&ctx->regs);
+	int have = fp && bpf_probe_read_user(&fr, sizeof(fr), (void *)fp) == 0;
+	if (!have)
 		t->n[LOST_STACK]++;
 
 	// The frame-pointer walk misses the leaf's caller when the leaf has no
 	// frame of its own (the hash functions) or has not set it up yet: the
-	// frame pointer is still the caller's, so the walk's second address is
-	// the caller's caller. The step says where the return address really
-	// is; when the walk's second address differs, the caller goes in
+	// frame pointer is still the caller's, so the walk's first return
+	// address is the caller's caller. The step says where the return
+	// address really is; when the walk's first differs, the caller goes in
 	// before it.
 	u64 ret = 0;
 	s32 delta = leaf->sp_delta;
@@ -248,30 +261,37 @@ static __always_inline void sample(struct perf_event_ctx *ctx, struct target *t,
 		ret = PT_LR(&ctx->regs);
 	else if (delta >= 0 && bpf_probe_read_user(&ret, sizeof(ret), (void *)(PT_SP(&ctx->regs) + (u64)delta)))
 		ret = 0;
-	u32 insert = ret && (n < 2 || f->pc[1] != ret);
-	u32 depth = (n > 0 ? n : 1) + insert; // logical frames; the leaf is ip
-
-	// With the caller inserted, logical frame k (k >= 1) is f->pc[k-insert]:
-	// the leaf's own entry, pc[0], is not needed (the leaf is ip).
-	if (insert)
-		f->pc[0] = ret;
+	u32 insert = ret && (!have || fr.ret != ret);
 
 	// Walk out from the leaf while the frames are map code; the operation's
 	// call site is the frame past the outermost map entry point. The walk
-	// only notes each frame's kind, as bits, without a branch: a loop whose
-	// state forks on every frame (stop here, or remember this entry point)
-	// made the verifier walk over a million instructions, past its limit
-	// before Linux 6.18's better pruning.
+	// notes each frame's kind as bits and stops at the first frame that is
+	// not map code; keeping more state that forks on every frame (remember
+	// this entry point) made the verifier walk over a million instructions,
+	// past its limit before Linux 6.18's better pruning.
 	u64 kk = kind;
 	u64 others = (kk - 1) >> 63;	 // bit k: frame k is not map code
 	u64 entries = (kk >> 1) & 1; // bit k: frame k is a map entry point
 	u32 k;
-	for (k = 1; k < MAX_FRAMES && k < depth; k++) {
-		u64 pc = f->pc[(k - insert) & (MAX_FRAMES - 1)];
+	for (k = 1; k < MAX_FRAMES; k++) {
+		u64 pc = ret;
+		if (k > 1 || !insert) {
+			if (!have && (!fp || bpf_probe_read_user(&fr, sizeof(fr), (void *)fp)))
+				break;
+			have = 0;
+			pc = fr.ret;
+			fp = fr.next;
+		}
+		f->pc[k & (MAX_FRAMES - 1)] = pc;
 		kk = find(tab, pc - 1, bias)->kind; // a return address: look up its call
 		others |= ((kk - 1) >> 63) << k;
 		entries |= ((kk >> 1) & 1) << k;
+		if (kk == CODE_OTHER) {
+			k++;
+			break;
+		}
 	}
+	u32 depth = k; // logical frames read; the leaf, frame 0, is ip
 	// The frames up to the first that is not map code, or all of them: then
 	// the stack ends inside map code.
 	u64 seen = (1ULL << k) - 1;
@@ -290,7 +310,7 @@ static __always_inline void sample(struct perf_event_ctx *ctx, struct target *t,
 		t->n[SAMPLES_NO_CALLER]++;
 		return;
 	}
-	u64 caller = f->pc[(c - insert) & (MAX_FRAMES - 1)];
+	u64 caller = f->pc[c & (MAX_FRAMES - 1)];
 	if (!bump_site(tgid, caller))
 		t->n[LOST_SITES]++;
 	return;

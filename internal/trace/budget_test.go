@@ -171,7 +171,8 @@ func TestSamplerCharged(t *testing.T) {
 	}
 	o, c := r.Overhead, r.CPU
 	share := o.SamplerSeconds / c.Seconds
-	t.Logf("%d samples at %d Hz, %.1fµs each: %.3f%% of the target's CPU time; estimate %.3f%%", c.Samples, c.Hz, o.SampleCostNS/1e3, 100*share, 100*o.Ratio)
+	t.Logf("%d samples (%d in map code) at %d Hz, %.1fµs each (the program's %.1fµs): %.3f%% of the target's CPU time; estimate %.3f%%",
+		c.Samples, c.MapSamples, c.Hz, o.SampleCostNS/1e3, o.SampleProgramNS/1e3, 100*share, 100*o.Ratio)
 	if c.Samples == 0 || o.SampleCostNS <= 0 {
 		t.Fatalf("no samples, or no cost for them: %+v, %+v", c, o)
 	}
