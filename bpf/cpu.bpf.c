@@ -15,7 +15,7 @@ enum sample_count {
 	SAMPLES_USER = 1,      // ... in user mode
 	SAMPLES_MAP = 2,       // ... inside a map operation
 	SAMPLES_NO_CALLER = 3, // ... in map code, but the stack ends before its caller
-	LOST_STACK = 4,        // a map sample whose stack could not be read
+	LOST_STACK = 4,        // a map sample whose walk ended at a frame it could not read
 	LOST_SITES = 5,        // a map sample whose site did not fit map_cpu_sites
 	SAMPLES_RESUME = 6,    // ... in user mode, where a probe resumes
 	SAMPLES_TRAP = 7,      // ... in kernel mode, entered at a probe (its trap)
@@ -246,8 +246,6 @@ static __always_inline void sample(struct perf_event_ctx *ctx, struct target *t,
 	struct frame_record fr = {};
 	u64 fp = PT_FP(&ctx->regs);
 	int have = fp && bpf_probe_read_user(&fr, sizeof(fr), (void *)fp) == 0;
-	if (!have)
-		t->n[LOST_STACK]++;
 
 	// The frame-pointer walk misses the leaf's caller when the leaf has no
 	// frame of its own (the hash functions) or has not set it up yet: the
@@ -265,14 +263,16 @@ static __always_inline void sample(struct perf_event_ctx *ctx, struct target *t,
 
 	// Walk out from the leaf while the frames are map code; the operation's
 	// call site is the frame past the outermost map entry point. The walk
-	// notes each frame's kind as bits and stops at the first frame that is
-	// not map code; keeping more state that forks on every frame (remember
+	// notes entry points as bits and stops at the first frame that is not
+	// map code; keeping more state that forks on every frame (remember
 	// this entry point) made the verifier walk over a million instructions,
-	// past its limit before Linux 6.18's better pruning.
+	// past its limit before Linux 6.18's better pruning. Unrolled: as a
+	// loop, clang may lay it out with its latch falling through into its
+	// head, a back-edge Linux 6.1's verifier rejects.
 	u64 kk = kind;
-	u64 others = (kk - 1) >> 63;	 // bit k: frame k is not map code
 	u64 entries = (kk >> 1) & 1; // bit k: frame k is a map entry point
 	u32 k;
+#pragma unroll
 	for (k = 1; k < MAX_FRAMES; k++) {
 		u64 pc = ret;
 		if (k > 1 || !insert) {
@@ -284,20 +284,17 @@ static __always_inline void sample(struct perf_event_ctx *ctx, struct target *t,
 		}
 		f->pc[k & (MAX_FRAMES - 1)] = pc;
 		kk = find(tab, pc - 1, bias)->kind; // a return address: look up its call
-		others |= ((kk - 1) >> 63) << k;
 		entries |= ((kk >> 1) & 1) << k;
 		if (kk == CODE_OTHER) {
 			k++;
 			break;
 		}
 	}
-	u32 depth = k; // logical frames read; the leaf, frame 0, is ip
-	// The frames up to the first that is not map code, or all of them: then
-	// the stack ends inside map code.
-	u64 seen = (1ULL << k) - 1;
-	u64 stop = others & seen;
-	int ended = stop == 0;
-	entries &= ended ? seen : (stop & -stop) - 1;
+	// Frames 0 to k-1 are read; the leaf, frame 0, is ip. Unless the last
+	// is not map code, the stack ends inside map code: at a frame that
+	// could not be read, or past MAX_FRAMES.
+	int ended = kk != CODE_OTHER;
+	t->n[LOST_STACK] += ended && k < MAX_FRAMES;
 	if (entries == 0) {
 		if (ended)
 			t->n[SAMPLES_NO_CALLER]++;
@@ -306,7 +303,7 @@ static __always_inline void sample(struct perf_event_ctx *ctx, struct target *t,
 	u32 outer = top_bit(entries);
 	t->n[SAMPLES_MAP]++;
 	u32 c = outer + 1;
-	if (c >= depth) {
+	if (c >= k) {
 		t->n[SAMPLES_NO_CALLER]++;
 		return;
 	}
