@@ -797,15 +797,22 @@ static __always_inline void sync_slow_path(u64 m, u32 op)
 // again. A hit while it is set costs what any hit does, and hits counts it,
 // but records nothing: what a window records is then the work of the time
 // its probes were all in place, which maptrace measures. recorded_hits
-// counts the hits that record.
+// counts the hits that record: per CPU, as a shared counter next to
+// window_closed would pull its cache line from the other CPUs at every hit.
 volatile u32 window_closed;
-volatile u64 recorded_hits;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, u32);
+	__type(value, u64);
+	__uint(max_entries, 1);
+} recorded_hits SEC(".maps");
 
 static __always_inline int recording(void)
 {
 	if (window_closed)
 		return 0;
-	add((u64 *)&recorded_hits, 1);
+	count(&recorded_hits, 0);
 	return 1;
 }
 

@@ -197,6 +197,7 @@ const (
 	MapsMapMapClasses        = "map_classes"
 	MapsMapProgTime          = "prog_time"
 	MapsMapRaces             = "races"
+	MapsMapRecordedHits      = "recorded_hits"
 	MapsMapScratch           = "scratch"
 	MapsMapSites             = "sites"
 	MapsMapStacks            = "stacks"
@@ -219,7 +220,6 @@ const (
 	MapsVarMapSeedOffset     = "map_seed_offset"
 	MapsVarMapWritingMask    = "map_writing_mask"
 	MapsVarPanicArgOffset    = "panic_arg_offset"
-	MapsVarRecordedHits      = "recorded_hits"
 	MapsVarSyncAmendedOffset = "sync_amended_offset"
 	MapsVarSyncDirtyOffset   = "sync_dirty_offset"
 	MapsVarSyncMissesOffset  = "sync_misses_offset"
@@ -294,6 +294,7 @@ type MapsMapSpecs struct {
 	MapClasses    *ebpf.MapSpec `ebpf:"map_classes"`
 	ProgTime      *ebpf.MapSpec `ebpf:"prog_time"`
 	Races         *ebpf.MapSpec `ebpf:"races"`
+	RecordedHits  *ebpf.MapSpec `ebpf:"recorded_hits"`
 	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 	Sites         *ebpf.MapSpec `ebpf:"sites"`
 	Stacks        *ebpf.MapSpec `ebpf:"stacks"`
@@ -318,7 +319,6 @@ type MapsVariableSpecs struct {
 	MapSeedOffset     *ebpf.VariableSpec `ebpf:"map_seed_offset"`
 	MapWritingMask    *ebpf.VariableSpec `ebpf:"map_writing_mask"`
 	PanicArgOffset    *ebpf.VariableSpec `ebpf:"panic_arg_offset"`
-	RecordedHits      *ebpf.VariableSpec `ebpf:"recorded_hits"`
 	SyncAmendedOffset *ebpf.VariableSpec `ebpf:"sync_amended_offset"`
 	SyncDirtyOffset   *ebpf.VariableSpec `ebpf:"sync_dirty_offset"`
 	SyncMissesOffset  *ebpf.VariableSpec `ebpf:"sync_misses_offset"`
@@ -361,6 +361,7 @@ type MapsMaps struct {
 	MapClasses    *ebpf.Map `ebpf:"map_classes"`
 	ProgTime      *ebpf.Map `ebpf:"prog_time"`
 	Races         *ebpf.Map `ebpf:"races"`
+	RecordedHits  *ebpf.Map `ebpf:"recorded_hits"`
 	Scratch       *ebpf.Map `ebpf:"scratch"`
 	Sites         *ebpf.Map `ebpf:"sites"`
 	Stacks        *ebpf.Map `ebpf:"stacks"`
@@ -386,6 +387,7 @@ func (m *MapsMaps) Close() error {
 		m.MapClasses,
 		m.ProgTime,
 		m.Races,
+		m.RecordedHits,
 		m.Scratch,
 		m.Sites,
 		m.Stacks,
@@ -411,7 +413,6 @@ type MapsVariables struct {
 	MapSeedOffset     *ebpf.Variable `ebpf:"map_seed_offset"`
 	MapWritingMask    *ebpf.Variable `ebpf:"map_writing_mask"`
 	PanicArgOffset    *ebpf.Variable `ebpf:"panic_arg_offset"`
-	RecordedHits      *ebpf.Variable `ebpf:"recorded_hits"`
 	SyncAmendedOffset *ebpf.Variable `ebpf:"sync_amended_offset"`
 	SyncDirtyOffset   *ebpf.Variable `ebpf:"sync_dirty_offset"`
 	SyncMissesOffset  *ebpf.Variable `ebpf:"sync_misses_offset"`

@@ -339,14 +339,7 @@ type lookuper interface {
 // stacks, goroutines with no room to wait in, full tables.
 func Lost(stats lookuper) report.Lost {
 	sum := func(i uint32) uint64 {
-		var per []uint64
-		if stats.Lookup(i, &per) != nil {
-			return 0
-		}
-		var n uint64
-		for _, v := range per {
-			n += v
-		}
+		n, _ := Counter(stats, i)
 		return n
 	}
 	return report.Lost{Stacks: sum(statStackLost), InFlight: sum(statInflightFull), TablesFull: sum(statAggFull),
@@ -361,16 +354,25 @@ const (
 	statKeysFull     = 3
 )
 
+// Counter is counter i of a per-CPU array of counters, summed over the CPUs.
+func Counter(m lookuper, i uint32) (uint64, error) {
+	var per []uint64
+	if err := m.Lookup(i, &per); err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n, nil
+}
+
 // Hits sums the hit counters of a plan's probes, by probed function.
 func Hits(m lookuper, plan *probes.Plan) map[string]uint64 {
 	out := map[string]uint64{}
 	for i, name := range plan.Names {
-		var per []uint64
-		if err := m.Lookup(uint32(plan.Base+i), &per); err != nil {
-			continue
-		}
-		for _, v := range per {
-			out[name] += v
+		if n, err := Counter(m, uint32(plan.Base+i)); err == nil {
+			out[name] += n
 		}
 	}
 	return out
@@ -427,13 +429,8 @@ func (h *HitSum) Sum() uint64 {
 	}
 	var n uint64
 	for _, i := range h.idx {
-		var per []uint64
-		if h.m.Lookup(uint32(i), &per) != nil {
-			continue
-		}
-		for _, v := range per {
-			n += v
-		}
+		c, _ := Counter(h.m, uint32(i))
+		n += c
 	}
 	return n
 }

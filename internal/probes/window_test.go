@@ -46,13 +46,7 @@ func TestMapWindowClosed(t *testing.T) {
 		}
 		return n
 	}
-	recorded := func() uint64 {
-		var n uint64
-		if err := objs.RecordedHits.Get(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	recorded := func() uint64 { return hitCount(t, objs.RecordedHits, 0) }
 	classOps := func() uint64 {
 		var n uint64
 		var k bpf.MapsClassKey

@@ -354,8 +354,8 @@ func (s *session) newGovernor() {
 		cfg.Maps = &governor.Group{Attach: s.attachMaps, Detach: s.detachMaps,
 			Hits: hits,
 			Recorded: func() uint64 {
-				var n uint64
-				if s.mapObjs.RecordedHits.Get(&n) != nil {
+				n, err := collector.Counter(s.mapObjs.RecordedHits, 0)
+				if err != nil {
 					return hits()
 				}
 				return n
