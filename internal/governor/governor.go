@@ -80,6 +80,8 @@ type Config struct {
 	Fixed func() uint64
 	// CPU is the target's CPU time so far.
 	CPU func() (time.Duration, error)
+	// CPUs is how many CPUs the target may run on; 0 if unknown.
+	CPUs int
 	// Samples are the target's CPU-clock samples so far, all and the
 	// kernel's (in kernel mode, or where a probe's trap returns to), at Hz
 	// a CPU; nil if not sampled, and the cost of a hit stays the
@@ -108,6 +110,7 @@ type Governor struct {
 	onFixed  time.Duration // of which the other probes' estimated time
 	offFixed time.Duration // the other probes' time while not fully attached
 	onSpan   time.Duration // wall time fully attached (from the first check after the attach to before the detach)
+	recSpan  time.Duration // wall time recording (from the end of the attach to before the detach)
 	offCPU   time.Duration // target CPU time while not fully attached
 	// Map probe hits that recorded, while fully attached and in whole
 	// windows (attaching included): the windows' records are all kept, so
@@ -138,8 +141,10 @@ type Governor struct {
 	mutexCut  bool      // detached at least once before the end
 	ended     time.Time // when Run returned
 
-	// first is read before Begin attaches the first map window.
-	first reading
+	// first is read before Begin attaches the first map window, which
+	// records from firstAttached.
+	first         reading
+	firstAttached time.Time
 }
 
 const (
@@ -197,6 +202,7 @@ func (g *Governor) Begin() error {
 			g.detachMutex()
 			return err
 		}
+		g.firstAttached = time.Now()
 	}
 	return nil
 }
@@ -518,12 +524,17 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	// between them, and map probes there slow the target's lock holders.
 	mapsAfterMutex := g.cfg.Maps != nil && !c.first && g.isMutexOn() && mutexWould >= avail
 	mapsOn := c.first && g.cfg.Maps != nil
+	var recFrom time.Time // the map probes record from here
+	if mapsOn {
+		recFrom = g.firstAttached
+	}
 	if g.cfg.Maps != nil && !c.first && !mapsAfterMutex && c.windowFits(mapsAllowed, allowance, mapSpend(c.edge)) {
 		if err := g.cfg.Maps.Attach(); err != nil {
 			return err
 		}
-		mapsOn = true
+		mapsOn, recFrom = true, time.Now()
 	}
+	var recSpan time.Duration
 	opened := mapsOn // a map window in this period
 	defer func() {
 		if mapsOn { // cut short by an error
@@ -584,6 +595,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		var left time.Duration = 1 << 62 // to the nearest limit
 		if mapsOn && (pSpent+c.over >= mapsAllowed || mSpent+pSpent+fSpent+c.over >= total) {
 			on1 = g.read(readEdge | readSamples)
+			recSpan += on1.t.Sub(recFrom)
 			g.cfg.Maps.Detach()
 			mapsOn, mapsCut = false, true
 			det = g.read(readEdge | readSamples)
@@ -606,6 +618,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 					return err
 				}
 				mapsOn, mapsLate, onPending, opened = true, true, true, true
+				recFrom = time.Now()
 				left = min(mapsAllowed, total-mSpent-fSpent) - c.over
 			}
 		} else if g.isMutexOn() {
@@ -643,6 +656,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		if onPending { // no check since the attach
 			on0 = on1
 		}
+		recSpan += on1.t.Sub(recFrom)
 		g.cfg.Maps.Detach()
 		mapsOn = false
 	}
@@ -702,6 +716,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		g.onFixed += fixedOn
 		g.offFixed += mSpent + fSpent - fixedOn
 		g.onSpan += on1.t.Sub(on0.t)
+		g.recSpan += recSpan
 		g.offCPU += end.cpu - start.cpu - (on1.cpu - on0.cpu)
 		g.onHits += on1.mapsRec - on0.mapsRec
 		g.windowHits += end.mapsRec - start.mapsRec
@@ -994,6 +1009,14 @@ const (
 	// time less the probes') may fall short of its rate while not for
 	// the probes to count as added to its work, not displacing it.
 	pacedRise = 1.3
+	// saturated is the share of the target's CPUs it kept busy while
+	// attached above which probes that took most of that time displaced
+	// its work.
+	saturated = 0.5
+	// unmeasured: windows whose fully attached intervals hold fewer than
+	// one in this many of their recorded hits were measured too little to
+	// scale their records by it.
+	unmeasured = 10
 )
 
 // minOnSamples is how many samples while attached the work's share needs
@@ -1010,6 +1033,14 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.windowHits > 0 && g.onHits*unmeasured < g.windowHits && g.wallTime > 0 {
+		// The windows were nearly all edge, cut at the first check after
+		// their attach: what was measured of them, from that check on, is
+		// too little of what they recorded to be scaled up to it. Their
+		// share of the time they recorded in stands for it instead, and
+		// whether the probes slowed the target there is not known.
+		return min(1, float64(g.recSpan)/float64(g.wallTime)), true
+	}
 	scale := 1.0 // attaching and detaching cover part of the work too
 	if g.onHits > 0 {
 		scale = float64(g.windowHits) / float64(g.onHits)
@@ -1045,8 +1076,13 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	}
 	// Paced, the target's work went on at its rate while the probes
 	// added to its CPU time; slowed, its work in the windows fell short
-	// of that rate, and they covered less of it than of its time.
+	// of that rate, and they covered less of it than of its time. Nor
+	// could the probes add their time without taking it from the target's
+	// work where the target kept more than half of its CPUs busy while
+	// attached: its work there, CPU time less the probes' estimated cost,
+	// is then no measure either, as user code runs slower after each trap.
 	workOn := float64(onCPU-onProbe) / float64(g.onSpan)
 	rateOff := float64(offCPU) / float64(offSpan)
-	return fraction, workOn*pacedRise < rateOff
+	busy := g.cfg.CPUs > 0 && float64(onCPU) > saturated*float64(g.cfg.CPUs)*float64(g.onSpan)
+	return fraction, busy || workOn*pacedRise < rateOff
 }

@@ -11,7 +11,7 @@ import (
 // record sets the governor's measurements, onProbe as hits of 1ms each
 // (newEstimator's), none of them while attaching or detaching.
 func (g *Governor) record(onCPU, onProbe, onSpan, offCPU, wall time.Duration) {
-	g.onCPU, g.onSpan, g.offCPU, g.wallTime = onCPU, onSpan, offCPU, wall
+	g.onCPU, g.onSpan, g.recSpan, g.offCPU, g.wallTime = onCPU, onSpan, onSpan, offCPU, wall
 	g.onHits = uint64(onProbe / g.cfg.HitCost)
 	g.windowHits = g.onHits
 }
@@ -28,24 +28,33 @@ func TestEstimate(t *testing.T) {
 		onCPU, onProbe, onSpan, offCPU, wall time.Duration
 		fraction                             float64
 		lowerBound                           bool
+		cpus                                 int
 	}{
 		// Probes took 20ms of 50ms attached: 30ms of work against 270ms off.
-		{"work-based", 50 * ms, 20 * ms, 50 * ms, 270 * ms, 500 * ms, 0.1, false},
+		{"work-based", 50 * ms, 20 * ms, 50 * ms, 270 * ms, 500 * ms, 0.1, false, 0},
 		// Probes took nearly all attached CPU, and the target used no more
 		// CPU attached than not (busy either way): slowed, a lower bound.
-		{"busy loop", 50 * ms, 48 * ms, 50 * ms, 450 * ms, 500 * ms, 0.1, true},
+		{"busy loop", 50 * ms, 48 * ms, 50 * ms, 450 * ms, 500 * ms, 0.1, true, 0},
 		// Probes took most attached CPU but only added to a mostly idle
 		// target's: paced, the time share is right.
-		{"paced", 10 * ms, 8 * ms, 50 * ms, 9 * ms, 500 * ms, 0.1, false},
+		{"paced", 10 * ms, 8 * ms, 50 * ms, 9 * ms, 500 * ms, 0.1, false, 0},
 		// A server on several CPUs got 1.35× its CPU while attached, 80%
 		// of it the probes': its work went on at a quarter of its rate, so
 		// the windows covered less of its work than of its time.
-		{"slowed server", 135 * ms, 108 * ms, 100 * ms, 400 * ms, 500 * ms, 0.2, true},
+		{"slowed server", 135 * ms, 108 * ms, 100 * ms, 400 * ms, 500 * ms, 0.2, true, 0},
+		// A server on 2 CPUs kept 1.6 of them busy while attached, more
+		// than half of it the probes': though its work seemed to go on at
+		// nearly its rate, the probes' time came from its work (nats-server
+		// under its load client did a tenth of its work there).
+		{"saturated server", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, true, 2},
+		// The same on 8 CPUs, 6 of them to spare: paced.
+		{"server with CPUs to spare", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, false, 8},
 		// Nothing measured yet.
-		{"no windows", 0, 0, 0, 0, 0, 1, false},
+		{"no windows", 0, 0, 0, 0, 0, 1, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newEstimator()
+			g.cfg.CPUs = tc.cpus
 			g.record(tc.onCPU, tc.onProbe, tc.onSpan, tc.offCPU, tc.wall)
 			f, lb := g.estimate()
 			if diff := f - tc.fraction; diff > 1e-9 || diff < -1e-9 || lb != tc.lowerBound {
@@ -68,6 +77,17 @@ func TestEstimate(t *testing.T) {
 	g.windowHits, g.edgeHits = 30, 10
 	if f, _ := g.estimate(); f < 0.15-1e-9 || f > 0.15+1e-9 {
 		t.Errorf("with hits while attaching: estimate = %v, want 0.15", f)
+	}
+	// Windows all edge: 300 hits recorded from the attach on, 2 of them
+	// after the first check, in 20ms of recording in 10s. Scaled by the
+	// 20µs measured, the records came out many times the truth
+	// (nats-server at 1%); the time they were recorded in stands for them,
+	// and the counts may be low.
+	g = newEstimator()
+	g.record(4*ms, 2*ms, 20*time.Microsecond, 8000*ms, 10000*ms)
+	g.recSpan, g.windowHits, g.edgeHits = 20*ms, 300, 500
+	if f, lb := g.estimate(); f < 0.002-1e-9 || f > 0.002+1e-9 || !lb {
+		t.Errorf("windows all edge: estimate = %v, %v; want 0.002, true", f, lb)
 	}
 	// With samples, the work is user-mode time, whatever the hits were
 	// taken to cost: of 50ms attached, half in kernel mode (the probes,

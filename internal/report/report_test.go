@@ -136,6 +136,36 @@ func TestTextOverBudget(t *testing.T) {
 	}
 }
 
+// TestTextMapFraction: the maps line says how much was probed, and that
+// nothing was where no window fit the budget, not "scaled from 0.0%".
+func TestTextMapFraction(t *testing.T) {
+	for _, tc := range []struct {
+		fraction float64
+		lower    bool
+		want     string
+	}{
+		{1, false, ""},
+		{0.121, false, "maps: counts scaled from the 12.1% of operations probed\n"},
+		{0.022, true, "maps: counts scaled from the 2.2% of operations probed (may be undercounted: busy target)\n"},
+		{0, false, "maps: no operation probed within the budget (map CPU time is from samples)\n"},
+	} {
+		r := &Report{Overhead: Overhead{MapSamplingFraction: tc.fraction, MapCountsLowerBound: tc.lower}, CPU: CPU{Samples: 100, Seconds: 1}}
+		var b strings.Builder
+		if err := WriteText(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		for _, l := range strings.SplitAfter(b.String(), "\n") {
+			if strings.HasPrefix(l, "maps: ") {
+				got += l
+			}
+		}
+		if got != tc.want {
+			t.Errorf("fraction %v: %q, want %q", tc.fraction, got, tc.want)
+		}
+	}
+}
+
 func firstLines(s string, n int) string {
 	ls := strings.SplitN(s, "\n", n+1)
 	return strings.Join(ls[:min(n, len(ls))], "\n")

@@ -69,8 +69,14 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 		fmt.Fprintf(b, "mutexes: counts and waits scaled from the %.1f%% of the time the mutex probes were attached (their cost exceeded their part of the budget)\n",
 			100*r.Overhead.MutexSamplingFraction)
 	}
-	if r.Overhead.MapSamplingFraction < 1 {
-		fmt.Fprintf(b, "maps: counts scaled from the %.1f%% of operations probed", 100*r.Overhead.MapSamplingFraction)
+	if f := r.Overhead.MapSamplingFraction; f == 0 {
+		b.WriteString("maps: no operation probed within the budget")
+		if r.CPU.Samples > 0 {
+			b.WriteString(" (map CPU time is from samples)")
+		}
+		b.WriteString("\n")
+	} else if f < 1 {
+		fmt.Fprintf(b, "maps: counts scaled from the %.1f%% of operations probed", 100*f)
 		if r.Overhead.MapCountsLowerBound {
 			b.WriteString(" (may be undercounted: busy target)")
 		}

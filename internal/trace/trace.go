@@ -329,6 +329,7 @@ func (s *session) newGovernor() {
 		Budget:  s.opts.Overhead / 100,
 		HitCost: s.cal.Hit,
 		CPU:     s.proc.CPUTime,
+		CPUs:    s.r.Target.CPUs,
 		Own:     ownCPU,
 		Machine: machineCPU,
 	}
