@@ -534,8 +534,8 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		}
 		mapsOn, recFrom = true, time.Now()
 	}
-	var recSpan time.Duration
-	opened := mapsOn // a map window in this period
+	var recSpan time.Duration // the map probes' recording time in this period
+	opened := mapsOn          // a map window in this period
 	defer func() {
 		if mapsOn { // cut short by an error
 			g.cfg.Maps.Detach()
@@ -557,6 +557,14 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	on1 := on0
 	onPending := mapsOn // on0 is to be read at the next check
 	var det reading     // after the last detach before the period's end
+	// closeMaps ends the map window: its fully attached interval and its
+	// recording end at the reading before the detach.
+	closeMaps := func() {
+		on1 = g.read(readEdge | readSamples)
+		recSpan += on1.t.Sub(recFrom)
+		g.cfg.Maps.Detach()
+		mapsOn = false
+	}
 	mapsCut, mutexCut := false, false
 	mapsLate := false // the map window opened after the mutex probes' cut
 	var mutexSpan time.Duration
@@ -594,10 +602,8 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 		mSpent, pSpent, fSpent := mutexSpend(now.mutex-start.mutex), mapSpend(now.maps-start.maps), fixedSpend(now.fixed-start.fixed)
 		var left time.Duration = 1 << 62 // to the nearest limit
 		if mapsOn && (pSpent+c.over >= mapsAllowed || mSpent+pSpent+fSpent+c.over >= total) {
-			on1 = g.read(readEdge | readSamples)
-			recSpan += on1.t.Sub(recFrom)
-			g.cfg.Maps.Detach()
-			mapsOn, mapsCut = false, true
+			closeMaps()
+			mapsCut = true
 			det = g.read(readEdge | readSamples)
 			// The overshoot: the largest seen, decaying, since one
 			// too small overspends.
@@ -652,13 +658,10 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	// at the period's end leaves without a baseline.
 	contrast := (mapsCut || mutexCut) && !(mapsLate && mapsOn)
 	if mapsOn { // a map window never outlasts its period
-		on1 = g.read(readEdge | readSamples)
+		closeMaps()
 		if onPending { // no check since the attach
 			on0 = on1
 		}
-		recSpan += on1.t.Sub(recFrom)
-		g.cfg.Maps.Detach()
-		mapsOn = false
 	}
 	if g.isMutexOn() {
 		mutexSpan += time.Since(mutexFrom)
