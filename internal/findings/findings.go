@@ -931,7 +931,11 @@ func (a *analysis) sampling() {
 	}
 	detail := fmt.Sprintf("the map probes were attached %.1f%% of the time to stay within the --overhead budget; counts are scaled up by %.1f×, "+
 		"and races while they were off were not seen (unless fatal).", 100*f, 1/max(f, 1e-6))
-	if a.r.Overhead.MapCountsLowerBound {
+	switch {
+	case a.r.Overhead.MapCountsLowerBoundWhy == "short-windows":
+		detail += " Each window was cut at its first check after attaching, too soon to measure the work it covered: it is " +
+			"taken to be its share of the time, and the counts are lower bounds."
+	case a.r.Overhead.MapCountsLowerBound:
 		detail += " The probes took most of the target's CPU time while attached and slowed its work there (a loop doing little but " +
 			"map operations, a busy server), so the counts are lower bounds."
 	}
@@ -949,20 +953,38 @@ func (a *analysis) overBudget() {
 	o := a.r.Overhead
 	if o.MutexCountsScaled {
 		f := o.MutexSamplingFraction
+		would := o.MutexRatio / max(f, 1e-6)
 		part, theirs := o.Budget, fmt.Sprintf("the %g%% --overhead budget", 100*o.Budget)
 		if o.MutexBudget > 0 && o.MutexBudget < o.Budget {
 			part = o.MutexBudget
-			theirs = fmt.Sprintf("the %.3g%% of the %g%% --overhead budget theirs (the map probes keep the rest)", 100*part, 100*o.Budget)
+			theirs = fmt.Sprintf("the %.3g%% of the %g%% --overhead budget left to them", 100*part, 100*o.Budget)
+		}
+		own := ownShare(o)
+		var took []string
+		if s := samplerShare(o); s > 0 {
+			took = append(took, fmt.Sprintf("the CPU-clock samples took %.2f%% of the target's CPU", 100*s))
+		}
+		if own > 0 {
+			took = append(took, fmt.Sprintf("maptrace's own CPU time %.2f%%, as the machine had no idle CPU", 100*own))
+		}
+		if o.MapHitCostNS > 0 && part < o.Budget {
+			took = append(took, "the map probes keep a quarter of the rest")
+		}
+		if len(took) > 0 {
+			theirs += " (" + strings.Join(took, "; ") + ")"
 		}
 		why := fmt.Sprintf("the mutex probes fire twice per park, at ~%s a hit on this machine, and would have cost ~%.1f%% of "+
-			"the target's CPU, over %s", report.Duration(uint64(mutexHitCost(o))), 100*o.MutexRatio/max(f, 1e-6), theirs)
+			"the target's CPU", report.Duration(uint64(mutexHitCost(o))), 100*would)
+		if would > part {
+			why += ", over " + theirs
+		} else {
+			// Within their part on average: the governor holds it in each
+			// period, and the contention came in bursts.
+			why += " over the trace, within " + theirs + ", but more in its busiest stretches, and the budget holds in each half second"
+		}
 		fix := "for exact mutex figures, trace a short while with a larger --overhead (at most 25), on a test or canary " +
 			"process if the contention is heavy."
-		if own := ownShare(o); o.MutexRatio/max(f, 1e-6) < part && own > 0 {
-			// Cheap mutex probes cut all the same: maptrace's own CPU
-			// time took the budget.
-			why = fmt.Sprintf("the machine had no idle CPU, so maptrace's own CPU time counted against the %g%% --overhead "+
-				"budget (%.2f%% of the target's CPU) and left the mutex probes too little of it", 100*o.Budget, 100*own)
+		if own > 0 {
 			fix = "for exact mutex figures, trace while the machine has a CPU to spare, or with a larger --overhead (at most 25)."
 		}
 		detail := fmt.Sprintf("%s; they were attached %.1f%% of the time. A wait counts only if it "+
@@ -990,6 +1012,15 @@ func ownShare(o report.Overhead) float64 {
 		return 0
 	}
 	return o.OwnChargedSeconds / (o.EstCostSeconds / o.Ratio)
+}
+
+// samplerShare is the part of the estimated overhead that the CPU-clock
+// samples took, as a share of the target's CPU time.
+func samplerShare(o report.Overhead) float64 {
+	if o.Ratio <= 0 || o.EstCostSeconds <= 0 {
+		return 0
+	}
+	return o.SamplerSeconds / (o.EstCostSeconds / o.Ratio)
 }
 
 // mutexHitCost is what a mutex probe hit cost in the target, as measured:

@@ -795,12 +795,24 @@ func TestAnalyze(t *testing.T) {
 			name: "sampled map counts: a note, always below threshold",
 			edit: func(r *report.Report) {
 				r.Overhead.MapSamplingFraction = 0.25
-				r.Overhead.MapCountsLowerBound = true
+				r.Overhead.MapCountsLowerBound, r.Overhead.MapCountsLowerBoundWhy = true, "slowed"
 				r.Maps = []report.Map{{Address: "0x1", Reads: 10}}
 			},
 			want: []want{
-				{report.SeverityInfo, "map counts are estimates: 25.0% of map operations were probed", []string{"scaled up by 4.0×", "lower bounds"},
-					[]string{"--exact"}, 0, true},
+				{report.SeverityInfo, "map counts are estimates: 25.0% of map operations were probed",
+					[]string{"scaled up by 4.0×", "slowed its work there", "lower bounds"}, []string{"--exact"}, 0, true},
+			},
+		},
+		{
+			name: "sampled map counts from windows too short to measure",
+			edit: func(r *report.Report) {
+				r.Overhead.MapSamplingFraction = 0.004
+				r.Overhead.MapCountsLowerBound, r.Overhead.MapCountsLowerBoundWhy = true, "short-windows"
+				r.Maps = []report.Map{{Address: "0x1", Reads: 10}}
+			},
+			want: []want{
+				{report.SeverityInfo, "map counts are estimates: 0.4% of map operations were probed",
+					[]string{"scaled up by 250.0×", "cut at its first check", "lower bounds"}, []string{"--exact"}, 0, true},
 			},
 		},
 		{
@@ -846,24 +858,40 @@ func TestAnalyze(t *testing.T) {
 			name: "mutex probes duty-cycled within their part of the budget",
 			edit: func(r *report.Report) {
 				r.Overhead.Budget, r.Overhead.MutexBudget, r.Overhead.MutexRatio, r.Overhead.HitCostNS, r.Overhead.HitCostFactor = 0.05, 0.0375, 0.02, 5000, 1
-				r.Overhead.MutexCountsScaled, r.Overhead.MutexSamplingFraction = true, 0.5
+				r.Overhead.MutexCountsScaled, r.Overhead.MutexSamplingFraction, r.Overhead.MapHitCostNS = true, 0.5, 5000
 			},
 			want: []want{
 				{report.SeverityInfo, "mutex figures are estimates: the mutex probes were attached 50.0% of the time to stay within the budget",
-					[]string{"~4.0% of the target's CPU, over the 3.75% of the 5% --overhead budget theirs (the map probes keep the rest)"},
+					[]string{"~4.0% of the target's CPU, over the 3.75% of the 5% --overhead budget left to them (the map probes keep a quarter of the rest)"},
+					[]string{"--overhead"}, 0, false},
+			},
+		},
+		{
+			// The demo's: the samples take their share first, and the
+			// contention comes in bursts.
+			name: "mutex probes duty-cycled in bursts, after the samples",
+			edit: func(r *report.Report) {
+				r.Overhead.Budget, r.Overhead.MutexBudget, r.Overhead.MutexRatio, r.Overhead.HitCostNS, r.Overhead.HitCostFactor = 0.05, 0.0264, 0.01, 8000, 1
+				r.Overhead.MutexCountsScaled, r.Overhead.MutexSamplingFraction, r.Overhead.MapHitCostNS = true, 0.45, 8000
+				r.Overhead.EstCostSeconds, r.Overhead.Ratio, r.Overhead.SamplerSeconds = 0.0094, 0.0376, 0.0036
+			},
+			want: []want{
+				{report.SeverityInfo, "mutex figures are estimates: the mutex probes were attached 45.0% of the time to stay within the budget",
+					[]string{"~2.2% of the target's CPU over the trace, within the 2.64% of the 5% --overhead budget left to them " +
+						"(the CPU-clock samples took 1.44% of the target's CPU; the map probes keep a quarter of the rest), but more in its busiest stretches"},
 					[]string{"--overhead"}, 0, false},
 			},
 		},
 		{
 			name: "mutex probes duty-cycled by maptrace's own CPU time",
 			edit: func(r *report.Report) {
-				r.Overhead.Budget, r.Overhead.MutexRatio, r.Overhead.HitCostNS, r.Overhead.HitCostFactor = 0.01, 0.0001, 1000, 1
+				r.Overhead.Budget, r.Overhead.MutexBudget, r.Overhead.MutexRatio, r.Overhead.HitCostNS, r.Overhead.HitCostFactor = 0.01, 0.001, 0.0001, 1000, 1
 				r.Overhead.MutexCountsScaled, r.Overhead.MutexSamplingFraction = true, 0.05
 				r.Overhead.EstCostSeconds, r.Overhead.Ratio, r.Overhead.OwnChargedSeconds = 0.1, 0.01, 0.09
 			},
 			want: []want{
 				{report.SeverityInfo, "mutex figures are estimates: the mutex probes were attached 5.0% of the time to stay within the budget",
-					[]string{"no idle CPU", "maptrace's own CPU time", "(0.90% of the target's CPU)", "scaled up"}, []string{"a CPU to spare"}, 0, false},
+					[]string{"~0.2% of the target's CPU, over the 0.1% of the 1% --overhead budget left to them (maptrace's own CPU time 0.90%, as the machine had no idle CPU)", "scaled up"}, []string{"a CPU to spare"}, 0, false},
 			},
 		},
 		{

@@ -461,9 +461,11 @@ func (g *Governor) mutexPart() float64 {
 }
 
 // MutexBudget is the share of the target's CPU time the mutex probes may
-// spend before they are duty-cycled.
-func (g *Governor) MutexBudget() float64 {
-	return g.cfg.Budget * g.mutexPart()
+// spend before they are duty-cycled, where fixed is the share the fixed
+// costs took (the samples, the fatal-error probe, maptrace's own charged
+// CPU time): each period's room is the allowance less those.
+func (g *Governor) MutexBudget(fixed float64) float64 {
+	return max(0, g.cfg.Budget-fixed) * g.mutexPart()
 }
 
 // period runs one duty cycle.
@@ -998,10 +1000,23 @@ func (g *Governor) mapCost() time.Duration {
 	return time.Duration(float64(g.groupCost(g.cfg.Maps)) * g.factor())
 }
 
-// LowerBound reports whether the scaled counts are lower bounds.
-func (g *Governor) LowerBound() bool {
-	_, lb := g.estimate()
-	return lb
+// Undercount says why scaled map counts are lower bounds; "" when they are
+// not.
+type Undercount string
+
+const (
+	// Slowed: the probes slowed the target's work while attached, so the
+	// windows covered less of its work than was measured.
+	Slowed Undercount = "slowed"
+	// ShortWindows: the windows were cut too soon after their attach to
+	// be measured, and the time they recorded in stands for them.
+	ShortWindows Undercount = "short-windows"
+)
+
+// LowerBound says whether, and why, the scaled counts are lower bounds.
+func (g *Governor) LowerBound() Undercount {
+	_, why := g.estimate()
+	return why
 }
 
 const (
@@ -1030,9 +1045,9 @@ const (
 // its work left over is too small a difference to model.
 const minOnSamples = 50
 
-func (g *Governor) estimate() (fraction float64, lowerBound bool) {
+func (g *Governor) estimate() (fraction float64, why Undercount) {
 	if g.cfg.Budget >= 1 {
-		return 1, false
+		return 1, ""
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -1042,7 +1057,7 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 		// too little of what they recorded to be scaled up to it. Their
 		// share of the time they recorded in stands for it instead, and
 		// whether the probes slowed the target there is not known.
-		return min(1, float64(g.recSpan)/float64(g.wallTime)), true
+		return min(1, float64(g.recSpan)/float64(g.wallTime)), ShortWindows
 	}
 	scale := 1.0 // attaching and detaching cover part of the work too
 	if g.onHits > 0 {
@@ -1057,9 +1072,11 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 		// caches and TLB), or takes samples the trap delayed: the work
 		// seems more than it was, the share too, and the scaled counts
 		// are lower bounds.
-		dominated := float64(g.onKernel) > probeDominated*float64(g.onAll) ||
-			float64(time.Duration(g.onHits)*g.mapCost()) > probeDominated*float64(g.onCPU-g.onFixed)
-		return min(1, scale*onWork/(onWork+offWork)), dominated
+		if float64(g.onKernel) > probeDominated*float64(g.onAll) ||
+			float64(time.Duration(g.onHits)*g.mapCost()) > probeDominated*float64(g.onCPU-g.onFixed) {
+			why = Slowed
+		}
+		return min(1, scale*onWork/(onWork+offWork)), why
 	}
 	cost := g.mapCost()
 	onProbe := time.Duration(g.onHits) * cost
@@ -1067,15 +1084,15 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'
 	onWork := onCPU - onProbe
 	if onCPU > 0 && float64(onProbe) <= probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
-		return min(1, scale*float64(onWork)/float64(onWork+offCPU)), false
+		return min(1, scale*float64(onWork)/float64(onWork+offCPU)), ""
 	}
 	if g.wallTime == 0 {
-		return 1, false
+		return 1, ""
 	}
 	fraction = min(1, scale*float64(g.onSpan)/float64(g.wallTime))
 	offSpan := g.wallTime - g.onSpan
 	if onProbe == 0 || g.onSpan == 0 || offSpan <= 0 {
-		return fraction, false
+		return fraction, ""
 	}
 	// Paced, the target's work went on at its rate while the probes
 	// added to its CPU time; slowed, its work in the windows fell short
@@ -1087,5 +1104,8 @@ func (g *Governor) estimate() (fraction float64, lowerBound bool) {
 	workOn := float64(onCPU-onProbe) / float64(g.onSpan)
 	rateOff := float64(offCPU) / float64(offSpan)
 	busy := g.cfg.CPUs > 0 && float64(onCPU) > saturated*float64(g.cfg.CPUs)*float64(g.onSpan)
-	return fraction, busy || workOn*pacedRise < rateOff
+	if busy || workOn*pacedRise < rateOff {
+		why = Slowed
+	}
+	return fraction, why
 }

@@ -2,6 +2,7 @@ package governor
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -27,38 +28,38 @@ func TestEstimate(t *testing.T) {
 		name                                 string
 		onCPU, onProbe, onSpan, offCPU, wall time.Duration
 		fraction                             float64
-		lowerBound                           bool
+		why                                  Undercount
 		cpus                                 int
 	}{
 		// Probes took 20ms of 50ms attached: 30ms of work against 270ms off.
-		{"work-based", 50 * ms, 20 * ms, 50 * ms, 270 * ms, 500 * ms, 0.1, false, 0},
+		{"work-based", 50 * ms, 20 * ms, 50 * ms, 270 * ms, 500 * ms, 0.1, "", 0},
 		// Probes took nearly all attached CPU, and the target used no more
 		// CPU attached than not (busy either way): slowed, a lower bound.
-		{"busy loop", 50 * ms, 48 * ms, 50 * ms, 450 * ms, 500 * ms, 0.1, true, 0},
+		{"busy loop", 50 * ms, 48 * ms, 50 * ms, 450 * ms, 500 * ms, 0.1, Slowed, 0},
 		// Probes took most attached CPU but only added to a mostly idle
 		// target's: paced, the time share is right.
-		{"paced", 10 * ms, 8 * ms, 50 * ms, 9 * ms, 500 * ms, 0.1, false, 0},
+		{"paced", 10 * ms, 8 * ms, 50 * ms, 9 * ms, 500 * ms, 0.1, "", 0},
 		// A server on several CPUs got 1.35× its CPU while attached, 80%
 		// of it the probes': its work went on at a quarter of its rate, so
 		// the windows covered less of its work than of its time.
-		{"slowed server", 135 * ms, 108 * ms, 100 * ms, 400 * ms, 500 * ms, 0.2, true, 0},
+		{"slowed server", 135 * ms, 108 * ms, 100 * ms, 400 * ms, 500 * ms, 0.2, Slowed, 0},
 		// A server on 2 CPUs kept 1.6 of them busy while attached, more
 		// than half of it the probes': though its work seemed to go on at
 		// nearly its rate, the probes' time came from its work (nats-server
 		// under its load client did a tenth of its work there).
-		{"saturated server", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, true, 2},
+		{"saturated server", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, Slowed, 2},
 		// The same on 8 CPUs, 6 of them to spare: paced.
-		{"server with CPUs to spare", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, false, 8},
+		{"server with CPUs to spare", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, "", 8},
 		// Nothing measured yet.
-		{"no windows", 0, 0, 0, 0, 0, 1, false, 0},
+		{"no windows", 0, 0, 0, 0, 0, 1, "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newEstimator()
 			g.cfg.CPUs = tc.cpus
 			g.record(tc.onCPU, tc.onProbe, tc.onSpan, tc.offCPU, tc.wall)
-			f, lb := g.estimate()
-			if diff := f - tc.fraction; diff > 1e-9 || diff < -1e-9 || lb != tc.lowerBound {
-				t.Errorf("estimate = %v, %v; want %v, %v", f, lb, tc.fraction, tc.lowerBound)
+			f, why := g.estimate()
+			if diff := f - tc.fraction; diff > 1e-9 || diff < -1e-9 || why != tc.why {
+				t.Errorf("estimate = %v, %q; want %v, %q", f, why, tc.fraction, tc.why)
 			}
 		})
 	}
@@ -86,8 +87,8 @@ func TestEstimate(t *testing.T) {
 	g = newEstimator()
 	g.record(4*ms, 2*ms, 20*time.Microsecond, 8000*ms, 10000*ms)
 	g.recSpan, g.windowHits, g.edgeHits = 20*ms, 300, 500
-	if f, lb := g.estimate(); f < 0.002-1e-9 || f > 0.002+1e-9 || !lb {
-		t.Errorf("windows all edge: estimate = %v, %v; want 0.002, true", f, lb)
+	if f, why := g.estimate(); f < 0.002-1e-9 || f > 0.002+1e-9 || why != ShortWindows {
+		t.Errorf("windows all edge: estimate = %v, %q; want 0.002, %q", f, why, ShortWindows)
 	}
 	// With samples, the work is user-mode time, whatever the hits were
 	// taken to cost: of 50ms attached, half in kernel mode (the probes,
@@ -95,19 +96,19 @@ func TestEstimate(t *testing.T) {
 	g = newEstimator()
 	g.record(50*ms, 10*ms, 50*ms, 270*ms, 500*ms)
 	g.onAll, g.onKernel, g.offAll, g.offKernel = 500, 250, 2700, 270
-	if f, lb := g.estimate(); f < 25.0/268-1e-9 || f > 25.0/268+1e-9 || lb {
-		t.Errorf("from samples: estimate = %v, %v; want %v, false", f, lb, 25.0/268)
+	if f, why := g.estimate(); f < 25.0/268-1e-9 || f > 25.0/268+1e-9 || why != "" {
+		t.Errorf("from samples: estimate = %v, %q; want %v, not a lower bound", f, why, 25.0/268)
 	}
 	// Probes that took more than half of the attached CPU time, by the
 	// samples (60% in kernel mode) or by their hits' cost (30ms of 50ms):
 	// a loop doing little but map operations, whose counts are lower bounds.
 	g.onKernel = 300
-	if _, lb := g.estimate(); !lb {
-		t.Errorf("60%% of the attached samples in kernel mode: not a lower bound")
+	if _, why := g.estimate(); why != Slowed {
+		t.Errorf("60%% of the attached samples in kernel mode: %q, want %q", why, Slowed)
 	}
 	g.onKernel, g.onHits = 250, 30
-	if _, lb := g.estimate(); !lb {
-		t.Errorf("hits costing 60%% of the attached CPU time: not a lower bound")
+	if _, why := g.estimate(); why != Slowed {
+		t.Errorf("hits costing 60%% of the attached CPU time: %q, want %q", why, Slowed)
 	}
 	g.onHits = 10
 	// Too few samples attached, or a period's samples not read: the hits'
@@ -120,8 +121,8 @@ func TestEstimate(t *testing.T) {
 	if f, _ := g.estimate(); f < 40.0/310-1e-9 || f > 40.0/310+1e-9 {
 		t.Errorf("with samples lost: estimate = %v, want %v", f, 40.0/310)
 	}
-	if f, lb := New(Config{Budget: 1}).estimate(); f != 1 || lb {
-		t.Errorf("always attached: %v, %v", f, lb)
+	if f, why := New(Config{Budget: 1}).estimate(); f != 1 || why != "" {
+		t.Errorf("always attached: %v, %q", f, why)
 	}
 }
 
@@ -304,6 +305,25 @@ func (f *fakeTarget) startWith(t *testing.T, cfg Config) *Governor {
 // TestRunCycles: each window must end once it has spent its allowance, hits
 // while the probes attach and detach included, and the probes must end
 // detached.
+func TestMutexBudget(t *testing.T) {
+	maps := New(Config{Budget: 0.05, Maps: &Group{}, Mutex: &Group{}})
+	alone := New(Config{Budget: 0.05, Mutex: &Group{}})
+	for _, c := range []struct {
+		g     *Governor
+		fixed float64
+		want  float64
+	}{
+		{maps, 0, 0.0375},
+		{maps, 0.0144, 0.0267}, // the demo's samples take theirs first
+		{alone, 0.01, 0.04},    // no map windows to keep a quarter for
+		{alone, 0.06, 0},       // the fixed costs took it all
+	} {
+		if got := c.g.MutexBudget(c.fixed); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("MutexBudget(%g) = %g, want %g", c.fixed, got, c.want)
+		}
+	}
+}
+
 func TestRunCycles(t *testing.T) {
 	for _, link := range []time.Duration{0, 5 * time.Millisecond} {
 		f := &fakeTarget{maps: fakeGroup{link: link}}

@@ -152,6 +152,11 @@ type Overhead struct {
 	// probes took most of the sampled windows (a loop doing little but map
 	// operations), so the target's work in them could not be measured.
 	MapCountsLowerBound bool `json:"map_counts_lower_bound"`
+	// MapCountsLowerBoundWhy says why: "slowed" (the probes slowed the
+	// target's work while attached) or "short-windows" (the windows were
+	// cut too soon after their attach to be measured). Empty when the
+	// counts are not lower bounds, and in reports from before.
+	MapCountsLowerBoundWhy string `json:"map_counts_lower_bound_why,omitempty"`
 	// HitCostNS is the calibrated cost of one probe hit.
 	HitCostNS float64 `json:"hit_cost_ns"`
 	// HitCostFactor is a hit's cost measured in the target (its extra
@@ -189,8 +194,9 @@ type Overhead struct {
 	// spend the budget first.
 	MutexRatio float64 `json:"mutex_ratio"`
 	// MutexBudget is the share of the target's CPU time the mutex probes
-	// may spend: Budget, less the quarter the map windows keep when maps
-	// are traced too. 0 with no budget, and in reports from before.
+	// may spend: Budget less the fixed costs' share, less the quarter the
+	// map windows keep when maps are traced too. 0 with no budget, and in
+	// reports from before.
 	MutexBudget float64 `json:"mutex_budget,omitempty"`
 	// MutexCountsScaled says the mutex probes alone cost more than their
 	// budget and were duty-cycled: mutex counts and wait times are

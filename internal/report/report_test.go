@@ -142,14 +142,17 @@ func TestTextMapFraction(t *testing.T) {
 	for _, tc := range []struct {
 		fraction float64
 		lower    bool
+		why      string
 		want     string
 	}{
-		{1, false, ""},
-		{0.121, false, "maps: counts scaled from the 12.1% of operations probed\n"},
-		{0.022, true, "maps: counts scaled from the 2.2% of operations probed (may be undercounted: busy target)\n"},
-		{0, false, "maps: no operation probed within the budget (map CPU time is from samples)\n"},
+		{1, false, "", ""},
+		{0.121, false, "", "maps: counts scaled from the 12.1% of operations probed\n"},
+		{0.022, true, "slowed", "maps: counts scaled from the 2.2% of operations probed (lower bounds: the probes slowed the target)\n"},
+		{0.003, true, "short-windows", "maps: counts scaled from the 0.3% of operations probed (lower bounds: windows too short to measure)\n"},
+		{0, false, "", "maps: no operation probed within the budget (map CPU time is from samples)\n"},
 	} {
-		r := &Report{Overhead: Overhead{MapSamplingFraction: tc.fraction, MapCountsLowerBound: tc.lower}, CPU: CPU{Samples: 100, Seconds: 1}}
+		r := &Report{Overhead: Overhead{MapSamplingFraction: tc.fraction, MapCountsLowerBound: tc.lower, MapCountsLowerBoundWhy: tc.why},
+			CPU: CPU{Samples: 100, Seconds: 1}}
 		var b strings.Builder
 		if err := WriteText(&b, r); err != nil {
 			t.Fatal(err)

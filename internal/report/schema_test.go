@@ -83,7 +83,7 @@ func fullReport() *Report {
 		Target:  Target{PID: 1234, Exe: "/srv/bin/server", GoVersion: "go1.26.8", Arch: "amd64", Module: "example.com/server", CPUs: 2},
 		Window:  Window{Start: start, End: start.Add(12500 * time.Millisecond), Seconds: 12.5},
 		EndedBy: EndedByTargetExit,
-		Overhead: Overhead{ProbeHits: 5078, EstCostSeconds: 0.027, MapSamplingFraction: 0.725, MapCountsLowerBound: true,
+		Overhead: Overhead{ProbeHits: 5078, EstCostSeconds: 0.027, MapSamplingFraction: 0.725, MapCountsLowerBound: true, MapCountsLowerBoundWhy: "slowed",
 			HitCostNS: 5330, HitCostFactor: 1.3, MapHitCostNS: 5400, MutexHitCostNS: 6800, OwnCPUSeconds: 0.2, OwnChargedSeconds: 0.01, SamplerSeconds: 0.05, SampleCostNS: 25000, SampleProgramNS: 1200, Ratio: 0.098, MutexRatio: 0.02,
 			MutexBudget: 0.0375, MutexCountsScaled: true, MutexSamplingFraction: 0.4, Budget: 0.05, LostEvents: 1},
 		Mutexes: []Mutex{

@@ -77,8 +77,11 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 		b.WriteString("\n")
 	} else if f < 1 {
 		fmt.Fprintf(b, "maps: counts scaled from the %.1f%% of operations probed", 100*f)
-		if r.Overhead.MapCountsLowerBound {
-			b.WriteString(" (may be undercounted: busy target)")
+		switch {
+		case r.Overhead.MapCountsLowerBoundWhy == "short-windows":
+			b.WriteString(" (lower bounds: windows too short to measure)")
+		case r.Overhead.MapCountsLowerBound:
+			b.WriteString(" (lower bounds: the probes slowed the target)")
 		}
 		b.WriteString("\n")
 	}

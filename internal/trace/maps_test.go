@@ -296,13 +296,13 @@ func TestGovernorSampling(t *testing.T) {
 			}
 			o := r.Overhead
 			ratio := float64(m.Reads) / truth
-			t.Logf("%s: sampling fraction %.4f (lower bound %v), estimated reads %d, true %.0f, ratio %.3f, overhead ratio %.4f",
-				tc.cmd, o.MapSamplingFraction, o.MapCountsLowerBound, m.Reads, truth, ratio, o.Ratio)
+			t.Logf("%s: sampling fraction %.4f (lower bound %q), estimated reads %d, true %.0f, ratio %.3f, overhead ratio %.4f",
+				tc.cmd, o.MapSamplingFraction, o.MapCountsLowerBoundWhy, m.Reads, truth, ratio, o.Ratio)
 			if o.MapSamplingFraction <= 0 || o.MapSamplingFraction >= 0.95 {
 				t.Errorf("sampling fraction %v: want duty-cycled probes", o.MapSamplingFraction)
 			}
-			if o.MapCountsLowerBound != tc.lowerBound {
-				t.Errorf("lower bound %v, want %v", o.MapCountsLowerBound, tc.lowerBound)
+			if o.MapCountsLowerBound != tc.lowerBound || (o.MapCountsLowerBoundWhy != "") != tc.lowerBound {
+				t.Errorf("lower bound %v (%q), want %v", o.MapCountsLowerBound, o.MapCountsLowerBoundWhy, tc.lowerBound)
 			}
 			if tc.lowerBound && ratio > 1.2 || !tc.lowerBound && (ratio < 0.6 || ratio > 1.6) {
 				t.Errorf("estimated reads %d vs true %.0f: ratio %.2f", m.Reads, truth, ratio)

@@ -646,7 +646,8 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	if s.mapObjs != nil {
 		frac := s.gov.Fraction()
 		r.Overhead.MapSamplingFraction = frac
-		r.Overhead.MapCountsLowerBound = s.gov.LowerBound()
+		why := s.gov.LowerBound()
+		r.Overhead.MapCountsLowerBound, r.Overhead.MapCountsLowerBoundWhy = why != "", string(why)
 		mapHits = sum(collector.Hits(s.mapObjs.Hits, s.mapPlan))
 		fatalHits = sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
 		r.Overhead.ProbeHits += mapHits + fatalHits
@@ -699,10 +700,12 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 		own, charged = s.gov.Own()
 	}
 	mutexTime := time.Duration(mutexHits) * mutexCost
-	cost := mutexTime + time.Duration(mapHits)*mapCost + time.Duration(fatalHits)*fixedCost + sampling + charged
+	fixed := time.Duration(fatalHits)*fixedCost + sampling + charged
+	cost := mutexTime + time.Duration(mapHits)*mapCost + fixed
+	used := s.cpu.used()
 	r.Overhead.Budget = s.opts.Overhead / 100
-	if s.gov != nil && s.mutexObjs != nil && r.Overhead.Budget < 1 {
-		r.Overhead.MutexBudget = s.gov.MutexBudget()
+	if s.gov != nil && s.mutexObjs != nil && r.Overhead.Budget < 1 && used > 0 {
+		r.Overhead.MutexBudget = s.gov.MutexBudget(fixed.Seconds() / used.Seconds())
 	}
 	r.Overhead.HitCostNS = float64(s.cal.Hit.Nanoseconds())
 	r.Overhead.HitCostFactor = factor
@@ -716,7 +719,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	r.Overhead.OwnChargedSeconds = charged.Seconds()
 	r.Overhead.SamplerSeconds = sampling.Seconds()
 	r.Overhead.EstCostSeconds = cost.Seconds()
-	if used := s.cpu.used(); used > 0 {
+	if used > 0 {
 		r.Overhead.Ratio = cost.Seconds() / used.Seconds()
 		r.Overhead.MutexRatio = mutexTime.Seconds() / used.Seconds()
 	}
