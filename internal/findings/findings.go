@@ -1108,9 +1108,13 @@ func manyKeys(m report.Map) bool {
 	return n >= 3
 }
 
-// topKey is the most used real key and its share of the keyed operations.
+// topKey is the most used real key and its share of the keyed operations;
+// none in a map whose keys were used alike.
 func topKey(m report.Map) (report.HotKey, float64, bool) {
 	var best report.HotKey
+	if report.KeysAlike(m) {
+		return best, 0, false
+	}
 	found := false
 	for _, k := range m.HotKeys {
 		if k.Key == report.OtherKey {

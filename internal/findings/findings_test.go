@@ -451,6 +451,21 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			// Three keys at a third each: none is hot, and sharding by
+			// key spreads them.
+			name: "contended mutex guarding a write-hot map of keys used alike",
+			edit: func(r *report.Report) {
+				r.Mutexes = []report.Mutex{ordersMu}
+				m := ordersMap(report.HotKey{Key: "41", Count: 3400})
+				m.HotKeys = []report.HotKey{m.HotKeys[0], {Key: "42", Count: 3300}, {Key: "43", Count: 3300}}
+				r.Maps = []report.Map{m}
+			},
+			want: []want{
+				{report.SeverityWarning, "main.ordersMu: goroutines waited 200.00ms for it in 10.0s", nil,
+					[]string{"write-hot (90% of its operations are writes) with keys spread out"}, 0.2, false},
+			},
+		},
+		{
 			name: "contended mutex with no map and no name: shorten the critical section",
 			edit: func(r *report.Report) {
 				m := ordersMu

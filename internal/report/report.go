@@ -493,6 +493,23 @@ func (m Map) Label() string {
 // OtherKey is the hot key that stands for the keys not listed.
 const OtherKey = "other"
 
+// KeysAlike says whether a map's keys were used about alike: every key it
+// was used with is listed (none counted as other), and the most used has
+// under 1.5 times the mean share. Such a map has no hot key, however few
+// its keys: four subscribers' clients at 25% each are not four hot keys.
+func KeysAlike(m Map) bool {
+	var n, top, sum uint64
+	for _, k := range m.HotKeys {
+		if k.Key == OtherKey {
+			return false
+		}
+		n++
+		sum += k.Count
+		top = max(top, k.Count)
+	}
+	return n > 0 && 2*top*n < 3*sum
+}
+
 // HotKey is a frequently used map key.
 type HotKey struct {
 	Key   string `json:"key"`

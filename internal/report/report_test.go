@@ -184,12 +184,20 @@ func TestTextHotKeys(t *testing.T) {
 			HotKeys: []HotKey{{"region", 4000}, {OtherKey, 5550}, {"zone", 450}}},
 		{Name: "main.families", Type: "map[string]int", KeyType: "string", Reads: 6000, Writes: 4000,
 			HotKeys: []HotKey{{"net_conntrack_dialer_conn_failed_total", 100}, {"go_goroutines", 100}, {OtherKey, 9800}}},
+		// nats-server's: each of four subscribers' clients at 25%.
+		{Type: "map[*server.client]struct {}", KeyType: "pointer", Reads: 9600, Writes: 400,
+			HotKeys: []HotKey{{"0x14cc0bbec08", 2510}, {"0x14cc0bc0708", 2500}, {"0x14cc0c65608", 2500}, {"0x14cc0c67108", 2490}}},
+		// nats-server's subjects: every key listed, one used twice as much as the mean.
+		{Type: "map[string]*server.SublistResult", KeyType: "string", Reads: 10000,
+			HotKeys: []HotKey{{"bench.0", 4550}, {"bench.2", 2740}, {"bench.3", 1490}, {"bench.1", 1010}, {"$SYS.ACCOUNT.$G.CONN", 210}}},
 	}}
 	var b strings.Builder
 	if err := WriteText(&b, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"no hot key: each has under 5% of the operations", "hot keys: region 40%, other 56%\n"} {
+	for _, want := range []string{"no hot key: each has under 5% of the operations", "hot keys: region 40%, other 56%\n",
+		"      keys: 0x14cc0bbec08 25%, 0x14cc0bc0708 25%, 0x14cc0c65608 25%, 0x14cc0c67108 25%\n",
+		"hot keys: bench.0 46%, bench.2 27%, bench.3 15%, bench.1 10%\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, b.String())
 		}

@@ -329,7 +329,8 @@ func (t *text) maps(ms []Map, fraction float64) {
 		if len(m.HotKeys) > 0 {
 			// A key under 5% of the operations is not hot: a map of
 			// one-off keys (IDs, hashes) has none, nor one of a hundred
-			// keys used alike (1% each), and says so.
+			// keys used alike (1% each), and says so. A few keys used
+			// alike are listed, but not as hot.
 			total := m.Reads + m.Writes + m.Deletes
 			keys := make([]string, 0, 5)
 			hot := false
@@ -340,9 +341,12 @@ func (t *text) maps(ms []Map, fraction float64) {
 				keys = append(keys, fmt.Sprintf("%s %s", clip(k.Key, 40), share(k.Count, total)))
 				hot = hot || k.Key != OtherKey
 			}
-			if hot {
+			switch {
+			case hot && KeysAlike(m):
+				wrap(b, "      keys: "+strings.Join(keys, ", "), "        ")
+			case hot:
 				wrap(b, "      hot keys: "+strings.Join(keys, ", "), "        ")
-			} else {
+			default:
 				b.WriteString("      no hot key: each has under 5% of the operations\n")
 			}
 		}
