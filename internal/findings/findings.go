@@ -114,18 +114,22 @@ func Analyze(r *report.Report) []report.Finding {
 	return a.ranked()
 }
 
-// Kinds of finding, which decide where it ranks.
+// Classes of finding, in the order they rank: correctness first, whatever
+// it costs; then what costs time, by cost; what may be wrong, not seen to
+// be; what is about the trace itself; and what the report's header says
+// already (JSON only).
 const (
-	correctness = iota // ranked first, whatever it costs
-	cost               // ranked by cost
-	risk               // may be wrong, not seen to be: after what costs time
-	tracing            // about the trace itself, not the target
-	note               // about the trace, and said in the report's header: JSON only
+	correctness = report.ClassCorrectness
+	cost        = report.ClassCost
+	risk        = report.ClassRisk
+	tracing     = report.ClassTracing
+	note        = report.ClassNote
 )
+
+var classRank = map[string]int{correctness: 0, cost: 1, risk: 2, tracing: 3, note: 4}
 
 type finding struct {
 	report.Finding
-	kind int
 	base float64 // the seconds its cost is a share of
 }
 
@@ -133,17 +137,17 @@ type finding struct {
 func (a *analysis) ranked() []report.Finding {
 	for i := range a.out {
 		f := &a.out[i]
-		f.BelowThreshold = f.kind == note || f.kind == cost && (f.base <= 0 || f.CostSeconds < thresholdShare*f.base)
+		f.BelowThreshold = f.Class == note || f.Class == cost && (f.base <= 0 || f.CostSeconds < thresholdShare*f.base)
 	}
 	sort.SliceStable(a.out, func(i, j int) bool {
 		x, y := a.out[i], a.out[j]
 		if x.BelowThreshold != y.BelowThreshold {
 			return !x.BelowThreshold
 		}
-		if x.kind != y.kind {
-			return x.kind < y.kind // correctness, cost, tracing, note
+		if x.Class != y.Class {
+			return classRank[x.Class] < classRank[y.Class]
 		}
-		if x.kind == correctness {
+		if x.Class == correctness {
 			return rank(x.Severity) < rank(y.Severity)
 		}
 		return x.CostSeconds > y.CostSeconds
@@ -190,10 +194,10 @@ type analysis struct {
 	judged map[string]bool
 }
 
-func (a *analysis) add(kind int, severity, title, detail, advice string, costSeconds, base float64) {
+func (a *analysis) add(class, severity, title, detail, advice string, costSeconds, base float64) {
 	a.out = append(a.out, finding{
-		Finding: report.Finding{Severity: severity, Title: title, Detail: detail, Advice: advice, CostSeconds: costSeconds},
-		kind:    kind, base: base,
+		Finding: report.Finding{Severity: severity, Class: class, Title: title, Detail: detail, Advice: advice, CostSeconds: costSeconds},
+		base:    base,
 	})
 }
 

@@ -541,12 +541,24 @@ type RaceSide struct {
 	Stack []string `json:"stack"`
 }
 
+// Finding classes: what a finding is about.
+const (
+	ClassCorrectness = "correctness" // the target died, or a map was raced
+	ClassCost        = "cost"        // time the target lost: mutex waits, CPU in map operations
+	ClassRisk        = "risk"        // may be wrong, not seen to be
+	ClassTracing     = "tracing"     // about the trace itself, not the target
+	ClassNote        = "note"        // about the trace, and said in the report's header
+)
+
 // Finding is a ranked conclusion with its evidence and a fix.
 type Finding struct {
 	Severity string `json:"severity"`
-	Title    string `json:"title"`
-	Detail   string `json:"detail"`
-	Advice   string `json:"advice"`
+	// Class is what the finding is about (Class*); empty in reports from
+	// before it was kept.
+	Class  string `json:"class,omitempty"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+	Advice string `json:"advice"`
 	// CostSeconds is what the finding cost over the window: goroutine-time
 	// blocked for a mutex, CPU time for map work; 0 for correctness.
 	CostSeconds float64 `json:"cost_seconds"`

@@ -211,3 +211,39 @@ func TestTextHotKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestTextSummary: the summary lists the target's problems, by cost or
+// class, and not what the findings say about the trace (nats-server's
+// third line was "correctness mutex figures are estimates").
+func TestTextSummary(t *testing.T) {
+	r := &Report{Version: Version, Overhead: Overhead{MapSamplingFraction: 1}, Findings: []Finding{
+		{Severity: SeverityCritical, Class: ClassCorrectness, Title: "concurrent map access (write/write) on main.m"},
+		{Severity: SeverityWarning, Class: ClassCost, Title: "main.mu: goroutines waited 3.69s for it in 8.0s", CostSeconds: 3.69},
+		{Severity: SeverityWarning, Class: ClassRisk, Title: "main.n is written by goroutines in turn"},
+		{Severity: SeverityInfo, Class: ClassTracing, Title: "mutex figures are estimates"},
+		{Severity: SeverityInfo, Class: ClassNote, Title: "map counts are estimates"},
+	}}
+	var b strings.Builder
+	if err := WriteText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	text := b.String()
+	want := "SUMMARY (top problems; cost over the window)\n" +
+		"  1. correctness concurrent map access (write/write) on main.m\n" +
+		"  2. 3.69s       main.mu: goroutines waited 3.69s for it in 8.0s\n" +
+		"  3. risk        main.n is written by goroutines in turn\n\n"
+	if !strings.Contains(text, want) {
+		t.Errorf("text report lacks\n%s\n%s", want, text)
+	}
+	if !strings.Contains(text, "[INFO] mutex figures are estimates") {
+		t.Errorf("the tracing finding is not among the findings:\n%s", text)
+	}
+	r.Findings = r.Findings[3:]
+	b.Reset()
+	if err := WriteText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "SUMMARY: nothing costs 1% of the window or more; no race seen\n") {
+		t.Errorf("only findings about the trace, but a summary of problems:\n%s", b.String())
+	}
+}

@@ -114,7 +114,7 @@ func fullReport() *Report {
 		},
 		Races: []Race{{Map: "0xc000abcdef", Name: "main.inventory", MapID: "main.inventory", Kind: "write/write", Count: 1,
 			Sides: []RaceSide{{Goid: 27, Op: OpWrite, Stack: stack}, {Goid: 26, Op: OpWrite}}}}, // the other side's stack unknown
-		Findings: []Finding{{Severity: SeverityCritical, Title: "concurrent map writes on main.inventory",
+		Findings: []Finding{{Severity: SeverityCritical, Class: ClassCorrectness, Title: "concurrent map writes on main.inventory",
 			Detail: "goroutines 26 and 27 wrote it at once", Advice: "guard it with a mutex", CostSeconds: 0, BelowThreshold: false}},
 		CPU: CPU{Hz: 499, Samples: 4990, Seconds: 10, MapSamples: 155, MapSeconds: 0.31,
 			Sites: []CPUSite{{Frame: "main.sell (workload.go:228)", Samples: 155, Seconds: 0.31}}},

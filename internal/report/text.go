@@ -138,18 +138,27 @@ func (t *text) shown(fs []Finding) []Finding {
 	return out
 }
 
-// summary is one line for each of the top problems, with its cost.
-func (t *text) summary(fs []Finding) {
-	fs = t.shown(fs)
+// summary is one line for each of the target's top problems, with its
+// cost: not what the findings say about the trace itself.
+func (t *text) summary(all []Finding) {
+	var fs []Finding
+	for _, f := range t.shown(all) {
+		if f.Class != ClassTracing && f.Class != ClassNote {
+			fs = append(fs, f)
+		}
+	}
 	if len(fs) == 0 {
 		t.b.WriteString("\nSUMMARY: nothing costs 1% of the window or more; no race seen\n")
 		return
 	}
 	t.b.WriteString("\nSUMMARY (top problems; cost over the window)\n")
 	for i, f := range fs[:min(len(fs), 5)] {
-		c := "correctness"
-		if f.CostSeconds > 0 {
+		c := ClassCorrectness
+		switch {
+		case f.CostSeconds > 0:
 			c = Duration(uint64(f.CostSeconds * 1e9))
+		case f.Class == ClassRisk:
+			c = ClassRisk
 		}
 		prefix := fmt.Sprintf("  %d. %-11s ", i+1, c)
 		t.b.WriteString(prefix)
