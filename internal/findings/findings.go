@@ -41,6 +41,10 @@ const (
 	// map's operations are in the functions that wait for it.
 	guardedShare = 0.25
 
+	// asGoodAsExact is the share of the time (or work) probed from which
+	// counts scaled up by it are worth no finding: they move by under 1%.
+	asGoodAsExact = 0.99
+
 	// A key is hot when it takes hotKeyShare of the map's keyed operations,
 	// out of at least hotKeyMinOps.
 	hotKeyShare  = 0.30
@@ -919,7 +923,7 @@ func (a *analysis) hotKeys() {
 // sampling: counts scaled from a sample.
 func (a *analysis) sampling() {
 	f := a.r.Overhead.MapSamplingFraction
-	if f >= 0.995 || f < 0 { // 99.5% and up: as good as exact
+	if f >= asGoodAsExact || f < 0 {
 		return
 	}
 	if f == 0 {
@@ -957,6 +961,9 @@ func (a *analysis) overBudget() {
 	o := a.r.Overhead
 	if o.MutexCountsScaled {
 		f := o.MutexSamplingFraction
+		if f >= asGoodAsExact {
+			return // the header says it; scaled by under 1%, nothing to explain
+		}
 		would := o.MutexRatio / max(f, 1e-6)
 		part, theirs := o.Budget, fmt.Sprintf("the %g%% --overhead budget", 100*o.Budget)
 		if o.MutexBudget > 0 && o.MutexBudget < o.Budget {

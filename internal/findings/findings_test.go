@@ -835,6 +835,14 @@ func TestAnalyze(t *testing.T) {
 			edit: func(r *report.Report) { r.Overhead.MapSamplingFraction = 0.25 },
 		},
 		{
+			// Caddy's: cut for a moment, scaled by under 1%.
+			name: "mutex probes attached 99.2% of the time: no finding",
+			edit: func(r *report.Report) {
+				r.Overhead.Budget, r.Overhead.MutexBudget, r.Overhead.MutexRatio, r.Overhead.HitCostNS = 0.05, 0.0266, 0.013, 8000
+				r.Overhead.MutexCountsScaled, r.Overhead.MutexSamplingFraction = true, 0.992
+			},
+		},
+		{
 			name: "a sampling fraction that rounds to 100% is not worth a note",
 			edit: func(r *report.Report) {
 				r.Overhead.MapSamplingFraction = 0.9996

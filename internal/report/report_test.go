@@ -247,3 +247,25 @@ func TestTextSummary(t *testing.T) {
 		t.Errorf("only findings about the trace, but a summary of problems:\n%s", b.String())
 	}
 }
+
+// TestTextGoroutines: a goroutine's map operations are shown where some were
+// seen, and not as "0 map ops" for a waiter whose map operations all fell
+// between the map windows (every row of nats-server's, etcd's and Caddy's).
+func TestTextGoroutines(t *testing.T) {
+	r := &Report{Version: Version, Overhead: Overhead{MapSamplingFraction: 0.008}, Goroutines: []Goroutine{
+		{Goid: 99, Contentions: 2070, WaitNS: 899571379},
+		{Goid: 9, Contentions: 11, WaitNS: 377614, MapOps: 3056},
+	}}
+	var b strings.Builder
+	if err := WriteText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"  goroutine 99       waited  899.57ms in   2070 waits\n",
+		"  goroutine 9        waited   377.6µs in     11 waits;      3056 map ops\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
+}

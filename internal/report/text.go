@@ -244,7 +244,10 @@ func (t *text) goroutines(gs []Goroutine) {
 	b := &t.b
 	b.WriteString("\nGOROUTINES (top by mutex wait, then map operations)\n")
 	for _, g := range gs[:t.limit(len(gs), 5)] {
-		fmt.Fprintf(b, "  goroutine %-8d waited %9s in %6s waits; %9s map ops", g.Goid, Duration(g.WaitNS), Count(g.Contentions), Count(g.MapOps))
+		fmt.Fprintf(b, "  goroutine %-8d waited %9s in %6s waits", g.Goid, Duration(g.WaitNS), Count(g.Contentions))
+		if g.MapOps > 0 { // a waiter's map operations may all fall between the map windows
+			fmt.Fprintf(b, "; %9s map ops", Count(g.MapOps))
+		}
 		if len(g.HotKeys) > 0 {
 			keys := make([]string, 0, len(g.HotKeys))
 			for _, k := range g.HotKeys {
