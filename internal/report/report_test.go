@@ -210,6 +210,22 @@ func TestTextHotKeys(t *testing.T) {
 			t.Errorf("text report lists %q, under 5%% of its map's operations:\n%s", not, b.String())
 		}
 	}
+	r.Maps = []Map{
+		// Many keys, the top ones at 5–6% each: none stands out.
+		{Type: "map[string]int", KeyType: "string", Reads: 10000,
+			HotKeys: []HotKey{{"tenant-a", 560}, {"tenant-b", 520}, {"tenant-c", 500}, {OtherKey, 8420}}},
+		// One key only.
+		{Type: "map[string]*server.node", KeyType: "string", Reads: 891, HotKeys: []HotKey{{"bench", 891}}},
+	}
+	b.Reset()
+	if err := WriteText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"      keys: tenant-a 6%, tenant-b 5%, tenant-c 5%, other 84%\n", "      keys: bench 100%\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
 }
 
 // TestTextSummary: the summary lists the target's problems, by cost or
