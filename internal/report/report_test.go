@@ -285,3 +285,35 @@ func TestTextGoroutines(t *testing.T) {
 		}
 	}
 }
+
+// TestLockWrappers: a program's own Lock and Unlock methods, which lock a
+// field, are not where to look: etcd's readers wait in readTx.RLock, called
+// from backend.ConcurrentReadTx, and batchTxBuffered.commit releases them
+// through readTx.Unlock.
+func TestLockWrappers(t *testing.T) {
+	const pkg = "go.etcd.io/etcd/server/v3/storage/backend"
+	m := Mutex{Address: "0xc0001", Kind: KindRWMutexRead, Waiters: []Waiter{{Stack: []string{
+		"sync.runtime_SemacquireRWMutexR (/go/src/runtime/sema.go:100)",
+		"sync.(*RWMutex).RLock (/go/src/sync/rwmutex.go:72)",
+		pkg + ".(*readTx).RLock (/x/read_tx.go:130)",
+		pkg + ".(*backend).ConcurrentReadTx (/x/backend.go:270)",
+	}}}}
+	if got, want := m.Label(), "lock in backend.(*backend).ConcurrentReadTx"; got != want {
+		t.Errorf("label %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		stack []string
+		want  string
+	}{
+		{[]string{"sync.(*RWMutex).Unlock (/s.go:1)", pkg + ".(*readTx).Unlock (/x/read_tx.go:129)", pkg + ".(*batchTxBuffered).commit (/x/batch_tx.go:358)"},
+			pkg + ".(*batchTxBuffered).commit (/x/batch_tx.go:358)"},
+		// Wrappers all the way: the last one is where the stack ends.
+		{[]string{"sync.(*Mutex).Lock (/s.go:1)", "main.Lock (/m.go:3)"}, "main.Lock (/m.go:3)"},
+		// Only a method named so: MyLock is the program's own code.
+		{[]string{"sync.(*Mutex).Lock (/s.go:1)", "main.(*T).MyLock (/m.go:3)", "main.run (/m.go:9)"}, "main.(*T).MyLock (/m.go:3)"},
+	} {
+		if got := UserFrames(tc.stack)[0]; got != tc.want {
+			t.Errorf("UserFrames(%q)[0] = %q, want %q", tc.stack, got, tc.want)
+		}
+	}
+}

@@ -426,17 +426,30 @@ func (t *text) stack(stack []string, indent string) {
 }
 
 // UserFrames drops the leaf frames inside the runtime and package sync, which
-// are the same for every wait or map operation, to start at the code that
-// locked or used the map.
+// are the same for every wait or map operation, and the program's own lock
+// wrappers (a Lock or Unlock method that locks a field: etcd's
+// readTx.RLock), to start at the code that locked or used the map.
 func UserFrames(stack []string) []string {
 	for i, f := range stack {
 		fn := FrameFunc(f)
 		if !strings.HasPrefix(fn, "runtime.") && !strings.HasPrefix(fn, "sync.") &&
 			!strings.HasPrefix(fn, "internal/") && !strings.HasPrefix(fn, "sync/") {
+			for i+1 < len(stack) && lockWrapper(FrameFunc(stack[i])) {
+				i++
+			}
 			return stack[i:]
 		}
 	}
 	return stack
+}
+
+// lockWrapper says whether fn is named as a lock's method is.
+func lockWrapper(fn string) bool {
+	switch fn[strings.LastIndex(fn, ".")+1:] {
+	case "Lock", "Unlock", "RLock", "RUnlock", "TryLock", "TryRLock":
+		return true
+	}
+	return false
 }
 
 // FrameFunc is the function of a "function (file:line)" frame.
