@@ -20,6 +20,9 @@ type Mutexes struct {
 	Maps *bpf.MutexMaps
 	Plan *probes.Plan
 	Sym  *Symbolizer
+	// File, if set, names the file or socket of the internal/poll.FD at an
+	// address: a file's lock has no variable to be named by.
+	File func(fd uint64) string
 	// Share, if set, is the share of the trace in which a wait of a given
 	// length could be seen, the mutex probes having been duty-cycled
 	// (governor.MutexShare): counts and wait times are scaled up by it,
@@ -59,7 +62,7 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 			a = &mutexAgg{
 				m: report.Mutex{
 					Address: fmt.Sprintf("%#x", id.addr),
-					Name:    c.Sym.Global(id.addr),
+					Name:    c.name(id),
 					Kind:    id.kind,
 				},
 				semas:   map[uint64]bool{},
@@ -144,6 +147,20 @@ func (c *Mutexes) Collect() ([]report.Mutex, []report.Goroutine, error) {
 	return out, gs, err
 }
 
+// name is a mutex's variable, or a file lock's file or socket.
+func (c *Mutexes) name(id mutexID) string {
+	switch {
+	case id.kind == report.KindFDRead || id.kind == report.KindFDWrite:
+		if c.File != nil {
+			return c.File(id.addr)
+		}
+		return ""
+	case report.FileLock(id.kind):
+		return "" // Close's semaphore: where its FD starts is not known
+	}
+	return c.Sym.Global(id.addr)
+}
+
 // scale scales a mutex's counts, wait times and histogram up for the waits
 // the duty-cycled probes could not see, by share.
 func (a *mutexAgg) scale(share func(time.Duration) float64) {
@@ -204,6 +221,8 @@ func (c *Mutexes) classify(key bpf.MutexWaitKey, walk []uint64) mutexID {
 		return mutexID{key.Sema - 12, report.KindRWMutexRead}
 	case probes.KindRWWrite:
 		return mutexID{key.Sema - 8, report.KindRWMutexWrite}
+	case probes.KindFD:
+		return c.fileLock(key.Sema, walk)
 	}
 	// Above the park: lockSlow and the inlined Lock for a mutex, or, before
 	// Go 1.20, RWMutex.RLock/Lock parking directly.
@@ -225,6 +244,21 @@ func (c *Mutexes) classify(key bpf.MutexWaitKey, walk []uint64) mutexID {
 		break
 	}
 	return mutexID{key.Sema - 4, report.KindMutex}
+}
+
+// fileLock is the side of a file's or socket's lock (internal/poll.FD,
+// which starts with its fdMutex{state uint64; rsema, wsema uint32}) that a
+// park through poll's semaphore was for: the read side's semaphore is
+// 8-aligned, the write side's not, as the FD is. A park not in
+// fdMutex.rwlock is Close's, waiting for the file's other users.
+func (c *Mutexes) fileLock(sema uint64, walk []uint64) mutexID {
+	if f := c.callerFrames(walk); len(f) == 0 || report.FrameFunc(f[0]) != "internal/poll.(*fdMutex).rwlock" {
+		return mutexID{sema, report.KindFDClose}
+	}
+	if sema%8 == 0 {
+		return mutexID{sema - 8, report.KindFDRead}
+	}
+	return mutexID{sema - 12, report.KindFDWrite}
 }
 
 // callerFrames is the stack above the sync wrapper that parked: walk starts

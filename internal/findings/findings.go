@@ -342,6 +342,12 @@ func (a *analysis) mutexes() {
 			who = "readers waited %s for RLock"
 		case report.KindRWMutexWrite:
 			who = "writers waited %s for Lock"
+		case report.KindFDWrite:
+			who = "writers waited %s for its write lock"
+		case report.KindFDRead:
+			who = "readers waited %s for its read lock"
+		case report.KindFDClose:
+			who = "Close waited %s for its other users"
 		}
 		title := mutexLabel(*m) + ": " + fmt.Sprintf(who, report.Duration(m.WaitNS))
 		if window > 0 {
@@ -373,6 +379,26 @@ func (a *analysis) mutexes() {
 	}
 }
 
+// fileAdvice is the fix for goroutines waiting for a file's or socket's
+// lock, which each read or write holds for its system call.
+func fileAdvice(m *report.Mutex) string {
+	what := "the file or socket"
+	if m.Name != "" {
+		what = report.Short(m.Name)
+	}
+	switch m.Kind {
+	case report.KindFDWrite:
+		return fmt.Sprintf("every write to %s holds its write lock for the system call, so goroutines writing to it take turns: "+
+			"spread them over several sockets (SO_REUSEPORT, a socket per CPU, each with its own readers and writers), or hand "+
+			"the writes to one goroutine that batches them.", what)
+	case report.KindFDRead:
+		return fmt.Sprintf("every read of %s holds its read lock for the system call, so goroutines reading it take turns: "+
+			"read it from one goroutine and hand the data out, or give each reader a socket of its own (SO_REUSEPORT).", what)
+	}
+	return fmt.Sprintf("Close of %s waited for the reads and writes in flight on it: end them first (a deadline, or a "+
+		"cancelled context), or close it from the goroutine that uses it.", what)
+}
+
 // readerHandoffs is the share of hand-offs to waiting writers that readers
 // made, leaving with RUnlock; the rest were writers' Unlock.
 func readerHandoffs(hs []report.Holder) float64 {
@@ -402,6 +428,9 @@ func long(m *report.Mutex, window float64) bool {
 // mutexAdvice picks the fix for a long-waited mutex from the map its
 // waiters use, if one is found.
 func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
+	if report.FileLock(m.Kind) {
+		return fileAdvice(m), nil
+	}
 	used := a.guardedMap(m)
 	if own := a.ownCaller(m); own != "" {
 		return fmt.Sprintf("this lock is %s's, not your code's: your code reaches it from %s. Take it less often there "+

@@ -466,6 +466,21 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			// CoreDNS's: its handlers write their answers to its one UDP socket.
+			name: "goroutines waiting for a socket's write lock",
+			edit: func(r *report.Report) {
+				m := ordersMu
+				m.Name, m.Kind, m.WaitNS = "fd 8 (udp 127.0.0.1:53)", report.KindFDWrite, 2*1000*ms
+				m.Waiters = []report.Waiter{{Stack: stack("runtime.semacquire1", "internal/poll.(*fdMutex).rwlock", "net.(*netFD).writeMsg",
+					"net.(*UDPConn).WriteMsgUDP", "dns.(*response).WriteMsg"), Contentions: 900, WaitNS: 2 * 1000 * ms}}
+				r.Mutexes = []report.Mutex{m}
+			},
+			want: []want{
+				{report.SeverityWarning, "fd 8 (udp 127.0.0.1:53): writers waited 2.00s for its write lock in 10.0s", []string{"fd-write: 900 waits"},
+					[]string{"every write to fd 8 (udp 127.0.0.1:53) holds its write lock", "SO_REUSEPORT"}, 2, false},
+			},
+		},
+		{
 			name: "contended mutex with no map and no name: shorten the critical section",
 			edit: func(r *report.Report) {
 				m := ordersMu

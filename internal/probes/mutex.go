@@ -17,6 +17,7 @@ const (
 	KindMutex   = 1 // sync.Mutex, or the writers' mutex inside sync.RWMutex
 	KindRWRead  = 2 // RWMutex.RLock waiting for a writer
 	KindRWWrite = 3 // RWMutex.Lock waiting for readers to drain
+	KindFD      = 4 // a file's or socket's lock (internal/poll.fdMutex), or its Close
 )
 
 // A probeGroup is one thing to probe, under the names it has had across Go
@@ -26,14 +27,20 @@ type probeGroup struct {
 	names []string
 	kind  uint8
 	since int // first Go 1.x minor version that has it
+	// linkedIfUsed: the linker keeps it only in programs that use it, so
+	// a binary without it is not missing anything.
+	linkedIfUsed bool
 }
 
-// The sync wrappers through which mutexes park, each calling
-// runtime.semacquire1: the return address into one tells the mutex kind.
+// The wrappers through which mutexes park, each calling runtime.semacquire1:
+// the return address into one tells the mutex kind.
 var semacquires = []probeGroup{
-	{"mutex waits", []string{"sync.runtime_SemacquireMutex", "internal/sync.runtime_SemacquireMutex"}, KindMutex, 19},
-	{"RWMutex read waits", []string{"sync.runtime_SemacquireRWMutexR"}, KindRWRead, 20},
-	{"RWMutex write waits", []string{"sync.runtime_SemacquireRWMutex"}, KindRWWrite, 20},
+	{what: "mutex waits", names: []string{"sync.runtime_SemacquireMutex", "internal/sync.runtime_SemacquireMutex"}, kind: KindMutex, since: 19},
+	{what: "RWMutex read waits", names: []string{"sync.runtime_SemacquireRWMutexR"}, kind: KindRWRead, since: 20},
+	{what: "RWMutex write waits", names: []string{"sync.runtime_SemacquireRWMutex"}, kind: KindRWWrite, since: 20},
+	// Goroutines reading or writing one file or socket at once: a UDP
+	// server's handlers writing their answers to its one socket.
+	{what: "file lock waits", names: []string{"internal/poll.runtime_Semacquire"}, kind: KindFD, since: 19, linkedIfUsed: true},
 }
 
 // park is where a goroutine parks on a semaphore: semacquire1's call of
@@ -41,13 +48,13 @@ var semacquires = []probeGroup{
 // millions of times a second under contention, the wrappers' entries fire
 // for every acquire, and semacquire1's slow path, entered 8× as often as it
 // parks in nats-server, mostly finds the semaphore released by then.
-var park = probeGroup{"mutex parks", []string{"runtime.semacquire1"}, 0, 19}
+var park = probeGroup{what: "mutex parks", names: []string{"runtime.semacquire1"}, since: 19}
 
 // wakeup is where a releaser makes a parked waiter runnable, the end of its
 // wait: semrelease1's call of readyWithTime (out of line in every Go release
 // from 1.19). The call, not readyWithTime's entry: sync.Cond wakes its
 // waiters through readyWithTime too, often, and they are not mutex waits.
-var wakeup = probeGroup{"mutex wake-ups", []string{"runtime.semrelease1"}, 0, 19}
+var wakeup = probeGroup{what: "mutex wake-ups", names: []string{"runtime.semrelease1"}, since: 19}
 
 // The callees of the probed calls: the kernel emulates a probed call, so the
 // target resumes from the probe at the callee's first instruction.
@@ -240,11 +247,14 @@ func eachName(bin *symbols.Binary, g probeGroup, minor int, p *Plan, f func(name
 		}
 		found = true
 	}
-	if !found && minor >= g.since {
+	if !found && g.expected(minor) {
 		p.Missing = append(p.Missing, fmt.Sprintf("%s (%s): not in this binary, so not traced", strings.Join(g.names, " / "), g.what))
 	}
 	return nil
 }
+
+// expected says whether a binary of Go 1.minor must have g.
+func (g probeGroup) expected(minor int) bool { return minor >= g.since && !g.linkedIfUsed }
 
 // GoMinor returns the minor version of a "go1.N[.P]" string, or 0.
 func GoMinor(v string) int {

@@ -26,7 +26,7 @@ func Inventory(bin *symbols.Binary) []SymbolStatus {
 	minor := GoMinor(bin.GoVersion)
 	var out []SymbolStatus
 	for _, g := range append(append([]probeGroup(nil), semacquires...), park, wakeup) {
-		out = append(out, inventory(bin, g.what, g.names, minor >= g.since))
+		out = append(out, inventory(bin, g.what, g.names, g.expected(minor)))
 	}
 	for _, g := range []struct {
 		what string

@@ -28,7 +28,17 @@ const (
 	KindMutex        = "mutex"
 	KindRWMutexRead  = "rwmutex-read"
 	KindRWMutexWrite = "rwmutex-write"
+	// The lock of a file or socket (internal/poll's): reads of one take
+	// its read lock, writes its write lock, and Close waits for both.
+	KindFDRead  = "fd-read"
+	KindFDWrite = "fd-write"
+	KindFDClose = "fd-close"
 )
+
+// FileLock says whether a mutex kind is a file's or socket's lock.
+func FileLock(kind string) bool {
+	return kind == KindFDRead || kind == KindFDWrite || kind == KindFDClose
+}
 
 // Map kinds.
 const (

@@ -630,7 +630,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 	var mapCallers []map[uint64]uint64
 	r.Overhead.MutexSamplingFraction = 1
 	if s.mutexObjs != nil {
-		c := &collector.Mutexes{Maps: &s.mutexObjs.MutexMaps, Plan: s.mutexPlan, Sym: s.sym}
+		c := &collector.Mutexes{Maps: &s.mutexObjs.MutexMaps, Plan: s.mutexPlan, Sym: s.sym, File: s.proc.FileAt}
 		if s.gov != nil && s.gov.MutexScaled() {
 			c.Share = s.gov.MutexShare
 			r.Overhead.MutexSamplingFraction = s.gov.MutexShare(0)

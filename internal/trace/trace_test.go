@@ -2,6 +2,7 @@ package trace_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +18,25 @@ import (
 // returns the report and the runtime's own mutex wait over the run (-1
 // before Go 1.20, which lacks the metric).
 func traceRun(t *testing.T, p *testtarget.Proc, ms int) (*report.Report, float64) {
+	t.Helper()
+	r, line := traceCommand(t, p, "run "+strconv.Itoa(ms), time.Duration(ms)*time.Millisecond+30*time.Second)
+	f := strings.Fields(line)
+	if len(f) != 2 || f[0] != "mutex_wait_seconds" {
+		t.Fatalf("target said %q", line)
+	}
+	if f[1] == "none" {
+		return r, -1
+	}
+	truth, err := strconv.ParseFloat(f[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, truth
+}
+
+// traceCommand attaches to p, sends it cmd, detaches once it answers, and
+// returns the report and the answer.
+func traceCommand(t *testing.T, p *testtarget.Proc, cmd string, timeout time.Duration) (*report.Report, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -38,25 +58,14 @@ func traceRun(t *testing.T, p *testtarget.Proc, ms int) (*report.Report, float64
 	case res := <-done:
 		t.Fatalf("trace ended before attaching: %v", res.err)
 	}
-	p.Send(t, "run "+strconv.Itoa(ms))
-	line := p.Line(t, time.Duration(ms)*time.Millisecond+30*time.Second)
+	p.Send(t, cmd)
+	line := p.Line(t, timeout)
 	cancel()
 	res := <-done
 	if res.err != nil {
 		t.Fatalf("trace: %v", res.err)
 	}
-	f := strings.Fields(line)
-	if len(f) != 2 || f[0] != "mutex_wait_seconds" {
-		t.Fatalf("target said %q", line)
-	}
-	if f[1] == "none" {
-		return res.r, -1
-	}
-	truth, err := strconv.ParseFloat(f[1], 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.r, truth
+	return res.r, line
 }
 
 func findMutex(r *report.Report, name, kind string) *report.Mutex {
@@ -87,6 +96,53 @@ func TestMutexContention(t *testing.T) {
 	for _, tc := range testtarget.Toolchains {
 		t.Run(tc, func(t *testing.T) {
 			checkContention(t, testtarget.Build(t, "../../testdata/contention", tc), true)
+		})
+	}
+}
+
+// TestFileLockWait: goroutines waiting for a file's lock (internal/poll's,
+// which each read or write of one file or socket holds) are a contended
+// lock of their own kind, named by the file. Four goroutines wait for a
+// pipe's write lock while a write to the full pipe holds it, ten times:
+// 40 waits exactly, and the time they timed themselves.
+func TestFileLockWait(t *testing.T) {
+	testtarget.NeedAttach(t)
+	for _, tc := range []string{"go1.19", "go1.22.12", "local"} {
+		t.Run(tc, func(t *testing.T) {
+			p := testtarget.Start(t, testtarget.Build(t, "../../testdata/contention", tc))
+			ms := testtarget.Stretch(100)
+			r, line := traceCommand(t, p, fmt.Sprintf("fdwrite %d 10", ms), time.Minute)
+			var truth float64
+			var waits uint64
+			var fd int
+			if _, err := fmt.Sscanf(line, "fd_wait_seconds %g waits %d fd %d", &truth, &waits, &fd); err != nil {
+				t.Fatalf("target said %q: %v", line, err)
+			}
+			var m *report.Mutex
+			for i := range r.Mutexes {
+				if report.FileLock(r.Mutexes[i].Kind) {
+					if m != nil {
+						t.Fatalf("two file locks: %+v and %+v", *m, r.Mutexes[i])
+					}
+					m = &r.Mutexes[i]
+				}
+			}
+			if m == nil {
+				t.Fatalf("no file lock among %+v", r.Mutexes)
+			}
+			if want := fmt.Sprintf("fd %d (pipe:[", fd); m.Kind != report.KindFDWrite || !strings.HasPrefix(m.Name, want) {
+				t.Errorf("file lock %q, %s; want %s…], %s", m.Name, m.Kind, want, report.KindFDWrite)
+			}
+			if !stackHas(m.Waiters, "main.fdWrite.func2") {
+				t.Errorf("waiters %+v, want main.fdWrite.func2", m.Waiters)
+			}
+			ratio := float64(m.WaitNS) / 1e9 / truth
+			t.Logf("%s: %d waits (true %d), %.3fs waited (true %.3fs): ratio %.3f", m.Name, m.Contentions, waits, float64(m.WaitNS)/1e9, truth, ratio)
+			// Each waiter timed its whole write: the park, then its wake-up
+			// and the write itself, microseconds of 100ms.
+			if m.Contentions != waits || ratio < 0.9 || ratio > 1.01 {
+				t.Errorf("%d waits for %.3fs, want %d for %.3fs", m.Contentions, float64(m.WaitNS)/1e9, waits, truth)
+			}
 		})
 	}
 }

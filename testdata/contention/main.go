@@ -2,7 +2,8 @@
 // a sync.Mutex and both sides of a sync.RWMutex for MS milliseconds (and
 // uses a small sharded map, without contending it), then
 // prints the runtime's own count of mutex wait over that run, the ground
-// truth maptrace is checked against. On "exec PATH" it execs PATH, which
+// truth maptrace is checked against. On "fdwrite MS ROUNDS" goroutines wait
+// MS for a pipe's write lock, ROUNDS times, and it prints how long. On "exec PATH" it execs PATH, which
 // keeps its pid and start time: another program in the same process.
 package main
 
@@ -190,6 +191,56 @@ func run(d time.Duration) {
 	fmt.Printf("mutex_wait_seconds %.9f\n", after-before)
 }
 
+// pipes stay open while the process runs: a report names a file's lock by
+// the file, which must still be there when it is written.
+var pipes []*os.File
+
+// fdWrite has a write to a pipe hold the pipe's write lock (internal/poll's
+// fdMutex) while the pipe is full, and four goroutines wait for that lock
+// for d, rounds times. It prints the time they waited, as they timed it
+// themselves, how many waits, and the pipe's write end.
+func fdWrite(d time.Duration, rounds int) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Println("fdwrite:", err)
+		return
+	}
+	pipes = append(pipes, r, w)
+	const waiters = 4
+	big := make([]byte, 1<<20) // many times a pipe's buffer: its write blocks, holding the lock
+	var waited time.Duration
+	var mu sync.Mutex
+	for i := 0; i < rounds; i++ {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Write(big) }()
+		time.Sleep(20 * time.Millisecond) // the pipe is full, the lock held
+		for j := 0; j < waiters; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start := time.Now()
+				w.Write([]byte{1})
+				mu.Lock()
+				waited += time.Since(start)
+				mu.Unlock()
+			}()
+		}
+		time.Sleep(d)
+		buf := make([]byte, 64<<10)
+		for n := 0; n < len(big)+waiters; {
+			k, err := r.Read(buf)
+			if err != nil {
+				fmt.Println("fdwrite:", err)
+				return
+			}
+			n += k
+		}
+		wg.Wait()
+	}
+	fmt.Printf("fd_wait_seconds %.9f waits %d fd %d\n", waited.Seconds(), waiters*rounds, w.Fd())
+}
+
 func main() {
 	fmt.Println("ready")
 	sc := bufio.NewScanner(os.Stdin)
@@ -198,6 +249,11 @@ func main() {
 		if len(f) == 2 && f[0] == "run" {
 			ms, _ := strconv.Atoi(f[1])
 			run(time.Duration(ms) * time.Millisecond)
+		}
+		if len(f) == 3 && f[0] == "fdwrite" {
+			ms, _ := strconv.Atoi(f[1])
+			rounds, _ := strconv.Atoi(f[2])
+			fdWrite(time.Duration(ms)*time.Millisecond, rounds)
 		}
 		if len(f) == 2 && f[0] == "exec" {
 			err := syscall.Exec(f[1], f[1:], os.Environ())
