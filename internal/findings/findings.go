@@ -969,7 +969,7 @@ func (a *analysis) sampling() {
 	detail := fmt.Sprintf("the map probes were attached %.1f%% of the time to stay within the --overhead budget; counts are scaled up by %.1f×, "+
 		"and races while they were off were not seen (unless fatal).", 100*f, 1/max(f, 1e-6))
 	switch {
-	case a.r.Overhead.MapCountsLowerBoundWhy == "short-windows":
+	case a.r.Overhead.MapCountsLowerBoundWhy == report.LowerBoundShortWindows:
 		detail += " Each window was cut at its first check after attaching, too soon to measure the work it covered: it is " +
 			"taken to be its share of the time, and the counts are lower bounds."
 	case a.r.Overhead.MapCountsLowerBound:

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maptrace/maptrace/internal/report"
 )
 
 // Group is probes attached and detached together.
@@ -1000,21 +1002,9 @@ func (g *Governor) mapCost() time.Duration {
 	return time.Duration(float64(g.groupCost(g.cfg.Maps)) * g.factor())
 }
 
-// Undercount says why scaled map counts are lower bounds; "" when they are
-// not.
-type Undercount string
-
-const (
-	// Slowed: the probes slowed the target's work while attached, so the
-	// windows covered less of its work than was measured.
-	Slowed Undercount = "slowed"
-	// ShortWindows: the windows were cut too soon after their attach to
-	// be measured, and the time they recorded in stands for them.
-	ShortWindows Undercount = "short-windows"
-)
-
-// LowerBound says whether, and why, the scaled counts are lower bounds.
-func (g *Governor) LowerBound() Undercount {
+// LowerBound says why the scaled counts are lower bounds
+// (report.LowerBound*), or "" where they are not.
+func (g *Governor) LowerBound() string {
 	_, why := g.estimate()
 	return why
 }
@@ -1045,7 +1035,7 @@ const (
 // its work left over is too small a difference to model.
 const minOnSamples = 50
 
-func (g *Governor) estimate() (fraction float64, why Undercount) {
+func (g *Governor) estimate() (fraction float64, why string) {
 	if g.cfg.Budget >= 1 {
 		return 1, ""
 	}
@@ -1057,7 +1047,7 @@ func (g *Governor) estimate() (fraction float64, why Undercount) {
 		// too little of what they recorded to be scaled up to it. Their
 		// share of the time they recorded in stands for it instead, and
 		// whether the probes slowed the target there is not known.
-		return min(1, float64(g.recSpan)/float64(g.wallTime)), ShortWindows
+		return min(1, float64(g.recSpan)/float64(g.wallTime)), report.LowerBoundShortWindows
 	}
 	scale := 1.0 // attaching and detaching cover part of the work too
 	if g.onHits > 0 {
@@ -1074,7 +1064,7 @@ func (g *Governor) estimate() (fraction float64, why Undercount) {
 		// are lower bounds.
 		if float64(g.onKernel) > probeDominated*float64(g.onAll) ||
 			float64(time.Duration(g.onHits)*g.mapCost()) > probeDominated*float64(g.onCPU-g.onFixed) {
-			why = Slowed
+			why = report.LowerBoundSlowed
 		}
 		return min(1, scale*onWork/(onWork+offWork)), why
 	}
@@ -1105,7 +1095,7 @@ func (g *Governor) estimate() (fraction float64, why Undercount) {
 	rateOff := float64(offCPU) / float64(offSpan)
 	busy := g.cfg.CPUs > 0 && float64(onCPU) > saturated*float64(g.cfg.CPUs)*float64(g.onSpan)
 	if busy || workOn*pacedRise < rateOff {
-		why = Slowed
+		why = report.LowerBoundSlowed
 	}
 	return fraction, why
 }

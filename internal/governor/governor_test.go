@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/maptrace/maptrace/internal/report"
 )
 
 // record sets the governor's measurements, onProbe as hits of 1ms each
@@ -28,26 +30,26 @@ func TestEstimate(t *testing.T) {
 		name                                 string
 		onCPU, onProbe, onSpan, offCPU, wall time.Duration
 		fraction                             float64
-		why                                  Undercount
+		why                                  string
 		cpus                                 int
 	}{
 		// Probes took 20ms of 50ms attached: 30ms of work against 270ms off.
 		{"work-based", 50 * ms, 20 * ms, 50 * ms, 270 * ms, 500 * ms, 0.1, "", 0},
 		// Probes took nearly all attached CPU, and the target used no more
 		// CPU attached than not (busy either way): slowed, a lower bound.
-		{"busy loop", 50 * ms, 48 * ms, 50 * ms, 450 * ms, 500 * ms, 0.1, Slowed, 0},
+		{"busy loop", 50 * ms, 48 * ms, 50 * ms, 450 * ms, 500 * ms, 0.1, report.LowerBoundSlowed, 0},
 		// Probes took most attached CPU but only added to a mostly idle
 		// target's: paced, the time share is right.
 		{"paced", 10 * ms, 8 * ms, 50 * ms, 9 * ms, 500 * ms, 0.1, "", 0},
 		// A server on several CPUs got 1.35× its CPU while attached, 80%
 		// of it the probes': its work went on at a quarter of its rate, so
 		// the windows covered less of its work than of its time.
-		{"slowed server", 135 * ms, 108 * ms, 100 * ms, 400 * ms, 500 * ms, 0.2, Slowed, 0},
+		{"slowed server", 135 * ms, 108 * ms, 100 * ms, 400 * ms, 500 * ms, 0.2, report.LowerBoundSlowed, 0},
 		// A server on 2 CPUs kept 1.6 of them busy while attached, more
 		// than half of it the probes': though its work seemed to go on at
 		// nearly its rate, the probes' time came from its work (nats-server
 		// under its load client did a tenth of its work there).
-		{"saturated server", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, Slowed, 2},
+		{"saturated server", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, report.LowerBoundSlowed, 2},
 		// The same on 8 CPUs, 6 of them to spare: paced.
 		{"server with CPUs to spare", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, "", 8},
 		// Nothing measured yet.
@@ -87,8 +89,8 @@ func TestEstimate(t *testing.T) {
 	g = newEstimator()
 	g.record(4*ms, 2*ms, 20*time.Microsecond, 8000*ms, 10000*ms)
 	g.recSpan, g.windowHits, g.edgeHits = 20*ms, 300, 500
-	if f, why := g.estimate(); f < 0.002-1e-9 || f > 0.002+1e-9 || why != ShortWindows {
-		t.Errorf("windows all edge: estimate = %v, %q; want 0.002, %q", f, why, ShortWindows)
+	if f, why := g.estimate(); f < 0.002-1e-9 || f > 0.002+1e-9 || why != report.LowerBoundShortWindows {
+		t.Errorf("windows all edge: estimate = %v, %q; want 0.002, %q", f, why, report.LowerBoundShortWindows)
 	}
 	// With samples, the work is user-mode time, whatever the hits were
 	// taken to cost: of 50ms attached, half in kernel mode (the probes,
@@ -103,12 +105,12 @@ func TestEstimate(t *testing.T) {
 	// samples (60% in kernel mode) or by their hits' cost (30ms of 50ms):
 	// a loop doing little but map operations, whose counts are lower bounds.
 	g.onKernel = 300
-	if _, why := g.estimate(); why != Slowed {
-		t.Errorf("60%% of the attached samples in kernel mode: %q, want %q", why, Slowed)
+	if _, why := g.estimate(); why != report.LowerBoundSlowed {
+		t.Errorf("60%% of the attached samples in kernel mode: %q, want %q", why, report.LowerBoundSlowed)
 	}
 	g.onKernel, g.onHits = 250, 30
-	if _, why := g.estimate(); why != Slowed {
-		t.Errorf("hits costing 60%% of the attached CPU time: %q, want %q", why, Slowed)
+	if _, why := g.estimate(); why != report.LowerBoundSlowed {
+		t.Errorf("hits costing 60%% of the attached CPU time: %q, want %q", why, report.LowerBoundSlowed)
 	}
 	g.onHits = 10
 	// Too few samples attached, or a period's samples not read: the hits'

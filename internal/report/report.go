@@ -162,10 +162,8 @@ type Overhead struct {
 	// probes took most of the sampled windows (a loop doing little but map
 	// operations), so the target's work in them could not be measured.
 	MapCountsLowerBound bool `json:"map_counts_lower_bound"`
-	// MapCountsLowerBoundWhy says why: "slowed" (the probes slowed the
-	// target's work while attached) or "short-windows" (the windows were
-	// cut too soon after their attach to be measured). Empty when the
-	// counts are not lower bounds, and in reports from before.
+	// MapCountsLowerBoundWhy says why (LowerBound*). Empty when the counts
+	// are not lower bounds, and in reports from before.
 	MapCountsLowerBoundWhy string `json:"map_counts_lower_bound_why,omitempty"`
 	// HitCostNS is the calibrated cost of one probe hit.
 	HitCostNS float64 `json:"hit_cost_ns"`
@@ -559,6 +557,16 @@ type RaceSide struct {
 	Op    string   `json:"op"`
 	Stack []string `json:"stack"`
 }
+
+// Why scaled map counts are lower bounds.
+const (
+	// LowerBoundSlowed: the probes slowed the target's work while
+	// attached, so the windows covered less of it than was measured.
+	LowerBoundSlowed = "slowed"
+	// LowerBoundShortWindows: the windows were cut too soon after their
+	// attach to be measured, and the time they recorded in stands for them.
+	LowerBoundShortWindows = "short-windows"
+)
 
 // Finding classes: what a finding is about.
 const (

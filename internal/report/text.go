@@ -78,7 +78,7 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 	} else if f < 1 {
 		fmt.Fprintf(b, "maps: counts scaled from the %.1f%% of operations probed", 100*f)
 		switch {
-		case r.Overhead.MapCountsLowerBoundWhy == "short-windows":
+		case r.Overhead.MapCountsLowerBoundWhy == LowerBoundShortWindows:
 			b.WriteString(" (lower bounds: windows too short to measure)")
 		case r.Overhead.MapCountsLowerBound:
 			b.WriteString(" (lower bounds: the probes slowed the target)")

@@ -647,7 +647,7 @@ func (s *session) collect(end time.Time, final bool) (*report.Report, error) {
 		frac := s.gov.Fraction()
 		r.Overhead.MapSamplingFraction = frac
 		why := s.gov.LowerBound()
-		r.Overhead.MapCountsLowerBound, r.Overhead.MapCountsLowerBoundWhy = why != "", string(why)
+		r.Overhead.MapCountsLowerBound, r.Overhead.MapCountsLowerBoundWhy = why != "", why
 		mapHits = sum(collector.Hits(s.mapObjs.Hits, s.mapPlan))
 		fatalHits = sum(collector.Hits(s.mapObjs.Hits, s.fatalPlan))
 		r.Overhead.ProbeHits += mapHits + fatalHits
