@@ -999,9 +999,9 @@ func (a *analysis) overBudget() {
 			part = o.MutexBudget
 			theirs = fmt.Sprintf("the %.3g%% of the %g%% --overhead budget left to them", 100*part, 100*o.Budget)
 		}
-		own := ownShare(o)
+		own := cpuShare(o, o.OwnChargedSeconds)
 		var took []string
-		if s := samplerShare(o); s > 0 {
+		if s := cpuShare(o, o.SamplerSeconds); s > 0 {
 			took = append(took, fmt.Sprintf("the CPU-clock samples took %.2f%% of the target's CPU", 100*s))
 		}
 		if own > 0 {
@@ -1045,22 +1045,13 @@ func (a *analysis) overBudget() {
 		"keep such traces short (-d 10s), or trace maps alone with --no-mutex.", o.EstCostSeconds, 0)
 }
 
-// ownShare is the part of the estimated overhead that is maptrace's own
-// CPU time, as a share of the target's CPU time.
-func ownShare(o report.Overhead) float64 {
+// cpuShare is seconds of the estimated overhead (maptrace's charged CPU
+// time, the CPU-clock samples' time) as a share of the target's CPU time.
+func cpuShare(o report.Overhead, seconds float64) float64 {
 	if o.Ratio <= 0 || o.EstCostSeconds <= 0 {
 		return 0
 	}
-	return o.OwnChargedSeconds / (o.EstCostSeconds / o.Ratio)
-}
-
-// samplerShare is the part of the estimated overhead that the CPU-clock
-// samples took, as a share of the target's CPU time.
-func samplerShare(o report.Overhead) float64 {
-	if o.Ratio <= 0 || o.EstCostSeconds <= 0 {
-		return 0
-	}
-	return o.SamplerSeconds / (o.EstCostSeconds / o.Ratio)
+	return seconds / (o.EstCostSeconds / o.Ratio)
 }
 
 // mutexHitCost is what a mutex probe hit cost in the target, as measured:
