@@ -407,7 +407,7 @@ const hotKeyExcess = 1.5
 
 // NewSharded sorts shards busiest first and works out their imbalance and
 // the hot key (of hot, a map's hot keys, most used first) that makes the
-// busiest shard busy, if one does.
+// busiest shard busy, if one does: none where the keys are used alike.
 func NewSharded(shards []Shard, hot []HotKey) *Sharded {
 	sh := &Sharded{Shards: shards}
 	sort.SliceStable(sh.Shards, func(i, j int) bool { return sh.Shards[i].Ops > sh.Shards[j].Ops })
@@ -421,6 +421,9 @@ func NewSharded(shards []Shard, hot []HotKey) *Sharded {
 	}
 	busiest := shards[0].Ops
 	sh.Imbalance = float64(busiest) * n / float64(total)
+	if len(hot) > 1 && KeysAlike(Map{HotKeys: hot}) {
+		return sh // no key is hot: the shards' imbalance is the hash's
+	}
 	for _, k := range hot {
 		if k.Key == OtherKey {
 			continue

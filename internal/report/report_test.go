@@ -98,22 +98,31 @@ func TestTextOptions(t *testing.T) {
 }
 
 // TestTextSharded: a sharded map's row names its shard count, and its busiest
-// shard with its lock wait and the hot key behind it.
+// shard with its lock wait and the hot key behind it; no key where the keys
+// are used alike (two metrics' label hashes at half each).
 func TestTextSharded(t *testing.T) {
-	r := &Report{Version: Version, Overhead: Overhead{MapSamplingFraction: 1}, Maps: []Map{{
-		Kind: KindSharded, Class: "main.(*shards).set", Type: "map[string]int", Maps: 16, KeyType: "string", Reads: 56000, Writes: 24000,
-		HotKeys: []HotKey{{"hot", 40000}, {"other", 40000}},
-		Sharded: NewSharded([]Shard{{Address: "0xc000070150", Ops: 42437, Mutex: "0xc0000140b0", Contentions: 4, WaitNS: 545278},
-			{Address: "0xc000070250", Ops: 37563}}, []HotKey{{"hot", 40000}}),
-	}}}
-	var b strings.Builder
-	if err := WriteText(&b, r); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"map[string]int sharded map (16 shards) from main.(*shards).set",
-		"shards: busiest 0xc000070150 with 42437 ops, 1.1× the mean, its mutex waited 545.3µs; hot key", "hot makes it busy"} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("text report lacks %q:\n%s", want, b.String())
+	for _, tc := range []struct {
+		hot  []HotKey
+		want []string
+	}{
+		{[]HotKey{{"hot", 40000}, {"k2", 20000}, {"k3", 20000}}, []string{"545.3µs; hot key\n", "hot makes it busy\n"}},
+		{[]HotKey{{"hot", 40000}, {"k2", 40000}}, []string{"545.3µs\n"}},
+	} {
+		r := &Report{Version: Version, Overhead: Overhead{MapSamplingFraction: 1}, Maps: []Map{{
+			Kind: KindSharded, Class: "main.(*shards).set", Type: "map[string]int", Maps: 16, KeyType: "string", Reads: 56000, Writes: 24000,
+			HotKeys: tc.hot,
+			Sharded: NewSharded([]Shard{{Address: "0xc000070150", Ops: 42437, Mutex: "0xc0000140b0", Contentions: 4, WaitNS: 545278},
+				{Address: "0xc000070250", Ops: 37563}}, tc.hot),
+		}}}
+		var b strings.Builder
+		if err := WriteText(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range append([]string{"map[string]int sharded map (16 shards) from main.(*shards).set",
+			"shards: busiest 0xc000070150 with 42437 ops, 1.1× the mean, its mutex waited 545.3µs"}, tc.want...) {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("text report lacks %q:\n%s", want, b.String())
+			}
 		}
 	}
 }
@@ -289,7 +298,7 @@ func TestTextGoroutines(t *testing.T) {
 // TestLockWrappers: a program's own Lock and Unlock methods, which lock a
 // field, are not where to look: etcd's readers wait in readTx.RLock, called
 // from backend.ConcurrentReadTx, and batchTxBuffered.commit releases them
-// through readTx.Unlock.
+// through readTx.Unlock. Nor are net's methods below a file's lock.
 func TestLockWrappers(t *testing.T) {
 	const pkg = "go.etcd.io/etcd/server/v3/storage/backend"
 	m := Mutex{Address: "0xc0001", Kind: KindRWMutexRead, Waiters: []Waiter{{Stack: []string{
@@ -311,6 +320,13 @@ func TestLockWrappers(t *testing.T) {
 		{[]string{"sync.(*Mutex).Lock (/s.go:1)", "main.Lock (/m.go:3)"}, "main.Lock (/m.go:3)"},
 		// Only a method named so: MyLock is the program's own code.
 		{[]string{"sync.(*Mutex).Lock (/s.go:1)", "main.(*T).MyLock (/m.go:3)", "main.run (/m.go:9)"}, "main.(*T).MyLock (/m.go:3)"},
+		// A file's lock: the net methods that write the socket are not
+		// where to look either, the code that wrote is.
+		{[]string{"internal/poll.(*fdMutex).rwlock (/p.go:1)", "internal/poll.(*FD).WriteMsg (/p.go:2)", "net.(*netFD).writeMsg (/n.go:3)",
+			"net.(*UDPConn).WriteMsgUDP (/n.go:4)", "github.com/miekg/dns.(*response).WriteMsg (/d.go:5)"},
+			"github.com/miekg/dns.(*response).WriteMsg (/d.go:5)"},
+		// Without internal/poll below them, net's functions are the code.
+		{[]string{"sync.(*Mutex).Lock (/s.go:1)", "net.(*Resolver).lookupIP (/n.go:1)", "main.run (/m.go:9)"}, "net.(*Resolver).lookupIP (/n.go:1)"},
 	} {
 		if got := UserFrames(tc.stack)[0]; got != tc.want {
 			t.Errorf("UserFrames(%q)[0] = %q, want %q", tc.stack, got, tc.want)

@@ -428,19 +428,30 @@ func (t *text) stack(stack []string, indent string) {
 // UserFrames drops the leaf frames inside the runtime and package sync, which
 // are the same for every wait or map operation, and the program's own lock
 // wrappers (a Lock or Unlock method that locks a field: etcd's
-// readTx.RLock), to start at the code that locked or used the map.
+// readTx.RLock), to start at the code that locked or used the map. Below a
+// file's lock (internal/poll) it drops the net and os methods that read or
+// write it too, to start at the code that did: CoreDNS's writes to its UDP
+// socket all pass through net.(*netFD).writeMsg.
 func UserFrames(stack []string) []string {
+	file := false
 	for i, f := range stack {
 		fn := FrameFunc(f)
+		file = file || strings.HasPrefix(fn, "internal/poll.")
 		if !strings.HasPrefix(fn, "runtime.") && !strings.HasPrefix(fn, "sync.") &&
 			!strings.HasPrefix(fn, "internal/") && !strings.HasPrefix(fn, "sync/") {
-			for i+1 < len(stack) && lockWrapper(FrameFunc(stack[i])) {
+			for i+1 < len(stack) && (lockWrapper(FrameFunc(stack[i])) || file && fileMethod(FrameFunc(stack[i]))) {
 				i++
 			}
 			return stack[i:]
 		}
 	}
 	return stack
+}
+
+// fileMethod says whether fn is one of package net's or os's, which wrap
+// internal/poll's file descriptors.
+func fileMethod(fn string) bool {
+	return strings.HasPrefix(fn, "net.") || strings.HasPrefix(fn, "os.")
 }
 
 // lockWrapper says whether fn is named as a lock's method is.

@@ -136,6 +136,12 @@ func TestFileLockWait(t *testing.T) {
 			if !stackHas(m.Waiters, "main.fdWrite.func2") {
 				t.Errorf("waiters %+v, want main.fdWrite.func2", m.Waiters)
 			}
+			// The report starts at the code that wrote, not at os.(*File).Write.
+			for _, w := range m.Waiters {
+				if f := report.UserFrames(w.Stack)[0]; report.FrameFunc(f) != "main.fdWrite.func2" {
+					t.Errorf("waiter's first frame shown %q, want main.fdWrite.func2 (stack %q)", f, w.Stack)
+				}
+			}
 			ratio := float64(m.WaitNS) / 1e9 / truth
 			t.Logf("%s: %d waits (true %d), %.3fs waited (true %.3fs): ratio %.3f", m.Name, m.Contentions, waits, float64(m.WaitNS)/1e9, truth, ratio)
 			// Each waiter timed its whole write: the park, then its wake-up
