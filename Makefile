@@ -63,9 +63,9 @@ generate:
 bench:
 	$(GO) run ./bench -install -n 9 -out BENCHMARKS.md
 
-# Section 6 alone, printed: nats-server, etcd and Caddy under their load
-# clients, traced once each; REPORTS=DIR also keeps each raw report there
-# (NAME.json, NAME.txt). The first run builds etcd and Caddy (minutes).
+# Section 6 alone, printed: nats-server, etcd, Caddy and CoreDNS under their
+# load clients, traced once each; REPORTS=DIR also keeps each raw report there
+# (NAME.json, NAME.txt). The first run builds the servers (minutes).
 bench-servers:
 	@$(GO) run ./bench -only 6 -out - $(if $(REPORTS),-reports $(REPORTS))
 

@@ -58,6 +58,8 @@ type Binaries struct {
 	Caddy      string // Caddy, hey and the backend it proxies to (bench/caddy)
 	Hey        string
 	Backend    string
+	CoreDNS    string // CoreDNS and its load client (bench/coredns)
+	DNSLoad    string
 	// NatsVersion is the nats-server module version built.
 	NatsVersion string
 	// Versions are the third-party module versions built, by binary.
@@ -122,6 +124,8 @@ func build(root, tmp string, logf func(string, ...any), only ...string) (*Binari
 		{"caddy", &b.Caddy, "bench/caddy", mod, []string{"github.com/caddyserver/caddy/v2/cmd/caddy"}, "github.com/caddyserver/caddy/v2"},
 		{"hey", &b.Hey, "bench/caddy", mod, []string{"github.com/rakyll/hey"}, "github.com/rakyll/hey"},
 		{"caddy-backend", &b.Backend, "bench/caddy", mod, []string{"./backend"}, "github.com/maptrace/maptrace/bench/caddy"},
+		{"coredns", &b.CoreDNS, "bench/coredns", mod, []string{"github.com/coredns/coredns"}, "github.com/coredns/coredns"},
+		{"dns-load", &b.DNSLoad, "bench/coredns", mod, []string{"./load"}, "github.com/miekg/dns"},
 	}
 	want := map[string]bool{}
 	for _, n := range only {

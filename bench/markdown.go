@@ -655,8 +655,11 @@ func renderServers(p printer, ss []*RealServer) {
 	row("first finding names the bottleneck", func(b beforeFigures) string { return good(b.BottleneckFirst) }, func(s ReportStats) string { return good(s.BottleneckFirst) })
 	p("\nThe first finding of each report:\n\n")
 	for _, s := range ss {
-		b := realBefore[s.Name]
-		p("- %s, before: %s\n- %s, after: %s\n", s.Name, quoteOr(b.First), s.Name, quoteOr(s.Stats.First))
+		before := "not measured (added to section 6 later)"
+		if b, ok := realBefore[s.Name]; ok {
+			before = quoteOr(b.First)
+		}
+		p("- %s, before: %s\n- %s, after: %s\n", s.Name, before, s.Name, quoteOr(s.Stats.First))
 	}
 	p("\nThe mutex with the most wait in each report (this run), and where it was waited for:\n\n")
 	p("| server | mutex | kind | waits | total wait | waited for in | the known bottleneck |\n|---|---|---|---|---|---|---|\n")

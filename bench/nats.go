@@ -244,12 +244,13 @@ func topMutexes(rs []*TraceResult, k int) []NatsMutex {
 }
 
 // waitSite is the first frame of a mutex's top waiter outside the sync
-// package and the runtime: the code that asked for the lock.
+// package, the runtime and internal/poll (a file's lock): the code that
+// asked for the lock.
 func waitSite(m report.Mutex) string {
 	for _, w := range m.Waiters {
 		for _, f := range w.Stack {
 			fn := report.FrameFunc(f)
-			if strings.HasPrefix(fn, "sync.") || strings.HasPrefix(fn, "internal/sync.") || strings.HasPrefix(fn, "runtime.") {
+			if strings.HasPrefix(fn, "sync.") || strings.HasPrefix(fn, "internal/sync.") || strings.HasPrefix(fn, "internal/poll.") || strings.HasPrefix(fn, "runtime.") {
 				continue
 			}
 			return f

@@ -217,6 +217,17 @@ var serverDefs = []serverDef{
 		bottleneck: []string{"http.(*Transport).tryPutIdleConn", "http.(*Transport).queueForIdleConn"},
 		start:      startCaddy,
 	},
+	{
+		name: "coredns", module: "github.com/coredns/coredns", bins: []string{"coredns", "dns-load"},
+		load: fmt.Sprintf("bench/coredns/load (miekg/dns): %d clients, each on its own UDP socket, query A records of %d hosts of a zone "+
+			"(the `file` plugin behind `cache`), the names Zipf-distributed (s = 1.2)", dnsClients, dnsHosts),
+		unit: "answers/s",
+		// The write lock of the one UDP socket every answer is written to:
+		// each write holds it for its system call. The harness sees it
+		// waited for in net's write; the report names its caller, miekg/dns's.
+		bottleneck: []string{"net.(*netFD).writeMsg", "dns.WriteToSessionUDP"},
+		start:      startCoreDNS,
+	},
 }
 
 // serverBins are the binaries every server needs, for build().
@@ -324,7 +335,7 @@ func saveReports(dir string, rs *RealServer) error {
 }
 
 func binOf(b *Binaries, name string) string {
-	return map[string]string{"nats-server": b.NatsServer, "etcd": b.Etcd, "caddy": b.Caddy}[name]
+	return map[string]string{"nats-server": b.NatsServer, "etcd": b.Etcd, "caddy": b.Caddy, "coredns": b.CoreDNS}[name]
 }
 
 // child is a process the harness started and alone stops, by its own pid.
@@ -591,6 +602,70 @@ func startCaddy(b *Binaries, dir string) (*server, error) {
 			detail = "some requests failed"
 		}
 		return v, detail, err
+	}
+	return s, nil
+}
+
+// CoreDNS's load: clients and the zone's hosts.
+const (
+	dnsClients = 32
+	dnsHosts   = 1000
+)
+
+// corefile serves one zone from a file, behind a cache, on one loopback
+// UDP and TCP port; nothing else listens (no health, metrics or pprof
+// endpoints unless configured).
+const corefile = `example.org.:%d {
+	bind 127.0.0.1
+	cache 30
+	file %s example.org.
+}
+`
+
+func startCoreDNS(b *Binaries, dir string) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	var zone strings.Builder
+	zone.WriteString("$ORIGIN example.org.\n$TTL 3600\n@ IN SOA ns.example.org. admin.example.org. 1 7200 3600 1209600 3600\n@ IN NS ns.example.org.\nns IN A 127.0.0.1\n")
+	for i := range dnsHosts {
+		fmt.Fprintf(&zone, "host%d IN A 10.%d.%d.%d\n", i, i>>16&255, i>>8&255, i&255)
+	}
+	db, conf := filepath.Join(dir, "db.example.org"), filepath.Join(dir, "Corefile")
+	if err := os.WriteFile(db, []byte(zone.String()), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(corefile, port, db)), 0o644); err != nil {
+		return nil, err
+	}
+	srv, err := startChild("coredns", dir, nil, b.CoreDNS, "-conf", conf)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{procs: []*child{srv}}
+	addr := loopback(port)
+	// A UDP server is ready when it answers, not when a port accepts.
+	if _, err := runClient(time.Minute, b.DNSLoad, "-addr", addr, "-ready", "30s"); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%w\n%s", err, srv.out.String())
+	}
+	s.load = func(d time.Duration) (float64, string, error) {
+		out, err := runClient(d+time.Minute, b.DNSLoad, "-addr", addr, "-c", strconv.Itoa(dnsClients),
+			"-names", strconv.Itoa(dnsHosts), "-d", d.String())
+		if err != nil {
+			return 0, "", err
+		}
+		var ok, failed int
+		var secs, rate float64
+		if _, err := fmt.Sscanf(out, "answers %d failed %d seconds %g answers/s %g", &ok, &failed, &secs, &rate); err != nil {
+			return 0, "", fmt.Errorf("dns load said %q: %v", out, err)
+		}
+		detail := ""
+		if failed > 0 {
+			detail = fmt.Sprintf("%d queries failed", failed)
+		}
+		return rate, detail, nil
 	}
 	return s, nil
 }
