@@ -438,7 +438,12 @@ func (a *analysis) mutexAdvice(m *report.Mutex) (string, *report.Map) {
 			"(for a net/http Transport: one per upstream, or more idle connections per host).",
 			pkgOf(topFunc(m.Waiters[0].Stack)), report.ShortFrame(own)), used
 	}
-	if used != nil {
+	// Writers that wait more often than the map is written lock for
+	// something else (etcd's range takes txMu's write lock to open a bolt
+	// cursor, and writes its map of buckets only on a miss): the map's
+	// shape says nothing of what they wait for.
+	fits := used != nil && (m.Kind != report.KindRWMutexWrite || 2*writeOps(*used) >= m.Contentions)
+	if fits {
 		reads, writes := readOps(*used), writeOps(*used)
 		label := mapLabel(*used)
 		switch {
@@ -753,8 +758,7 @@ func (a *analysis) mapCPU() {
 			advice = fmt.Sprintf("the map is %s and key %q dominates: look it up once and keep the value, instead of looking "+
 				"it up on every call.", rwText(m), k.Key)
 		case readMostly(m):
-			advice = fmt.Sprintf("the map is %s: cache lookups the caller repeats, or use a smaller key (an int instead of "+
-				"a long string) to make each lookup cheaper.", rwText(m))
+			advice = fmt.Sprintf("the map is %s: %s", rwText(m), cheaperLookups(m))
 		default:
 			w := share(writeOps(m), mapOps(m))
 			lead := fmt.Sprintf("writes are %.0f%% of its operations", 100*w)
@@ -1097,13 +1101,45 @@ func share(n, total uint64) float64 {
 	return float64(n) / float64(total)
 }
 
-// rwText says how much more a map is read than written.
+// rwText says how much more a map is read than written, iterations counted
+// as reads and deletes as writes.
 func rwText(m report.Map) string {
 	r, w := readOps(m), writeOps(m)
+	reads, writes := "reads", "writes"
+	if m.Iterations > 0 {
+		reads = "reads and iterations"
+	}
+	if m.Deletes > 0 {
+		writes = "writes and deletes"
+	}
 	if w == 0 {
 		return fmt.Sprintf("read %d times and never written", r)
 	}
-	return fmt.Sprintf("read %.0f× as often as written (%d reads, %d writes)", float64(r)/float64(w), r, w)
+	return fmt.Sprintf("read %.0f× as often as written (%d %s, %d %s)", float64(r)/float64(w), r, reads, w, writes)
+}
+
+// fewKeys is the most keys a map can hold for a slice scanned in order to
+// be the cheaper lookup: one swiss-map group's worth.
+const fewKeys = 8
+
+// cheaperLookups is how to make a read-mostly map's lookups cheaper, by
+// what its keys are.
+func cheaperLookups(m report.Map) string {
+	n, all := 0, true
+	for _, k := range m.HotKeys {
+		if k.Key == report.OtherKey {
+			all = false
+		}
+		n++
+	}
+	switch {
+	case all && n > 0 && n <= fewKeys:
+		return fmt.Sprintf("with only %d keys seen, a slice scanned in order (or a field per key) is cheaper than a map, "+
+			"or cache lookups the caller repeats.", n)
+	case m.KeyType == "string":
+		return "cache lookups the caller repeats, or use a smaller key (an int instead of a long string) to make each lookup cheaper."
+	}
+	return "cache lookups the caller repeats: look each key up once per call and keep the value."
 }
 
 // isRWMutex says whether the mutex at addr was seen as an RWMutex.

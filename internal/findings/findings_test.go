@@ -760,6 +760,36 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			// nats-server's per-client set of the clients to flush,
+			// map[*client]struct{}: four keys, no string to shorten.
+			name: "a read-mostly map of a few pointer keys costs CPU: a slice, not a smaller key",
+			edit: func(r *report.Report) {
+				r.CPU.Seconds = 10
+				m := readMostlyMap
+				m.KeyType, m.CPUSeconds, m.Deletes, m.Iterations = "pointer", 0.2, 20, 900
+				m.HotKeys = []report.HotKey{{Key: "0xc1", Count: 25}, {Key: "0xc2", Count: 25}, {Key: "0xc3", Count: 25}, {Key: "0xc4", Count: 25}}
+				r.Maps = []report.Map{m}
+			},
+			want: []want{
+				{report.SeverityInfo, "map 0xc000200000: 200.00ms of CPU in map operations (2.0% of the target's CPU)",
+					[]string{"50000 reads, 100 writes, 20 deletes, 900 iterations"},
+					[]string{"(50900 reads and iterations, 120 writes and deletes)", "with only 4 keys seen, a slice scanned in order", "!smaller key"}, 0.2, false},
+			},
+		},
+		{
+			name: "a read-mostly map of many int keys costs CPU: cache lookups, not a smaller key",
+			edit: func(r *report.Report) {
+				r.CPU.Seconds = 10
+				m := readMostlyMap
+				m.KeyType, m.CPUSeconds, m.HotKeys = "int64", 0.2, []report.HotKey{{Key: "1", Count: 100}, {Key: "other", Count: 900}}
+				r.Maps = []report.Map{m}
+			},
+			want: []want{
+				{report.SeverityInfo, "map 0xc000200000: 200.00ms of CPU in map operations (2.0% of the target's CPU)",
+					nil, []string{"(50000 reads, 100 writes)", "cache lookups the caller repeats: look each key up once", "!smaller key", "!slice"}, 0.2, false},
+			},
+		},
+		{
 			name: "a named map of writes costs CPU; one named map of a class is not short-lived",
 			edit: func(r *report.Report) {
 				r.CPU.Seconds = 10
@@ -1317,6 +1347,48 @@ func TestRWMutexReadMostly(t *testing.T) {
 			r.Maps = []report.Map{m}
 			r.Mutexes = []report.Mutex{rw}
 			check(t, Analyze(r), []want{{report.SeverityWarning, title, []string{"the waiting functions also use main.routes"}, tc.advice, 3, false}})
+		})
+	}
+}
+
+// TestWritersLockForElse: writers that wait for an RWMutex more often than
+// its map is written lock it for something else, as etcd's ranges lock
+// txMu to open a bolt cursor and write its map of buckets only on a miss:
+// no map advice, but the critical section. Writers that write the map at
+// least every other wait get the map's advice.
+func TestWritersLockForElse(t *testing.T) {
+	w := report.Mutex{
+		Address: "0x5c0000", Name: "main.txMu", Kind: report.KindRWMutexWrite,
+		Contentions: 300, WaitNS: 3000 * ms, MaxWaitNS: 40 * ms, P50NS: 8 * ms, P99NS: 30 * ms,
+		Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireRWMutex", "sync.(*RWMutex).Lock", "main.rangeKeys", "main.serve"), Contentions: 300, WaitNS: 3000 * ms}},
+		Holders: []report.Holder{{Stack: stack("sync.runtime_Semrelease", "sync.(*RWMutex).Unlock", "main.rangeKeys"), Count: 300}},
+	}
+	buckets := report.Map{
+		Address: "0xc000400000", Name: "main.buckets", Kind: report.KindMap, KeyType: "uint64",
+		Reads: 60000, Goroutines: 9, Writers: 9,
+		Sites: []report.Site{
+			{Stack: stack("runtime.mapaccess1_fast64", "main.rangeKeys", "main.serve"), Op: report.OpRead, Count: 60000},
+			{Stack: stack("runtime.mapassign_fast64", "main.rangeKeys", "main.serve"), Op: report.OpWrite},
+		},
+	}
+	title := "main.txMu: writers waited 3.00s for Lock in 10.0s"
+	for _, tc := range []struct {
+		writes uint64
+		advice []string
+	}{
+		{20, []string{"shorten the critical section", "main.rangeKeys", "!sync.Map", "!copy-on-write"}},
+		{150, []string{"a sync.Map fits keys written once", "copy-on-write snapshot"}},
+	} {
+		t.Run(fmt.Sprintf("%d writes", tc.writes), func(t *testing.T) {
+			r := base()
+			r.Target.CPUs = 2
+			m := buckets
+			m.Writes = tc.writes
+			m.Sites = append([]report.Site(nil), m.Sites...)
+			m.Sites[1].Count = tc.writes
+			r.Maps = []report.Map{m}
+			r.Mutexes = []report.Mutex{w}
+			check(t, Analyze(r), []want{{report.SeverityWarning, title, []string{"the waiting functions also use main.buckets"}, tc.advice, 3, false}})
 		})
 	}
 }
