@@ -978,7 +978,8 @@ func (a *analysis) sampling() {
 			"taken to be its share of the time, and the counts are lower bounds."
 	case a.r.Overhead.MapCountsLowerBound:
 		detail += " The probes took most of the target's CPU time while attached and slowed its work there (a loop doing little but " +
-			"map operations, a busy server), so the counts are lower bounds."
+			"map operations, a busy server whose map operations hold a contended lock), so the counts are lower bounds, perhaps " +
+			"far below the truth; each map's CPU time, read from the CPU-clock samples, is not scaled: compare maps by it."
 	}
 	a.add(note, report.SeverityInfo,
 		fmt.Sprintf("map counts are estimates: %.1f%% of map operations were probed", 100*f),

@@ -990,7 +990,8 @@ func sleep(ctx context.Context, d time.Duration) {
 // slowing it. A target whose work in the windows, its CPU time less the
 // probes', fell short of its rate outside them — a loop doing little but map
 // operations, a server the probes take most of while attached — was slowed
-// by them, and the estimate is a lower bound (LowerBound says so).
+// by them, and the estimate is a lower bound (LowerBound says so); so is
+// one whose windows' few samples show the probes taking most of them.
 func (g *Governor) Fraction() float64 {
 	f, _ := g.estimate()
 	return f
@@ -1035,6 +1036,25 @@ const (
 // its work left over is too small a difference to model.
 const minOnSamples = 50
 
+// samplesDominated says whether the CPU-clock samples while fully attached
+// show the probes (the kernel) taking most of that time with 95%
+// confidence: the lower end of the kernel share's Wilson score interval is
+// over probeDominated. A dozen samples can say so; g.mu held.
+func (g *Governor) samplesDominated() bool {
+	if g.samplesLost || g.onAll == 0 {
+		return false
+	}
+	return wilsonLower(g.onKernel, g.onAll) > probeDominated
+}
+
+// wilsonLower is the lower end of the 95% Wilson score interval of the
+// proportion k of n.
+func wilsonLower(k, n uint64) float64 {
+	const z = 1.96
+	p, fn := float64(k)/float64(n), float64(n)
+	return (p + z*z/(2*fn) - z*math.Sqrt(p*(1-p)/fn+z*z/(4*fn*fn))) / (1 + z*z/fn)
+}
+
 func (g *Governor) estimate() (fraction float64, why string) {
 	if g.cfg.Budget >= 1 {
 		return 1, ""
@@ -1074,7 +1094,15 @@ func (g *Governor) estimate() (fraction float64, why string) {
 	onCPU, offCPU := g.onCPU-g.onFixed, g.offCPU-g.offFixed-offProbe // the target's and map probes'
 	onWork := onCPU - onProbe
 	if onCPU > 0 && float64(onProbe) <= probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
-		return min(1, scale*float64(onWork)/float64(onWork+offCPU)), ""
+		// Too few samples to read the work from, they may still say that
+		// the probes took most of the windows where the model of their
+		// cost says not: hits in a contended lock's critical section
+		// (nats-server's) hold the lock through the trap, its waiters park,
+		// and the windows' work is a difference too small to trust.
+		if g.samplesDominated() {
+			why = report.LowerBoundSlowed
+		}
+		return min(1, scale*float64(onWork)/float64(onWork+offCPU)), why
 	}
 	if g.wallTime == 0 {
 		return 1, ""

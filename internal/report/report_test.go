@@ -156,7 +156,7 @@ func TestTextMapFraction(t *testing.T) {
 	}{
 		{1, false, "", ""},
 		{0.121, false, "", "maps: counts scaled from the 12.1% of operations probed\n"},
-		{0.022, true, "slowed", "maps: counts scaled from the 2.2% of operations probed (lower bounds: the probes slowed the target)\n"},
+		{0.022, true, "slowed", "maps: counts scaled from the 2.2% of operations probed (lower bounds: the probes slowed the target;\n    compare maps by CPU)\n"},
 		{0.003, true, "short-windows", "maps: counts scaled from the 0.3% of operations probed (lower bounds: windows too short to measure)\n"},
 		{0, false, "", "maps: no operation probed within the budget (map CPU time is from samples)\n"},
 	} {
@@ -168,8 +168,10 @@ func TestTextMapFraction(t *testing.T) {
 		}
 		var got string
 		for _, l := range strings.SplitAfter(b.String(), "\n") {
-			if strings.HasPrefix(l, "maps: ") {
+			if strings.HasPrefix(l, "maps: ") || got != "" && strings.HasPrefix(l, "    ") {
 				got += l
+			} else if got != "" {
+				break
 			}
 		}
 		if got != tc.want {

@@ -66,8 +66,8 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 			Duration(uint64(r.CPU.MapSeconds*1e9)), 100*r.CPU.MapSeconds/r.CPU.Seconds)
 	}
 	if r.Overhead.MutexCountsScaled {
-		fmt.Fprintf(b, "mutexes: counts and waits scaled from the %.1f%% of the time the mutex probes were attached (their cost exceeded their part of the budget)\n",
-			100*r.Overhead.MutexSamplingFraction)
+		wrap(b, fmt.Sprintf("mutexes: counts and waits scaled from the %.1f%% of the time the mutex probes were attached (their cost exceeded their part of the budget)",
+			100*r.Overhead.MutexSamplingFraction), "    ")
 	}
 	if f := r.Overhead.MapSamplingFraction; f == 0 {
 		b.WriteString("maps: no operation probed within the budget")
@@ -76,14 +76,14 @@ func WriteTextOptions(w io.Writer, r *Report, o TextOptions) error {
 		}
 		b.WriteString("\n")
 	} else if f < 1 {
-		fmt.Fprintf(b, "maps: counts scaled from the %.1f%% of operations probed", 100*f)
+		line := fmt.Sprintf("maps: counts scaled from the %.1f%% of operations probed", 100*f)
 		switch {
 		case r.Overhead.MapCountsLowerBoundWhy == LowerBoundShortWindows:
-			b.WriteString(" (lower bounds: windows too short to measure)")
+			line += " (lower bounds: windows too short to measure)"
 		case r.Overhead.MapCountsLowerBound:
-			b.WriteString(" (lower bounds: the probes slowed the target)")
+			line += " (lower bounds: the probes slowed the target; compare maps by CPU)"
 		}
-		b.WriteString("\n")
+		wrap(b, line, "    ")
 	}
 
 	t.summary(r.Findings)
