@@ -1114,7 +1114,7 @@ func rwText(m report.Map) string {
 		writes = "writes and deletes"
 	}
 	if w == 0 {
-		return fmt.Sprintf("read %d times and never written", r)
+		return fmt.Sprintf("read %d times with no write seen", r)
 	}
 	return fmt.Sprintf("read %.0f× as often as written (%d %s, %d %s)", float64(r)/float64(w), r, reads, w, writes)
 }

@@ -84,6 +84,12 @@ type Config struct {
 	CPU func() (time.Duration, error)
 	// CPUs is how many CPUs the target may run on; 0 if unknown.
 	CPUs int
+	// Rate is the target's CPU rate (CPUs busy) measured before Begin,
+	// for the first period's allowance; 0 if unknown, and the first
+	// period allows for a whole CPU. An idle target allowed that much
+	// spends in its first window what its budget allows over many
+	// periods, and its map windows wait for the debt to be paid.
+	Rate float64
 	// Samples are the target's CPU-clock samples so far, all and the
 	// kernel's (in kernel mode, or where a probe's trap returns to), at Hz
 	// a CPU; nil if not sampled, and the cost of a hit stays the
@@ -179,6 +185,9 @@ const (
 	// it all are duty-cycled at the rest, and the map section still
 	// samples every period rather than only the first.
 	mapShare = 0.25
+	// minRate is the least CPU rate the allowance is reckoned from: an
+	// idle target's probes still get a sliver to record its rare work.
+	minRate = 0.05
 )
 
 // New returns a governor for cfg.
@@ -322,6 +331,9 @@ func (g *Governor) Run(ctx context.Context) error {
 		g.mu.Unlock()
 	}()
 	c := &cycle{rate: 1, first: true}
+	if g.cfg.Rate > 0 {
+		c.rate = max(minRate, g.cfg.Rate)
+	}
 	// Until a window has been cut: a check's interval at the target's
 	// whole CPU rate.
 	c.over = time.Duration(c.rate * float64(pollMin))
@@ -698,7 +710,7 @@ func (g *Governor) period(ctx context.Context, c *cycle) error {
 	c.charged += probes
 	c.mutexCharged += mSpent + fSpent
 	if wall > 0 {
-		c.rate = max(0.05, float64(end.cpu-start.cpu-probes)/float64(wall))
+		c.rate = max(minRate, float64(end.cpu-start.cpu-probes)/float64(wall))
 	}
 	if mutexSpan > 0 {
 		c.mutexRate = float64(mSpent) / float64(mutexSpan)

@@ -542,6 +542,30 @@ func TestRunOvershootRepaid(t *testing.T) {
 	}
 }
 
+// TestRunIdleTargetRate: a target that keeps a tenth of a CPU busy, its rate
+// measured before Begin, gets a first window its budget allows (2ms of
+// hits in a 200ms period at 10%, a hit every 20ms) and windows in the
+// periods after it. Where its rate is not known, the first period allows
+// for a whole CPU: that window stays attached all period, spending what
+// the budget allows over five periods, and the windows after it wait for
+// the debt to be paid (the demo's race went unseen).
+func TestRunIdleTargetRate(t *testing.T) {
+	for _, rate := range []float64{0.1, 0} {
+		f := &fakeTarget{maps: fakeGroup{every: 20 * time.Millisecond}, run: 1100 * time.Millisecond}
+		cfg := f.config()
+		cfg.CPU = func() (time.Duration, error) { return time.Duration(0.1 * float64(time.Since(f.t0))), nil }
+		cfg.Rate = rate
+		f.startWith(t, cfg)
+		t.Logf("rate %v: %d windows, %d hits", rate, f.maps.attaches, f.maps.total)
+		switch {
+		case rate > 0 && (f.maps.attaches < 4 || f.maps.total > 15):
+			t.Errorf("rate %v: %d windows, %d hits in 5 periods; want 4 or more windows, at most 15 hits", rate, f.maps.attaches, f.maps.total)
+		case rate == 0 && (f.maps.attaches > 2 || f.maps.total < 9):
+			t.Errorf("rate unknown: %d windows, %d hits; want the first window's overshoot, and few windows after it", f.maps.attaches, f.maps.total)
+		}
+	}
+}
+
 // TestRunBurst: a target idle under the probes that starts heavy probed
 // work is cut within one window, mutex probes or map probes, and its
 // later periods stay within their allowance.

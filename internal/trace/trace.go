@@ -76,13 +76,18 @@ const largeBinary = 20 << 20
 
 // session is one trace in progress.
 type session struct {
-	opts  Options
-	proc  *target.Process
-	bin   *symbols.Binary
-	sym   *collector.Symbolizer
-	multi bool
-	cal   calibrate.Cost // of one probe hit
-	r     *report.Report
+	opts Options
+	proc *target.Process
+	// The target's CPU time when the session opened, for its rate before
+	// the probes (rateBefore).
+	cpu0    time.Duration
+	cpu0Err error
+	cpu0At  time.Time
+	bin     *symbols.Binary
+	sym     *collector.Symbolizer
+	multi   bool
+	cal     calibrate.Cost // of one probe hit
+	r       *report.Report
 
 	mutexObjs  *bpf.MutexObjects
 	mutexPlan  *probes.Plan
@@ -206,6 +211,8 @@ func (s *session) open() error {
 		return err
 	}
 	s.proc = proc
+	s.cpu0, s.cpu0Err = proc.CPUTime()
+	s.cpu0At = time.Now()
 	if err := s.checkIdentity(); err != nil {
 		return err
 	}
@@ -330,6 +337,7 @@ func (s *session) newGovernor() {
 		HitCost: s.cal.Hit,
 		CPU:     s.proc.CPUTime,
 		CPUs:    s.r.Target.CPUs,
+		Rate:    s.rateBefore(),
 		Own:     ownCPU,
 		Machine: machineCPU,
 	}
@@ -372,6 +380,22 @@ func (s *session) newGovernor() {
 		s.gov = governor.New(cfg)
 	}
 }
+
+// rateBefore is the target's CPU rate (CPUs busy) since the session opened
+// (reading symbols, calibrating, loading the programs: nothing probes its
+// work yet), or 0 where that is too short a time to say.
+func (s *session) rateBefore() float64 {
+	d := time.Since(s.cpu0At)
+	now, err := s.proc.CPUTime()
+	if s.cpu0Err != nil || err != nil || d < minRateSpan {
+		return 0
+	}
+	return float64(now-s.cpu0) / float64(d)
+}
+
+// minRateSpan is the least time rateBefore measures over: the target's CPU
+// clock, read from another process, moves at its ticks.
+const minRateSpan = 100 * time.Millisecond
 
 // minTimed is how many timed runs of a collection's programs their
 // average needs before it replaces the calibrated program's time.
