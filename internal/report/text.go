@@ -274,7 +274,11 @@ func (t *text) races(rs []Race) {
 		if label == "" {
 			label = "map " + r.Map
 		}
-		fmt.Fprintf(b, "  %s on %s, seen %d times\n", r.Kind, clip(label, textWidth-40), r.Count)
+		seen := fmt.Sprintf("%d times", r.Count)
+		if r.Count == 1 {
+			seen = "once"
+		}
+		fmt.Fprintf(b, "  %s on %s, seen %s\n", r.Kind, clip(label, textWidth-40), seen)
 		for _, s := range r.Sides {
 			if s.Goid == 0 && len(s.Stack) == 0 {
 				fmt.Fprintf(b, "    the other side: a %s not seen (the map probes were off)\n", s.Op)
