@@ -1314,7 +1314,10 @@ func TestSyncMapFit(t *testing.T) {
 
 // TestRWMutexReadMostly: a plain map read far more than written under a
 // contended RWMutex is pointed to sync.Map or a snapshot when its keys are
-// stable (none deleted), and to a snapshot alone when they are not.
+// stable (none deleted), and to a snapshot alone when they are not. Writers
+// that wait more often than the map is written lock it for something else,
+// as etcd's ranges lock txMu to open a bolt cursor and write its map of
+// buckets only on a miss: no map advice, but the critical section.
 func TestRWMutexReadMostly(t *testing.T) {
 	rw := report.Mutex{
 		Address: "0x5c0000", Name: "main.routesMu", Kind: report.KindRWMutexRead,
@@ -1324,71 +1327,41 @@ func TestRWMutexReadMostly(t *testing.T) {
 	}
 	routes := report.Map{
 		Address: "0xc000400000", Name: "main.routes", Kind: report.KindMap, KeyType: "string",
-		Reads: 60000, Writes: 200, Goroutines: 9, Writers: 1,
+		Reads: 60000, Goroutines: 9, Writers: 1,
 		Sites: []report.Site{
 			{Stack: stack("runtime.mapaccess1_faststr", "main.route", "main.serve"), Op: report.OpRead, Count: 60000},
-			{Stack: stack("runtime.mapassign_faststr", "main.reload"), Op: report.OpWrite, Count: 200},
+			{Stack: stack("runtime.mapassign_faststr", "main.reload"), Op: report.OpWrite},
 		},
 	}
-	title := "main.routesMu: readers waited 3.00s for RLock in 10.0s"
+	readers, writers := "main.routesMu: readers waited 3.00s for RLock in 10.0s", "main.routesMu: writers waited 3.00s for Lock in 10.0s"
 	for _, tc := range []struct {
-		name    string
-		deletes uint64
-		advice  []string
+		name            string
+		kind            string
+		writes, deletes uint64
+		title           string
+		advice          []string
 	}{
-		{"stable keys: sync.Map or a snapshot", 0, []string{"read 300× as often as written", "no key was deleted", "a sync.Map fits keys written once", "copy-on-write snapshot"}},
-		{"must not suggest sync.Map: keys deleted", 100, []string{"swap it in under a short Lock", "copy-on-write snapshot", "!sync.Map"}},
+		{"stable keys: sync.Map or a snapshot", report.KindRWMutexRead, 200, 0, readers,
+			[]string{"read 300× as often as written", "no key was deleted", "a sync.Map fits keys written once", "copy-on-write snapshot"}},
+		{"must not suggest sync.Map: keys deleted", report.KindRWMutexRead, 200, 100, readers,
+			[]string{"swap it in under a short Lock", "copy-on-write snapshot", "!sync.Map"}},
+		{"writers that write the map at least every other wait: the map's advice", report.KindRWMutexWrite, 150, 0, writers,
+			[]string{"a sync.Map fits keys written once", "copy-on-write snapshot"}},
+		{"writers that wait more often than the map is written: the critical section", report.KindRWMutexWrite, 20, 0, writers,
+			[]string{"shorten the critical section", "main.reload", "!sync.Map", "!copy-on-write"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := base()
 			r.Target.CPUs = 2
 			m := routes
-			m.Deletes = tc.deletes
-			r.Maps = []report.Map{m}
-			r.Mutexes = []report.Mutex{rw}
-			check(t, Analyze(r), []want{{report.SeverityWarning, title, []string{"the waiting functions also use main.routes"}, tc.advice, 3, false}})
-		})
-	}
-}
-
-// TestWritersLockForElse: writers that wait for an RWMutex more often than
-// its map is written lock it for something else, as etcd's ranges lock
-// txMu to open a bolt cursor and write its map of buckets only on a miss:
-// no map advice, but the critical section. Writers that write the map at
-// least every other wait get the map's advice.
-func TestWritersLockForElse(t *testing.T) {
-	w := report.Mutex{
-		Address: "0x5c0000", Name: "main.txMu", Kind: report.KindRWMutexWrite,
-		Contentions: 300, WaitNS: 3000 * ms, MaxWaitNS: 40 * ms, P50NS: 8 * ms, P99NS: 30 * ms,
-		Waiters: []report.Waiter{{Stack: stack("sync.runtime_SemacquireRWMutex", "sync.(*RWMutex).Lock", "main.rangeKeys", "main.serve"), Contentions: 300, WaitNS: 3000 * ms}},
-		Holders: []report.Holder{{Stack: stack("sync.runtime_Semrelease", "sync.(*RWMutex).Unlock", "main.rangeKeys"), Count: 300}},
-	}
-	buckets := report.Map{
-		Address: "0xc000400000", Name: "main.buckets", Kind: report.KindMap, KeyType: "uint64",
-		Reads: 60000, Goroutines: 9, Writers: 9,
-		Sites: []report.Site{
-			{Stack: stack("runtime.mapaccess1_fast64", "main.rangeKeys", "main.serve"), Op: report.OpRead, Count: 60000},
-			{Stack: stack("runtime.mapassign_fast64", "main.rangeKeys", "main.serve"), Op: report.OpWrite},
-		},
-	}
-	title := "main.txMu: writers waited 3.00s for Lock in 10.0s"
-	for _, tc := range []struct {
-		writes uint64
-		advice []string
-	}{
-		{20, []string{"shorten the critical section", "main.rangeKeys", "!sync.Map", "!copy-on-write"}},
-		{150, []string{"a sync.Map fits keys written once", "copy-on-write snapshot"}},
-	} {
-		t.Run(fmt.Sprintf("%d writes", tc.writes), func(t *testing.T) {
-			r := base()
-			r.Target.CPUs = 2
-			m := buckets
-			m.Writes = tc.writes
+			m.Writes, m.Deletes = tc.writes, tc.deletes
 			m.Sites = append([]report.Site(nil), m.Sites...)
 			m.Sites[1].Count = tc.writes
+			mu := rw
+			mu.Kind = tc.kind
 			r.Maps = []report.Map{m}
-			r.Mutexes = []report.Mutex{w}
-			check(t, Analyze(r), []want{{report.SeverityWarning, title, []string{"the waiting functions also use main.buckets"}, tc.advice, 3, false}})
+			r.Mutexes = []report.Mutex{mu}
+			check(t, Analyze(r), []want{{report.SeverityWarning, tc.title, []string{"the waiting functions also use main.routes"}, tc.advice, 3, false}})
 		})
 	}
 }
