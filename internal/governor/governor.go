@@ -1059,6 +1059,20 @@ func (g *Governor) samplesDominated() bool {
 	return wilsonLower(g.onKernel, g.onAll) > probeDominated
 }
 
+// idledAttached says whether the target used less CPU a second while fully
+// attached than while not, by more than pacedRise: the probes added to its
+// CPU time there, so its goroutines waited more, as they do for a lock
+// whose holder a trap stopped (nats-server: 0.3–0.5 CPUs attached, 0.8–0.9
+// not), and its CPU time there, less the probes', was not its usual work; g.mu
+// held.
+func (g *Governor) idledAttached() bool {
+	offSpan := g.wallTime - g.onSpan
+	if g.onSpan <= 0 || offSpan <= 0 || g.offCPU <= 0 {
+		return false
+	}
+	return float64(g.onCPU)/float64(g.onSpan)*pacedRise < float64(g.offCPU)/float64(offSpan)
+}
+
 // wilsonLower is the lower end of the 95% Wilson score interval of the
 // proportion k of n.
 func wilsonLower(k, n uint64) float64 {
@@ -1095,7 +1109,7 @@ func (g *Governor) estimate() (fraction float64, why string) {
 		// seems more than it was, the share too, and the scaled counts
 		// are lower bounds.
 		if float64(g.onKernel) > probeDominated*float64(g.onAll) ||
-			float64(time.Duration(g.onHits)*g.mapCost()) > probeDominated*float64(g.onCPU-g.onFixed) {
+			float64(time.Duration(g.onHits)*g.mapCost()) > probeDominated*float64(g.onCPU-g.onFixed) || g.idledAttached() {
 			why = report.LowerBoundSlowed
 		}
 		return min(1, scale*onWork/(onWork+offWork)), why
@@ -1111,7 +1125,7 @@ func (g *Governor) estimate() (fraction float64, why string) {
 		// cost says not: hits in a contended lock's critical section
 		// (nats-server's) hold the lock through the trap, its waiters park,
 		// and the windows' work is a difference too small to trust.
-		if g.samplesDominated() {
+		if g.samplesDominated() || g.idledAttached() {
 			why = report.LowerBoundSlowed
 		}
 		return min(1, scale*float64(onWork)/float64(onWork+offCPU)), why

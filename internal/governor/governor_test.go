@@ -52,6 +52,11 @@ func TestEstimate(t *testing.T) {
 		{"saturated server", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, report.LowerBoundSlowed, 2},
 		// The same on 8 CPUs, 6 of them to spare: paced.
 		{"server with CPUs to spare", 80 * ms, 45 * ms, 50 * ms, 360 * ms, 500 * ms, 0.1, "", 8},
+		// Probes that took 40% of the attached CPU time, by their cost,
+		// of a target that used half a CPU attached and 0.9 not: its
+		// goroutines waited for locks the traps held (nats-server), its
+		// work there is no measure, and the counts are lower bounds.
+		{"convoy", 25 * ms, 10 * ms, 50 * ms, 405 * ms, 500 * ms, 15.0 / 420, report.LowerBoundSlowed, 0},
 		// Nothing measured yet.
 		{"no windows", 0, 0, 0, 0, 0, 1, "", 0},
 	} {
