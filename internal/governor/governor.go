@@ -1003,7 +1003,8 @@ func sleep(ctx context.Context, d time.Duration) {
 // probes', fell short of its rate outside them — a loop doing little but map
 // operations, a server the probes take most of while attached — was slowed
 // by them, and the estimate is a lower bound (LowerBound says so); so is
-// one whose windows' few samples show the probes taking most of them.
+// one whose windows' few samples show the probes taking most of them, or
+// that used less CPU a second in them than outside them.
 func (g *Governor) Fraction() float64 {
 	f, _ := g.estimate()
 	return f
@@ -1107,7 +1108,7 @@ func (g *Governor) estimate() (fraction float64, why string) {
 		// left, and the user code after each trap runs slower (cold
 		// caches and TLB), or takes samples the trap delayed: the work
 		// seems more than it was, the share too, and the scaled counts
-		// are lower bounds.
+		// are lower bounds; so they are where the target idled in them.
 		if float64(g.onKernel) > probeDominated*float64(g.onAll) ||
 			float64(time.Duration(g.onHits)*g.mapCost()) > probeDominated*float64(g.onCPU-g.onFixed) || g.idledAttached() {
 			why = report.LowerBoundSlowed
@@ -1122,9 +1123,10 @@ func (g *Governor) estimate() (fraction float64, why string) {
 	if onCPU > 0 && float64(onProbe) <= probeDominated*float64(onCPU) && onWork+offCPU > time.Millisecond {
 		// Too few samples to read the work from, they may still say that
 		// the probes took most of the windows where the model of their
-		// cost says not: hits in a contended lock's critical section
-		// (nats-server's) hold the lock through the trap, its waiters park,
-		// and the windows' work is a difference too small to trust.
+		// cost says not, or the target may have used less CPU there: hits
+		// in a contended lock's critical section (nats-server's) hold the
+		// lock through the trap, its waiters park, and the windows' work
+		// is a difference too small to trust.
 		if g.samplesDominated() || g.idledAttached() {
 			why = report.LowerBoundSlowed
 		}
