@@ -743,7 +743,7 @@ func (a *analysis) mapCPU() {
 		}
 		var advice string
 		k, sh, hot := topKey(m)
-		hot = hot && sh >= hotKeyShare && keyOps(m) >= hotKeyMinOps
+		hot = hot && sh >= hotKeyShare && a.keysMeasured(m)
 		if hot {
 			detail += fmt.Sprintf("; key %q takes %.0f%% of the keyed operations", k.Key, 100*sh)
 		}
@@ -927,7 +927,7 @@ func (a *analysis) hotKeys() {
 			continue
 		}
 		k, sh, ok := topKey(m)
-		if !ok || sh < hotKeyShare || keyOps(m) < hotKeyMinOps || !manyKeys(m) {
+		if !ok || sh < hotKeyShare || !a.keysMeasured(m) || !manyKeys(m) {
 			continue
 		}
 		title := fmt.Sprintf("hot key %q in %s, used under contended %s: %.0f%% of %d keyed operations", k.Key, mapLabel(m),
@@ -1155,6 +1155,12 @@ func (a *analysis) isRWMutex(addr string) bool {
 
 // keyOps is the map's keyed operations: the hot keys, the rest folded
 // into "other".
+// keysMeasured says whether a map's keys were used enough to tell a hot one:
+// hotKeyMinOps operations, of which report.FewProbed probed.
+func (a *analysis) keysMeasured(m report.Map) bool {
+	return keyOps(m) >= hotKeyMinOps && report.Probed(keyOps(m), a.r.Overhead.MapSamplingFraction) >= report.FewProbed
+}
+
 func keyOps(m report.Map) uint64 {
 	var n uint64
 	for _, k := range m.HotKeys {

@@ -704,6 +704,20 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			// A busy server's maps probed at 0.01%: five records scaled
+			// up to 50100 operations say nothing of which key is hot.
+			name: "a key seen in too few probed operations is not hot",
+			edit: func(r *report.Report) {
+				r.Overhead.MapSamplingFraction = 0.0001
+				r.Mutexes = []report.Mutex{pricesMu}
+				r.Maps = []report.Map{readMostlyMap}
+			},
+			want: []want{
+				{report.SeverityWarning, "main.pricesMu: goroutines waited 2.50s for it in 10.0s", nil, nil, 2.5, false},
+				{report.SeverityInfo, "map counts are estimates: 0.0% of map operations were probed", nil, nil, 0, true},
+			},
+		},
+		{
 			name: "a key under the share or with few operations is not hot",
 			edit: func(r *report.Report) {
 				m1 := readMostlyMap

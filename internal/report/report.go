@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"sort"
 	"strings"
@@ -528,6 +529,20 @@ func KeysAlike(m Map) bool {
 		return !other
 	}
 	return n > 1 && 2*first < 3*second
+}
+
+// FewProbed is how many probed operations a map's keys need to be told
+// apart: scaled up from fewer (a busy server's maps probed at 0.1%, each
+// record standing for a thousand operations), a key's share is noise.
+const FewProbed = 10
+
+// Probed is how many of n operations, scaled up from those probed at
+// fraction, were probed.
+func Probed(n uint64, fraction float64) uint64 {
+	if fraction <= 0 || fraction >= 1 {
+		return n
+	}
+	return uint64(math.Round(float64(n) * fraction))
 }
 
 // HotKey is a frequently used map key.

@@ -127,6 +127,29 @@ func TestTextSharded(t *testing.T) {
 	}
 }
 
+// TestTextFewProbed: a map's keys are not listed from fewer than FewProbed
+// probed operations (etcd's maps at 0.1%: "keys: 1 100%" from one record).
+func TestTextFewProbed(t *testing.T) {
+	for _, tc := range []struct {
+		fraction float64
+		want     string
+	}{
+		{0.000887, "      keys: too few operations probed (1) to tell\n"},
+		{0.05, "      keys: 1 100%\n"},
+	} {
+		r := &Report{Overhead: Overhead{MapSamplingFraction: tc.fraction}, Maps: []Map{{
+			Address: "0xc000100000", KeyType: "uint32", Writes: 1128, HotKeys: []HotKey{{"1", 1128}},
+		}}}
+		var b strings.Builder
+		if err := WriteText(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("fraction %v: want %q in:\n%s", tc.fraction, tc.want, b.String())
+		}
+	}
+}
+
 // TestTextOverBudget: an estimate over the budget is said in words; within
 // it, and under --exact (budget 1), nothing is added.
 func TestTextOverBudget(t *testing.T) {

@@ -342,7 +342,9 @@ func (t *text) maps(ms []Map, fraction float64) {
 			}
 			wrap(b, line, "        ")
 		}
-		if len(m.HotKeys) > 0 {
+		if n := Probed(m.Reads+m.Writes+m.Deletes, fraction); len(m.HotKeys) > 0 && n < FewProbed {
+			fmt.Fprintf(b, "      keys: too few operations probed (%d) to tell\n", n)
+		} else if len(m.HotKeys) > 0 {
 			// A key under 5% of the operations is not hot: a map of
 			// one-off keys (IDs, hashes) has none, nor one of a hundred
 			// keys used alike (1% each), and says so. A few keys used
