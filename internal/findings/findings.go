@@ -5,6 +5,7 @@ package findings
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -1126,13 +1127,8 @@ const fewKeys = 8
 // cheaperLookups is how to make a read-mostly map's lookups cheaper, by
 // what its keys are.
 func cheaperLookups(m report.Map) string {
-	n, all := 0, true
-	for _, k := range m.HotKeys {
-		if k.Key == report.OtherKey {
-			all = false
-		}
-		n++
-	}
+	n := len(m.HotKeys)
+	all := !slices.ContainsFunc(m.HotKeys, func(k report.HotKey) bool { return k.Key == report.OtherKey })
 	switch {
 	case all && n > 0 && n <= fewKeys:
 		return fmt.Sprintf("with only %d keys seen, a slice scanned in order (or a field per key) is cheaper than a map, "+
@@ -1153,14 +1149,14 @@ func (a *analysis) isRWMutex(addr string) bool {
 	return false
 }
 
-// keyOps is the map's keyed operations: the hot keys, the rest folded
-// into "other".
 // keysMeasured says whether a map's keys were used enough to tell a hot one:
 // hotKeyMinOps operations, of which report.FewProbed probed.
 func (a *analysis) keysMeasured(m report.Map) bool {
 	return keyOps(m) >= hotKeyMinOps && report.Probed(keyOps(m), a.r.Overhead.MapSamplingFraction) >= report.FewProbed
 }
 
+// keyOps is the map's keyed operations: the hot keys, the rest folded
+// into "other".
 func keyOps(m report.Map) uint64 {
 	var n uint64
 	for _, k := range m.HotKeys {
