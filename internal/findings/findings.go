@@ -759,7 +759,7 @@ func (a *analysis) mapCPU() {
 			advice = fmt.Sprintf("the map is %s and key %q dominates: look it up once and keep the value, instead of looking "+
 				"it up on every call.", rwText(m), k.Key)
 		case readMostly(m):
-			advice = fmt.Sprintf("the map is %s: %s", rwText(m), cheaperLookups(m))
+			advice = fmt.Sprintf("the map is %s: %s", rwText(m), a.cheaperLookups(m))
 		default:
 			w := share(writeOps(m), mapOps(m))
 			lead := fmt.Sprintf("writes are %.0f%% of its operations", 100*w)
@@ -1125,12 +1125,12 @@ func rwText(m report.Map) string {
 const fewKeys = 8
 
 // cheaperLookups is how to make a read-mostly map's lookups cheaper, by
-// what its keys are.
-func cheaperLookups(m report.Map) string {
+// what its keys are: a handful only where enough were probed to say so.
+func (a *analysis) cheaperLookups(m report.Map) string {
 	n := len(m.HotKeys)
 	all := !slices.ContainsFunc(m.HotKeys, func(k report.HotKey) bool { return k.Key == report.OtherKey })
 	switch {
-	case all && n > 0 && n <= fewKeys:
+	case all && n > 0 && n <= fewKeys && a.keysMeasured(m):
 		return fmt.Sprintf("with only %d keys seen, a slice scanned in order (or a field per key) is cheaper than a map, "+
 			"or cache lookups the caller repeats.", n)
 	case m.KeyType == "string":

@@ -791,6 +791,24 @@ func TestAnalyze(t *testing.T) {
 			},
 		},
 		{
+			// The same at 0.5%: its 100 keyed operations are one probed,
+			// which says nothing of how many keys it holds.
+			name: "a read-mostly map of keys too little probed costs CPU: no slice advice",
+			edit: func(r *report.Report) {
+				r.CPU.Seconds = 10
+				r.Overhead.MapSamplingFraction = 0.005
+				m := readMostlyMap
+				m.KeyType, m.CPUSeconds = "pointer", 0.2
+				m.HotKeys = []report.HotKey{{Key: "0xc1", Count: 100}}
+				r.Maps = []report.Map{m}
+			},
+			want: []want{
+				{report.SeverityInfo, "map 0xc000200000: 200.00ms of CPU in map operations (2.0% of the target's CPU)",
+					nil, []string{"cache lookups the caller repeats: look each key up once", "!slice"}, 0.2, false},
+				{report.SeverityInfo, "map counts are estimates: 0.5% of map operations were probed", nil, nil, 0, true},
+			},
+		},
+		{
 			name: "a read-mostly map of many int keys costs CPU: cache lookups, not a smaller key",
 			edit: func(r *report.Report) {
 				r.CPU.Seconds = 10
