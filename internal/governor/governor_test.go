@@ -165,6 +165,20 @@ type fakeGroup struct {
 	cost     time.Duration // what a hit costs, if not the calibrated 1ms
 	sampled  time.Duration // what a hit costs by the target's samples, if any
 	samples  uint64        // how many samples that is from
+	read     time.Time     // the governor's last check while attached
+	maxGap   time.Duration // the longest time attached without a check
+}
+
+// checked notes a check of the governor's at now while attached, or the
+// detach: the gap since the one before it is time the probes spent with
+// nobody watching.
+func (f *fakeGroup) checked(now time.Time) {
+	from := f.since
+	if f.read.After(from) {
+		from = f.read
+	}
+	f.maxGap = max(f.maxGap, now.Sub(from))
+	f.read = now
 }
 
 func (f *fakeGroup) current() uint64 {
@@ -220,6 +234,7 @@ func (f *fakeGroup) group() *Group {
 		Detach: func() {
 			f.mu.Lock()
 			f.closing = time.Now()
+			f.checked(f.closing)
 			f.mu.Unlock()
 			time.Sleep(f.link)
 			f.mu.Lock()
@@ -232,6 +247,9 @@ func (f *fakeGroup) group() *Group {
 		Hits: func() uint64 {
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			if f.attached {
+				f.checked(time.Now())
+			}
 			return f.total + f.current()
 		},
 		Recorded: func() uint64 {
@@ -625,13 +643,25 @@ func TestFactor(t *testing.T) {
 // and repaid, so that the probes' time over the trace, at the factor it
 // ends with (the report's estimate), stays near the budget.
 func TestFactorRepricesPast(t *testing.T) {
-	f := &fakeTarget{factor: 3, kernel: 0.1, run: 2 * time.Second}
-	g := f.start(t)
-	spent := time.Duration(float64(f.maps.total) * g.Factor() * float64(time.Millisecond))
-	t.Logf("%d hits at factor %.2f: %v of probe time in %v at a 10%% budget", f.maps.total, g.Factor(), spent, f.run)
-	if limit := f.run / 10 * 21 / 20; spent > limit { // before re-pricing: ~230ms
-
-		t.Errorf("probes spent %v at the final factor, over %v", spent, limit)
+	// The fake target runs on wall time: when the machine stalls the test
+	// process (another VM's turn), its hits go on with no check to cut
+	// them, an overshoot no governor could prevent. A run in which a check
+	// came later than pollMax allows is not evidence either way.
+	const stall = pollMax + 10*time.Millisecond
+	for attempt := 1; ; attempt++ {
+		f := &fakeTarget{factor: 3, kernel: 0.1, run: 2 * time.Second}
+		g := f.start(t)
+		spent := time.Duration(float64(f.maps.total) * g.Factor() * float64(time.Millisecond))
+		t.Logf("%d hits at factor %.2f: %v of probe time in %v at a 10%% budget; longest attached without a check %v",
+			f.maps.total, g.Factor(), spent, f.run, f.maps.maxGap)
+		limit := f.run / 10 * 21 / 20 // before re-pricing: ~230ms
+		switch {
+		case spent <= limit:
+			return
+		case f.maps.maxGap > stall && attempt < 3:
+			continue
+		}
+		t.Fatalf("probes spent %v at the final factor, over %v", spent, limit)
 	}
 }
 
