@@ -807,7 +807,15 @@ func (a *analysis) shardBalance() {
 				report.Duration(busy.WaitNS), busy.Contentions, report.Duration(waitNS))
 		}
 		var advice string
-		if sh.HotKey != "" {
+		switch {
+		case len(m.HotKeys) == 0:
+			detail += "; its keys were not recorded, so a hot key cannot be told from an uneven hash"
+			advice = "trace it with --keys hash to tell whether one key or the shard hash makes that shard busy."
+		case !a.keysMeasured(m):
+			detail += fmt.Sprintf("; too few of its operations were probed (%d) to tell a hot key from an uneven hash",
+				report.Probed(keyOps(m), a.r.Overhead.MapSamplingFraction))
+			advice = "trace it for longer (--duration) to tell whether one key or the shard hash makes that shard busy."
+		case sh.HotKey != "":
 			count := uint64(0)
 			for _, k := range m.HotKeys {
 				if k.Key == sh.HotKey {
@@ -818,7 +826,7 @@ func (a *analysis) shardBalance() {
 				"not the hash, makes it hot", sh.HotKey, count)
 			advice = fmt.Sprintf("sharding cannot spread one key: take key %q out of the sharded map (its own atomic value or "+
 				"mutex, or its updates batched per goroutine and merged now and then), and the shards are even.", sh.HotKey)
-		} else {
+		default:
 			detail += "; no one key accounts for it, so the keys hash unevenly over the shards"
 			advice = "fix the shard hash: hash the whole key with a good hash (hash/maphash, or FNV-1a) and take it modulo the " +
 				"shard count; a hash of part of the key, or keys that differ only in bits the modulo drops, pile into few shards."

@@ -1399,7 +1399,8 @@ func TestRWMutexReadMostly(t *testing.T) {
 }
 
 // TestShardBalance: a sharded map with one busy shard is put down to its
-// hot key, or to the hash when no key explains it; an even one raises
+// hot key, or to the hash when no key explains it, or to neither where its
+// keys are too few probed or not recorded; an even one raises
 // nothing of its own, and the lock of one of its shards is not told to
 // shard again.
 func TestShardBalance(t *testing.T) {
@@ -1426,10 +1427,13 @@ func TestShardBalance(t *testing.T) {
 	}
 	label := "map[string]int sharded map (4 shards) from cmap.ConcurrentMap[...].Set"
 	mutexTitle := "lock in cmap.ConcurrentMap[...].Set: goroutines waited 2.00s for it in 10.0s"
+	noKeys := sharded("", 5000, 6000, 1000, 1000, 1000)
+	noKeys.HotKeys = nil
 	for _, tc := range []struct {
-		name string
-		m    report.Map
-		want []want
+		name     string
+		m        report.Map
+		fraction float64 // of the map operations probed, if not all
+		want     []want
 	}{
 		{
 			name: "a hot key makes one shard hot",
@@ -1452,6 +1456,28 @@ func TestShardBalance(t *testing.T) {
 			},
 		},
 		{
+			// 9 operations probed: the hot key is one record scaled up.
+			name:     "too few probed to tell",
+			m:        sharded("hot", 5000, 6000, 1000, 1000, 1000),
+			fraction: 0.001,
+			want: []want{
+				{report.SeverityWarning, mutexTitle, nil, nil, 2, false},
+				{report.SeverityWarning, label + ": one shard takes 67% of its operations (2.7× the mean shard)",
+					[]string{"too few of its operations were probed (9) to tell a hot key from an uneven hash", "!key \"hot\""},
+					[]string{"trace it for longer", "!take key", "!fix the shard hash"}, 2, false},
+				{report.SeverityInfo, "map counts are estimates: 0.1% of map operations were probed", nil, nil, 0, true},
+			},
+		},
+		{
+			name: "keys not recorded",
+			m:    noKeys,
+			want: []want{
+				{report.SeverityWarning, mutexTitle, nil, nil, 2, false},
+				{report.SeverityWarning, label + ": one shard takes 67% of its operations (2.7× the mean shard)",
+					[]string{"its keys were not recorded", "!hash unevenly"}, []string{"--keys hash", "!fix the shard hash"}, 2, false},
+			},
+		},
+		{
 			name: "must not fire: even shards",
 			m:    sharded("", 1000, 2600, 2500, 2400, 2500),
 			want: []want{
@@ -1464,6 +1490,9 @@ func TestShardBalance(t *testing.T) {
 			r.Target.CPUs = 2
 			r.Maps = []report.Map{tc.m}
 			r.Mutexes = []report.Mutex{shardMu}
+			if tc.fraction > 0 {
+				r.Overhead.MapSamplingFraction = tc.fraction
+			}
 			check(t, Analyze(r), tc.want)
 		})
 	}

@@ -133,19 +133,21 @@ func TestTextFewProbed(t *testing.T) {
 	for _, tc := range []struct {
 		fraction float64
 		want     string
+		hotShard bool // the busiest shard put down to the key
 	}{
-		{0.000887, "      keys: too few operations probed (1) to tell\n"},
-		{0.05, "      keys: 1 100%\n"},
+		{0.000887, "      keys: too few operations probed (1) to tell\n", false},
+		{0.05, "      keys: 1 100%\n", true},
 	} {
 		r := &Report{Overhead: Overhead{MapSamplingFraction: tc.fraction}, Maps: []Map{{
 			Address: "0xc000100000", KeyType: "uint32", Writes: 1128, HotKeys: []HotKey{{"1", 1128}},
+			Sharded: &Sharded{Shards: []Shard{{Address: "0x1", Ops: 1000}, {Address: "0x2", Ops: 128}}, Imbalance: 1.8, HotKey: "1"},
 		}}}
 		var b strings.Builder
 		if err := WriteText(&b, r); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(b.String(), tc.want) {
-			t.Errorf("fraction %v: want %q in:\n%s", tc.fraction, tc.want, b.String())
+		if !strings.Contains(b.String(), tc.want) || strings.Contains(b.String(), "hot key 1 makes it busy") != tc.hotShard {
+			t.Errorf("fraction %v: want %q, and the busiest shard's key named: %v, in:\n%s", tc.fraction, tc.want, tc.hotShard, b.String())
 		}
 	}
 }

@@ -337,7 +337,7 @@ func (t *text) maps(ms []Map, fraction float64) {
 			if sh.Shards[0].Mutex != "" {
 				line += fmt.Sprintf(", its mutex waited %s", Duration(sh.Shards[0].WaitNS))
 			}
-			if sh.HotKey != "" {
+			if sh.HotKey != "" && Probed(m.Reads+m.Writes+m.Deletes, fraction) >= FewProbed {
 				line += fmt.Sprintf("; hot key %s makes it busy", clip(sh.HotKey, 24))
 			}
 			wrap(b, line, "        ")
