@@ -243,17 +243,12 @@ func topMutexes(rs []*TraceResult, k int) []NatsMutex {
 	return out[:min(k, len(out))]
 }
 
-// waitSite is the first frame of a mutex's top waiter outside the sync
-// package, the runtime and internal/poll (a file's lock): the code that
-// asked for the lock.
+// waitSite is where a mutex's top waiter asked for the lock: the first
+// frame the report shows of its stack (report.UserFrames).
 func waitSite(m report.Mutex) string {
 	for _, w := range m.Waiters {
-		for _, f := range w.Stack {
-			fn := report.FrameFunc(f)
-			if strings.HasPrefix(fn, "sync.") || strings.HasPrefix(fn, "internal/sync.") || strings.HasPrefix(fn, "internal/poll.") || strings.HasPrefix(fn, "runtime.") {
-				continue
-			}
-			return f
+		if len(w.Stack) > 0 {
+			return report.UserFrames(w.Stack)[0]
 		}
 	}
 	return ""

@@ -1101,7 +1101,7 @@ func (g *Governor) estimate() (fraction float64, why string) {
 		scale = float64(g.windowHits) / float64(g.onHits)
 	}
 	if !g.samplesLost && g.onAll >= minOnSamples && g.onKernel < g.onAll && g.offAll > 0 {
-		onWork := float64(g.onCPU) * float64(g.onAll-g.onKernel) / float64(g.onAll)
+		userOn := float64(g.onAll-g.onKernel) / float64(g.onAll)
 		offWork := float64(g.offCPU) * float64(g.offAll-g.offKernel) / float64(g.offAll)
 		// Where the probes took most of the windows' CPU time, by the
 		// samples or by their hits' cost, the work in them is what is
@@ -1109,10 +1109,16 @@ func (g *Governor) estimate() (fraction float64, why string) {
 		// caches and TLB), or takes samples the trap delayed: the work
 		// seems more than it was, the share too, and the scaled counts
 		// are lower bounds; so they are where the target idled in them.
+		// A few hundred samples put that work within ±20%, which can
+		// outweigh the slowdown: it is read at the top of what they allow
+		// (the 95% Wilson interval's), so that the counts are lower
+		// bounds in all but a few runs in a hundred, not on average only.
 		if float64(g.onKernel) > probeDominated*float64(g.onAll) ||
 			float64(time.Duration(g.onHits)*g.mapCost()) > probeDominated*float64(g.onCPU-g.onFixed) || g.idledAttached() {
 			why = report.LowerBoundSlowed
+			userOn = 1 - wilsonLower(g.onKernel, g.onAll)
 		}
+		onWork := float64(g.onCPU) * userOn
 		return min(1, scale*onWork/(onWork+offWork)), why
 	}
 	cost := g.mapCost()

@@ -505,8 +505,8 @@ func TestSyncMapSampled(t *testing.T) {
 				t.Fatalf("main.syncWorkMap not seen: %+v", r.Maps)
 			}
 			f := r.Overhead.MapSamplingFraction
-			t.Logf("sampling fraction %.3f (lower bound %v, overhead ratio %.3f): %d reads (true %d), %d writes (true %d), hot keys %v (true user:hot×%d)",
-				f, r.Overhead.MapCountsLowerBound, r.Overhead.Ratio, m.Reads, loads, m.Writes, stores, m.HotKeys, hot)
+			t.Logf("sampling fraction %.3f (lower bound %v %q, overhead ratio %.3f): %d reads (true %d), %d writes (true %d), hot keys %v (true user:hot×%d)",
+				f, r.Overhead.MapCountsLowerBound, r.Overhead.MapCountsLowerBoundWhy, r.Overhead.Ratio, m.Reads, loads, m.Writes, stores, m.HotKeys, hot)
 			if f <= 0 || f >= 0.95 {
 				t.Errorf("sampling fraction %v: want duty-cycled probes", f)
 			}
