@@ -280,7 +280,7 @@ func (a *analysis) races() {
 		if len(sides) == 0 {
 			sides = []string{"two goroutines"}
 		}
-		detail := fmt.Sprintf("%s used it at the same time (%s, seen %d %s)", strings.Join(sides, " and "), rc.Kind, rc.Count, plural(rc.Count, "time", "times"))
+		detail := fmt.Sprintf("%s used it at the same time (%s, seen %s)", strings.Join(sides, " and "), rc.Kind, report.Times(rc.Count))
 		if a.r.TargetCrash != "panic" && report.FatalRaceKind(a.r.TargetError) == rc.Kind {
 			detail += "; the runtime killed the process for it"
 		} else {
@@ -1299,11 +1299,4 @@ func holderText(hs []report.Holder, n int) string {
 		parts = append(parts, fmt.Sprintf("%s (%d×)", report.ShortFrame(f), count[f]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func plural(n uint64, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

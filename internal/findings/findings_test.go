@@ -204,7 +204,7 @@ func TestAnalyze(t *testing.T) {
 			},
 			want: []want{
 				{report.SeverityCritical, "concurrent map access (read/write) on map 0xc000200000",
-					[]string{"goroutine 7 (read at main.price (x.go:1))", "a write not seen (the map probes were off)", "seen 1 time)",
+					[]string{"goroutine 7 (read at main.price (x.go:1))", "a write not seen (the map probes were off)", "seen once)",
 						`"fatal error: concurrent map ...`, "The map had 50000 reads, 100 writes"},
 					[]string{"sync.RWMutex", "read 500× as often as written", "sync.Map"}, 0, false},
 			},

@@ -274,11 +274,7 @@ func (t *text) races(rs []Race) {
 		if label == "" {
 			label = "map " + r.Map
 		}
-		seen := fmt.Sprintf("%d times", r.Count)
-		if r.Count == 1 {
-			seen = "once"
-		}
-		fmt.Fprintf(b, "  %s on %s, seen %s\n", r.Kind, clip(label, textWidth-40), seen)
+		fmt.Fprintf(b, "  %s on %s, seen %s\n", r.Kind, clip(label, textWidth-40), Times(r.Count))
 		for _, s := range r.Sides {
 			if s.Goid == 0 && len(s.Stack) == 0 {
 				fmt.Fprintf(b, "    the other side: a %s not seen (the map probes were off)\n", s.Op)
@@ -467,6 +463,14 @@ func lockWrapper(fn string) bool {
 		return true
 	}
 	return false
+}
+
+// Times says how often something was seen: "once", or "N times".
+func Times(n uint64) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 // FrameFunc is the function of a "function (file:line)" frame.
