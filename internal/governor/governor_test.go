@@ -231,6 +231,9 @@ func (f *fakeGroup) group() *Group {
 			f.attaches++
 			f.mu.Unlock()
 			time.Sleep(f.link)
+			f.mu.Lock()
+			f.read = time.Now() // the attach's own time is no gap
+			f.mu.Unlock()
 			return nil
 		},
 		Detach: func() {
@@ -260,6 +263,18 @@ func (f *fakeGroup) group() *Group {
 			return f.recorded + f.currentRecorded()
 		},
 	}
+}
+
+// reset forgets a run, the burst moved by shift to keep its place in the
+// next.
+func (f *fakeGroup) reset(shift time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.burst.IsZero() {
+		f.burst = f.burst.Add(shift)
+	}
+	f.attached, f.since, f.closing, f.read = false, time.Time{}, time.Time{}, time.Time{}
+	f.recorded, f.total, f.attaches, f.on, f.maxGap = 0, 0, 0, 0, 0
 }
 
 func (f *fakeGroup) isAttached() bool {
@@ -320,27 +335,49 @@ func (f *fakeTarget) start(t *testing.T) *Governor {
 	return f.startWith(t, f.config())
 }
 
-// startWith is start with cfg, f.config() changed.
+// startWith is start with cfg, f.config() changed. The fake target runs
+// on wall time: where the machine stalled the test process (another VM's
+// turn) while probes were attached, its hits went on with no check to cut
+// them, an overshoot no governor could prevent, and the run is no evidence
+// either way: it is run again, up to twice.
 func (f *fakeTarget) startWith(t *testing.T, cfg Config) *Governor {
 	t.Helper()
-	f.t0 = time.Now()
-	g := New(cfg)
-	if err := g.Begin(); err != nil {
-		t.Fatal(err)
-	}
 	if f.run == 0 {
 		f.run = time.Second
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.run)
-	defer cancel()
-	if err := g.Run(ctx); err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		f.t0 = time.Now()
+		g := New(cfg)
+		if err := g.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), f.run)
+		err := g.Run(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.maps.isAttached() || f.mutex != nil && f.mutex.isAttached() {
+			t.Error("probes left attached")
+		}
+		gap, most := f.maps.maxGap, pollMax
+		if f.mutex != nil && f.mutex.maxGap-pollMutex > gap-most {
+			gap, most = f.mutex.maxGap, pollMutex
+		}
+		if gap <= most+stallSlack || attempt == 3 {
+			return g
+		}
+		t.Logf("run %d: probes attached %v without a check: the machine stalled the test; running again", attempt, gap)
+		f.maps.reset(time.Since(f.t0))
+		if f.mutex != nil {
+			f.mutex.reset(time.Since(f.t0))
+		}
 	}
-	if f.maps.isAttached() || f.mutex != nil && f.mutex.isAttached() {
-		t.Error("probes left attached")
-	}
-	return g
 }
+
+// stallSlack is how late past its longest interval a check may come before
+// the run counts as stalled.
+const stallSlack = 10 * time.Millisecond
 
 // TestRunCycles: each window must end once it has spent its allowance, hits
 // while the probes attach and detach included, and the probes must end
@@ -645,25 +682,12 @@ func TestFactor(t *testing.T) {
 // and repaid, so that the probes' time over the trace, at the factor it
 // ends with (the report's estimate), stays near the budget.
 func TestFactorRepricesPast(t *testing.T) {
-	// The fake target runs on wall time: when the machine stalls the test
-	// process (another VM's turn), its hits go on with no check to cut
-	// them, an overshoot no governor could prevent. A run in which a check
-	// came later than pollMax allows is not evidence either way.
-	const stall = pollMax + 10*time.Millisecond
-	for attempt := 1; ; attempt++ {
-		f := &fakeTarget{factor: 3, kernel: 0.1, run: 2 * time.Second}
-		g := f.start(t)
-		spent := time.Duration(float64(f.maps.total) * g.Factor() * float64(time.Millisecond))
-		t.Logf("%d hits at factor %.2f: %v of probe time in %v at a 10%% budget; longest attached without a check %v",
-			f.maps.total, g.Factor(), spent, f.run, f.maps.maxGap)
-		limit := f.run / 10 * 21 / 20 // before re-pricing: ~230ms
-		switch {
-		case spent <= limit:
-			return
-		case f.maps.maxGap > stall && attempt < 3:
-			continue
-		}
-		t.Fatalf("probes spent %v at the final factor, over %v", spent, limit)
+	f := &fakeTarget{factor: 3, kernel: 0.1, run: 2 * time.Second}
+	g := f.start(t)
+	spent := time.Duration(float64(f.maps.total) * g.Factor() * float64(time.Millisecond))
+	t.Logf("%d hits at factor %.2f: %v of probe time in %v at a 10%% budget", f.maps.total, g.Factor(), spent, f.run)
+	if limit := f.run / 10 * 21 / 20; spent > limit { // before re-pricing: ~230ms
+		t.Errorf("probes spent %v at the final factor, over %v", spent, limit)
 	}
 }
 
