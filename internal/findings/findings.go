@@ -813,7 +813,7 @@ func (a *analysis) shardBalance() {
 			advice = "trace it with --keys hash to tell whether one key or the shard hash makes that shard busy."
 		case !a.keysMeasured(m):
 			detail += fmt.Sprintf("; too few of its operations were probed (%d) to tell a hot key from an uneven hash",
-				report.Probed(keyOps(m), a.r.Overhead.MapSamplingFraction))
+				report.Probed(m.KeyedOps(), a.r.Overhead.MapSamplingFraction))
 			advice = "trace it for longer (--duration) to tell whether one key or the shard hash makes that shard busy."
 		case sh.HotKey != "":
 			count := uint64(0)
@@ -940,8 +940,8 @@ func (a *analysis) hotKeys() {
 			continue
 		}
 		title := fmt.Sprintf("hot key %q in %s, used under contended %s: %.0f%% of %d keyed operations", k.Key, mapLabel(m),
-			mutexLabel(*mu), 100*sh, keyOps(m))
-		detail := fmt.Sprintf("key %q was used %d times out of %d", k.Key, k.Count, keyOps(m))
+			mutexLabel(*mu), 100*sh, m.KeyedOps())
+		detail := fmt.Sprintf("key %q was used %d times out of %d", k.Key, k.Count, m.KeyedOps())
 		if len(m.Sites) > 0 {
 			s := m.Sites[0]
 			if f := topUser(s.Stack); f != "" {
@@ -1160,17 +1160,7 @@ func (a *analysis) isRWMutex(addr string) bool {
 // keysMeasured says whether a map's keys were used enough to tell a hot one:
 // hotKeyMinOps operations, of which report.FewProbed probed.
 func (a *analysis) keysMeasured(m report.Map) bool {
-	return keyOps(m) >= hotKeyMinOps && report.Probed(keyOps(m), a.r.Overhead.MapSamplingFraction) >= report.FewProbed
-}
-
-// keyOps is the map's keyed operations: the hot keys, the rest folded
-// into "other".
-func keyOps(m report.Map) uint64 {
-	var n uint64
-	for _, k := range m.HotKeys {
-		n += k.Count
-	}
-	return n
+	return m.KeyedOps() >= hotKeyMinOps && report.Probed(m.KeyedOps(), a.r.Overhead.MapSamplingFraction) >= report.FewProbed
 }
 
 // manyKeys says whether a map was used with more than a couple of keys: in
@@ -1205,7 +1195,7 @@ func topKey(m report.Map) (report.HotKey, float64, bool) {
 	if !found {
 		return best, 0, false
 	}
-	return best, share(best.Count, keyOps(m)), true
+	return best, share(best.Count, m.KeyedOps()), true
 }
 
 // mapFuncs are the functions of m's sites with op.

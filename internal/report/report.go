@@ -481,6 +481,16 @@ func (m Map) ID() string {
 	return m.Address
 }
 
+// KeyedOps is the map's keyed operations: its hot keys' counts, the rest
+// folded into "other".
+func (m Map) KeyedOps() uint64 {
+	var n uint64
+	for _, k := range m.HotKeys {
+		n += k.Count
+	}
+	return n
+}
+
 // Label names a row for a person: the variable, or "TYPE maps from FUNC".
 func (m Map) Label() string {
 	switch {

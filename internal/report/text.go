@@ -333,12 +333,12 @@ func (t *text) maps(ms []Map, fraction float64) {
 			if sh.Shards[0].Mutex != "" {
 				line += fmt.Sprintf(", its mutex waited %s", Duration(sh.Shards[0].WaitNS))
 			}
-			if sh.HotKey != "" && Probed(m.Reads+m.Writes+m.Deletes, fraction) >= FewProbed {
+			if sh.HotKey != "" && Probed(m.KeyedOps(), fraction) >= FewProbed {
 				line += fmt.Sprintf("; hot key %s makes it busy", clip(sh.HotKey, 24))
 			}
 			wrap(b, line, "        ")
 		}
-		if n := Probed(m.Reads+m.Writes+m.Deletes, fraction); len(m.HotKeys) > 0 && n < FewProbed {
+		if n := Probed(m.KeyedOps(), fraction); len(m.HotKeys) > 0 && n < FewProbed {
 			fmt.Fprintf(b, "      keys: too few operations probed (%d) to tell\n", n)
 		} else if len(m.HotKeys) > 0 {
 			// A key under 5% of the operations is not hot: a map of
