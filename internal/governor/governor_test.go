@@ -360,11 +360,11 @@ func (f *fakeTarget) startWith(t *testing.T, cfg Config) *Governor {
 		if f.maps.isAttached() || f.mutex != nil && f.mutex.isAttached() {
 			t.Error("probes left attached")
 		}
-		gap, most := f.maps.maxGap, pollMax
-		if f.mutex != nil && f.mutex.maxGap-pollMutex > gap-most {
-			gap, most = f.mutex.maxGap, pollMutex
+		gap, most := f.maps.maxGap, mapsStall
+		if f.mutex != nil && f.mutex.maxGap-mutexStall > gap-most {
+			gap, most = f.mutex.maxGap, mutexStall
 		}
-		if gap <= most+stallSlack || attempt == 3 {
+		if gap <= most || attempt == 3 {
 			return g
 		}
 		t.Logf("run %d: probes attached %v without a check: the machine stalled the test; running again", attempt, gap)
@@ -375,9 +375,14 @@ func (f *fakeTarget) startWith(t *testing.T, cfg Config) *Governor {
 	}
 }
 
-// stallSlack is how late past its longest interval a check may come before
-// the run counts as stalled.
-const stallSlack = 10 * time.Millisecond
+// A run counts as stalled where the map probes stayed attached this long
+// without a check (their checks come at most pollMax apart), or the mutex
+// probes this long (pollMutex apart while alone, and up to a few tens of
+// ms more across a period's end).
+const (
+	mapsStall  = pollMax + 10*time.Millisecond
+	mutexStall = pollMutex + 50*time.Millisecond
+)
 
 // TestRunCycles: each window must end once it has spent its allowance, hits
 // while the probes attach and detach included, and the probes must end
@@ -489,16 +494,19 @@ func TestGroupCost(t *testing.T) {
 // attached while it holds them.
 func TestRunMutexFirst(t *testing.T) {
 	// They take 5% of the CPU (a 1ms hit every 20ms): of the 20ms a period
-	// allows, ~10ms is theirs, so the map windows after the first (which
-	// leaves them half, not knowing their cost yet) get about 7 hits (10%
-	// of the 85% left, less 10).
+	// allows, ~10ms is theirs, so the map probes get about 7 hits a period
+	// after the first (which leaves them half, not knowing their cost yet):
+	// 10% of the 85% left, less 10. A window whose first check came late
+	// has edges too large for the next period's 7 (windowFits): that
+	// period saves its allowance for the one after, so there may be a
+	// window fewer, twice as long.
 	f := &fakeTarget{mutex: &fakeGroup{every: 20 * time.Millisecond}}
 	g := f.start(t)
-	if f.maps.attaches < 4 {
+	if f.maps.attaches < 3 {
 		t.Errorf("%d windows in 1s of 200ms periods", f.maps.attaches)
 	}
-	if later := (f.maps.total - 10) / uint64(f.maps.attaches-1); later < 4 || later > 11 {
-		t.Errorf("%d hits in all, %d windows: %d a window after the first, want about 7", f.maps.total, f.maps.attaches, later)
+	if later := (f.maps.total - 10) / 4; later < 4 || later > 11 {
+		t.Errorf("%d hits in all, %d windows: %d a period after the first, want about 7", f.maps.total, f.maps.attaches, later)
 	}
 	if f.mutex.attaches != 1 || g.MutexScaled() || g.MutexShare(0) != 1 {
 		t.Errorf("mutex probes within the budget: attached %d times, scaled %v, share %v; want 1, false, 1",
@@ -516,7 +524,8 @@ func TestRunMutexDutyCycled(t *testing.T) {
 	// 20% of the CPU, twice the budget: each 200ms period allows 20ms
 	// (18ms once the probes' own share is taken out of the rate), 13 hits
 	// of theirs, which they spend in ~70ms; the map probes' 4–5 hits a
-	// period take a few ms more.
+	// period take a few ms more. As in TestRunMutexFirst, a window whose
+	// first check came late may leave the next period without one.
 	f := &fakeTarget{mutex: &fakeGroup{every: 5 * time.Millisecond}, run: 1200 * time.Millisecond}
 	cfg := f.config()
 	overlaps := 0
@@ -528,8 +537,8 @@ func TestRunMutexDutyCycled(t *testing.T) {
 		return attach()
 	}
 	g := f.startWith(t, cfg)
-	if f.maps.attaches < 4 || overlaps > 1 {
-		t.Errorf("%d map windows in 6 periods with the mutex probes over the budget, %d opened with them attached; want one a period, only Begin's with them",
+	if f.maps.attaches < 3 || overlaps > 1 {
+		t.Errorf("%d map windows in 6 periods with the mutex probes over the budget, %d opened with them attached; want about one a period, only Begin's with them",
 			f.maps.attaches, overlaps)
 	}
 	if f.mutex.attaches < 4 {
