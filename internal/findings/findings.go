@@ -813,7 +813,7 @@ func (a *analysis) shardBalance() {
 			advice = "trace it with --keys hash to tell whether one key or the shard hash makes that shard busy."
 		case !a.keysMeasured(m):
 			detail += fmt.Sprintf("; too few of its operations were probed (%d) to tell a hot key from an uneven hash",
-				report.Probed(m.KeyedOps(), a.r.Overhead.MapSamplingFraction))
+				m.KeysProbed(a.r.Overhead.MapSamplingFraction))
 			advice = "trace it for longer (--duration) to tell whether one key or the shard hash makes that shard busy."
 		case sh.HotKey != "":
 			count := uint64(0)
@@ -1160,7 +1160,7 @@ func (a *analysis) isRWMutex(addr string) bool {
 // keysMeasured says whether a map's keys were used enough to tell a hot one:
 // hotKeyMinOps operations, of which report.FewProbed probed.
 func (a *analysis) keysMeasured(m report.Map) bool {
-	return m.KeyedOps() >= hotKeyMinOps && report.Probed(m.KeyedOps(), a.r.Overhead.MapSamplingFraction) >= report.FewProbed
+	return m.KeyedOps() >= hotKeyMinOps && m.KeysProbed(a.r.Overhead.MapSamplingFraction) >= report.FewProbed
 }
 
 // manyKeys says whether a map was used with more than a couple of keys: in

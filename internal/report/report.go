@@ -491,6 +491,13 @@ func (m Map) KeyedOps() uint64 {
 	return n
 }
 
+// KeysProbed is how many of the map's keyed operations were probed, where
+// its counts were scaled up from those probed at fraction: fewer than
+// FewProbed tell no key apart.
+func (m Map) KeysProbed(fraction float64) uint64 {
+	return Probed(m.KeyedOps(), fraction)
+}
+
 // Label names a row for a person: the variable, or "TYPE maps from FUNC".
 func (m Map) Label() string {
 	switch {

@@ -328,18 +328,19 @@ func (t *text) maps(ms []Map, fraction float64) {
 		if sn := m.Snapshots; sn != nil {
 			fmt.Fprintf(b, "      copy-on-write snapshots: %s published, %s entries copied\n", Count(sn.Published), Count(sn.Entries))
 		}
+		probed := m.KeysProbed(fraction)
 		if sh := m.Sharded; sh != nil && len(sh.Shards) > 0 {
 			line := fmt.Sprintf("      shards: busiest %s with %s ops, %.1f× the mean", sh.Shards[0].Address, Count(sh.Shards[0].Ops), sh.Imbalance)
 			if sh.Shards[0].Mutex != "" {
 				line += fmt.Sprintf(", its mutex waited %s", Duration(sh.Shards[0].WaitNS))
 			}
-			if sh.HotKey != "" && Probed(m.KeyedOps(), fraction) >= FewProbed {
+			if sh.HotKey != "" && probed >= FewProbed {
 				line += fmt.Sprintf("; hot key %s makes it busy", clip(sh.HotKey, 24))
 			}
 			wrap(b, line, "        ")
 		}
-		if n := Probed(m.KeyedOps(), fraction); len(m.HotKeys) > 0 && n < FewProbed {
-			fmt.Fprintf(b, "      keys: too few operations probed (%d) to tell\n", n)
+		if len(m.HotKeys) > 0 && probed < FewProbed {
+			fmt.Fprintf(b, "      keys: too few operations probed (%d) to tell\n", probed)
 		} else if len(m.HotKeys) > 0 {
 			// A key under 5% of the operations is not hot: a map of
 			// one-off keys (IDs, hashes) has none, nor one of a hundred
